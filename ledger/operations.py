@@ -1,0 +1,254 @@
+"""The named operations of the ledger: each turns an order into postings and says who signs.
+
+An operation is a small table entry: the fields its order carries, who may sign it, which
+earlier transfer it may reference, and a function that builds the postings. Every plan must
+sum to zero per currency and keep the backing invariant; `posting.py` checks both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ledger import orders
+from ledger.chart import EUR, Chart, Kind, kind_of, office_cash
+from ledger.errors import InvalidOrder, InvalidReference
+from ledger.orders import Order
+
+TREASURER = "role:treasurer"
+NODE = "node"
+
+
+@dataclass(frozen=True)
+class Original:
+    """A transfer referenced by a new order (refunded, paid out, corrected): its fixed facts."""
+
+    id: int
+    kind: str
+    initiator: str
+    fields: Mapping[str, Any]
+    postings: Mapping[str, int]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What an order does: its postings, and what it claims on a referenced transfer."""
+
+    postings: dict[str, int]
+    ref: int | None = None
+    refund: int = 0  # cents given back against `ref` (partial refunds add up)...
+    refund_limit: int = 0  # ...to at most this: the amount of the original payment
+    settles: bool = False  # at most one payout or correction per referenced transfer
+
+
+@dataclass(frozen=True)
+class Context:
+    chart: Chart
+    max_amount: int
+    original: Original | None = None
+
+
+@dataclass(frozen=True)
+class Operation:
+    kind: str
+    fields: frozenset[str]
+    signers: Callable[[Order], frozenset[str]]
+    plan: Callable[[Order, Context], Plan]
+    references: frozenset[str] = frozenset()  # kinds of transfer it may reference
+
+
+def _member(order: Order, name: str) -> str:
+    code = orders.account(order.fields, name)
+    if kind_of(code) is not Kind.MEMBER:
+        raise InvalidOrder(name, "must be a member's account")
+    return code
+
+
+def _local_amount(order: Order, ctx: Context) -> int:
+    if order.get("currency") != ctx.chart.local:
+        raise InvalidOrder("currency", f"must be {ctx.chart.local}")
+    return orders.amount(order.fields, maximum=ctx.max_amount)
+
+
+def _legs(pairs: Mapping[str, int]) -> dict[str, int]:
+    """Postings without zero legs (a zero fee posts nothing)."""
+    return {code: amount for code, amount in pairs.items() if amount != 0}
+
+
+def _debtor(order: Order) -> frozenset[str]:
+    # A member's account is debited only with a key registered to that member.
+    value = order.get("from")
+    return frozenset({value}) if isinstance(value, str) else frozenset()
+
+
+def _payment(order: Order, ctx: Context) -> Plan:
+    payer, payee = _member(order, "from"), _member(order, "to")
+    if payer == payee:
+        raise InvalidOrder("to", "a member cannot pay their own account")
+    cents = _local_amount(order, ctx)
+    return Plan({payer: -cents, payee: cents})
+
+
+def _refund(order: Order, ctx: Context) -> Plan:
+    plan = _payment(order, ctx)
+    original = _original(ctx)
+    if original.fields.get("to") != order["from"] or original.fields.get("from") != order["to"]:
+        raise InvalidReference(
+            "a refund goes from the payee of the original payment back to its payer",
+            ref=original.id,
+        )
+    return Plan(plan.postings, ref=original.id, refund=plan.postings[order["to"]],
+                refund_limit=original.postings[order["from"]])
+
+
+_TOPUP_SOURCES = {"card": "clearing:stripe", "bank": "reserve:digital"}
+
+
+def _topup_source(order: Order) -> str:
+    source = orders.text(order.fields, "source", max_length=60)
+    if source in _TOPUP_SOURCES:
+        return _TOPUP_SOURCES[source]
+    office = source.removeprefix("office:")
+    if source.startswith("office:") and kind_of(office_cash(office)) is Kind.OFFICE_CASH:
+        return office_cash(office)
+    raise InvalidOrder("source", "must be card, bank or office:<id>")
+
+
+def _topup_signers(order: Order) -> frozenset[str]:
+    try:
+        source = _topup_source(order)
+    except InvalidOrder:
+        return frozenset()
+    if source == "clearing:stripe":
+        return frozenset({NODE})  # only the verified card-payment rule credits card top-ups
+    if source == "reserve:digital":
+        return frozenset({TREASURER})
+    return frozenset({"role:" + source.removesuffix(":cash")})
+
+
+def _topup(order: Order, ctx: Context) -> Plan:
+    member = _member(order, "to")
+    cents = _local_amount(order, ctx)
+    orders.text(order.fields, "ext", max_length=128, required=False)
+    # Units are created only as euros arrive in a backing account, cent for cent.
+    return Plan({
+        "issuance:digital": -cents, member: cents,
+        "external:eur": -cents, _topup_source(order): cents,
+    })
+
+
+def _redemption(order: Order, ctx: Context) -> Plan:
+    member = _member(order, "from")
+    cents = _local_amount(order, ctx)
+    fee = orders.integer(order.fields, "fee", minimum=0, maximum=cents - 1)
+    net = cents - fee
+    return Plan(_legs({
+        member: -cents, "association:fees": fee, "issuance:digital": net,
+        "reserve:digital": -net, "payouts:pending": net,
+    }))
+
+
+def _payout(order: Order, ctx: Context) -> Plan:
+    original = _original(ctx)
+    net = original.postings["payouts:pending"]
+    if orders.amount(order.fields, maximum=ctx.max_amount) != net:
+        raise InvalidOrder("amount", f"must be the redemption's net amount, {net}")
+    orders.text(order.fields, "bank_ref", max_length=128)
+    return Plan({"payouts:pending": -net, "external:eur": net}, ref=original.id, settles=True)
+
+
+def _deposit_office(order: Order) -> str:
+    office = orders.text(order.fields, "office", max_length=48)
+    code = office_cash(office)
+    if kind_of(code) is not Kind.OFFICE_CASH:
+        raise InvalidOrder("office", "is not an exchange office id")
+    return code
+
+
+def _cash_deposit(order: Order, ctx: Context) -> Plan:
+    till = _deposit_office(order)
+    bank = order.get("to")
+    if bank not in ("reserve:digital", "reserve:paper"):
+        raise InvalidOrder("to", "must be reserve:digital or reserve:paper")
+    cents = orders.amount(order.fields, maximum=ctx.max_amount)
+    return Plan({till: -cents, bank: cents})
+
+
+def _cash_deposit_signers(order: Order) -> frozenset[str]:
+    try:
+        till = _deposit_office(order)
+    except InvalidOrder:
+        return frozenset({TREASURER})
+    return frozenset({TREASURER, "role:" + till.removesuffix(":cash")})
+
+
+def _settlement(order: Order, ctx: Context) -> Plan:
+    cents = orders.amount(order.fields, maximum=ctx.max_amount)
+    orders.text(order.fields, "ext", max_length=128, required=False)
+    # Stripe pays card top-ups out to the association's bank account.
+    return Plan({"clearing:stripe": -cents, "reserve:digital": cents})
+
+
+def _correction(order: Order, ctx: Context) -> Plan:
+    original = _original(ctx)
+    orders.text(order.fields, "memo", max_length=orders.MAX_MEMO)  # a correction says why
+    return Plan({code: -amount for code, amount in original.postings.items()},
+                ref=original.id, settles=True)
+
+
+def _original(ctx: Context) -> Original:
+    if ctx.original is None:  # posting.py loads it for every operation with references
+        raise InvalidOrder("ref", "is missing")
+    return ctx.original
+
+
+def _treasurer(order: Order) -> frozenset[str]:
+    return frozenset({TREASURER})
+
+
+OPERATIONS: dict[str, Operation] = {
+    op.kind: op
+    for op in (
+        Operation("payment", frozenset({"from", "to", "amount", "currency"}), _debtor, _payment),
+        Operation("refund", frozenset({"from", "to", "amount", "currency", "ref"}), _debtor,
+                  _refund, references=frozenset({"payment"})),
+        Operation("topup", frozenset({"to", "amount", "currency", "source", "ext"}),
+                  _topup_signers, _topup),
+        Operation("redemption", frozenset({"from", "amount", "fee", "currency"}), _debtor,
+                  _redemption),
+        Operation("payout", frozenset({"ref", "amount", "bank_ref"}), _treasurer, _payout,
+                  references=frozenset({"redemption"})),
+        Operation("cash_deposit", frozenset({"office", "amount", "to"}), _cash_deposit_signers,
+                  _cash_deposit),
+        Operation("settlement", frozenset({"amount", "ext"}),
+                  lambda order: frozenset({TREASURER, NODE}), _settlement),
+        Operation("correction", frozenset({"ref"}), _treasurer, _correction,
+                  references=frozenset({"payment", "refund", "topup", "redemption", "payout",
+                                        "cash_deposit", "settlement"})),
+    )
+}
+
+
+def operation(order: Order) -> Operation:
+    """The operation an order names, after checking it carries only that operation's fields."""
+    op = OPERATIONS.get(order.kind)
+    if op is None:
+        raise InvalidOrder("kind", f"must be one of {', '.join(sorted(OPERATIONS))}")
+    orders.only_fields(order, op.fields)
+    if op.references:
+        orders.transfer_ref(order.fields)
+    return op
+
+
+def currencies(chart: Chart, postings: Mapping[str, int]) -> dict[str, int]:
+    """Sum of postings per currency: every plan must give zero for each."""
+    sums: dict[str, int] = {}
+    for code, amount in postings.items():
+        currency = chart.currency_of(code)
+        sums[currency] = sums.get(currency, 0) + amount
+    return sums
+
+
+__all__ = ["EUR", "NODE", "OPERATIONS", "TREASURER", "Context", "Operation", "Original", "Plan",
+           "currencies", "operation"]

@@ -1,0 +1,290 @@
+"""Posting a batch of checked orders in one database transaction.
+
+The contract, after TigerBeetle: each order in a batch succeeds or fails on its own, in
+order, as if posted one after the other; a batch is one commit, so many payers share one
+fsync (group commit). Within the transaction the accounts touched are locked in id order
+(PostgreSQL) or the whole database is (SQLite, BEGIN IMMEDIATE), balances are read under
+that lock, and every order is checked against the running balances before anything is
+written. The database re-checks what it can (CHECK no overdraft, zero-sum and backing
+triggers, unique client ids and nonces).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection
+
+from ledger import repository as repo
+from ledger.chart import Chart, backing_delta
+from ledger.errors import (
+    BackingViolation,
+    IdempotencyConflict,
+    InsufficientFunds,
+    InvalidReference,
+    LedgerError,
+    OrderExpired,
+    ReplayedNonce,
+    RevokedKey,
+    UnknownAccount,
+    UnknownTransfer,
+)
+from ledger.operations import Context, Operation, Original, Plan, currencies
+from ledger.orders import Order
+from ledger.repository import AccountRef, Dependents
+
+
+@dataclass(frozen=True, slots=True)
+class Checked:
+    """An order whose signature was verified with the key it names, owned by `signer`."""
+
+    order: Order
+    op: Operation
+    signer: str
+
+
+@dataclass(frozen=True, slots=True)
+class Posted:
+    """An accepted transfer. `replayed` is True when the same order had been posted before."""
+
+    transfer_id: int
+    kind: str
+    postings: dict[str, int]
+    created_ms: int
+    replayed: bool = False
+
+
+Outcome = Posted | LedgerError
+
+
+@dataclass
+class Batch:
+    """Everything one batch needs besides the connection."""
+
+    chart: Chart
+    max_amount: int
+    now_ms: int
+    accounts: dict[str, AccountRef]  # cache shared across batches: accounts never change
+    # Replays are rare: a batch first relies on the unique keys to catch a reused client id
+    # or nonce (one query less per batch), and is re-run carefully if they fire.
+    careful: bool = False
+    outcomes: list[Outcome | None] = field(default_factory=list)
+
+
+def post_batch(conn: Connection, items: Sequence[Checked], batch: Batch) -> list[Outcome]:
+    """Post `items` inside the caller's transaction; return one outcome per item."""
+    batch.outcomes = [None] * len(items)
+    _refuse_expired(items, batch)
+    if batch.careful:
+        _replays(conn, items, batch)
+    _revoked_and_reused(conn, items, batch)
+    plans = _plans(conn, items, batch)
+    accepted = _apply(conn, items, plans, batch)
+    _write(conn, items, plans, accepted, batch)
+    return [o if o is not None else LedgerError("not posted") for o in batch.outcomes]
+
+
+def _live(batch: Batch) -> list[int]:
+    return [i for i, outcome in enumerate(batch.outcomes) if outcome is None]
+
+
+def _refuse_expired(items: Sequence[Checked], batch: Batch) -> None:
+    for i, item in enumerate(items):
+        if item.order.expires * 1000 < batch.now_ms:
+            batch.outcomes[i] = OrderExpired("this order has expired; sign a new one",
+                                             expires=item.order.expires)
+
+
+def _replays(conn: Connection, items: Sequence[Checked], batch: Batch) -> None:
+    """Same client id + same order -> the first result; + another order -> a conflict."""
+    live = _live(batch)
+    found = repo.transfers_by_client_id(
+        conn, {(items[i].signer, items[i].order.client_id) for i in live})
+    if not found:
+        return
+    legs = repo.postings_of(conn, [t.id for t in found.values()])
+    for i in live:
+        stored = found.get((items[i].signer, items[i].order.client_id))
+        if stored is None:
+            continue
+        if stored.order_json.encode() == items[i].order.canonical:
+            batch.outcomes[i] = Posted(stored.id, stored.kind, legs[stored.id],
+                                       stored.created_ms, replayed=True)
+        else:
+            batch.outcomes[i] = IdempotencyConflict(
+                "this client id was already used for a different order",
+                client_id=items[i].order.client_id, transfer_id=stored.id)
+
+
+def _revoked_and_reused(conn: Connection, items: Sequence[Checked], batch: Batch) -> None:
+    live = _live(batch)
+    revoked = repo.revoked_keys(conn, {items[i].order.key_id for i in live})
+    used = (repo.used_nonces(conn, {(items[i].order.key_id, items[i].order.nonce) for i in live})
+            if batch.careful else set())
+    for i in live:
+        order = items[i].order
+        if order.key_id in revoked:
+            batch.outcomes[i] = RevokedKey("the key that signed this order is revoked",
+                                           key=order.key_id)
+        elif (order.key_id, order.nonce) in used:
+            batch.outcomes[i] = ReplayedNonce("this order's nonce was already used",
+                                              nonce=order.nonce)
+
+
+def _plans(conn: Connection, items: Sequence[Checked], batch: Batch) -> dict[int, Plan]:
+    live = _live(batch)
+    originals = _originals(conn, {items[i].order["ref"] for i in live if items[i].op.references})
+    plans: dict[int, Plan] = {}
+    for i in live:
+        try:
+            plans[i] = _plan(items[i], originals, batch)
+        except LedgerError as exc:
+            batch.outcomes[i] = exc
+    _resolve_accounts(conn, {code for p in plans.values() for code in p.postings}, batch)
+    for i, plan in list(plans.items()):
+        missing = [code for code in plan.postings if code not in batch.accounts]
+        if missing:
+            batch.outcomes[i] = UnknownAccount(f"no account {missing[0]!r}", account=missing[0])
+            del plans[i]
+    return plans
+
+
+def _plan(item: Checked, originals: dict[int, Original], batch: Batch) -> Plan:
+    original = None
+    if item.op.references:
+        ref = item.order["ref"]
+        original = originals.get(ref)
+        if original is None:
+            raise UnknownTransfer(f"no transfer {ref}", ref=ref)
+        if original.kind not in item.op.references:
+            raise InvalidReference(f"a {item.op.kind} cannot refer to a {original.kind}",
+                                   ref=ref)
+    plan = item.op.plan(item.order, Context(batch.chart, batch.max_amount, original))
+    if any(currencies(batch.chart, plan.postings).values()):
+        raise AssertionError(f"{item.op.kind} built unbalanced postings")  # a bug, not input
+    if backing_delta(plan.postings) < 0:
+        raise BackingViolation("this would leave units without euros in reserve")
+    return plan
+
+
+def _originals(conn: Connection, ref_ids: set[int]) -> dict[int, Original]:
+    if not ref_ids:
+        return {}
+    stored = repo.transfers_by_id(conn, ref_ids)
+    legs = repo.postings_of(conn, stored.keys())
+    return {i: Original(i, t.kind, t.initiator, t.fields, legs[i]) for i, t in stored.items()}
+
+
+def _resolve_accounts(conn: Connection, codes: set[str], batch: Batch) -> None:
+    missing = codes - batch.accounts.keys()
+    if missing:
+        batch.accounts.update(repo.accounts_by_code(conn, missing))
+
+
+def _apply(conn: Connection, items: Sequence[Checked], plans: dict[int, Plan], batch: Batch
+           ) -> list[int]:
+    """Check each plan against running balances, in order; return the accepted indexes."""
+    accounts = batch.accounts
+    balances = repo.lock_balances(conn, {accounts[c].id for p in plans.values()
+                                         for c in p.postings})
+    deps = repo.dependents(conn, {p.ref for p in plans.values() if p.ref is not None})
+    first_of: dict[tuple[str, str], int] = {}
+    nonces: set[tuple[str, str]] = set()
+    accepted: list[int] = []
+    for i in sorted(plans):
+        order, plan = items[i].order, plans[i]
+        client = (items[i].signer, order.client_id)
+        if client in first_of:  # the same client id twice in one batch
+            batch.outcomes[i] = _repeat(items, first_of[client], i, batch)
+            continue
+        first_of[client] = i
+        if (order.key_id, order.nonce) in nonces:
+            batch.outcomes[i] = ReplayedNonce("this order's nonce was already used",
+                                              nonce=order.nonce)
+            continue
+        nonces.add((order.key_id, order.nonce))
+        refusal = _claim_refusal(plan, deps) or _overdraft(plan, balances, accounts)
+        if refusal is not None:
+            batch.outcomes[i] = refusal
+            continue
+        for code, amount in plan.postings.items():
+            balances[accounts[code].id] += amount
+        if plan.ref is not None:
+            before = deps.get(plan.ref, Dependents())
+            deps[plan.ref] = Dependents(before.refunded + plan.refund,
+                                        before.settled or plan.settles)
+        accepted.append(i)
+    return accepted
+
+
+def _repeat(items: Sequence[Checked], first: int, i: int, batch: Batch) -> Outcome:
+    if items[first].order.canonical != items[i].order.canonical:
+        return IdempotencyConflict("this client id was already used for a different order",
+                                   client_id=items[i].order.client_id)
+    return batch.outcomes[first] or _Pending(first)
+
+
+class _Pending(LedgerError):
+    """Placeholder: the duplicate gets the first item's outcome once it is known."""
+
+    def __init__(self, first: int) -> None:
+        super().__init__("duplicate in batch")
+        self.first = first
+
+
+def _claim_refusal(plan: Plan, deps: dict[int, Dependents]) -> LedgerError | None:
+    if plan.ref is None:
+        return None
+    done = deps.get(plan.ref, Dependents())
+    if done.settled:
+        return InvalidReference("this transfer was already paid out or corrected", ref=plan.ref)
+    if plan.settles and done.refunded:
+        return InvalidReference("this transfer was partly refunded; correct the refunds first",
+                                ref=plan.ref)
+    if plan.refund and done.refunded + plan.refund > plan.refund_limit:
+        return InvalidReference("refunds cannot exceed the payment", ref=plan.ref,
+                                refundable=plan.refund_limit - done.refunded)
+    return None
+
+
+def _overdraft(plan: Plan, balances: dict[int, int], accounts: dict[str, AccountRef]
+               ) -> LedgerError | None:
+    for code, amount in plan.postings.items():
+        ref = accounts[code]
+        if amount < 0 and not ref.may_go_negative and balances[ref.id] + amount < 0:
+            return InsufficientFunds(f"not enough on {code}", account=code,
+                                     available=balances[ref.id], needed=-amount)
+    return None
+
+
+def _write(conn: Connection, items: Sequence[Checked], plans: dict[int, Plan],
+           accepted: list[int], batch: Batch) -> None:
+    if accepted:
+        ids = repo.allocate_transfer_ids(conn, len(accepted))
+        transfer_rows: list[dict[str, Any]] = []
+        posting_rows: list[dict[str, Any]] = []
+        deltas: dict[int, int] = {}
+        for transfer_id, i in zip(ids, accepted, strict=True):
+            order, plan = items[i].order, plans[i]
+            transfer_rows.append({
+                "id": transfer_id, "kind": order.kind, "initiator": items[i].signer,
+                "client_id": order.client_id, "key_id": order.key_id, "nonce": order.nonce,
+                "order_json": order.canonical.decode(), "signature": order.signature,
+                "ref_id": plan.ref, "created_ms": batch.now_ms,
+            })
+            for code, amount in plan.postings.items():
+                ref = batch.accounts[code]
+                posting_rows.append({"transfer_id": transfer_id, "account_id": ref.id,
+                                     "currency": ref.currency, "amount": amount})
+                deltas[ref.id] = deltas.get(ref.id, 0) + amount
+            batch.outcomes[i] = Posted(transfer_id, order.kind, plan.postings, batch.now_ms)
+        repo.insert_transfers(conn, transfer_rows, posting_rows)
+        repo.add_to_balances(conn, deltas)
+    for i, outcome in enumerate(batch.outcomes):
+        if isinstance(outcome, _Pending):
+            first = batch.outcomes[outcome.first]
+            batch.outcomes[i] = (Posted(first.transfer_id, first.kind, first.postings,
+                                        first.created_ms, replayed=True)
+                                 if isinstance(first, Posted) else first)

@@ -1,0 +1,322 @@
+"""Every query of the ledger, in SQLAlchemy Core (the hot path has no ORM overhead)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, RowMapping, bindparam, func, literal_column, select, tuple_
+
+from ledger.models import (
+    accounts,
+    checkpoints,
+    key_events,
+    keys,
+    log_leaves,
+    log_nodes,
+    log_queue,
+    meta,
+    postings,
+    transfers,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class AccountRef:
+    """The fixed facts of an account (everything but its balance), safe to cache."""
+
+    id: int
+    code: str
+    currency: str
+    kind: str
+    may_go_negative: bool
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRef:
+    key_id: str
+    owner: str
+    public_key: bytes
+    registered_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class StoredTransfer:
+    id: int
+    kind: str
+    initiator: str
+    client_id: str
+    order_json: str
+    created_ms: int
+
+    @property
+    def fields(self) -> dict[str, Any]:
+        result: dict[str, Any] = json.loads(self.order_json)
+        return result
+
+
+# -- meta ------------------------------------------------------------------------------------
+
+def read_meta(conn: Connection) -> dict[str, str]:
+    return {row.name: row.value for row in conn.execute(select(meta))}
+
+
+def write_meta(conn: Connection, values: dict[str, str]) -> None:
+    conn.execute(meta.insert(), [{"name": k, "value": v} for k, v in values.items()])
+
+
+# -- accounts --------------------------------------------------------------------------------
+
+def accounts_by_code(conn: Connection, codes: Collection[str]) -> dict[str, AccountRef]:
+    query = select(accounts.c.id, accounts.c.code, accounts.c.currency, accounts.c.kind,
+                   accounts.c.may_go_negative).where(accounts.c.code.in_(list(codes)))
+    return {r.code: AccountRef(r.id, r.code, r.currency, r.kind, bool(r.may_go_negative))
+            for r in conn.execute(query)}
+
+
+def insert_account(conn: Connection, ref: dict[str, Any]) -> int:
+    result = conn.execute(accounts.insert().returning(accounts.c.id), ref)
+    return int(result.scalar_one())
+
+
+def lock_balances(conn: Connection, account_ids: Collection[int]) -> dict[int, int]:
+    """Balances of the accounts, locked until commit, in id order so that writers never
+    deadlock (SQLite needs no row lock: its transaction already holds the database)."""
+    query = (select(accounts.c.id, accounts.c.balance)
+             .where(accounts.c.id.in_(sorted(account_ids)))
+             .order_by(accounts.c.id).with_for_update())
+    return {r.id: r.balance for r in conn.execute(query)}
+
+
+def add_to_balances(conn: Connection, deltas: dict[int, int]) -> None:
+    statement = (accounts.update().where(accounts.c.id == bindparam("account_id"))
+                 .values(balance=accounts.c.balance + bindparam("delta")))
+    conn.execute(statement, [{"account_id": k, "delta": v} for k, v in deltas.items() if v])
+
+
+def balances(conn: Connection, codes: Collection[str] | None = None) -> dict[str, int]:
+    query = select(accounts.c.code, accounts.c.balance)
+    if codes is not None:
+        query = query.where(accounts.c.code.in_(list(codes)))
+    return {r.code: r.balance for r in conn.execute(query)}
+
+
+def all_accounts(conn: Connection) -> list[RowMapping]:
+    return list(conn.execute(select(accounts).order_by(accounts.c.id)).mappings())
+
+
+# -- keys ------------------------------------------------------------------------------------
+
+def key_by_id(conn: Connection, key_id: str) -> KeyRef | None:
+    row = conn.execute(select(keys).where(keys.c.key_id == key_id)).first()
+    return None if row is None else KeyRef(row.key_id, row.owner, row.public_key,
+                                           row.registered_ms)
+
+
+def revoked_keys(conn: Connection, key_ids: Collection[str]) -> set[str]:
+    query = select(keys.c.key_id).where(keys.c.key_id.in_(list(key_ids)),
+                                        keys.c.revoked_ms.is_not(None))
+    return set(conn.scalars(query))
+
+
+def key_row(conn: Connection, key_id: str) -> RowMapping | None:
+    return conn.execute(select(keys).where(keys.c.key_id == key_id)).mappings().first()
+
+
+def keys_of(conn: Connection, owner: str) -> list[RowMapping]:
+    query = select(keys).where(keys.c.owner == owner).order_by(keys.c.registered_ms)
+    return list(conn.execute(query).mappings())
+
+
+def insert_key(conn: Connection, row: dict[str, Any]) -> None:
+    conn.execute(keys.insert(), row)
+
+
+def mark_revoked(conn: Connection, key_id: str, at_ms: int) -> None:
+    conn.execute(keys.update().where(keys.c.key_id == key_id).values(revoked_ms=at_ms))
+
+
+def insert_key_event(conn: Connection, row: dict[str, Any]) -> int:
+    event_id = int(conn.execute(key_events.insert().returning(key_events.c.id), row).scalar_one())
+    conn.execute(log_queue.insert(), {"key_event_id": event_id})
+    return event_id
+
+
+# -- transfers -------------------------------------------------------------------------------
+
+def transfers_by_client_id(
+    conn: Connection, pairs: Collection[tuple[str, str]]
+) -> dict[tuple[str, str], StoredTransfer]:
+    if not pairs:
+        return {}
+    query = select(*_stored_columns()).where(
+        tuple_(transfers.c.initiator, transfers.c.client_id).in_(list(pairs)))
+    return {(r.initiator, r.client_id): StoredTransfer(*r) for r in conn.execute(query)}
+
+
+def used_nonces(conn: Connection, pairs: Collection[tuple[str, str]]) -> set[tuple[str, str]]:
+    if not pairs:
+        return set()
+    query = select(transfers.c.key_id, transfers.c.nonce).where(
+        tuple_(transfers.c.key_id, transfers.c.nonce).in_(list(pairs)))
+    return {(r.key_id, r.nonce) for r in conn.execute(query)}
+
+
+def transfers_by_id(conn: Connection, ids: Collection[int]) -> dict[int, StoredTransfer]:
+    query = select(*_stored_columns()).where(transfers.c.id.in_(list(ids)))
+    return {r.id: StoredTransfer(*r) for r in conn.execute(query)}
+
+
+def _stored_columns() -> tuple[Any, ...]:
+    c = transfers.c
+    return (c.id, c.kind, c.initiator, c.client_id, c.order_json, c.created_ms)
+
+
+def postings_of(conn: Connection, transfer_ids: Collection[int]) -> dict[int, dict[str, int]]:
+    """Postings of each transfer as {account code: amount}."""
+    query = (select(postings.c.transfer_id, accounts.c.code, postings.c.amount)
+             .join(accounts, accounts.c.id == postings.c.account_id)
+             .where(postings.c.transfer_id.in_(list(transfer_ids))))
+    result: dict[int, dict[str, int]] = {i: {} for i in transfer_ids}
+    for row in conn.execute(query):
+        result[row.transfer_id][row.code] = row.amount
+    return result
+
+
+@dataclass(frozen=True, slots=True)
+class Dependents:
+    """What already hangs on a referenced transfer: refunds so far, a payout or correction."""
+
+    refunded: int = 0
+    settled: bool = False
+
+
+def dependents(conn: Connection, ref_ids: Collection[int]) -> dict[int, Dependents]:
+    if not ref_ids:
+        return {}
+    refunded = (select(transfers.c.ref_id, func.sum(postings.c.amount))
+                .join(postings, postings.c.transfer_id == transfers.c.id)
+                .where(transfers.c.ref_id.in_(list(ref_ids)), transfers.c.kind == "refund",
+                       postings.c.amount > 0)
+                .group_by(transfers.c.ref_id))
+    settled = select(transfers.c.ref_id).where(
+        transfers.c.ref_id.in_(list(ref_ids)), transfers.c.kind.in_(("payout", "correction")))
+    sums = {r[0]: int(r[1]) for r in conn.execute(refunded)}
+    settled_ids = set(conn.scalars(settled))
+    return {i: Dependents(sums.get(i, 0), i in settled_ids) for i in ref_ids}
+
+
+def allocate_transfer_ids(conn: Connection, count: int) -> list[int]:
+    """Ids for a batch, taken before its postings are written (postings come first)."""
+    if conn.dialect.name == "postgresql":
+        query = select(func.nextval(literal_column("'transfers_id_seq'"))).select_from(
+            func.generate_series(1, count))
+        return [int(i) for i in conn.scalars(query)]
+    # SQLite: the transaction holds the write lock (BEGIN IMMEDIATE), so max(id) is ours.
+    top = conn.scalar(select(func.coalesce(func.max(transfers.c.id), 0)))
+    return list(range(int(top or 0) + 1, int(top or 0) + 1 + count))
+
+
+def insert_transfers(conn: Connection, rows: Sequence[dict[str, Any]],
+                     posting_rows: Sequence[dict[str, Any]]) -> None:
+    conn.execute(postings.insert(), posting_rows)
+    conn.execute(transfers.insert(), rows)
+    conn.execute(log_queue.insert(), [{"transfer_id": r["id"]} for r in rows])
+
+
+def history(conn: Connection, account_id: int, *, before: int | None, limit: int
+            ) -> list[RowMapping]:
+    query = (select(transfers.c.id, transfers.c.kind, transfers.c.created_ms,
+                    postings.c.amount, transfers.c.order_json)
+             .join(postings, postings.c.transfer_id == transfers.c.id)
+             .where(postings.c.account_id == account_id)
+             .order_by(transfers.c.id.desc()).limit(limit))
+    if before is not None:
+        query = query.where(transfers.c.id < before)
+    return list(conn.execute(query).mappings())
+
+
+# -- the log ---------------------------------------------------------------------------------
+
+def log_size(conn: Connection) -> int:
+    return int(conn.scalar(select(func.count()).select_from(log_leaves)) or 0)
+
+
+def queued(conn: Connection, limit: int) -> list[RowMapping]:
+    query = select(log_queue).order_by(log_queue.c.id).limit(limit)
+    return list(conn.execute(query).mappings())
+
+
+def dequeue(conn: Connection, queue_ids: Collection[int]) -> None:
+    conn.execute(log_queue.delete().where(log_queue.c.id.in_(list(queue_ids))))
+
+
+def leaf_sources(conn: Connection, transfer_ids: Collection[int], event_ids: Collection[int]
+                 ) -> tuple[dict[int, RowMapping], dict[int, list[tuple[str, str, int]]],
+                            dict[int, RowMapping]]:
+    """What the leaves of these transfers and key events are made of."""
+    t_rows = {r["id"]: r for r in conn.execute(
+        select(transfers).where(transfers.c.id.in_(list(transfer_ids)))).mappings()}
+    legs: dict[int, list[tuple[str, str, int]]] = {i: [] for i in transfer_ids}
+    for row in conn.execute(
+            select(postings.c.transfer_id, accounts.c.code, postings.c.currency,
+                   postings.c.amount)
+            .join(accounts, accounts.c.id == postings.c.account_id)
+            .where(postings.c.transfer_id.in_(list(transfer_ids)))):
+        legs[row.transfer_id].append((row.code, row.currency, row.amount))
+    e_rows = {r["id"]: r for r in conn.execute(
+        select(key_events).where(key_events.c.id.in_(list(event_ids)))).mappings()}
+    return t_rows, legs, e_rows
+
+
+def insert_leaves(conn: Connection, leaves: Sequence[dict[str, Any]],
+                  nodes: Sequence[dict[str, Any]]) -> None:
+    conn.execute(log_leaves.insert(), leaves)
+    if nodes:
+        conn.execute(log_nodes.insert(), nodes)
+
+
+def node_hash(conn: Connection, level: int, index: int) -> bytes | None:
+    if level == 0:
+        found = conn.scalar(select(log_leaves.c.hash).where(log_leaves.c.idx == index))
+    else:
+        found = conn.scalar(select(log_nodes.c.hash).where(log_nodes.c.level == level,
+                                                           log_nodes.c.idx == index))
+    return None if found is None else bytes(found)
+
+
+def leaf_of_transfer(conn: Connection, transfer_id: int) -> int | None:
+    return conn.scalar(select(log_leaves.c.idx).where(log_leaves.c.transfer_id == transfer_id))
+
+
+def insert_checkpoint(conn: Connection, row: dict[str, Any]) -> None:
+    conn.execute(checkpoints.insert(), row)
+
+
+def latest_checkpoint(conn: Connection) -> RowMapping | None:
+    query = select(checkpoints).order_by(checkpoints.c.tree_size.desc()).limit(1)
+    return conn.execute(query).mappings().first()
+
+
+def checkpoint_at(conn: Connection, size: int) -> RowMapping | None:
+    return conn.execute(select(checkpoints).where(checkpoints.c.tree_size == size)
+                        ).mappings().first()
+
+
+def stream(conn: Connection, query: Any, batch: int = 5000) -> Iterator[RowMapping]:
+    """Rows of a large query without loading them all (server-side cursor on PostgreSQL)."""
+    result = conn.execution_options(stream_results=True, yield_per=batch).execute(query)
+    yield from result.mappings()
+
+
+def chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    chunk: list[Any] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk

@@ -1,0 +1,290 @@
+"""The ledger's public face: open accounts, register and revoke keys, post signed orders.
+
+`Ledger` is safe to share between threads. `post` runs one transaction per call (a batch);
+`ledger.poster.Poster` gathers concurrent callers into such batches.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import nacl.exceptions
+import nacl.signing
+from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import DBAPIError, IntegrityError
+
+from ledger import repository as repo
+from ledger.canonical import b64, canonical, unb64
+from ledger.chart import SYSTEM_ACCOUNTS, Chart, kind_of
+from ledger.errors import (
+    AccountExists,
+    BadSignature,
+    ExpiryTooFar,
+    InvalidOrder,
+    KeyExists,
+    LedgerError,
+    RefusedByDatabase,
+    RevokedKey,
+    UnknownAccount,
+    UnknownKey,
+    WrongNode,
+    WrongSigner,
+)
+from ledger.operations import NODE, TREASURER, operation
+from ledger.orders import read_common
+from ledger.posting import Batch, Checked, Outcome, Posted, post_batch
+from ledger.repository import AccountRef, KeyRef
+from ledger.signing import SignedOrder, SigningKey, key_id
+
+log = logging.getLogger(__name__)
+
+# Who may register or revoke someone else's key (operator-assisted recovery).
+KEY_OFFICERS = frozenset({NODE, TREASURER, "role:admin"})
+MAX_BATCH_RETRIES = 3
+
+
+class Ledger:
+    def __init__(self, engine: Engine, *, max_amount: int = 1_000_000,
+                 max_ttl_s: int = 86_400, clock: Callable[[], float] = time.time) -> None:
+        self.engine = engine
+        self.max_amount = max_amount
+        self.max_ttl_s = max_ttl_s
+        self.clock = clock
+        with engine.connect().execution_options(sqlite_deferred=True) as conn:
+            info = repo.read_meta(conn)
+        if "origin" not in info:
+            raise RuntimeError("this database holds no ledger yet: run `sou init`")
+        self.origin = info["origin"]
+        self.chart = Chart(info["currency"])
+        self._accounts: dict[str, AccountRef] = {}
+        self._keys: dict[str, tuple[KeyRef, nacl.signing.VerifyKey]] = {}
+
+    # -- creation --------------------------------------------------------------------------
+
+    @staticmethod
+    def create(engine: Engine, *, origin: str, currency: str, node_key: SigningKey,
+               clock: Callable[[], float] = time.time) -> Ledger:
+        """Start a ledger in an empty (migrated) database: its name, currency, system
+        accounts, and the node key registered by itself as the log's first entry."""
+        chart = Chart(currency)
+        now = int(clock() * 1000)
+        with engine.begin() as conn:
+            repo.write_meta(conn, {"origin": origin, "currency": chart.local})
+            for code in SYSTEM_ACCOUNTS:
+                _insert_account(conn, chart, code, now)
+            event = key_event("register", origin=origin, owner=NODE,
+                              public_key=node_key.public_key, signer=node_key, now=now)
+            _record_key_event(conn, event, node_key.sign_bytes(canonical(event)), now)
+        return Ledger(engine, clock=clock)
+
+    # -- accounts --------------------------------------------------------------------------
+
+    def open_account(self, code: str) -> AccountRef:
+        with self.engine.begin() as conn:
+            if repo.accounts_by_code(conn, [code]):
+                raise AccountExists(f"account {code!r} already exists", account=code)
+            _insert_account(conn, self.chart, code, self._now_ms())
+        return self.account(code)
+
+    def account(self, code: str) -> AccountRef:
+        if code not in self._accounts:
+            with self.reading() as conn:
+                self._accounts.update(repo.accounts_by_code(conn, [code]))
+        if code not in self._accounts:
+            raise UnknownAccount(f"no account {code!r}", account=code)
+        return self._accounts[code]
+
+    def balance(self, code: str) -> int:
+        self.account(code)
+        with self.reading() as conn:
+            return repo.balances(conn, [code])[code]
+
+    def reading(self) -> Connection:
+        """A connection for reads: on SQLite its transaction does not take the write lock."""
+        return self.engine.connect().execution_options(sqlite_deferred=True)
+
+    # -- keys ------------------------------------------------------------------------------
+
+    def key(self, kid: str) -> KeyRef:
+        return self._verify_key(kid)[0]
+
+    def register_key(self, event: dict[str, Any], signature: bytes) -> str:
+        """Record a signed `register` key event (see `key_event`); return the new key id."""
+        with self.engine.begin() as conn:
+            _check_key_event(self, conn, event, signature, "register")
+            _record_key_event(conn, event, signature, self._now_ms())
+        return str(event["key"])
+
+    def revoke_key(self, event: dict[str, Any], signature: bytes) -> None:
+        with self.engine.begin() as conn:
+            _check_key_event(self, conn, event, signature, "revoke")
+            _record_key_event(conn, event, signature, self._now_ms())
+
+    def _verify_key(self, kid: str, conn: Connection | None = None
+                    ) -> tuple[KeyRef, nacl.signing.VerifyKey]:
+        cached = self._keys.get(kid)
+        if cached is None:
+            if conn is None:
+                with self.reading() as own:
+                    ref = repo.key_by_id(own, kid)
+            else:
+                ref = repo.key_by_id(conn, kid)
+            if ref is None:
+                raise UnknownKey("this key is not registered on this node", key=kid)
+            cached = self._keys[kid] = (ref, nacl.signing.VerifyKey(ref.public_key))
+        return cached
+
+    # -- orders ----------------------------------------------------------------------------
+
+    def check(self, signed: SignedOrder) -> Checked:
+        """Everything about an order that needs no lock: form, node, expiry window, signature,
+        signer. Raises the LedgerError that refuses it."""
+        order = read_common(signed.order, signed.signature)
+        op = operation(order)
+        if order["node"] != self.origin:
+            raise WrongNode(f"this order is for {order['node']!r}, not this node",
+                            node=self.origin)
+        if order.expires > self.clock() + self.max_ttl_s:
+            raise ExpiryTooFar(f"an order may be valid for at most {self.max_ttl_s} s",
+                               max_ttl_s=self.max_ttl_s)
+        key, verifier = self._verify_key(order.key_id)
+        try:
+            verifier.verify(order.canonical, order.signature)
+        except nacl.exceptions.BadSignatureError:
+            raise BadSignature("the signature does not match this order and key",
+                               key=order.key_id) from None
+        if key.owner not in op.signers(order):
+            raise WrongSigner(f"a key of {key.owner} cannot sign this {order.kind}",
+                              key=order.key_id)
+        if key.owner == NODE and "rule" not in order.fields:
+            raise InvalidOrder("rule", "an order signed by the node names the rule that made it")
+        return Checked(order, op, key.owner)
+
+    def post(self, signed_orders: Sequence[SignedOrder]) -> list[Outcome]:
+        """Check and post orders in one transaction; one outcome (Posted or error) each."""
+        outcomes: list[Outcome | None] = []
+        checked: list[Checked] = []
+        for signed in signed_orders:
+            try:
+                checked.append(self.check(signed))
+                outcomes.append(None)
+            except LedgerError as exc:
+                outcomes.append(exc)
+        posted = iter(self.post_checked(checked))
+        return [o if o is not None else next(posted) for o in outcomes]
+
+    def transfer(self, signed: SignedOrder) -> Posted:
+        """Post one order; raise its LedgerError if refused."""
+        outcome = self.post([signed])[0]
+        if isinstance(outcome, LedgerError):
+            raise outcome
+        return outcome
+
+    def post_checked(self, items: Sequence[Checked]) -> list[Outcome]:
+        """Post checked orders in one transaction (see `posting.post_batch`)."""
+        if not items:
+            return []
+        try:
+            return self._post_once(items, careful=False)
+        except IntegrityError:
+            pass  # a reused client id or nonce: look for it before writing
+        for attempt in range(MAX_BATCH_RETRIES):
+            try:
+                return self._post_once(items, careful=True)
+            except (IntegrityError, DBAPIError) as exc:
+                # Another process took a client id or nonce between our read and our
+                # write, or PostgreSQL broke a deadlock: go one by one, where the checks
+                # see what the other committed.
+                if not _retryable(exc) or attempt == MAX_BATCH_RETRIES - 1:
+                    raise
+                if len(items) > 1:
+                    return [self._post_alone(item) for item in items]
+        raise AssertionError("unreachable")
+
+    def _post_alone(self, item: Checked) -> Outcome:
+        try:
+            return self.post_checked([item])[0]
+        except IntegrityError as exc:  # only this order breaks a database rule
+            log.error("the database refused order %s: %s", item.order.client_id, exc.orig)
+            return RefusedByDatabase("the database refused this transfer; nothing was posted")
+
+    def _post_once(self, items: Sequence[Checked], *, careful: bool) -> list[Outcome]:
+        batch = Batch(self.chart, self.max_amount, self._now_ms(), self._accounts,
+                      careful=careful)
+        with self.engine.begin() as conn:
+            return post_batch(conn, items, batch)
+
+    def _now_ms(self) -> int:
+        return int(self.clock() * 1000)
+
+
+def _retryable(exc: DBAPIError) -> bool:
+    if isinstance(exc, IntegrityError):
+        return True
+    code = getattr(exc.orig, "sqlstate", None)
+    return code in ("40001", "40P01")  # serialization failure, deadlock detected
+
+
+def _insert_account(conn: Connection, chart: Chart, code: str, now_ms: int) -> None:
+    repo.insert_account(conn, {
+        "code": code, "currency": chart.currency_of(code), "kind": kind_of(code).value,
+        "may_go_negative": chart.may_go_negative(code), "created_ms": now_ms,
+    })
+
+
+def key_event(action: str, *, origin: str, owner: str, public_key: bytes, signer: SigningKey,
+              now: int | None = None) -> dict[str, Any]:
+    """A key event for `signer` to sign: register or revoke `public_key` for `owner`."""
+    return {
+        "v": 1, "node": origin, "action": action, "key": key_id(public_key), "owner": owner,
+        "public_key": b64(public_key), "signer": signer.key_id, "nonce": b64(os.urandom(16)),
+        "created": int(time.time() * 1000) if now is None else now,
+    }
+
+
+def _check_key_event(ledger: Ledger, conn: Connection, event: dict[str, Any],
+                     signature: bytes, action: str) -> None:
+    if event.get("action") != action or event.get("node") != ledger.origin:
+        raise InvalidOrder("event", f"must be a {action} event for this node")
+    try:
+        public_key = unb64(str(event.get("public_key")))
+    except ValueError:
+        raise InvalidOrder("public_key", "must be base64url") from None
+    if len(public_key) != 32 or event.get("key") != key_id(public_key):
+        raise InvalidOrder("public_key", "must be a 32-byte Ed25519 key matching `key`")
+    signer, verifier = ledger._verify_key(str(event.get("signer")), conn)
+    if repo.revoked_keys(conn, [signer.key_id]):
+        raise RevokedKey("the signing key is revoked", key=signer.key_id)
+    try:
+        verifier.verify(canonical(event), signature)
+    except (nacl.exceptions.BadSignatureError, ValueError):
+        raise BadSignature("the signature does not match this key event") from None
+    owner = event.get("owner")
+    if signer.owner != owner and signer.owner not in KEY_OFFICERS:
+        raise WrongSigner(f"a key of {signer.owner} cannot change keys of {owner}")
+    existing = repo.key_row(conn, str(event["key"]))
+    if action == "register" and existing is not None:
+        raise KeyExists("this key is already registered", key=event["key"])
+    if action == "revoke":
+        if existing is None or existing["owner"] != owner:
+            raise UnknownKey("no such key for this owner", key=event["key"])
+        if existing["revoked_ms"] is not None:
+            raise RevokedKey("this key is already revoked", key=event["key"])
+
+
+def _record_key_event(conn: Connection, event: dict[str, Any], signature: bytes,
+                      now_ms: int) -> None:
+    if event["action"] == "register":
+        repo.insert_key(conn, {"key_id": event["key"], "owner": event["owner"],
+                               "public_key": unb64(event["public_key"]), "registered_ms": now_ms})
+    else:
+        repo.mark_revoked(conn, event["key"], now_ms)
+    repo.insert_key_event(conn, {
+        "key_id": event["key"], "action": event["action"],
+        "event_json": canonical(event).decode(), "signer_key_id": event["signer"],
+        "signature": signature, "created_ms": now_ms,
+    })
