@@ -1,0 +1,179 @@
+"""`sou`: the node's command line. Every command documents itself with --help.
+
+Exit codes: 0 success; 1 the audit found problems; 2 the command could not run (not
+initialised, bad settings, database unreachable).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+from node.settings import Settings
+
+if TYPE_CHECKING:
+    from ledger.audit import Report
+    from node.runtime import Node
+
+app = typer.Typer(
+    help="Sou: the node of a local complementary currency. Settings come from SOU_* "
+    "environment variables or a sou.toml file (see sou.example.toml).",
+    no_args_is_help=True, add_completion=False,
+)
+err = Console(stderr=True)
+EXIT_FINDINGS, EXIT_CANNOT_RUN = 1, 2
+
+
+def _fail(message: str) -> typer.Exit:
+    err.print(f"[red]error:[/red] {message}")
+    return typer.Exit(EXIT_CANNOT_RUN)
+
+
+def _settings() -> Settings:
+    try:
+        return Settings()
+    except Exception as exc:  # pydantic's message names the bad setting
+        raise _fail(f"bad settings: {exc}") from exc
+
+
+@app.command()
+def init(
+    demo: Annotated[bool, typer.Option("--demo", help="Seed a demo village with residents, "
+                                       "shops and signed transfers.")] = False,
+) -> None:
+    """Create the node: data directory, keys, database schema, the ledger's first entries.
+
+    Does nothing (exit 0) if the node is already initialised."""
+    from node.runtime import init_node
+
+    settings = _settings()
+    try:
+        node = init_node(settings)
+    except FileExistsError:
+        err.print(f"The node in {settings.data_dir} is already initialised; nothing to do.")
+        return
+    try:
+        typer.echo(f"Initialised {settings.origin} ({settings.currency}) in {settings.data_dir}")
+        typer.echo(f"  node key {node.node_key.key_id} (keys in {settings.keys_dir}, mode 0600)")
+        if demo:
+            from ledger.sealer import Sealer
+            from node.demo import seed
+
+            typer.echo(f"Seeding the demo village {settings.village}:")
+            seed(node, say=typer.echo)
+            Sealer(node.engine, node.node_key, node.ledger.origin).seal_all()
+    finally:
+        node.close()
+
+
+@app.command()
+def migrate() -> None:
+    """Bring the database schema up to date (also done by `init` and `serve`)."""
+    from node.runtime import engine_for
+    from node.runtime import migrate as run
+
+    engine = engine_for(_settings())
+    try:
+        run(engine)
+    finally:
+        engine.dispose()
+    typer.echo("Schema is up to date.")
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
+) -> None:
+    """Run the node's web server (http://127.0.0.1:8000 by default)."""
+    import uvicorn
+
+    from node.app import create_app
+
+    settings = _settings()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: "
+                        "%(message)s")
+    try:
+        application = create_app(settings)
+    except RuntimeError as exc:
+        raise _fail(str(exc)) from exc
+    uvicorn.run(application, host=host or settings.host, port=port or settings.port,
+                log_level="info")
+
+
+@app.command()
+def seal() -> None:
+    """Seal every committed transfer into the Merkle log now and sign a checkpoint."""
+    from ledger.sealer import Sealer
+
+    node = _open()
+    try:
+        count = Sealer(node.engine, node.node_key, node.ledger.origin).seal_all()
+    finally:
+        node.close()
+    typer.echo(f"Sealed {count} entries.")
+
+
+@app.command()
+def audit(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    workers: Annotated[int, typer.Option(help="Processes checking signatures.")] = 2,
+) -> None:
+    """Check the whole ledger: log, checkpoints, signatures, postings, balances, backing.
+
+    Exit 0 when everything holds, 1 with the list of findings otherwise."""
+    from ledger.audit import audit as run_audit
+
+    node = _open()
+    try:
+        with _progress(enabled=sys.stderr.isatty()) as bar:
+            task = bar.add_task("Auditing transfers", total=None)
+            report = run_audit(node.engine, node_public_key=node.node_key.public_key,
+                               workers=workers,
+                               progress=lambda done, total: bar.update(task, completed=done,
+                                                                       total=total))
+    finally:
+        node.close()
+    if as_json:
+        typer.echo(json.dumps(report.as_dict(), indent=2, ensure_ascii=False))
+    else:
+        _print_report(report)
+    raise typer.Exit(0 if report.ok else EXIT_FINDINGS)
+
+
+def _open() -> Node:
+    from node.runtime import open_node
+
+    try:
+        return open_node(_settings())
+    except Exception as exc:
+        raise _fail(str(exc)) from exc
+
+
+def _progress(*, enabled: bool) -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(),
+                    TextColumn("{task.completed}/{task.total}"), TimeRemainingColumn(),
+                    console=err, transient=True, disable=not enabled)
+
+
+def _print_report(report: Report) -> None:
+    typer.echo(f"Audited {report.transfers} transfers, {report.key_events} key events, "
+               f"{report.leaves} log leaves ({report.unsealed} waiting to be sealed), "
+               f"{report.checkpoints} checkpoints, {report.accounts} accounts "
+               f"in {report.seconds:.2f} s.")
+    if report.ok:
+        typer.echo("All checks hold.")
+        return
+    typer.echo(f"{len(report.findings)} finding(s):")
+    for finding in report.findings:
+        typer.echo(f"  [{finding.check}] {finding.message}")
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,116 @@
+"""The demo village: residents, shops, an exchange office and a few weeks of life.
+
+Everything goes through the ledger's public functions with real signed orders, so the
+audit and the pages have real data. Members' device keys are kept in `keys/demo/` so that
+later tools can act as them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ledger.canonical import canonical
+from ledger.chart import member_account, office_cash
+from ledger.operations import NODE
+from ledger.service import key_event
+from ledger.signing import SigningKey, new_order
+from node.keystore import key_path, save_key
+from node.runtime import Node, add_operator
+
+RESIDENTS = ("camille", "louis", "ines", "hugo", "lea", "jules")
+MERCHANTS = ("boulangerie-du-lavoir", "ferme-des-trois-chenes", "librairie-la-plume",
+             "cafe-de-la-place")
+OFFICE = "mairie"
+
+# (payer, payee, cents, memo)
+PAYMENTS = (
+    ("camille", "boulangerie-du-lavoir", 420, "Pain de campagne et croissants"),
+    ("louis", "ferme-des-trois-chenes", 1850, "Panier de légumes"),
+    ("ines", "librairie-la-plume", 2290, "Roman et carnet"),
+    ("hugo", "cafe-de-la-place", 380, "Deux cafés"),
+    ("lea", "boulangerie-du-lavoir", 655, "Tarte aux pommes"),
+    ("jules", "ferme-des-trois-chenes", 1200, "Œufs et fromage de chèvre"),
+    ("camille", "ferme-des-trois-chenes", 2475, "Panier de la semaine"),
+    ("louis", "cafe-de-la-place", 950, "Déjeuner"),
+    ("ines", "boulangerie-du-lavoir", 310, "Baguette tradition"),
+    ("camille", "louis", 1500, "Part du covoiturage"),
+    ("cafe-de-la-place", "boulangerie-du-lavoir", 3600, "Pain pour la semaine"),
+    ("cafe-de-la-place", "ferme-des-trois-chenes", 4200, "Lait et légumes"),
+    ("hugo", "librairie-la-plume", 1590, "Bande dessinée"),
+    ("lea", "ferme-des-trois-chenes", 980, "Pommes de terre"),
+)
+
+
+@dataclass
+class Village:
+    node: Node
+    keys: dict[str, SigningKey]
+
+    def sign(self, who: str, kind: str, **fields: Any) -> None:
+        key = self.keys[who]
+        order = new_order(kind, key, self.node.ledger.origin, **fields)
+        self.node.ledger.transfer(key.sign(order))
+
+
+def seed(node: Node, say: Callable[[str], None] = print) -> Village:
+    ledger, settings = node.ledger, node.settings
+    keys: dict[str, SigningKey] = {NODE: node.node_key}
+    keys["role:treasurer"] = _role_key(node, "role:treasurer")
+    keys[f"role:office:{OFFICE}"] = add_operator(node, f"role:office:{OFFICE}")
+    ledger.open_account(office_cash(OFFICE))
+    for member in RESIDENTS + MERCHANTS:
+        code = member_account(member)
+        ledger.open_account(code)
+        key = SigningKey.generate()
+        save_key(key_path(settings.keys_dir / "demo", code), key, code)
+        event = key_event("register", origin=ledger.origin, owner=code,
+                          public_key=key.public_key, signer=node.node_key)
+        ledger.register_key(event, node.node_key.sign_bytes(canonical(event)))
+        keys[code] = key
+    village = Village(node, keys)
+    say(f"  {len(RESIDENTS)} residents, {len(MERCHANTS)} shops, exchange office «{OFFICE}»")
+    _life(village)
+    say(f"  {len(PAYMENTS) + 12} signed transfers: top-ups, payments, a refund, a "
+        "reconversion paid out")
+    return village
+
+
+def _role_key(node: Node, role: str) -> SigningKey:
+    from node.runtime import role_key
+
+    return role_key(node.settings, role)
+
+
+def _life(v: Village) -> None:
+    local = v.node.ledger.chart.local
+    for member, cents in (("camille", 10_000), ("louis", 5_000), ("ines", 8_000),
+                          ("hugo", 4_000)):
+        v.sign(NODE, "topup", to=member_account(member), amount=cents, currency=local,
+               source="card", rule="stripe", ext=f"pi_demo_{member}")
+    for member, cents in (("lea", 6_000), ("jules", 3_000), ("cafe-de-la-place", 15_000)):
+        v.sign(f"role:office:{OFFICE}", "topup", to=member_account(member), amount=cents,
+               currency=local, source=f"office:{OFFICE}")
+    v.sign("role:treasurer", "settlement", amount=27_000, ext="po_demo_1")
+    v.sign("role:treasurer", "cash_deposit", office=OFFICE, amount=24_000,
+           to="reserve:digital")
+    first_payment = None
+    for payer, payee, cents, memo in PAYMENTS:
+        payer_code = member_account(payer)
+        key = v.keys[payer_code]
+        payer_field: dict[str, Any] = {"from": payer_code}
+        order = new_order("payment", key, v.node.ledger.origin, memo=memo, amount=cents,
+                          currency=local, to=member_account(payee), **payer_field)
+        posted = v.node.ledger.transfer(key.sign(order))
+        first_payment = first_payment or posted.transfer_id
+    shop, payer = member_account("boulangerie-du-lavoir"), member_account("camille")
+    v.sign(shop, "refund", to=payer, amount=120, currency=local, ref=first_payment,
+           memo="Croissant manquant", **{"from": shop})
+    farm = member_account("ferme-des-trois-chenes")
+    farm_field: dict[str, Any] = {"from": farm}
+    redemption = v.node.ledger.transfer(v.keys[farm].sign(new_order(
+        "redemption", v.keys[farm], v.node.ledger.origin, amount=5_000, fee=150,
+        currency=local, memo="Reconversion mensuelle", **farm_field)))
+    v.sign("role:treasurer", "payout", ref=redemption.transfer_id, amount=4_850,
+           bank_ref="VIR-2026-11-0042")

@@ -1,0 +1,68 @@
+"""The node's settings: environment variables prefixed SOU_, then an optional TOML file.
+
+The TOML file is `$SOU_CONFIG` if set, else `sou.toml` in the working directory if present.
+Environment variables win over the file; see `sou.example.toml` for every setting.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+
+def _config_file() -> Path | None:
+    path = Path(os.environ.get("SOU_CONFIG", "sou.toml"))
+    return path if path.is_file() else None
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SOU_", extra="ignore")
+
+    data_dir: Path = Field(Path("sou-data"), description="Keys and the SQLite database live here.")
+    database_url: str = Field("", description="SQLAlchemy URL; empty means SQLite in data_dir.")
+    origin: str = Field("sou.localhost/val-de-sou",
+                        description="The log's name in signed checkpoints: host/path of the node.")
+    currency: str = Field("SOU", description="Code of the local unit (e.g. SOU, EUSKO).")
+    village: str = Field("Val-de-Sou", description="Name shown on pages.")
+    host: str = "127.0.0.1"
+    port: int = 8000
+    max_amount: int = Field(1_000_000, gt=0, description="Largest single transfer, in cents.")
+    order_max_ttl: int = Field(86_400, gt=0, description="Longest validity of a signed order (s).")
+    seal_interval: float = Field(0.2, gt=0, description="Seconds between sealer rounds.")
+    pool_size: int = Field(16, gt=0)
+
+    @field_validator("data_dir")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'sou.db'}"
+
+    @property
+    def keys_dir(self) -> Path:
+        return self.data_dir / "keys"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        path = _config_file()
+        if path is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+        return tuple(sources)
