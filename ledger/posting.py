@@ -11,7 +11,7 @@ triggers, unique client ids and nonces).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -76,13 +76,18 @@ class Batch:
 def post_batch(conn: Connection, items: Sequence[Checked], batch: Batch) -> list[Outcome]:
     """Post `items` inside the caller's transaction; return one outcome per item."""
     batch.outcomes = [None] * len(items)
-    _refuse_expired(items, batch)
     if batch.careful:
-        _replays(conn, items, batch)
+        _replays(conn, items, batch, range(len(items)))
+    _refuse_expired(items, batch)
     _revoked_and_reused(conn, items, batch)
     plans = _plans(conn, items, batch)
     accepted = _apply(conn, items, plans, batch)
     _write(conn, items, plans, accepted, batch)
+    if not batch.careful:
+        # A refused order may be a resent one whose first sending was posted (the phone
+        # lost the answer): it gets its first result, or a conflict, not the refusal.
+        refused = [i for i, o in enumerate(batch.outcomes) if isinstance(o, LedgerError)]
+        _replays(conn, items, batch, refused)
     return [o if o is not None else LedgerError("not posted") for o in batch.outcomes]
 
 
@@ -97,9 +102,12 @@ def _refuse_expired(items: Sequence[Checked], batch: Batch) -> None:
                                              expires=item.order.expires)
 
 
-def _replays(conn: Connection, items: Sequence[Checked], batch: Batch) -> None:
+def _replays(conn: Connection, items: Sequence[Checked], batch: Batch,
+             indexes: Iterable[int]) -> None:
     """Same client id + same order -> the first result; + another order -> a conflict."""
-    live = _live(batch)
+    live = list(indexes)
+    if not live:
+        return
     found = repo.transfers_by_client_id(
         conn, {(items[i].signer, items[i].order.client_id) for i in live})
     if not found:
