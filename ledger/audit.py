@@ -13,14 +13,14 @@ from __future__ import annotations
 import json
 import multiprocessing
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import nacl.exceptions
 import nacl.signing
-from sqlalchemy import Connection, Engine, create_engine, func, select, text
+from sqlalchemy import Connection, Engine, create_engine, func, select, text, tuple_
 from sqlalchemy.pool import NullPool
 
 from ledger import repository as repo
@@ -34,10 +34,12 @@ from ledger.models import (
     accounts,
     checkpoints,
     key_events,
-    keys as keys_table,
     log_leaves,
     log_nodes,
     log_queue,
+)
+from ledger.models import (
+    keys as keys_table,
 )
 from ledger.models import postings as postings_table
 from ledger.models import transfers as transfers_table
@@ -99,10 +101,14 @@ class RangeResult:
 Progress = Callable[[int, int], None]
 
 
-def audit(engine: Engine, *, node_public_key: bytes | None = None, workers: int = 2,
+def audit(engine: Engine, *, node_public_key: bytes | None = None,
+          witnessed: Sequence[str] = (), workers: int = 2,
           progress: Progress | None = None) -> Report:
-    """Audit the ledger in `engine`'s database. `node_public_key` is the key the operator
-    trusts (from the node's key file); without it, the genesis key event's key is used."""
+    """Audit the ledger in `engine`'s database.
+
+    `node_public_key` is the key the operator trusts (from the node's key file); without
+    it, the genesis key event's key is used. `witnessed` are signed checkpoints kept
+    outside the database (by the node, by residents): the log must still contain each."""
     started = time.perf_counter()
     report = Report()
     with engine.connect().execution_options(sqlite_deferred=True) as conn:
@@ -110,15 +116,19 @@ def audit(engine: Engine, *, node_public_key: bytes | None = None, workers: int 
         meta = repo.read_meta(conn)
         chart, origin = Chart(meta["currency"]), meta["origin"]
         keys, event_leaves = _replay_keys(conn, origin, node_public_key, report)
-        top = int(conn.scalar(select(func.coalesce(func.max(transfers_table.c.id), 0))) or 0)
-        ranges = [(lo, min(lo + CHUNK - 1, top)) for lo in range(1, top + 1, CHUNK)]
+        low, top = conn.execute(select(func.min(transfers_table.c.id),
+                                       func.max(transfers_table.c.id))).one()
+        ranges = ([] if top is None else
+                  [(lo, min(lo + CHUNK - 1, top)) for lo in range(low, top + 1, CHUNK)])
         url = engine.url.render_as_string(hide_password=False)
         result = _audit_ranges(conn, url, snapshot, ranges, chart, origin, keys, workers,
                                progress)
         report.transfers = result.count
         report.findings.extend(result.findings)
+        _check_replays(conn, report)
         _check_accounts(conn, chart, result.sums, report)
-        _check_log(conn, origin, keys, node_public_key, result.leaves, event_leaves, report)
+        _check_log(conn, origin, keys, node_public_key, result.leaves, event_leaves, report,
+                   witnessed)
     report.seconds = time.perf_counter() - started
     report.findings.sort(key=lambda f: (f.transfer_id or 0, f.check, f.message))
     return report
@@ -207,9 +217,9 @@ def _audit_ranges(conn: Connection, url: str, snapshot: str | None,
                   ranges: list[tuple[int, int]], chart: Chart, origin: str,
                   keys: dict[str, KeyState], workers: int, progress: Progress | None
                   ) -> RangeResult:
-    total = ranges[-1][1] if ranges else 0
+    total = ranges[-1][1] - ranges[0][0] + 1 if ranges else 0
     merged = RangeResult()
-    if workers <= 1 or total < PARALLEL_FROM:
+    if workers <= 1 or total < PARALLEL_FROM or len(ranges) < 2:
         results: Iterable[RangeResult] = (
             RangeAuditor(conn, chart, origin, keys).run(lo, hi) for lo, hi in ranges)
         return _merge(results, merged, total, progress)
@@ -296,6 +306,8 @@ class RangeAuditor:
 
     def _check(self, row: Any, legs: dict[str, int], lines: list[tuple[str, str, int]],
                originals: dict[int, Original]) -> tuple[str, str] | None:
+        if row.id < 1:
+            return "order", "transfer ids start at 1: the ledger did not write this row"
         key = self.keys.get(row.key_id)
         if key is None:
             return "signature", f"signed by unknown key {row.key_id}"
@@ -348,6 +360,46 @@ def _fmt(amounts: dict[str, int]) -> str:
     return ", ".join(f"{k} {v:+d}" for k, v in sorted(amounts.items()))
 
 
+# -- what must happen once ------------------------------------------------------------------
+
+def _check_replays(conn: Connection, report: Report) -> None:
+    """An order is posted once (key + nonce, initiator + client id), a transfer is paid out
+    or corrected once, and refunds never exceed their payment. The database's unique keys
+    say so too, but an audit does not take the schema's word for it."""
+    t, p = transfers_table, postings_table
+    once = (((t.c.key_id, t.c.nonce), "replays transfer {} (same key and nonce)", None),
+            ((t.c.initiator, t.c.client_id), "replays transfer {} (same client id)", None),
+            ((t.c.ref_id,), "settles transfer {} a second time", ("payout", "correction")))
+    for columns, message, kinds in once:
+        query = select(t.c.id, *columns).order_by(t.c.id)
+        if kinds:
+            query = query.where(t.c.kind.in_(kinds), t.c.ref_id.is_not(None))
+        dupes = select(*columns).group_by(*columns).having(func.count() > 1)
+        if kinds:
+            dupes = dupes.where(t.c.kind.in_(kinds))
+        query = query.where(tuple_(*columns).in_(dupes))
+        first: dict[tuple[Any, ...], int] = {}
+        for row in conn.execute(query):
+            key = tuple(row[1:])
+            if key in first:
+                shown = first[key] if kinds is None else key[0]
+                report.findings.append(Finding("order", f"transfer {row.id} "
+                                               + message.format(shown), transfer_id=row.id))
+            else:
+                first[key] = row.id
+    paid = select(p.c.transfer_id, func.sum(p.c.amount).label("paid")).where(
+        p.c.amount > 0).group_by(p.c.transfer_id).subquery()
+    refunds = (select(t.c.ref_id, func.sum(p.c.amount), func.max(t.c.id), paid.c.paid)
+               .join(p, p.c.transfer_id == t.c.id).join(paid, paid.c.transfer_id == t.c.ref_id)
+               .where(t.c.kind == "refund", p.c.amount > 0)
+               .group_by(t.c.ref_id, paid.c.paid))
+    for ref, refunded, last, amount in conn.execute(refunds):
+        if refunded > amount:
+            report.findings.append(Finding("order", f"transfer {last}: refunds of payment "
+                                           f"{ref} add up to {refunded}, more than its "
+                                           f"{amount}", transfer_id=last))
+
+
 # -- accounts and backing ------------------------------------------------------------------
 
 def _check_accounts(conn: Connection, chart: Chart, sums: dict[str, int], report: Report
@@ -389,17 +441,21 @@ def _check_accounts(conn: Connection, chart: Chart, sums: dict[str, int], report
 
 def _check_log(conn: Connection, origin: str, keys: dict[str, KeyState],
                trusted: bytes | None, transfer_leaves: dict[int, bytes],
-               event_leaves: dict[int, bytes], report: Report) -> None:
+               event_leaves: dict[int, bytes], report: Report,
+               witnessed: Sequence[str]) -> None:
     recomputed: list[bytes] = []
     entries: list[tuple[int | None, int | None]] = []  # (transfer id, key event id) per leaf
     flagged: set[int] = set()
     sealed_t: set[int] = set()
     sealed_e: set[int] = set()
     for row in conn.execute(select(log_leaves).order_by(log_leaves.c.idx)).mappings():
+        while len(recomputed) < row["idx"]:  # a hole: keep positions, flag it
+            gap = len(recomputed)
+            report.findings.append(Finding("log", f"leaf {gap} is missing", leaf=gap))
+            recomputed.append(bytes(32))
+            entries.append((None, None))
+            flagged.add(gap)
         idx = len(recomputed)
-        if row["idx"] != idx:
-            report.findings.append(Finding("log", f"leaf {idx} is missing", leaf=idx))
-            return
         tid, eid = row["transfer_id"], row["key_event_id"]
         expected = transfer_leaves.get(tid) if tid is not None else event_leaves.get(eid)
         what = f"transfer {tid}" if tid is not None else f"key event {eid}"
@@ -429,24 +485,50 @@ def _check_log(conn: Connection, origin: str, keys: dict[str, KeyState],
     nodes = MemoryNodes.from_leaves(recomputed)
     _check_nodes(conn, nodes, flagged, entries, report)
     node_key = trusted or next((k.public_key for k in keys.values() if k.owner == NODE), None)
-    _check_checkpoints(conn, origin, node_key, nodes, len(recomputed), report)
+    verifier = verifier_key(origin, node_key) if node_key else ""
+    _check_checkpoints(conn, origin, verifier, nodes, len(recomputed), report)
+    _check_witnessed(witnessed, origin, verifier, nodes, len(recomputed), report)
+
+
+def _check_witnessed(notes: Sequence[str], origin: str, verifier: str, nodes: MemoryNodes,
+                     size: int, report: Report) -> None:
+    """Checkpoints kept outside the database anchor the log: removing its last entries
+    and their checkpoints leaves a log consistent with itself, but not with these."""
+    for note in notes:
+        try:
+            seen = open_checkpoint(note, verifier, origin=origin)
+        except CheckpointError as exc:
+            report.findings.append(Finding("checkpoint", f"a witnessed checkpoint: {exc}"))
+            continue
+        if seen.size > size:
+            report.findings.append(Finding(
+                "checkpoint", f"a checkpoint of size {seen.size} was witnessed but the log "
+                f"has only {size} leaves: entries were removed"))
+        elif root(seen.size, nodes) != seen.root:
+            report.findings.append(Finding(
+                "checkpoint", f"the log's first {seen.size} leaves are not those of the "
+                "checkpoint witnessed at that size"))
 
 
 def _check_nodes(conn: Connection, nodes: MemoryNodes, flagged: set[int],
                  entries: list[tuple[int | None, int | None]], report: Report) -> None:
     """Stored inner nodes must be those of the leaves: a difference shows reordering.
 
-    Only the smallest differing subtrees not already explained by a changed leaf are
-    reported, so one altered row gives one finding, not one per tree level."""
+    Only the smallest differing subtrees not already explained by a changed or missing
+    leaf are reported, so one altered row gives one finding, not one per tree level."""
+    size = len(entries)
     differing: list[tuple[int, int]] = []
+    beyond = size
     for level, idx, digest in conn.execute(select(log_nodes.c.level, log_nodes.c.idx,
                                                   log_nodes.c.hash)):
-        try:
-            same = nodes.perfect(level, idx) == bytes(digest)
-        except KeyError:
-            same = False
-        if not same:
-            differing.append((idx << level, ((idx + 1) << level) - 1))
+        first, last = idx << level, ((idx + 1) << level) - 1
+        if last >= size:  # sealed over leaves that are no longer there
+            beyond = max(beyond, last + 1)
+        elif nodes.perfect(level, idx) != bytes(digest):
+            differing.append((first, last))
+    if beyond > size:
+        report.findings.append(Finding("log", f"the log was sealed up to at least leaf "
+                                       f"{beyond - 1} but has only {size} leaves", leaf=size))
     differing.sort(key=lambda r: r[1] - r[0])
     reported: list[tuple[int, int]] = []
     for first, last in differing:
@@ -458,14 +540,14 @@ def _check_nodes(conn: Connection, nodes: MemoryNodes, flagged: set[int],
         named = ", ".join(map(str, inside[:6])) + (", ..." if len(inside) > 6 else "")
         report.findings.append(Finding(
             "log", f"the log's leaves {first}..{last} (transfers {named or 'none'}) are not "
-            "in the order they were sealed", transfer_id=inside[0] if inside else None,
-            leaf=first))
+            "in the order they were sealed",
+            transfer_id=inside[0] if len(inside) == 1 else None, leaf=first))
 
 
-def _check_checkpoints(conn: Connection, origin: str, node_key: bytes | None,
-                       nodes: MemoryNodes, size: int, report: Report) -> None:
-    verifier = verifier_key(origin, node_key) if node_key else ""
-    latest = 0
+def _check_checkpoints(conn: Connection, origin: str, verifier: str, nodes: MemoryNodes,
+                       size: int, report: Report) -> None:
+    latest = intact = 0  # the largest checkpoint whose tree the log still has, before a break
+    broken = False
     for row in conn.execute(select(checkpoints).order_by(checkpoints.c.tree_size)).mappings():
         report.checkpoints += 1
         tree_size = row["tree_size"]
@@ -479,8 +561,14 @@ def _check_checkpoints(conn: Connection, origin: str, node_key: bytes | None,
             report.findings.append(Finding("checkpoint", f"checkpoint {tree_size}: stored "
                                            "size or root differs from the signed note"))
         elif tree_size > size or root(tree_size, nodes) != note.root:
+            # The first broken checkpoint bounds where history changed.
+            where = "" if broken else f" (a change among leaves {intact}..{tree_size - 1})"
+            broken = True
             report.findings.append(Finding("checkpoint", f"checkpoint {tree_size}: the log "
-                                           "no longer has the tree this checkpoint signed"))
+                                           "no longer has the tree this checkpoint signed"
+                                           + where))
+        elif not broken:
+            intact = tree_size
     if latest != size:
         report.findings.append(Finding("checkpoint", f"the log has {size} leaves but the "
                                        f"latest checkpoint signs {latest}"))

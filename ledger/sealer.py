@@ -43,12 +43,15 @@ class Sealed:
     leaves: int  # appended this round
     size: int  # tree size after the round
     oldest_ms: int | None  # commit time of the oldest transfer sealed (for lag figures)
+    note: str | None = None  # the checkpoint signed this round
 
 
 class Sealer:
     def __init__(self, engine: Engine, node_key: SigningKey, origin: str, *,
-                 max_leaves: int = 20_000, clock: Callable[[], float] = time.time) -> None:
+                 max_leaves: int = 20_000, clock: Callable[[], float] = time.time,
+                 on_checkpoint: Callable[[Sealed], None] | None = None) -> None:
         self.engine = engine
+        self.on_checkpoint = on_checkpoint  # e.g. keep the latest checkpoint off the database
         self.node_key = node_key
         self.origin = origin
         self.max_leaves = max_leaves
@@ -59,10 +62,13 @@ class Sealer:
         """One round; returns what it sealed (possibly nothing)."""
         try:
             with self.engine.begin() as conn:
-                return self._round(conn)
+                sealed = self._round(conn)
         except BaseException:
             self._frontier = None  # the in-memory edge may be ahead of the database
             raise
+        if sealed.note is not None and self.on_checkpoint is not None:
+            self.on_checkpoint(sealed)  # only once committed
+        return sealed
 
     def seal_all(self) -> int:
         total = 0
@@ -88,7 +94,7 @@ class Sealer:
         repo.insert_checkpoint(conn, {"tree_size": self._frontier.size, "root": root,
                                       "note": note, "created_ms": int(self.clock() * 1000)})
         repo.dequeue(conn, [q["id"] for q in queued])
-        return Sealed(len(leaves), self._frontier.size, oldest)
+        return Sealed(len(leaves), self._frontier.size, oldest, note)
 
     def _append(self, conn: Connection, queued: list[Any], frontier: Frontier
                 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int | None]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -62,12 +63,11 @@ def init(
         typer.echo(f"Initialised {settings.origin} ({settings.currency}) in {settings.data_dir}")
         typer.echo(f"  node key {node.node_key.key_id} (keys in {settings.keys_dir}, mode 0600)")
         if demo:
-            from ledger.sealer import Sealer
             from node.demo import seed
 
             typer.echo(f"Seeding the demo village {settings.village}:")
             seed(node, say=typer.echo)
-            Sealer(node.engine, node.node_key, node.ledger.origin).seal_all()
+            node.new_sealer().seal_all()
     finally:
         node.close()
 
@@ -110,11 +110,9 @@ def serve(
 @app.command()
 def seal() -> None:
     """Seal every committed transfer into the Merkle log now and sign a checkpoint."""
-    from ledger.sealer import Sealer
-
     node = _open()
     try:
-        count = Sealer(node.engine, node.node_key, node.ledger.origin).seal_all()
+        count = node.new_sealer().seal_all()
     finally:
         node.close()
     typer.echo(f"Sealed {count} entries.")
@@ -124,18 +122,28 @@ def seal() -> None:
 def audit(
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
     workers: Annotated[int, typer.Option(help="Processes checking signatures.")] = 2,
+    checkpoint: Annotated[list[Path] | None, typer.Option(
+        help="A signed checkpoint kept elsewhere (by a resident, another node) that the log "
+        "must still contain. Repeatable.")] = None,
 ) -> None:
     """Check the whole ledger: log, checkpoints, signatures, postings, balances, backing.
 
+    The checkpoint the node keeps in its data directory is always checked too.
     Exit 0 when everything holds, 1 with the list of findings otherwise."""
     from ledger.audit import audit as run_audit
+    from node import witness
 
     node = _open()
     try:
+        try:
+            witnessed = witness.witnessed(node.settings.data_dir) + [
+                path.read_text() for path in checkpoint or []]
+        except OSError as exc:
+            raise _fail(f"cannot read a checkpoint: {exc}") from exc
         with _progress(enabled=sys.stderr.isatty()) as bar:
             task = bar.add_task("Auditing transfers", total=None)
             report = run_audit(node.engine, node_public_key=node.node_key.public_key,
-                               workers=workers,
+                               witnessed=witnessed, workers=workers,
                                progress=lambda done, total: bar.update(task, completed=done,
                                                                        total=total))
     finally:

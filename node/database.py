@@ -44,6 +44,13 @@ def _sqlite_events(engine: Engine) -> None:
                        "busy_timeout=60000"):
             dbapi_connection.execute(f"PRAGMA {pragma}")
 
+    @event.listens_for(engine, "reset")
+    def _reset(dbapi_connection: Any, _record: Any, _state: Any) -> None:
+        # A COMMIT refused by a deferred foreign key leaves SQLite's transaction open;
+        # the next user of this pooled connection must not inherit it.
+        if dbapi_connection.in_transaction:
+            dbapi_connection.execute("ROLLBACK")
+
     @event.listens_for(engine, "begin")
     def _begin(conn: Any) -> None:
         deferred = conn.get_execution_options().get("sqlite_deferred", False)

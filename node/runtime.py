@@ -13,6 +13,7 @@ from ledger.poster import Poster
 from ledger.sealer import Sealer
 from ledger.service import Ledger
 from ledger.signing import SigningKey
+from node import witness
 from node.database import make_engine
 from node.keystore import key_path, load_key, private_dir, save_key
 from node.sealer import SealerThread
@@ -48,10 +49,15 @@ class Node:
     sealer: SealerThread | None = None
     extras: dict[str, object] = field(default_factory=dict)
 
+    def new_sealer(self) -> Sealer:
+        """A sealer that also keeps each new checkpoint in the data directory."""
+        data_dir = self.settings.data_dir
+        return Sealer(self.engine, self.node_key, self.ledger.origin,
+                      on_checkpoint=lambda sealed: witness.remember(data_dir, sealed))
+
     def start(self) -> Node:
         """Start the background writers: the group-commit poster and the sealer."""
-        sealer = Sealer(self.engine, self.node_key, self.ledger.origin)
-        self.sealer = SealerThread(sealer, self.settings.seal_interval).start()
+        self.sealer = SealerThread(self.new_sealer(), self.settings.seal_interval).start()
         self.poster = Poster(self.ledger, on_commit=self.sealer.wake).start()
         return self
 

@@ -17,7 +17,28 @@ branch_labels = ("core",)
 depends_on = None
 
 Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
-HISTORY = ("transfers", "postings", "key_events", "log_leaves", "log_nodes", "checkpoints")
+HISTORY = (
+    "transfers",
+    "postings",
+    "key_events",
+    "log_leaves",
+    "log_nodes",
+    "checkpoints",
+    "ledger_meta",
+)
+# SQLite's INSERT OR REPLACE deletes a conflicting row without firing DELETE triggers:
+# refuse any insert that collides with a unique key of a protected table.
+UNIQUE_KEYS = {
+    "transfers": (("id",), ("initiator", "client_id"), ("key_id", "nonce")),
+    "postings": (("transfer_id", "account_id"),),
+    "key_events": (("id",),),
+    "log_leaves": (("idx",), ("transfer_id",), ("key_event_id",)),
+    "log_nodes": (("level", "idx"),),
+    "checkpoints": (("tree_size",),),
+    "ledger_meta": (("name",),),
+    "keys": (("key_id",), ("public_key",)),
+    "accounts": (("id",), ("code",)),
+}
 BACKING = "'reserve', 'clearing', 'office_cash'"
 OUTSTANDING = "'member', 'escrow', 'association', 'notes_circulation'"
 
@@ -43,6 +64,14 @@ def upgrade() -> None:
         sqlite_rules()
 
 
+def whole_cents(column: str) -> list[sa.CheckConstraint]:
+    """SQLite stores whatever it is given: insist on integers (must 1). PostgreSQL's
+    BIGINT already does."""
+    if op.get_bind().dialect.name != "sqlite":
+        return []
+    return [sa.CheckConstraint(f"typeof({column}) = 'integer'", name=op.f(f"ck_{column}_cents"))]
+
+
 def create_tables() -> None:
     op.create_table(
         "accounts",
@@ -59,6 +88,7 @@ def create_tables() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_accounts")),
         sa.UniqueConstraint("code", name=op.f("uq_accounts_code")),
         sa.UniqueConstraint("id", "currency", name="uq_accounts_id_currency"),
+        *whole_cents("balance"),
     )
     op.create_table(
         "checkpoints",
@@ -191,6 +221,7 @@ def create_tables() -> None:
         sa.Column("currency", sa.String(length=8), nullable=False),
         sa.Column("amount", sa.BigInteger(), nullable=False),
         sa.CheckConstraint("amount <> 0", name=op.f("ck_postings_nonzero")),
+        *whole_cents("amount"),
         sa.ForeignKeyConstraint(
             ["account_id", "currency"],
             ["accounts.id", "accounts.currency"],
@@ -210,6 +241,12 @@ def create_tables() -> None:
 
 
 def sqlite_rules() -> None:
+    for table, keys in UNIQUE_KEYS.items():
+        clash = " OR ".join("(" + " AND ".join(f"{c} = NEW.{c}" for c in key) + ")" for key in keys)
+        op.execute(f"""
+            CREATE TRIGGER {table}_no_replace BEFORE INSERT ON {table}
+            WHEN EXISTS (SELECT 1 FROM {table} WHERE {clash})
+            BEGIN SELECT RAISE(ABORT, 'sou: {table} rows are never replaced'); END""")
     for table in HISTORY:
         for action in ("UPDATE", "DELETE"):
             op.execute(f"""
