@@ -1,0 +1,110 @@
+"""The node as an operator meets it: `sou` commands, key files, settings, the web app."""
+
+from __future__ import annotations
+
+import json
+import logging
+import stat
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from typer.testing import CliRunner
+
+from ledger.canonical import b64
+from ledger.signing import SigningKey
+from node.cli import app as cli
+from node.keystore import KeyFileError, key_path, load_key, save_key
+from node.settings import Settings
+
+runner = CliRunner()
+
+
+def _env(tmp_path: Path, url: str) -> dict[str, str]:
+    return {"SOU_DATA_DIR": str(tmp_path / "data"), "SOU_DATABASE_URL": url}
+
+
+def test_help_documents_every_command() -> None:
+    result = runner.invoke(cli, ["--help"])
+    assert result.exit_code == 0
+    for command in ("init", "serve", "audit", "migrate", "seal"):
+        assert command in result.output
+        sub = runner.invoke(cli, [command, "--help"])
+        assert sub.exit_code == 0 and "Usage" in sub.output
+
+
+def test_init_demo_then_audit(tmp_path: Path, empty_db_url: str,
+                              caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    env = _env(tmp_path, empty_db_url)
+    made = runner.invoke(cli, ["init", "--demo"], env=env)
+    assert made.exit_code == 0, made.output
+    assert "Initialised" in made.output
+    keys = tmp_path / "data" / "keys"
+    assert stat.S_IMODE(keys.stat().st_mode) == 0o700
+    secrets = list(keys.rglob("*.key"))
+    assert len(secrets) >= 12  # node, treasurer, office, ten members
+    for path in secrets:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        seed = b64(load_key(path).seed)
+        assert seed not in made.output and seed not in caplog.text  # never printed or logged
+    again = runner.invoke(cli, ["init"], env=env)
+    assert again.exit_code == 0 and "already initialised" in again.output
+    audited = runner.invoke(cli, ["audit", "--json"], env=env)
+    assert audited.exit_code == 0, audited.output
+    report = json.loads(audited.output)
+    assert report["ok"] and report["transfers"] >= 20 and report["unsealed"] == 0
+    assert report["leaves"] == report["transfers"] + report["key_events"]
+
+
+def test_commands_on_a_node_not_initialised_exit_2(tmp_path: Path) -> None:
+    env = _env(tmp_path, f"sqlite:///{tmp_path / 'none.db'}")
+    for command in (["audit"], ["seal"]):
+        result = runner.invoke(cli, command, env=env)
+        assert result.exit_code == 2
+        assert "sou init" in result.output
+
+
+def test_key_file_readable_by_others_is_refused(tmp_path: Path) -> None:
+    path = key_path(tmp_path / "keys", "role:office:gare")
+    assert path.name == "role-office-gare.key"
+    key = SigningKey.generate()
+    save_key(path, key, "role:office:gare")
+    assert load_key(path).public_key == key.public_key
+    assert str(key.seed) not in repr(key) and b64(key.seed) not in repr(key)
+    path.chmod(0o644)
+    with pytest.raises(KeyFileError, match="chmod 600"):
+        load_key(path)
+    with pytest.raises(FileExistsError):
+        save_key(path, key, "role:office:gare")  # never overwrites a key
+
+
+def test_settings_from_environment_and_toml(tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    config = tmp_path / "node.toml"
+    config.write_text('currency = "EUSKO"\nport = 9000\norigin = "sou.example.org/pays"\n')
+    monkeypatch.setenv("SOU_CONFIG", str(config))
+    monkeypatch.setenv("SOU_PORT", "8123")
+    monkeypatch.setenv("SOU_DATA_DIR", str(tmp_path / "d"))
+    settings = Settings()
+    assert (settings.currency, settings.port, settings.origin) == ("EUSKO", 8123,
+                                                                   "sou.example.org/pays")
+    assert settings.resolved_database_url == f"sqlite:///{tmp_path / 'd' / 'sou.db'}"
+
+
+def test_app_health_openapi_and_home(tmp_path: Path, empty_db_url: str,
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in _env(tmp_path, empty_db_url).items():
+        monkeypatch.setenv(name, value)
+    assert runner.invoke(cli, ["init", "--demo"]).exit_code == 0
+    from node.app import create_app
+
+    with TestClient(create_app()) as client:
+        health = client.get("/healthz")
+        assert health.status_code == 200
+        body = health.json()
+        assert body["status"] == "ok" and body["currency"] == "SOU" and body["log_size"] > 0
+        assert client.get("/openapi.json").json()["info"]["title"] == "Sou"
+        home = client.get("/")
+        assert "Val-de-Sou" in home.text and 'lang="fr"' in home.text
+        assert "cdn" not in home.text.lower()
