@@ -5,6 +5,10 @@ since libsodium releases the GIL) in their own thread, then wait on a future. Th
 takes everything queued, up to `max_batch`, and posts it in one transaction: one fsync for
 many payments, and no lock queue in the database. Outcomes are the same as posting each
 order alone, in arrival order.
+
+Given a sealer, the writer also runs a sealing round between batches, at most every
+`seal_every` seconds: after the batch's callers have their answer, so payments never wait
+for the log, and without a second writer competing for the database lock.
 """
 
 from __future__ import annotations
@@ -12,11 +16,12 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from collections.abc import Callable
+import time
 from concurrent.futures import Future
 
 from ledger.errors import LedgerError, NodeBusy
 from ledger.posting import Checked, Posted
+from ledger.sealer import Sealer
 from ledger.service import Ledger
 from ledger.signing import SignedOrder
 
@@ -27,10 +32,12 @@ _STOP = object()
 
 class Poster:
     def __init__(self, ledger: Ledger, *, max_batch: int = 512,
-                 on_commit: Callable[[], None] | None = None) -> None:
+                 sealer: Sealer | None = None, seal_every: float = 0.2) -> None:
         self.ledger = ledger
         self.max_batch = max_batch
-        self.on_commit = on_commit
+        self.sealer = sealer
+        self.seal_every = seal_every
+        self._sealed_at = 0.0
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._stopping = False
@@ -68,8 +75,13 @@ class Poster:
 
     def _run(self) -> None:
         while True:
-            first = self._queue.get()
+            try:
+                first = self._queue.get(timeout=self.seal_every)
+            except queue.Empty:
+                self._seal()
+                continue
             if first is _STOP:
+                self._seal()
                 return
             batch = [first]
             while len(batch) < self.max_batch:
@@ -82,6 +94,17 @@ class Poster:
                     break
                 batch.append(item)
             self._post(batch)  # type: ignore[arg-type]
+            if time.monotonic() - self._sealed_at >= self.seal_every:
+                self._seal()
+
+    def _seal(self) -> None:
+        if self.sealer is None:
+            return
+        self._sealed_at = time.monotonic()
+        try:
+            self.sealer.seal()
+        except Exception:  # the entries stay queued for the next round
+            log.exception("sealing failed; will retry")
 
     def _post(self, batch: list[tuple[Checked, Future[Posted]]]) -> None:
         try:
@@ -98,5 +121,3 @@ class Poster:
                 future.set_exception(outcome)
             else:
                 future.set_result(outcome)
-        if self.on_commit is not None:
-            self.on_commit()

@@ -9,6 +9,7 @@ write lock on SQLite); a leaf's position is fixed the round it is sealed.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,6 +39,10 @@ class StoredNodes:
         return found
 
 
+class _Overtaken(Exception):
+    pass
+
+
 @dataclass(frozen=True)
 class Sealed:
     leaves: int  # appended this round
@@ -57,15 +62,16 @@ class Sealer:
         self.max_leaves = max_leaves
         self.clock = clock
         self._frontier: Frontier | None = None
+        self._one_round_at_a_time = threading.Lock()  # poster and sealer thread share it
 
     def seal(self) -> Sealed:
         """One round; returns what it sealed (possibly nothing)."""
-        try:
-            with self.engine.begin() as conn:
-                sealed = self._round(conn)
-        except BaseException:
-            self._frontier = None  # the in-memory edge may be ahead of the database
-            raise
+        with self._one_round_at_a_time:
+            try:
+                sealed = self._round()
+            except BaseException:
+                self._frontier = None  # the in-memory edge may be ahead of the database
+                raise
         if sealed.note is not None and self.on_checkpoint is not None:
             self.on_checkpoint(sealed)  # only once committed
         return sealed
@@ -76,25 +82,37 @@ class Sealer:
             total += sealed.leaves
         return total
 
-    def _round(self, conn: Connection) -> Sealed:
-        if conn.dialect.name == "postgresql":
-            conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": SEALER_LOCK})
-        latest = repo.latest_checkpoint(conn)
-        size = 0 if latest is None else int(latest["tree_size"])
-        if self._frontier is None or self._frontier.size != size:
-            self._frontier = Frontier.from_nodes(size, StoredNodes(conn))
-        queued = repo.queued(conn, self.max_leaves)
-        if not queued:
-            return Sealed(0, size, None)
-        leaves, nodes, oldest = self._append(conn, queued, self._frontier)
-        root = self._frontier.root()
-        note = sign_checkpoint(self.origin, self._frontier.size, root, self.origin,
+    def _round(self) -> Sealed:
+        # Read and hash without holding the write lock (on SQLite, the whole database):
+        # payments keep committing meanwhile. Then write, if no other sealer went first.
+        with self.engine.connect().execution_options(sqlite_deferred=True) as conn:
+            size = repo.log_size(conn)
+            if self._frontier is None or self._frontier.size != size:
+                self._frontier = Frontier.from_nodes(size, StoredNodes(conn))
+            queued = repo.queued(conn, self.max_leaves)
+            if not queued:
+                return Sealed(0, size, None)
+            frontier = Frontier(size, self._frontier.hashes)
+            leaves, nodes, oldest = self._append(conn, queued, frontier)
+        root = frontier.root()
+        note = sign_checkpoint(self.origin, frontier.size, root, self.origin,
                                self.node_key.nacl_key)
-        repo.insert_leaves(conn, leaves, nodes)
-        repo.insert_checkpoint(conn, {"tree_size": self._frontier.size, "root": root,
-                                      "note": note, "created_ms": int(self.clock() * 1000)})
-        repo.dequeue(conn, [q["id"] for q in queued])
-        return Sealed(len(leaves), self._frontier.size, oldest, note)
+        try:
+            with self.engine.begin() as conn:
+                if conn.dialect.name == "postgresql":
+                    conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": SEALER_LOCK})
+                ids = [q["id"] for q in queued]
+                if repo.log_size(conn) != size or repo.dequeue(conn, ids) != len(ids):
+                    raise _Overtaken
+                repo.insert_leaves(conn, leaves, nodes)
+                repo.insert_checkpoint(conn, {"tree_size": frontier.size, "root": root,
+                                              "note": note,
+                                              "created_ms": int(self.clock() * 1000)})
+        except _Overtaken:  # another sealer sealed these meanwhile: nothing was written
+            self._frontier = None
+            return Sealed(0, size, None)
+        self._frontier = frontier
+        return Sealed(len(leaves), frontier.size, oldest, note)
 
     def _append(self, conn: Connection, queued: list[Any], frontier: Frontier
                 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int | None]:

@@ -56,9 +56,13 @@ class Node:
                       on_checkpoint=lambda sealed: witness.remember(data_dir, sealed))
 
     def start(self) -> Node:
-        """Start the background writers: the group-commit poster and the sealer."""
-        self.sealer = SealerThread(self.new_sealer(), self.settings.seal_interval).start()
-        self.poster = Poster(self.ledger, on_commit=self.sealer.wake).start()
+        """Start the background writers: the group-commit poster, which seals between
+        batches, and the sealer thread, which seals what others commit (key events,
+        other processes)."""
+        sealer = self.new_sealer()
+        interval = self.settings.seal_interval
+        self.sealer = SealerThread(sealer, interval).start()
+        self.poster = Poster(self.ledger, sealer=sealer, seal_every=interval).start()
         return self
 
     def close(self) -> None:

@@ -445,7 +445,9 @@ def test_sealer_running_with_payments_logs_each_transfer_once(book: Book, engine
     per_payer, chunk = 150, 10
     sealer = Sealer(engine, NODE_KEY, ORIGIN)
     sealing = SealerThread(sealer, 0.05).start()
-    poster = Poster(book.ledger, on_commit=sealing.wake).start()
+    # A second sealer in the poster: two sealers race for every round.
+    other = Sealer(engine, NODE_KEY, ORIGIN)
+    poster = Poster(book.ledger, sealer=other, seal_every=0.05).start()
     try:
 
         def pay(i: int) -> list[Outcome]:

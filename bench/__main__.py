@@ -1,0 +1,330 @@
+"""Sou's benchmarks: `make bench` (or `python -m bench --help`).
+
+For SQLite and PostgreSQL, in one run on this machine:
+  - signed transfers per second posted in-process by 64 concurrent payers through the
+    group-commit poster (orders are signed beforehand, as payers' devices do), paying many
+    merchants, then all paying one hot merchant;
+  - the sealer's lag (commit -> sealed in the Merkle log) during that load;
+  - `sou audit` time for the ledger so built (about 100,000 transfers), as transfers/s;
+and, as references measured in the same run: pgbench TPC-B tps on the same PostgreSQL
+server with as many clients, and the raw Ed25519 verify rate (PyNaCl).
+Figures are printed, never asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import nacl.signing
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from ledger.audit import audit
+from ledger.canonical import canonical
+from ledger.chart import member_account
+from ledger.errors import LedgerError
+from ledger.poster import Poster
+from ledger.sealer import Sealed, Sealer
+from ledger.service import Ledger, key_event
+from ledger.signing import SignedOrder, SigningKey, new_order
+from node.database import make_engine
+from node.runtime import migrate
+from node.sealer import SealerThread
+
+ORIGIN = "bench.sou.localhost/village"
+PG_ADMIN = os.environ.get("SOU_BENCH_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+
+
+@dataclass
+class EngineFigures:
+    engine: str
+    payers: int
+    spread_tps: float = 0.0
+    spread_batches: float = 0.0  # mean orders per commit
+    hot_tps: float = 0.0
+    hot_ratio: float = 0.0
+    sealer_lag_p50_ms: float = 0.0
+    sealer_lag_max_ms: float = 0.0
+    audit_transfers: int = 0
+    audit_seconds: float = 0.0
+    audit_tps: float = 0.0
+    audit_ok: bool = False
+
+
+@dataclass
+class Figures:
+    machine: str
+    engines: list[EngineFigures] = field(default_factory=list)
+    pgbench_tps: float | None = None
+    pgbench_clients: int = 0
+    ed25519_verify_per_s_1_thread: float = 0.0
+    ed25519_verify_per_s_2_threads: float = 0.0
+
+
+def say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+# -- databases -------------------------------------------------------------------------------
+
+@contextmanager
+def database(kind: str, workdir: Path) -> Iterator[str]:
+    if kind == "sqlite":
+        yield f"sqlite:///{workdir / 'bench.db'}"
+        return
+    name = f"sou_bench_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(PG_ADMIN).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+# -- the village -------------------------------------------------------------------------------
+
+@dataclass
+class Village:
+    ledger: Ledger
+    node_key: SigningKey
+    payers: list[tuple[str, SigningKey]]
+    merchants: list[str]
+
+
+def build_village(url: str, payers: int, merchants: int, funds: int) -> Village:
+    engine = make_engine(url, pool_size=8)
+    migrate(engine)
+    node_key = SigningKey.generate()
+    ledger = Ledger.create(engine, origin=ORIGIN, currency="SOU", node_key=node_key)
+    ledger.max_amount = funds
+
+    def member(name: str) -> tuple[str, SigningKey]:
+        code = member_account(name)
+        ledger.open_account(code)
+        key = SigningKey.generate()
+        event = key_event("register", origin=ORIGIN, owner=code, public_key=key.public_key,
+                          signer=node_key)
+        ledger.register_key(event, node_key.sign_bytes(canonical(event)))
+        return code, key
+
+    payer_list = [member(f"payer-{i}") for i in range(payers)]
+    shops = [member(f"shop-{i}")[0] for i in range(merchants)]
+    topups = [node_key.sign(new_order("topup", node_key, ORIGIN, to=code, amount=funds,
+                                      currency="SOU", source="card", rule="stripe"))
+              for code, _ in payer_list]
+    for outcome in ledger.post(topups):
+        assert not isinstance(outcome, LedgerError), outcome
+    return Village(ledger, node_key, payer_list, shops)
+
+
+def presign(village: Village, per_payer: int, hot: bool) -> list[list[SignedOrder]]:
+    """Each payer's orders, signed ahead of time as their devices would."""
+    plans = []
+    for p, (code, key) in enumerate(village.payers):
+        orders = []
+        for n in range(per_payer):
+            shop = village.merchants[0 if hot else (p + n) % len(village.merchants)]
+            orders.append(key.sign(new_order("payment", key, ORIGIN, to=shop, amount=1 + n % 7,
+                                             currency="SOU", ttl_s=3_600, **{"from": code})))
+        plans.append(orders)
+    return plans
+
+
+def run_load(village: Village, plans: list[list[SignedOrder]]) -> tuple[float, float, list[int]]:
+    """Every payer posts its orders one after the other; returns (tps, orders per commit,
+    sealer lags in ms)."""
+    engine = village.ledger.engine
+    lags: list[int] = []
+
+    def lag(sealed: Sealed) -> None:  # commit (batch start, in fact) -> sealed
+        if sealed.oldest_ms is not None:
+            lags.append(int(time.time() * 1000) - sealed.oldest_ms)
+
+    # As the node runs them: the poster seals between batches, the thread when idle.
+    sealer = Sealer(engine, village.node_key, ORIGIN, on_checkpoint=lag)
+    sealing = SealerThread(sealer, 0.2).start()
+    poster = Poster(village.ledger, sealer=sealer, seal_every=0.2).start()
+    barrier = threading.Barrier(len(plans) + 1)
+    failures: list[BaseException] = []
+
+    def payer(orders: list[SignedOrder]) -> None:
+        barrier.wait()
+        for signed in orders:
+            try:
+                poster.post(signed)
+            except BaseException as exc:
+                failures.append(exc)
+
+    threads = [threading.Thread(target=payer, args=(orders,)) for orders in plans]
+    for thread in threads:
+        thread.start()
+    barrier.wait()
+    started = time.perf_counter()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - started
+    batches, posted = poster.batches, poster.posted
+    poster.stop()
+    sealing.stop()
+    if failures:
+        raise RuntimeError(f"{len(failures)} payments failed, first: {failures[0]!r}")
+    total = sum(len(orders) for orders in plans)
+    return total / elapsed, posted / max(batches, 1), lags
+
+
+def bench_engine(kind: str, url: str, args: argparse.Namespace) -> EngineFigures:
+    figures = EngineFigures(kind, args.payers)
+    say(f"[{kind}] building the village: {args.payers} payers, {args.merchants} shops")
+    village = build_village(url, args.payers, args.merchants, funds=10_000_000)
+    per_payer = args.transfers // (2 * args.payers)
+    lags: list[int] = []
+    for hot in (False, True):
+        label = "one hot merchant" if hot else "many merchants"
+        say(f"[{kind}] signing {per_payer * args.payers} orders ({label})")
+        plans = presign(village, per_payer, hot)
+        say(f"[{kind}] posting them from {args.payers} threads")
+        tps, per_commit, round_lags = run_load(village, plans)
+        lags += round_lags
+        if hot:
+            figures.hot_tps = tps
+        else:
+            figures.spread_tps, figures.spread_batches = tps, per_commit
+        say(f"[{kind}]   {tps:,.0f} transfers/s, {per_commit:.1f} orders per commit")
+    figures.hot_ratio = figures.hot_tps / figures.spread_tps
+    figures.sealer_lag_p50_ms = statistics.median(lags) if lags else 0.0
+    figures.sealer_lag_max_ms = max(lags, default=0)
+    say(f"[{kind}] auditing")
+    report = audit(village.ledger.engine, node_public_key=village.node_key.public_key,
+                   workers=args.audit_workers)
+    figures.audit_transfers, figures.audit_seconds = report.transfers, report.seconds
+    figures.audit_tps = report.transfers / report.seconds
+    figures.audit_ok = report.ok
+    if not report.ok:
+        say(f"[{kind}] AUDIT FINDINGS: {report.findings[:5]}")
+    village.ledger.engine.dispose()
+    return figures
+
+
+# -- references ------------------------------------------------------------------------------
+
+def pgbench(clients: int, seconds: int) -> float | None:
+    if shutil.which("pgbench") is None:
+        say("pgbench not found: no TPC-B reference")
+        return None
+    url = make_url(PG_ADMIN)
+    with database("postgresql", Path(".")) as db_url:
+        name = make_url(db_url).database
+        base = ["pgbench", "-h", url.host or "127.0.0.1", "-p", str(url.port or 5432),
+                "-U", url.username or "postgres"]
+        say(f"[pgbench] initialising scale 10, then TPC-B with {clients} clients, {seconds} s")
+        subprocess.run([*base, "-i", "-q", "-s", "10", name], check=True,
+                       capture_output=True)
+        run = subprocess.run([*base, "-c", str(clients), "-j", "2", "-T", str(seconds), name],
+                             check=True, capture_output=True, text=True)
+    found = re.search(r"tps = ([\d.]+)", run.stdout)
+    return float(found.group(1)) if found else None
+
+
+def verify_rate(threads: int, count: int = 40_000) -> float:
+    key = nacl.signing.SigningKey.generate()
+    message = b"x" * 300
+    signature = key.sign(message).signature
+    verifier = key.verify_key
+
+    def work(n: int) -> None:
+        for _ in range(n):
+            verifier.verify(message, signature)
+
+    workers = [threading.Thread(target=work, args=(count // threads,)) for _ in range(threads)]
+    started = time.perf_counter()
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    return count / (time.perf_counter() - started)
+
+
+# -- report ----------------------------------------------------------------------------------
+
+def print_table(figures: Figures) -> None:
+    print(f"\nSou benchmarks on {figures.machine}")
+    print(f"{'':38}" + "".join(f"{e.engine:>14}" for e in figures.engines))
+    rows = [
+        ("signed transfers/s, 64 payers", "spread_tps", "{:,.0f}"),
+        ("  orders per commit", "spread_batches", "{:.1f}"),
+        ("signed transfers/s, one hot merchant", "hot_tps", "{:,.0f}"),
+        ("  hot / spread", "hot_ratio", "{:.0%}"),
+        ("sealer lag p50 (ms)", "sealer_lag_p50_ms", "{:.0f}"),
+        ("sealer lag max (ms)", "sealer_lag_max_ms", "{:.0f}"),
+        ("audit: transfers checked", "audit_transfers", "{:,}"),
+        ("audit: seconds", "audit_seconds", "{:.1f}"),
+        ("audit: transfers/s", "audit_tps", "{:,.0f}"),
+        ("audit: s per 100,000 transfers", None, "{:.1f}"),
+        ("audit: all checks hold", "audit_ok", "{}"),
+    ]
+    for label, attr, fmt in rows:
+        cells = []
+        for e in figures.engines:
+            value = 100_000 / e.audit_tps if attr is None else getattr(e, attr)
+            cells.append(f"{fmt.format(value):>14}")
+        print(f"{label:38}" + "".join(cells))
+    print("\nReferences measured in the same run:")
+    if figures.pgbench_tps is not None:
+        print(f"  pgbench TPC-B, {figures.pgbench_clients} clients: "
+              f"{figures.pgbench_tps:,.0f} tps")
+    print(f"  Ed25519 verify (PyNaCl): {figures.ed25519_verify_per_s_1_thread:,.0f}/s on one "
+          f"thread, {figures.ed25519_verify_per_s_2_threads:,.0f}/s on two")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--engines", default="sqlite,postgresql",
+                        help="comma-separated: sqlite, postgresql (default: both)")
+    parser.add_argument("--transfers", type=int, default=102_400,
+                        help="payments posted per engine, half spread, half hot (default "
+                        "102,400: the audit then checks about 100,000 transfers)")
+    parser.add_argument("--payers", type=int, default=64)
+    parser.add_argument("--merchants", type=int, default=16)
+    parser.add_argument("--audit-workers", type=int, default=2)
+    parser.add_argument("--pgbench-seconds", type=int, default=20)
+    parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    args = parser.parse_args()
+
+    uname = os.uname()
+    figures = Figures(machine=f"{uname.nodename} ({uname.machine}, {os.cpu_count()} cores)")
+    with tempfile.TemporaryDirectory(prefix="sou-bench-") as workdir:
+        for kind in args.engines.split(","):
+            with database(kind.strip(), Path(workdir)) as url:
+                figures.engines.append(bench_engine(kind.strip(), url, args))
+    if "postgresql" in args.engines:
+        figures.pgbench_clients = args.payers
+        figures.pgbench_tps = pgbench(args.payers, args.pgbench_seconds)
+    say("[ed25519] measuring raw verify rate")
+    figures.ed25519_verify_per_s_1_thread = verify_rate(1)
+    figures.ed25519_verify_per_s_2_threads = verify_rate(2)
+    print_table(figures)
+    if args.json:
+        args.json.write_text(json.dumps(asdict(figures), indent=2))
+
+
+if __name__ == "__main__":
+    main()
