@@ -288,8 +288,7 @@ def _write(conn: Connection, items: Sequence[Checked], plans: dict[int, Plan],
                                      "currency": ref.currency, "amount": amount})
                 deltas[ref.id] = deltas.get(ref.id, 0) + amount
             batch.outcomes[i] = Posted(transfer_id, order.kind, plan.postings, batch.now_ms)
-        repo.insert_transfers(conn, transfer_rows, posting_rows)
-        repo.add_to_balances(conn, deltas)
+        repo.write_batch(conn, transfer_rows, posting_rows, deltas)
     for i, outcome in enumerate(batch.outcomes):
         if isinstance(outcome, _Pending):
             first = batch.outcomes[outcome.first]

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, RowMapping, func, literal_column, select, tuple_
+from sqlalchemy.exc import DBAPIError
 
 from ledger.models import (
     accounts,
@@ -110,15 +111,18 @@ def lock_balances(conn: Connection, account_ids: Collection[int]) -> dict[int, i
     return {row[0]: row[1] for row in rows}
 
 
+_PG_ADD_TO_BALANCES = (
+    "UPDATE accounts SET balance = balance + d.delta FROM unnest("
+    "%(ids)s::bigint[], %(deltas)s::bigint[]) AS d(id, delta) WHERE accounts.id = d.id")
+
+
 def add_to_balances(conn: Connection, deltas: dict[int, int]) -> None:
     moved = {k: v for k, v in deltas.items() if v}
     if not moved:
         return
     if conn.dialect.name == "postgresql":  # one statement for the whole batch
-        conn.exec_driver_sql(
-            "UPDATE accounts SET balance = balance + d.delta FROM unnest("
-            "%(ids)s::bigint[], %(deltas)s::bigint[]) AS d(id, delta) WHERE accounts.id = d.id",
-            {"ids": list(moved), "deltas": list(moved.values())})
+        conn.exec_driver_sql(_PG_ADD_TO_BALANCES, {"ids": list(moved),
+                                                   "deltas": list(moved.values())})
         return
     conn.exec_driver_sql("UPDATE accounts SET balance = balance + :delta WHERE id = :id",
                          [{"id": k, "delta": v} for k, v in moved.items()])
@@ -259,28 +263,46 @@ POSTING_COLUMNS = {"transfer_id": "bigint", "account_id": "bigint", "currency": 
                    "amount": "bigint"}
 
 
-def insert_transfers(conn: Connection, rows: Sequence[dict[str, Any]],
-                     posting_rows: Sequence[dict[str, Any]]) -> None:
-    """Postings first: the transfer row's insert checks they balance (see the migration)."""
+def write_batch(conn: Connection, rows: Sequence[dict[str, Any]],
+                posting_rows: Sequence[dict[str, Any]], deltas: dict[int, int]) -> None:
+    """Write a batch's postings, transfers, log queue entries and balances.
+
+    Postings go first: the transfer row's insert checks they balance (see the migration).
+    On PostgreSQL each is one statement for the whole batch (unnest of arrays; a row per
+    statement costs a parse, plan and execute each), sent together in one pipeline.
+    """
     queue_rows = [{"transfer_id": r["id"]} for r in rows]
-    for table, columns, values in (("postings", POSTING_COLUMNS, posting_rows),
-                                   ("transfers", TRANSFER_COLUMNS, rows),
-                                   ("log_queue", {"transfer_id": "bigint"}, queue_rows)):
-        _insert_many(conn, table, columns, values)
-
-
-def _insert_many(conn: Connection, table: str, columns: dict[str, str],
-                 rows: Sequence[dict[str, Any]]) -> None:
-    names = ", ".join(columns)
-    if conn.dialect.name == "postgresql":
-        # One statement whatever the batch size: a row per statement costs a round of
-        # parse, plan and execute each on the server.
-        arrays = ", ".join(f"%({c})s::{t}[]" for c, t in columns.items())
-        conn.exec_driver_sql(f"INSERT INTO {table} ({names}) SELECT * FROM unnest({arrays})",
-                             {c: [row[c] for row in rows] for c in columns})
+    inserts = (("postings", POSTING_COLUMNS, posting_rows), ("transfers", TRANSFER_COLUMNS, rows),
+               ("log_queue", {"transfer_id": "bigint"}, queue_rows))
+    moved = {k: v for k, v in deltas.items() if v}
+    if conn.dialect.name != "postgresql":
+        for table, columns, values in inserts:
+            conn.exec_driver_sql(f"INSERT INTO {table} ({', '.join(columns)}) "
+                                 f"VALUES ({_values(conn, columns)})", values)
+        add_to_balances(conn, moved)
         return
-    conn.exec_driver_sql(f"INSERT INTO {table} ({names}) VALUES ({_values(conn, columns)})",
-                         rows)
+    statements = [(f"INSERT INTO {table} ({', '.join(columns)}) SELECT * FROM unnest("
+                   + ", ".join(f"%({c})s::{t}[]" for c, t in columns.items()) + ")",
+                   {c: [row[c] for row in values] for c in columns})
+                  for table, columns, values in inserts]
+    if moved:
+        statements.append((_PG_ADD_TO_BALANCES, {"ids": list(moved),
+                                                 "deltas": list(moved.values())}))
+    _pipelined(conn, statements)
+
+
+def _pipelined(conn: Connection, statements: Sequence[tuple[str, dict[str, Any]]]) -> None:
+    """Send statements without waiting for each answer (psycopg pipeline mode), inside the
+    connection's current transaction; errors come back as SQLAlchemy's exceptions."""
+    driver = conn.connection.driver_connection
+    dbapi = conn.dialect.dbapi
+    assert driver is not None and dbapi is not None
+    try:
+        with driver.pipeline(), driver.cursor() as cursor:
+            for sql, params in statements:
+                cursor.execute(sql, params)
+    except dbapi.Error as exc:
+        raise DBAPIError.instance(sql, params, exc, dbapi.Error) from exc
 
 
 def history(conn: Connection, account_id: int, *, before: int | None, limit: int

@@ -32,8 +32,10 @@ def make_engine(url: str, *, pool_size: int = 16, echo: bool = False) -> Engine:
         )
         _sqlite_events(engine)
         return engine
+    # No pre-ping: it would cost a round trip per batch of payments; connections broken by
+    # a server restart fail once, and the poster answers those callers with the error.
     return create_engine(url, echo=echo, pool_size=pool_size, max_overflow=64,
-                         pool_pre_ping=True)
+                         pool_recycle=3600)
 
 
 def _sqlite_events(engine: Engine) -> None:

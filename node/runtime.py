@@ -20,17 +20,11 @@ from node.sealer import SealerThread
 from node.settings import Settings
 
 
-def alembic_config(engine: Engine) -> Config:
-    config = Config()
-    config.set_main_option("script_location", str(files("migrations")))
-    config.set_main_option("sqlalchemy.url", engine.url.render_as_string(hide_password=False))
-    return config
-
-
 def migrate(engine: Engine) -> None:
     """Bring the schema to the latest revision: the only way tables are ever made."""
-    config = alembic_config(engine)
-    with engine.begin() as conn:
+    config = Config()
+    config.set_main_option("script_location", str(files("migrations")))
+    with engine.begin() as conn:  # env.py uses this connection (no URL in the config)
         config.attributes["connection"] = conn
         command.upgrade(config, "heads")
 
