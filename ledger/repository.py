@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, RowMapping, func, literal_column, select, tuple_
-from sqlalchemy.exc import DBAPIError
 
+from ledger import bulk
 from ledger.models import (
     accounts,
     checkpoints,
@@ -82,50 +82,16 @@ def insert_account(conn: Connection, ref: dict[str, Any]) -> int:
     return int(result.scalar_one())
 
 
-# The posting path runs a few statements per batch of payments. They are written as plain
-# SQL in the driver's parameter style: SQLAlchemy's statement compilation and per-row
-# parameter processing cost more than the database work itself there.
-
-def _param(conn: Connection, name: str) -> str:
-    return f"%({name})s" if conn.dialect.paramstyle == "pyformat" else f":{name}"
-
-
-def _values(conn: Connection, names: Iterable[str]) -> str:
-    return ", ".join(_param(conn, n) for n in names)
-
-
-def _listed(conn: Connection, prefix: str, values: Iterable[Any]) -> tuple[str, dict[str, Any]]:
-    params = {f"{prefix}{i}": v for i, v in enumerate(values)}
-    return ", ".join(_param(conn, k) for k in params), params
-
-
 def lock_balances(conn: Connection, account_ids: Collection[int]) -> dict[int, int]:
     """Balances of the accounts, locked until commit, in id order so that writers never
     deadlock (SQLite needs no row lock: its transaction already holds the database)."""
     if not account_ids:
         return {}
-    listed, params = _listed(conn, "a", sorted(account_ids))
-    lock = " FOR UPDATE" if conn.dialect.name == "postgresql" else ""
+    where, params = bulk.among(conn, "id", sorted(account_ids))
+    lock = " FOR UPDATE" if bulk.postgres(conn) else ""
     rows = conn.exec_driver_sql(
-        f"SELECT id, balance FROM accounts WHERE id IN ({listed}) ORDER BY id{lock}", params)
+        f"SELECT id, balance FROM accounts WHERE {where} ORDER BY id{lock}", params)
     return {row[0]: row[1] for row in rows}
-
-
-_PG_ADD_TO_BALANCES = (
-    "UPDATE accounts SET balance = balance + d.delta FROM unnest("
-    "%(ids)s::bigint[], %(deltas)s::bigint[]) AS d(id, delta) WHERE accounts.id = d.id")
-
-
-def add_to_balances(conn: Connection, deltas: dict[int, int]) -> None:
-    moved = {k: v for k, v in deltas.items() if v}
-    if not moved:
-        return
-    if conn.dialect.name == "postgresql":  # one statement for the whole batch
-        conn.exec_driver_sql(_PG_ADD_TO_BALANCES, {"ids": list(moved),
-                                                   "deltas": list(moved.values())})
-        return
-    conn.exec_driver_sql("UPDATE accounts SET balance = balance + :delta WHERE id = :id",
-                         [{"id": k, "delta": v} for k, v in moved.items()])
 
 
 def balances(conn: Connection, codes: Collection[str] | None = None) -> dict[str, int]:
@@ -150,10 +116,9 @@ def key_by_id(conn: Connection, key_id: str) -> KeyRef | None:
 def revoked_keys(conn: Connection, key_ids: Collection[str]) -> set[str]:
     if not key_ids:
         return set()
-    listed, params = _listed(conn, "k", key_ids)
+    where, params = bulk.among(conn, "key_id", key_ids, "text")
     rows = conn.exec_driver_sql(
-        f"SELECT key_id FROM keys WHERE revoked_ms IS NOT NULL AND key_id IN ({listed})",
-        params)
+        f"SELECT key_id FROM keys WHERE revoked_ms IS NOT NULL AND {where}", params)
     return {row[0] for row in rows}
 
 
@@ -255,54 +220,23 @@ def allocate_transfer_ids(conn: Connection, count: int) -> list[int]:
     return list(range(int(top or 0) + 1, int(top or 0) + 1 + count))
 
 
-# Columns of the rows the posting path writes, with their PostgreSQL array types.
-TRANSFER_COLUMNS = {"id": "bigint", "kind": "text", "initiator": "text", "client_id": "text",
-                    "key_id": "text", "nonce": "text", "order_json": "text",
-                    "signature": "bytea", "ref_id": "bigint", "created_ms": "bigint"}
-POSTING_COLUMNS = {"transfer_id": "bigint", "account_id": "bigint", "currency": "text",
-                   "amount": "bigint"}
+TRANSFER_COLUMNS = ("id", "kind", "initiator", "client_id", "key_id", "nonce", "order_json",
+                    "signature", "ref_id", "created_ms")
+POSTING_COLUMNS = ("transfer_id", "account_id", "currency", "amount")
 
 
 def write_batch(conn: Connection, rows: Sequence[dict[str, Any]],
                 posting_rows: Sequence[dict[str, Any]], deltas: dict[int, int]) -> None:
-    """Write a batch's postings, transfers, log queue entries and balances.
-
-    Postings go first: the transfer row's insert checks they balance (see the migration).
-    On PostgreSQL each is one statement for the whole batch (unnest of arrays; a row per
-    statement costs a parse, plan and execute each), sent together in one pipeline.
-    """
+    """Write a batch's postings, transfers, log queue entries and balances. Postings go
+    first: the transfer row's insert checks they balance (see the migration)."""
     queue_rows = [{"transfer_id": r["id"]} for r in rows]
-    inserts = (("postings", POSTING_COLUMNS, posting_rows), ("transfers", TRANSFER_COLUMNS, rows),
-               ("log_queue", {"transfer_id": "bigint"}, queue_rows))
     moved = {k: v for k, v in deltas.items() if v}
-    if conn.dialect.name != "postgresql":
-        for table, columns, values in inserts:
-            conn.exec_driver_sql(f"INSERT INTO {table} ({', '.join(columns)}) "
-                                 f"VALUES ({_values(conn, columns)})", values)
-        add_to_balances(conn, moved)
-        return
-    statements = [(f"INSERT INTO {table} ({', '.join(columns)}) SELECT * FROM unnest("
-                   + ", ".join(f"%({c})s::{t}[]" for c, t in columns.items()) + ")",
-                   {c: [row[c] for row in values] for c in columns})
-                  for table, columns, values in inserts]
-    if moved:
-        statements.append((_PG_ADD_TO_BALANCES, {"ids": list(moved),
-                                                 "deltas": list(moved.values())}))
-    _pipelined(conn, statements)
-
-
-def _pipelined(conn: Connection, statements: Sequence[tuple[str, dict[str, Any]]]) -> None:
-    """Send statements without waiting for each answer (psycopg pipeline mode), inside the
-    connection's current transaction; errors come back as SQLAlchemy's exceptions."""
-    driver = conn.connection.driver_connection
-    dbapi = conn.dialect.dbapi
-    assert driver is not None and dbapi is not None
-    try:
-        with driver.pipeline(), driver.cursor() as cursor:
-            for sql, params in statements:
-                cursor.execute(sql, params)
-    except dbapi.Error as exc:
-        raise DBAPIError.instance(sql, params, exc, dbapi.Error) from exc
+    bulk.run(conn, [
+        bulk.insert(conn, "postings", POSTING_COLUMNS, posting_rows),
+        bulk.insert(conn, "transfers", TRANSFER_COLUMNS, rows),
+        bulk.insert(conn, "log_queue", ("transfer_id",), queue_rows),
+        *([bulk.add_to_balances(conn, moved)] if moved else []),
+    ])
 
 
 def history(conn: Connection, account_id: int, *, before: int | None, limit: int
@@ -335,29 +269,40 @@ def dequeue(conn: Connection, queue_ids: Collection[int]) -> int:
     return int(removed.rowcount)
 
 
+LeafSource = tuple[int, int, str, bytes]  # id, created_ms, signed JSON, signature
+
+
 def leaf_sources(conn: Connection, transfer_ids: Collection[int], event_ids: Collection[int]
-                 ) -> tuple[dict[int, RowMapping], dict[int, list[tuple[str, str, int]]],
-                            dict[int, RowMapping]]:
+                 ) -> tuple[dict[int, LeafSource], dict[int, list[tuple[str, str, int]]],
+                            dict[int, LeafSource]]:
     """What the leaves of these transfers and key events are made of."""
-    t_rows = {r["id"]: r for r in conn.execute(
-        select(transfers).where(transfers.c.id.in_(list(transfer_ids)))).mappings()}
+    t_rows: dict[int, LeafSource] = {}
     legs: dict[int, list[tuple[str, str, int]]] = {i: [] for i in transfer_ids}
-    for row in conn.execute(
-            select(postings.c.transfer_id, accounts.c.code, postings.c.currency,
-                   postings.c.amount)
-            .join(accounts, accounts.c.id == postings.c.account_id)
-            .where(postings.c.transfer_id.in_(list(transfer_ids)))):
-        legs[row.transfer_id].append((row.code, row.currency, row.amount))
-    e_rows = {r["id"]: r for r in conn.execute(
-        select(key_events).where(key_events.c.id.in_(list(event_ids)))).mappings()}
+    if transfer_ids:
+        where, params = bulk.among(conn, "id", transfer_ids)
+        for row in conn.exec_driver_sql("SELECT id, created_ms, order_json, signature "
+                                        f"FROM transfers WHERE {where}", params):
+            t_rows[row[0]] = (row[0], row[1], row[2], bytes(row[3]))
+        where, params = bulk.among(conn, "p.transfer_id", transfer_ids)
+        for tid, code, currency, amount in conn.exec_driver_sql(
+                "SELECT p.transfer_id, a.code, p.currency, p.amount FROM postings p "
+                f"JOIN accounts a ON a.id = p.account_id WHERE {where}", params):
+            legs[tid].append((code, currency, amount))
+    e_rows: dict[int, LeafSource] = {}
+    if event_ids:
+        where, params = bulk.among(conn, "id", event_ids)
+        for row in conn.exec_driver_sql("SELECT id, created_ms, event_json, signature "
+                                        f"FROM key_events WHERE {where}", params):
+            e_rows[row[0]] = (row[0], row[1], row[2], bytes(row[3]))
     return t_rows, legs, e_rows
 
 
 def insert_leaves(conn: Connection, leaves: Sequence[dict[str, Any]],
                   nodes: Sequence[dict[str, Any]]) -> None:
-    conn.execute(log_leaves.insert(), leaves)
-    if nodes:
-        conn.execute(log_nodes.insert(), nodes)
+    bulk.run(conn, [
+        bulk.insert(conn, "log_leaves", ("idx", "transfer_id", "key_event_id", "hash"), leaves),
+        *([bulk.insert(conn, "log_nodes", ("level", "idx", "hash"), nodes)] if nodes else []),
+    ])
 
 
 def node_hash(conn: Connection, level: int, index: int) -> bytes | None:

@@ -124,13 +124,11 @@ class Sealer:
         oldest: int | None = None
         for q in queued:
             if q["transfer_id"] is not None:
-                t = t_rows[q["transfer_id"]]
-                data = transfer_leaf(t["id"], t["created_ms"], t["order_json"],
-                                     t["signature"], legs[t["id"]])
-                oldest = t["created_ms"] if oldest is None else min(oldest, t["created_ms"])
+                tid, created, order_json, signature = t_rows[q["transfer_id"]]
+                data = transfer_leaf(tid, created, order_json, signature, legs[tid])
+                oldest = created if oldest is None else min(oldest, created)
             else:
-                e = e_rows[q["key_event_id"]]
-                data = key_event_leaf(e["id"], e["created_ms"], e["event_json"], e["signature"])
+                data = key_event_leaf(*e_rows[q["key_event_id"]])
             digest = leaf_hash(data)
             leaves.append({"idx": frontier.size, "transfer_id": q["transfer_id"],
                            "key_event_id": q["key_event_id"], "hash": digest})

@@ -1,0 +1,84 @@
+"""Statements for the hot paths (posting a batch, sealing a round): one per batch.
+
+They are plain SQL in the driver's parameter style: SQLAlchemy's compilation and per-row
+parameter processing cost more than the database work there. On PostgreSQL a whole batch
+travels as one JSON parameter (json_populate_recordset / json_array_elements_text), which
+keeps statement texts constant (the driver caches their parsing) and spares the driver
+from adapting thousands of values one by one; the statements of a step are sent together
+in one pipeline. SQLite, in-process, takes plain executemany.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection, Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import Connection
+from sqlalchemy.exc import DBAPIError
+
+Statement = tuple[str, Any]  # SQL and its parameters (a list of rows means executemany)
+
+
+def postgres(conn: Connection) -> bool:
+    return conn.dialect.name == "postgresql"
+
+
+def param(conn: Connection, name: str) -> str:
+    return f"%({name})s" if conn.dialect.paramstyle == "pyformat" else f":{name}"
+
+
+def among(conn: Connection, column: str, values: Collection[Any], sql_type: str = "bigint"
+          ) -> tuple[str, dict[str, Any]]:
+    """`column IN (values)` and its parameters."""
+    if postgres(conn):
+        cast = "" if sql_type == "text" else f"::{sql_type}"
+        return (f"{column} IN (SELECT json_array_elements_text(%(among)s::json){cast})",
+                {"among": json.dumps(list(values))})
+    params = {f"v{i}": v for i, v in enumerate(values)}
+    return f"{column} IN ({', '.join(':' + k for k in params)})", params
+
+
+def insert(conn: Connection, table: str, columns: Sequence[str],
+           rows: Sequence[dict[str, Any]]) -> Statement:
+    names = ", ".join(columns)
+    if postgres(conn):
+        return (f"INSERT INTO {table} ({names}) SELECT {names} FROM "
+                f"json_populate_recordset(NULL::{table}, %(rows)s::json)",
+                {"rows": json.dumps([_jsonable(row, columns) for row in rows])})
+    return (f"INSERT INTO {table} ({names}) VALUES "
+            f"({', '.join(':' + c for c in columns)})", rows)
+
+
+def _jsonable(row: dict[str, Any], columns: Iterable[str]) -> dict[str, Any]:
+    # bytea's text form is \x followed by hex.
+    return {c: "\\x" + v.hex() if isinstance(v, bytes) else v
+            for c in columns if (v := row[c]) is not None}
+
+
+def add_to_balances(conn: Connection, deltas: dict[int, int]) -> Statement:
+    if postgres(conn):
+        return ("UPDATE accounts SET balance = balance + d.delta FROM json_to_recordset("
+                "%(deltas)s::json) AS d(id bigint, delta bigint) WHERE accounts.id = d.id",
+                {"deltas": json.dumps([{"id": k, "delta": v} for k, v in deltas.items()])})
+    return ("UPDATE accounts SET balance = balance + :delta WHERE id = :id",
+            [{"id": k, "delta": v} for k, v in deltas.items()])
+
+
+def run(conn: Connection, statements: Sequence[Statement]) -> None:
+    """Execute the statements in the connection's transaction (pipelined on PostgreSQL);
+    errors come back as SQLAlchemy's exceptions, as from any other statement."""
+    if not postgres(conn):
+        for sql, params in statements:
+            conn.exec_driver_sql(sql, params)
+        return
+    driver = conn.connection.driver_connection
+    dbapi = conn.dialect.dbapi
+    assert driver is not None and dbapi is not None
+    sql, params = "", None
+    try:
+        with driver.pipeline(), driver.cursor() as cursor:
+            for sql, params in statements:
+                cursor.execute(sql, params)
+    except dbapi.Error as exc:
+        raise DBAPIError.instance(sql, params, exc, dbapi.Error) from exc
