@@ -65,6 +65,31 @@ def add_to_balances(conn: Connection, deltas: dict[int, int]) -> Statement:
             [{"id": k, "delta": v} for k, v in deltas.items()])
 
 
+def fetch(conn: Connection, statements: Sequence[Statement]) -> list[list[Any]]:
+    """The rows of each query, asked in one round trip on PostgreSQL."""
+    if not postgres(conn):
+        return [list(conn.exec_driver_sql(sql, params)) for sql, params in statements]
+    driver, dbapi = _driver(conn)
+    cursors = [driver.cursor() for _ in statements]
+    sql, params = "", None
+    try:
+        with driver.pipeline():
+            for cursor, (sql, params) in zip(cursors, statements, strict=True):
+                cursor.execute(sql, params)
+        return [cursor.fetchall() for cursor in cursors]
+    except dbapi.Error as exc:
+        raise DBAPIError.instance(sql, params, exc, dbapi.Error) from exc
+    finally:
+        for cursor in cursors:
+            cursor.close()
+
+
+def _driver(conn: Connection) -> tuple[Any, Any]:
+    driver, dbapi = conn.connection.driver_connection, conn.dialect.dbapi
+    assert driver is not None and dbapi is not None
+    return driver, dbapi
+
+
 def run(conn: Connection, statements: Sequence[Statement]) -> None:
     """Execute the statements in the connection's transaction (pipelined on PostgreSQL);
     errors come back as SQLAlchemy's exceptions, as from any other statement."""
@@ -72,9 +97,7 @@ def run(conn: Connection, statements: Sequence[Statement]) -> None:
         for sql, params in statements:
             conn.exec_driver_sql(sql, params)
         return
-    driver = conn.connection.driver_connection
-    dbapi = conn.dialect.dbapi
-    assert driver is not None and dbapi is not None
+    driver, dbapi = _driver(conn)
     sql, params = "", None
     try:
         with driver.pipeline(), driver.cursor() as cursor:

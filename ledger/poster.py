@@ -116,6 +116,8 @@ class Poster:
             return
         self.batches += 1
         self.posted += len(batch)
+        if self.sealer is not None:
+            self.sealer.expect(o for o in outcomes if isinstance(o, Posted) and not o.replayed)
         for (_, future), outcome in zip(batch, outcomes, strict=True):
             if isinstance(outcome, LedgerError):
                 future.set_exception(outcome)

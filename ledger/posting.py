@@ -11,7 +11,7 @@ triggers, unique client ids and nonces).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +31,8 @@ from ledger.errors import (
     UnknownAccount,
     UnknownTransfer,
 )
+from ledger.leaves import transfer_leaf
+from ledger.merkle import leaf_hash
 from ledger.operations import Context, Operation, Original, Plan, currencies
 from ledger.orders import Order
 from ledger.repository import AccountRef, Dependents
@@ -54,6 +56,9 @@ class Posted:
     postings: dict[str, int]
     created_ms: int
     replayed: bool = False
+    # The hash its leaf will have in the log (for receipts, and so the sealer need not read
+    # the transfer back). None on a replay: the first answer carried it.
+    leaf_hash: bytes | None = field(default=None, repr=False)
 
 
 Outcome = Posted | LedgerError
@@ -70,6 +75,7 @@ class Batch:
     # Replays are rare: a batch first relies on the unique keys to catch a reused client id
     # or nonce (one query less per batch), and is re-run carefully if they fire.
     careful: bool = False
+    take_ids: Callable[[Connection, int], list[int]] = repo.allocate_transfer_ids
     outcomes: list[Outcome | None] = field(default_factory=list)
 
 
@@ -79,7 +85,8 @@ def post_batch(conn: Connection, items: Sequence[Checked], batch: Batch) -> list
     if batch.careful:
         _replays(conn, items, batch, range(len(items)))
     _refuse_expired(items, batch)
-    _revoked_and_reused(conn, items, batch)
+    if batch.careful:
+        _reused_nonces(conn, items, batch)
     plans = _plans(conn, items, batch)
     accepted = _apply(conn, items, plans, batch)
     _write(conn, items, plans, accepted, batch)
@@ -126,17 +133,12 @@ def _replays(conn: Connection, items: Sequence[Checked], batch: Batch,
                 client_id=items[i].order.client_id, transfer_id=stored.id)
 
 
-def _revoked_and_reused(conn: Connection, items: Sequence[Checked], batch: Batch) -> None:
+def _reused_nonces(conn: Connection, items: Sequence[Checked], batch: Batch) -> None:
     live = _live(batch)
-    revoked = repo.revoked_keys(conn, {items[i].order.key_id for i in live})
-    used = (repo.used_nonces(conn, {(items[i].order.key_id, items[i].order.nonce) for i in live})
-            if batch.careful else set())
+    used = repo.used_nonces(conn, {(items[i].order.key_id, items[i].order.nonce) for i in live})
     for i in live:
         order = items[i].order
-        if order.key_id in revoked:
-            batch.outcomes[i] = RevokedKey("the key that signed this order is revoked",
-                                           key=order.key_id)
-        elif (order.key_id, order.nonce) in used:
+        if (order.key_id, order.nonce) in used:
             batch.outcomes[i] = ReplayedNonce("this order's nonce was already used",
                                               nonce=order.nonce)
 
@@ -195,8 +197,9 @@ def _apply(conn: Connection, items: Sequence[Checked], plans: dict[int, Plan], b
            ) -> list[int]:
     """Check each plan against running balances, in order; return the accepted indexes."""
     accounts = batch.accounts
-    balances = repo.lock_balances(conn, {accounts[c].id for p in plans.values()
-                                         for c in p.postings})
+    balances, revoked = repo.lock_balances(
+        conn, {accounts[c].id for p in plans.values() for c in p.postings},
+        {items[i].order.key_id for i in plans})
     deps = repo.dependents(conn, {p.ref for p in plans.values() if p.ref is not None})
     first_of: dict[tuple[str, str], int] = {}
     nonces: set[tuple[str, str]] = set()
@@ -208,6 +211,10 @@ def _apply(conn: Connection, items: Sequence[Checked], plans: dict[int, Plan], b
             batch.outcomes[i] = _repeat(items, first_of[client], i, batch)
             continue
         first_of[client] = i
+        if order.key_id in revoked:
+            batch.outcomes[i] = RevokedKey("the key that signed this order is revoked",
+                                           key=order.key_id)
+            continue
         if (order.key_id, order.nonce) in nonces:
             batch.outcomes[i] = ReplayedNonce("this order's nonce was already used",
                                               nonce=order.nonce)
@@ -270,7 +277,7 @@ def _overdraft(plan: Plan, balances: dict[int, int], accounts: dict[str, Account
 def _write(conn: Connection, items: Sequence[Checked], plans: dict[int, Plan],
            accepted: list[int], batch: Batch) -> None:
     if accepted:
-        ids = repo.allocate_transfer_ids(conn, len(accepted))
+        ids = batch.take_ids(conn, len(accepted))
         transfer_rows: list[dict[str, Any]] = []
         posting_rows: list[dict[str, Any]] = []
         deltas: dict[int, int] = {}
@@ -282,12 +289,17 @@ def _write(conn: Connection, items: Sequence[Checked], plans: dict[int, Plan],
                 "order_json": order.canonical.decode(), "signature": order.signature,
                 "ref_id": plan.ref, "created_ms": batch.now_ms,
             })
+            legs = []
             for code, amount in plan.postings.items():
                 ref = batch.accounts[code]
                 posting_rows.append({"transfer_id": transfer_id, "account_id": ref.id,
                                      "currency": ref.currency, "amount": amount})
                 deltas[ref.id] = deltas.get(ref.id, 0) + amount
-            batch.outcomes[i] = Posted(transfer_id, order.kind, plan.postings, batch.now_ms)
+                legs.append((code, ref.currency, amount))
+            leaf = leaf_hash(transfer_leaf(transfer_id, batch.now_ms, transfer_rows[-1][
+                "order_json"], order.signature, legs))
+            batch.outcomes[i] = Posted(transfer_id, order.kind, plan.postings, batch.now_ms,
+                                       leaf_hash=leaf)
         repo.write_batch(conn, transfer_rows, posting_rows, deltas)
     for i, outcome in enumerate(batch.outcomes):
         if isinstance(outcome, _Pending):

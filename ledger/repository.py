@@ -82,16 +82,21 @@ def insert_account(conn: Connection, ref: dict[str, Any]) -> int:
     return int(result.scalar_one())
 
 
-def lock_balances(conn: Connection, account_ids: Collection[int]) -> dict[int, int]:
+def lock_balances(conn: Connection, account_ids: Collection[int], key_ids: Collection[str]
+                  ) -> tuple[dict[int, int], set[str]]:
     """Balances of the accounts, locked until commit, in id order so that writers never
-    deadlock (SQLite needs no row lock: its transaction already holds the database)."""
+    deadlock (SQLite needs no row lock: its transaction already holds the database); and
+    which of the keys are revoked (asked in the same round trip)."""
     if not account_ids:
-        return {}
+        return {}, set()
     where, params = bulk.among(conn, "id", sorted(account_ids))
     lock = " FOR UPDATE" if bulk.postgres(conn) else ""
-    rows = conn.exec_driver_sql(
-        f"SELECT id, balance FROM accounts WHERE {where} ORDER BY id{lock}", params)
-    return {row[0]: row[1] for row in rows}
+    key_where, key_params = bulk.among(conn, "key_id", key_ids, "text")
+    rows, revoked = bulk.fetch(conn, [
+        (f"SELECT id, balance FROM accounts WHERE {where} ORDER BY id{lock}", params),
+        (f"SELECT key_id FROM keys WHERE revoked_ms IS NOT NULL AND {key_where}", key_params),
+    ])
+    return {row[0]: row[1] for row in rows}, {row[0] for row in revoked}
 
 
 def balances(conn: Connection, codes: Collection[str] | None = None) -> dict[str, int]:
@@ -111,15 +116,6 @@ def key_by_id(conn: Connection, key_id: str) -> KeyRef | None:
     row = conn.execute(select(keys).where(keys.c.key_id == key_id)).first()
     return None if row is None else KeyRef(row.key_id, row.owner, row.public_key,
                                            row.registered_ms)
-
-
-def revoked_keys(conn: Connection, key_ids: Collection[str]) -> set[str]:
-    if not key_ids:
-        return set()
-    where, params = bulk.among(conn, "key_id", key_ids, "text")
-    rows = conn.exec_driver_sql(
-        f"SELECT key_id FROM keys WHERE revoked_ms IS NOT NULL AND {where}", params)
-    return {row[0] for row in rows}
 
 
 def key_row(conn: Connection, key_id: str) -> RowMapping | None:

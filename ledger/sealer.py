@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,9 +21,11 @@ from ledger import repository as repo
 from ledger.checkpoint import sign_checkpoint
 from ledger.leaves import key_event_leaf, transfer_leaf
 from ledger.merkle import Frontier, leaf_hash
+from ledger.posting import Posted
 from ledger.signing import SigningKey
 
 SEALER_LOCK = 0x50550001  # PostgreSQL advisory lock id held by the sealing transaction
+MAX_KNOWN = 200_000  # leaf hashes kept for the next rounds; beyond, they are read back
 
 
 class StoredNodes:
@@ -63,6 +65,15 @@ class Sealer:
         self.clock = clock
         self._frontier: Frontier | None = None
         self._one_round_at_a_time = threading.Lock()  # poster and sealer thread share it
+        # transfer id -> (leaf hash, created_ms), handed over by the poster
+        self._known: dict[int, tuple[bytes, int]] = {}
+
+    def expect(self, posted: Iterable[Posted]) -> None:
+        """Transfers this process's poster just committed, with their leaf hashes: the round
+        that seals them need not read them back (the audit recomputes every leaf anyway)."""
+        if len(self._known) < MAX_KNOWN:
+            self._known.update((p.transfer_id, (p.leaf_hash, p.created_ms))
+                               for p in posted if p.leaf_hash is not None)
 
     def seal(self) -> Sealed:
         """One round; returns what it sealed (possibly nothing)."""
@@ -116,21 +127,26 @@ class Sealer:
 
     def _append(self, conn: Connection, queued: list[Any], frontier: Frontier
                 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int | None]:
+        known = self._known
+        oldest: int | None = None
         t_rows, legs, e_rows = repo.leaf_sources(
-            conn, [q["transfer_id"] for q in queued if q["transfer_id"] is not None],
+            conn, [t for q in queued if (t := q["transfer_id"]) is not None and t not in known],
             [q["key_event_id"] for q in queued if q["key_event_id"] is not None])
         leaves: list[dict[str, Any]] = []
         nodes: list[dict[str, Any]] = []
-        oldest: int | None = None
         for q in queued:
-            if q["transfer_id"] is not None:
-                tid, created, order_json, signature = t_rows[q["transfer_id"]]
-                data = transfer_leaf(tid, created, order_json, signature, legs[tid])
-                oldest = created if oldest is None else min(oldest, created)
+            tid = q["transfer_id"]
+            if tid in known:
+                digest, created = known.pop(tid)
+            elif tid is not None:
+                _, created, order_json, signature = t_rows[tid]
+                digest = leaf_hash(transfer_leaf(tid, created, order_json, signature, legs[tid]))
             else:
-                data = key_event_leaf(*e_rows[q["key_event_id"]])
-            digest = leaf_hash(data)
-            leaves.append({"idx": frontier.size, "transfer_id": q["transfer_id"],
+                digest = leaf_hash(key_event_leaf(*e_rows[q["key_event_id"]]))
+                created = None
+            if created is not None:
+                oldest = created if oldest is None else min(oldest, created)
+            leaves.append({"idx": frontier.size, "transfer_id": tid,
                            "key_event_id": q["key_event_id"], "hash": digest})
             nodes.extend({"level": level, "idx": index, "hash": h}
                          for level, index, h in frontier.append(digest) if level > 0)

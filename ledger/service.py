@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -45,6 +46,7 @@ log = logging.getLogger(__name__)
 # Who may register or revoke someone else's key (operator-assisted recovery).
 KEY_OFFICERS = frozenset({NODE, TREASURER, "role:admin"})
 MAX_BATCH_RETRIES = 3
+ID_BLOCK = 1024
 
 
 class Ledger:
@@ -61,6 +63,8 @@ class Ledger:
         self.origin = info["origin"]
         self.chart = Chart(info["currency"])
         self._accounts: dict[str, AccountRef] = {}
+        self._spare_ids: list[int] = []
+        self._ids_lock = threading.Lock()
         self._keys: dict[str, tuple[KeyRef, nacl.signing.VerifyKey]] = {}
 
     # -- creation --------------------------------------------------------------------------
@@ -214,9 +218,21 @@ class Ledger:
 
     def _post_once(self, items: Sequence[Checked], *, careful: bool) -> list[Outcome]:
         batch = Batch(self.chart, self.max_amount, self._now_ms(), self._accounts,
-                      careful=careful)
+                      careful=careful, take_ids=self._take_ids)
         with self.engine.begin() as conn:
             return post_batch(conn, items, batch)
+
+    def _take_ids(self, conn: Connection, count: int) -> list[int]:
+        """Transfer ids for a batch. PostgreSQL's sequence hands them out a block at a time
+        (a round trip per thousand payments, not per batch); gaps are harmless. SQLite
+        takes the next ids under its write lock, so there ids follow commit order."""
+        if conn.dialect.name != "postgresql":
+            return repo.allocate_transfer_ids(conn, count)
+        with self._ids_lock:
+            if len(self._spare_ids) < count:
+                self._spare_ids += repo.allocate_transfer_ids(conn, max(count, ID_BLOCK))
+            taken, self._spare_ids = self._spare_ids[:count], self._spare_ids[count:]
+        return taken
 
     def _now_ms(self) -> int:
         return int(self.clock() * 1000)
@@ -257,7 +273,8 @@ def _check_key_event(ledger: Ledger, conn: Connection, event: dict[str, Any],
     if len(public_key) != 32 or event.get("key") != key_id(public_key):
         raise InvalidOrder("public_key", "must be a 32-byte Ed25519 key matching `key`")
     signer, verifier = ledger._verify_key(str(event.get("signer")), conn)
-    if repo.revoked_keys(conn, [signer.key_id]):
+    signer_row = repo.key_row(conn, signer.key_id)
+    if signer_row is not None and signer_row["revoked_ms"] is not None:
         raise RevokedKey("the signing key is revoked", key=signer.key_id)
     try:
         verifier.verify(canonical(event), signature)
