@@ -84,6 +84,20 @@ def fetch(conn: Connection, statements: Sequence[Statement]) -> list[list[Any]]:
             cursor.close()
 
 
+def rows(conn: Connection, sql: str) -> list[tuple[Any, ...]]:
+    """All rows of a parameterless query, straight from the driver's cursor, for reads of
+    hundreds of thousands of rows (the audit) where each row's wrapping would show."""
+    driver, dbapi = _driver(conn)
+    cursor = driver.cursor()
+    try:
+        cursor.execute(sql)
+        return list(cursor.fetchall())
+    except dbapi.Error as exc:
+        raise DBAPIError.instance(sql, None, exc, dbapi.Error) from exc
+    finally:
+        cursor.close()
+
+
 def _driver(conn: Connection) -> tuple[Any, Any]:
     driver, dbapi = conn.connection.driver_connection, conn.dialect.dbapi
     assert driver is not None and dbapi is not None
