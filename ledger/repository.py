@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -122,9 +122,6 @@ def key_row(conn: Connection, key_id: str) -> RowMapping | None:
     return conn.execute(select(keys).where(keys.c.key_id == key_id)).mappings().first()
 
 
-def keys_of(conn: Connection, owner: str) -> list[RowMapping]:
-    query = select(keys).where(keys.c.owner == owner).order_by(keys.c.registered_ms)
-    return list(conn.execute(query).mappings())
 
 
 def insert_key(conn: Connection, row: dict[str, Any]) -> None:
@@ -235,16 +232,6 @@ def write_batch(conn: Connection, rows: Sequence[dict[str, Any]],
     ])
 
 
-def history(conn: Connection, account_id: int, *, before: int | None, limit: int
-            ) -> list[RowMapping]:
-    query = (select(transfers.c.id, transfers.c.kind, transfers.c.created_ms,
-                    postings.c.amount, transfers.c.order_json)
-             .join(postings, postings.c.transfer_id == transfers.c.id)
-             .where(postings.c.account_id == account_id)
-             .order_by(transfers.c.id.desc()).limit(limit))
-    if before is not None:
-        query = query.where(transfers.c.id < before)
-    return list(conn.execute(query).mappings())
 
 
 # -- the log ---------------------------------------------------------------------------------
@@ -310,8 +297,6 @@ def node_hash(conn: Connection, level: int, index: int) -> bytes | None:
     return None if found is None else bytes(found)
 
 
-def leaf_of_transfer(conn: Connection, transfer_id: int) -> int | None:
-    return conn.scalar(select(log_leaves.c.idx).where(log_leaves.c.transfer_id == transfer_id))
 
 
 def insert_checkpoint(conn: Connection, row: dict[str, Any]) -> None:
@@ -323,23 +308,6 @@ def latest_checkpoint(conn: Connection) -> RowMapping | None:
     return conn.execute(query).mappings().first()
 
 
-def checkpoint_at(conn: Connection, size: int) -> RowMapping | None:
-    return conn.execute(select(checkpoints).where(checkpoints.c.tree_size == size)
-                        ).mappings().first()
 
 
-def stream(conn: Connection, query: Any, batch: int = 5000) -> Iterator[RowMapping]:
-    """Rows of a large query without loading them all (server-side cursor on PostgreSQL)."""
-    result = conn.execution_options(stream_results=True, yield_per=batch).execute(query)
-    yield from result.mappings()
 
-
-def chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
-    chunk: list[Any] = []
-    for item in items:
-        chunk.append(item)
-        if len(chunk) == size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk

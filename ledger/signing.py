@@ -59,12 +59,6 @@ class SigningKey:
         return f"SigningKey(key_id={self.key_id!r})"
 
 
-def verify(public_key: bytes, message: bytes, signature: bytes) -> bool:
-    try:
-        nacl.signing.VerifyKey(public_key).verify(message, signature)
-    except (nacl.exceptions.BadSignatureError, ValueError, TypeError):
-        return False
-    return True
 
 
 @dataclass(frozen=True)
