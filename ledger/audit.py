@@ -176,9 +176,12 @@ def _check_replays(conn: Connection, report: Report) -> None:
                 first[key] = row.id
     paid = select(p.c.transfer_id, func.sum(p.c.amount).label("paid")).where(
         p.c.amount > 0).group_by(p.c.transfer_id).subquery()
+    fixes = t.alias("fixes")
+    corrected = select(fixes.c.id).where(fixes.c.ref_id == t.c.id,
+                                         fixes.c.kind == "correction").exists()
     refunds = (select(t.c.ref_id, func.sum(p.c.amount), func.max(t.c.id), paid.c.paid)
                .join(p, p.c.transfer_id == t.c.id).join(paid, paid.c.transfer_id == t.c.ref_id)
-               .where(t.c.kind == "refund", p.c.amount > 0)
+               .where(t.c.kind == "refund", p.c.amount > 0, ~corrected)
                .group_by(t.c.ref_id, paid.c.paid))
     for ref, refunded, last, amount in conn.execute(refunds):
         if refunded > amount:

@@ -40,6 +40,9 @@ class Plan:
     refund: int = 0  # cents given back against `ref` (partial refunds add up)...
     refund_limit: int = 0  # ...to at most this: the amount of the original payment
     settles: bool = False  # at most one payout or correction per referenced transfer
+    # A correction of a refund gives back what the refund took from its payment's refundable
+    # amount: (payment id, cents).
+    unrefund: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -193,8 +196,11 @@ def _settlement(order: Order, ctx: Context) -> Plan:
 def _correction(order: Order, ctx: Context) -> Plan:
     original = _original(ctx)
     orders.text(order.fields, "memo", max_length=orders.MAX_MEMO)  # a correction says why
+    unrefund = None
+    if original.kind == "refund":
+        unrefund = (original.fields["ref"], original.postings[original.fields["to"]])
     return Plan({code: -amount for code, amount in original.postings.items()},
-                ref=original.id, settles=True)
+                ref=original.id, settles=True, unrefund=unrefund)
 
 
 def _original(ctx: Context) -> Original:
@@ -224,7 +230,9 @@ OPERATIONS: dict[str, Operation] = {
         Operation("settlement", frozenset({"amount", "ext"}),
                   lambda order: frozenset({TREASURER, NODE}), _settlement),
         Operation("correction", frozenset({"ref"}), _treasurer, _correction,
-                  references=frozenset({"payment", "refund", "topup", "redemption", "payout",
+                  # A payout records euros gone from the bank: it is not undone by a
+                  # correction (which would leave the redemption neither paid nor payable).
+                  references=frozenset({"payment", "refund", "topup", "redemption",
                                         "cash_deposit", "settlement"})),
     )
 }

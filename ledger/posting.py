@@ -11,7 +11,7 @@ triggers, unique client ids and nonces).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -89,12 +89,13 @@ def post_batch(conn: Connection, items: Sequence[Checked], batch: Batch) -> list
         _reused_nonces(conn, items, batch)
     plans = _plans(conn, items, batch)
     accepted = _apply(conn, items, plans, batch)
-    _write(conn, items, plans, accepted, batch)
+    written = _write(conn, items, plans, accepted, batch)
     if not batch.careful:
-        # A refused order may be a resent one whose first sending was posted (the phone
-        # lost the answer): it gets its first result, or a conflict, not the refusal.
+        # A refused order may be a resent one whose first sending was posted before this
+        # batch (the phone lost the answer): it gets that result, or a conflict, not the
+        # refusal. Transfers this batch wrote came after it, so they do not count.
         refused = [i for i, o in enumerate(batch.outcomes) if isinstance(o, LedgerError)]
-        _replays(conn, items, batch, refused)
+        _replays(conn, items, batch, refused, ignore=written)
     return [o if o is not None else LedgerError("not posted") for o in batch.outcomes]
 
 
@@ -110,13 +111,14 @@ def _refuse_expired(items: Sequence[Checked], batch: Batch) -> None:
 
 
 def _replays(conn: Connection, items: Sequence[Checked], batch: Batch,
-             indexes: Iterable[int]) -> None:
+             indexes: Iterable[int], ignore: Collection[int] = ()) -> None:
     """Same client id + same order -> the first result; + another order -> a conflict."""
     live = list(indexes)
     if not live:
         return
-    found = repo.transfers_by_client_id(
-        conn, {(items[i].signer, items[i].order.client_id) for i in live})
+    found = {client: stored for client, stored in repo.transfers_by_client_id(
+        conn, {(items[i].signer, items[i].order.client_id) for i in live}).items()
+        if stored.id not in ignore}
     if not found:
         return
     legs = repo.postings_of(conn, [t.id for t in found.values()])
@@ -195,54 +197,63 @@ def _resolve_accounts(conn: Connection, codes: set[str], batch: Batch) -> None:
 
 def _apply(conn: Connection, items: Sequence[Checked], plans: dict[int, Plan], batch: Batch
            ) -> list[int]:
-    """Check each plan against running balances, in order; return the accepted indexes."""
+    """Judge each order in turn against running balances, as if posted one after the other;
+    return the accepted indexes."""
     accounts = batch.accounts
     balances, revoked = repo.lock_balances(
         conn, {accounts[c].id for p in plans.values() for c in p.postings},
         {items[i].order.key_id for i in plans})
-    deps = repo.dependents(conn, {p.ref for p in plans.values() if p.ref is not None})
-    first_of: dict[tuple[str, str], int] = {}
+    deps = repo.dependents(conn, {p.ref for p in plans.values() if p.ref is not None}
+                           | {p.unrefund[0] for p in plans.values() if p.unrefund})
+    taken: dict[tuple[str, str], int] = {}  # client id -> the earlier order that took it
     nonces: set[tuple[str, str]] = set()
     accepted: list[int] = []
-    for i in sorted(plans):
-        order, plan = items[i].order, plans[i]
-        client = (items[i].signer, order.client_id)
-        if client in first_of:  # the same client id twice in one batch
-            batch.outcomes[i] = _repeat(items, first_of[client], i, batch)
+    for i, item in enumerate(items):
+        order, outcome = item.order, batch.outcomes[i]
+        if isinstance(outcome, Posted | IdempotencyConflict):
+            continue  # decided by a transfer stored before this batch
+        first = taken.get((item.signer, order.client_id))
+        if first is not None:  # an earlier order of this batch was posted with this id
+            same = items[first].order.canonical == order.canonical
+            batch.outcomes[i] = _Pending(first) if same else IdempotencyConflict(
+                "this client id was already used for a different order",
+                client_id=order.client_id)
             continue
-        first_of[client] = i
-        if order.key_id in revoked:
-            batch.outcomes[i] = RevokedKey("the key that signed this order is revoked",
-                                           key=order.key_id)
-            continue
-        if (order.key_id, order.nonce) in nonces:
-            batch.outcomes[i] = ReplayedNonce("this order's nonce was already used",
-                                              nonce=order.nonce)
-            continue
-        nonces.add((order.key_id, order.nonce))
-        refusal = _claim_refusal(plan, deps) or _overdraft(plan, balances, accounts)
+        if outcome is not None or i not in plans:
+            continue  # refused on its own (expired, malformed, unknown account...)
+        refusal = _refusal(order, plans[i], revoked, nonces, deps, balances, accounts)
         if refusal is not None:
             batch.outcomes[i] = refusal
             continue
+        plan = plans[i]
         for code, amount in plan.postings.items():
             balances[accounts[code].id] += amount
         if plan.ref is not None:
             before = deps.get(plan.ref, Dependents())
             deps[plan.ref] = Dependents(before.refunded + plan.refund,
                                         before.settled or plan.settles)
+        if plan.unrefund is not None:
+            payment, cents = plan.unrefund
+            before = deps.get(payment, Dependents())
+            deps[payment] = Dependents(before.refunded - cents, before.settled)
+        taken[(item.signer, order.client_id)] = i
+        nonces.add((order.key_id, order.nonce))
         accepted.append(i)
     return accepted
 
 
-def _repeat(items: Sequence[Checked], first: int, i: int, batch: Batch) -> Outcome:
-    if items[first].order.canonical != items[i].order.canonical:
-        return IdempotencyConflict("this client id was already used for a different order",
-                                   client_id=items[i].order.client_id)
-    return batch.outcomes[first] or _Pending(first)
+def _refusal(order: Order, plan: Plan, revoked: set[str], nonces: set[tuple[str, str]],
+             deps: dict[int, Dependents], balances: dict[int, int],
+             accounts: dict[str, AccountRef]) -> LedgerError | None:
+    if order.key_id in revoked:
+        return RevokedKey("the key that signed this order is revoked", key=order.key_id)
+    if (order.key_id, order.nonce) in nonces:
+        return ReplayedNonce("this order's nonce was already used", nonce=order.nonce)
+    return _claim_refusal(plan, deps) or _overdraft(plan, balances, accounts)
 
 
 class _Pending(LedgerError):
-    """Placeholder: the duplicate gets the first item's outcome once it is known."""
+    """Placeholder: a repeat of an order of the same batch gets its result once written."""
 
     def __init__(self, first: int) -> None:
         super().__init__("duplicate in batch")
@@ -275,7 +286,9 @@ def _overdraft(plan: Plan, balances: dict[int, int], accounts: dict[str, Account
 
 
 def _write(conn: Connection, items: Sequence[Checked], plans: dict[int, Plan],
-           accepted: list[int], batch: Batch) -> None:
+           accepted: list[int], batch: Batch) -> list[int]:
+    """Write the accepted transfers; return their ids."""
+    ids: list[int] = []
     if accepted:
         ids = batch.take_ids(conn, len(accepted))
         transfer_rows: list[dict[str, Any]] = []
@@ -304,6 +317,7 @@ def _write(conn: Connection, items: Sequence[Checked], plans: dict[int, Plan],
     for i, outcome in enumerate(batch.outcomes):
         if isinstance(outcome, _Pending):
             first = batch.outcomes[outcome.first]
-            batch.outcomes[i] = (Posted(first.transfer_id, first.kind, first.postings,
-                                        first.created_ms, replayed=True)
-                                 if isinstance(first, Posted) else first)
+            assert isinstance(first, Posted)  # only accepted orders are repeated
+            batch.outcomes[i] = Posted(first.transfer_id, first.kind, first.postings,
+                                       first.created_ms, replayed=True)
+    return ids

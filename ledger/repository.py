@@ -188,12 +188,16 @@ class Dependents:
 
 
 def dependents(conn: Connection, ref_ids: Collection[int]) -> dict[int, Dependents]:
+    """Refunds (not themselves corrected) and payouts or corrections of these transfers."""
     if not ref_ids:
         return {}
+    corrections = transfers.alias("corrections")
+    corrected = select(corrections.c.id).where(corrections.c.ref_id == transfers.c.id,
+                                               corrections.c.kind == "correction").exists()
     refunded = (select(transfers.c.ref_id, func.sum(postings.c.amount))
                 .join(postings, postings.c.transfer_id == transfers.c.id)
                 .where(transfers.c.ref_id.in_(list(ref_ids)), transfers.c.kind == "refund",
-                       postings.c.amount > 0)
+                       postings.c.amount > 0, ~corrected)
                 .group_by(transfers.c.ref_id))
     settled = select(transfers.c.ref_id).where(
         transfers.c.ref_id.in_(list(ref_ids)), transfers.c.kind.in_(("payout", "correction")))

@@ -160,7 +160,11 @@ def test_redemption_payout_and_correction(book: Book, pair: tuple[str, str]) -> 
     assert refused(bad) == "invalid_order"  # must be the net amount
     payout = book.order("payout", treasurer, ref=redeemed.transfer_id, amount=4_850,
                         bank_ref="VIR-1")
-    assert isinstance(book.post(payout), Posted)
+    paid = book.post(payout)
+    assert isinstance(paid, Posted)
+    # Euros that left the bank are not undone by a correction.
+    assert refused(book.post(book.order("correction", treasurer, ref=paid.transfer_id,
+                                        memo="wrong"))) == "invalid_reference"
     assert refused(book.post(book.order("correction", treasurer, ref=redeemed.transfer_id,
                                         memo="rejected"))) == "invalid_reference"
     assert book.balance("external:eur") == -10_000 + 4_850
