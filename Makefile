@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 
 help:
 	@echo "make run    - install into .venv, create the demo village (first run), start the node"
-	@echo "make test   - install test tools into .venv and run the whole test suite"
+	@echo "make test   - install test tools into .venv; lint (ruff, mypy) and run the whole test suite"
 	@echo "make bench  - run the benchmarks (SQLite and PostgreSQL) and print the figures"
 	@echo "make lint   - ruff and mypy"
 
@@ -33,6 +33,9 @@ run: $(VENV)/.installed
 	$(BIN)/sou serve
 
 test: $(VENV)/.installed-test
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy ledger node
 	$(BIN)/python -m pytest
 
 bench: $(VENV)/.installed-test

@@ -47,7 +47,9 @@ from node.runtime import migrate
 from node.sealer import SealerThread
 
 ORIGIN = "bench.sou.localhost/village"
-PG_ADMIN = os.environ.get("SOU_BENCH_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+PG_ADMIN = os.environ.get(
+    "SOU_BENCH_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
 
 
 @dataclass
@@ -82,6 +84,7 @@ def say(message: str) -> None:
 
 # -- databases -------------------------------------------------------------------------------
 
+
 @contextmanager
 def database(kind: str, workdir: Path) -> Iterator[str]:
     if kind == "sqlite":
@@ -100,6 +103,7 @@ def database(kind: str, workdir: Path) -> Iterator[str]:
 
 
 # -- the village -------------------------------------------------------------------------------
+
 
 @dataclass
 class Village:
@@ -120,16 +124,29 @@ def build_village(url: str, payers: int, merchants: int, funds: int) -> Village:
         code = member_account(name)
         ledger.open_account(code)
         key = SigningKey.generate()
-        event = key_event("register", origin=ORIGIN, owner=code, public_key=key.public_key,
-                          signer=node_key)
+        event = key_event(
+            "register", origin=ORIGIN, owner=code, public_key=key.public_key, signer=node_key
+        )
         ledger.register_key(event, node_key.sign_bytes(canonical(event)))
         return code, key
 
     payer_list = [member(f"payer-{i}") for i in range(payers)]
     shops = [member(f"shop-{i}")[0] for i in range(merchants)]
-    topups = [node_key.sign(new_order("topup", node_key, ORIGIN, to=code, amount=funds,
-                                      currency="SOU", source="card", rule="stripe"))
-              for code, _ in payer_list]
+    topups = [
+        node_key.sign(
+            new_order(
+                "topup",
+                node_key,
+                ORIGIN,
+                to=code,
+                amount=funds,
+                currency="SOU",
+                source="card",
+                rule="stripe",
+            )
+        )
+        for code, _ in payer_list
+    ]
     for outcome in ledger.post(topups):
         assert not isinstance(outcome, LedgerError), outcome
     return Village(ledger, node_key, payer_list, shops)
@@ -142,8 +159,20 @@ def presign(village: Village, per_payer: int, hot: bool) -> list[list[SignedOrde
         orders = []
         for n in range(per_payer):
             shop = village.merchants[0 if hot else (p + n) % len(village.merchants)]
-            orders.append(key.sign(new_order("payment", key, ORIGIN, to=shop, amount=1 + n % 7,
-                                             currency="SOU", ttl_s=3_600, **{"from": code})))
+            orders.append(
+                key.sign(
+                    new_order(
+                        "payment",
+                        key,
+                        ORIGIN,
+                        to=shop,
+                        amount=1 + n % 7,
+                        currency="SOU",
+                        ttl_s=3_600,
+                        **{"from": code},
+                    )
+                )
+            )
         plans.append(orders)
     return plans
 
@@ -212,8 +241,11 @@ def bench_engine(kind: str, url: str, args: argparse.Namespace) -> EngineFigures
     figures.sealer_lag_p50_ms = statistics.median(lags) if lags else 0.0
     figures.sealer_lag_max_ms = max(lags, default=0)
     say(f"[{kind}] auditing")
-    report = audit(village.ledger.engine, node_public_key=village.node_key.public_key,
-                   workers=args.audit_workers)
+    report = audit(
+        village.ledger.engine,
+        node_public_key=village.node_key.public_key,
+        workers=args.audit_workers,
+    )
     figures.audit_transfers, figures.audit_seconds = report.transfers, report.seconds
     figures.audit_tps = report.transfers / report.seconds
     figures.audit_ok = report.ok
@@ -225,6 +257,7 @@ def bench_engine(kind: str, url: str, args: argparse.Namespace) -> EngineFigures
 
 # -- references ------------------------------------------------------------------------------
 
+
 def pgbench(clients: int, seconds: int) -> float | None:
     if shutil.which("pgbench") is None:
         say("pgbench not found: no TPC-B reference")
@@ -232,13 +265,23 @@ def pgbench(clients: int, seconds: int) -> float | None:
     url = make_url(PG_ADMIN)
     with database("postgresql", Path(".")) as db_url:
         name = make_url(db_url).database
-        base = ["pgbench", "-h", url.host or "127.0.0.1", "-p", str(url.port or 5432),
-                "-U", url.username or "postgres"]
+        base = [
+            "pgbench",
+            "-h",
+            url.host or "127.0.0.1",
+            "-p",
+            str(url.port or 5432),
+            "-U",
+            url.username or "postgres",
+        ]
         say(f"[pgbench] initialising scale 10, then TPC-B with {clients} clients, {seconds} s")
-        subprocess.run([*base, "-i", "-q", "-s", "10", name], check=True,
-                       capture_output=True)
-        run = subprocess.run([*base, "-c", str(clients), "-j", "2", "-T", str(seconds), name],
-                             check=True, capture_output=True, text=True)
+        subprocess.run([*base, "-i", "-q", "-s", "10", name], check=True, capture_output=True)
+        run = subprocess.run(
+            [*base, "-c", str(clients), "-j", "2", "-T", str(seconds), name],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
     found = re.search(r"tps = ([\d.]+)", run.stdout)
     return float(found.group(1)) if found else None
 
@@ -264,6 +307,7 @@ def verify_rate(threads: int, count: int = 40_000) -> float:
 
 # -- report ----------------------------------------------------------------------------------
 
+
 def print_table(figures: Figures) -> None:
     print(f"\nSou benchmarks on {figures.machine}")
     print(f"{'':38}" + "".join(f"{e.engine:>14}" for e in figures.engines))
@@ -288,20 +332,31 @@ def print_table(figures: Figures) -> None:
         print(f"{label:38}" + "".join(cells))
     print("\nReferences measured in the same run:")
     if figures.pgbench_tps is not None:
-        print(f"  pgbench TPC-B, {figures.pgbench_clients} clients: "
-              f"{figures.pgbench_tps:,.0f} tps")
-    print(f"  Ed25519 verify (PyNaCl): {figures.ed25519_verify_per_s_1_thread:,.0f}/s on one "
-          f"thread, {figures.ed25519_verify_per_s_2_threads:,.0f}/s on two")
+        print(f"  pgbench TPC-B, {figures.pgbench_clients} clients: {figures.pgbench_tps:,.0f} tps")
+    print(
+        f"  Ed25519 verify (PyNaCl): {figures.ed25519_verify_per_s_1_thread:,.0f}/s on one "
+        f"thread, {figures.ed25519_verify_per_s_2_threads:,.0f}/s on two"
+    )
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--engines", default="sqlite,postgresql",
-                        help="comma-separated: sqlite, postgresql (default: both)")
-    parser.add_argument("--transfers", type=int, default=102_400,
-                        help="payments posted per engine, half spread, half hot (default "
-                        "102,400: the audit then checks about 100,000 transfers)")
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--engines",
+        default="sqlite,postgresql",
+        help="comma-separated: sqlite, postgresql (default: both)",
+    )
+    parser.add_argument(
+        "--transfers",
+        type=int,
+        default=102_400,
+        help="payments posted per engine, half spread, half hot (default "
+        "102,400: the audit then checks about 100,000 transfers)",
+    )
     parser.add_argument("--payers", type=int, default=64)
     parser.add_argument("--merchants", type=int, default=16)
     parser.add_argument("--audit-workers", type=int, default=2)

@@ -42,9 +42,14 @@ __all__ = ["Finding", "Report", "audit"]
 Progress = Callable[[int, int], None]
 
 
-def audit(engine: Engine, *, node_public_key: bytes | None = None,
-          witnessed: Sequence[str] = (), workers: int = 2,
-          progress: Progress | None = None) -> Report:
+def audit(
+    engine: Engine,
+    *,
+    node_public_key: bytes | None = None,
+    witnessed: Sequence[str] = (),
+    workers: int = 2,
+    progress: Progress | None = None,
+) -> Report:
     """Audit the ledger in `engine`'s database, as of one snapshot.
 
     `node_public_key` is the key the operator trusts (from the node's key file); without
@@ -63,7 +68,8 @@ def audit(engine: Engine, *, node_public_key: bytes | None = None,
         _check_replays(conn, report)
         _check_accounts(conn, chart, transfers.sums, report)
         node_key = node_public_key or next(
-            (k.public_key for k in keys.values() if k.owner == NODE), None)
+            (k.public_key for k in keys.values() if k.owner == NODE), None
+        )
         verifier = verifier_key(origin, node_key) if node_key else ""
         check_log(conn, origin, verifier, transfers.leaves, event_leaves, witnessed, report)
     report.seconds = time.perf_counter() - started
@@ -82,8 +88,10 @@ def _snapshot(engine: Engine) -> Connection:
 
 # -- keys ----------------------------------------------------------------------------------
 
-def _replay_keys(conn: Connection, origin: str, trusted: bytes | None, report: Report
-                 ) -> tuple[dict[str, KeyState], dict[int, bytes]]:
+
+def _replay_keys(
+    conn: Connection, origin: str, trusted: bytes | None, report: Report
+) -> tuple[dict[str, KeyState], dict[int, bytes]]:
     """Rebuild the key registry from the signed key events; compare it with the table."""
     keys: dict[str, KeyState] = {}
     leaves: dict[int, bytes] = {}
@@ -92,21 +100,24 @@ def _replay_keys(conn: Connection, origin: str, trusted: bytes | None, report: R
         problem = _apply_key_event(row, keys, origin, trusted)
         if problem:
             report.findings.append(Finding("keys", f"key event {row['id']}: {problem}"))
-        leaves[row["id"]] = leaf_hash(key_event_leaf(row["id"], row["created_ms"],
-                                                     row["event_json"], row["signature"]))
+        leaves[row["id"]] = leaf_hash(
+            key_event_leaf(row["id"], row["created_ms"], row["event_json"], row["signature"])
+        )
     for row in conn.execute(select(keys_table)).mappings():
         state = keys.get(row["key_id"])
         stored = KeyState(row["owner"], bytes(row["public_key"]), row["revoked_ms"])
         if state != stored:
-            report.findings.append(Finding(
-                "keys", f"key {row['key_id']} differs from its signed key events"))
+            report.findings.append(
+                Finding("keys", f"key {row['key_id']} differs from its signed key events")
+            )
     for missing in keys.keys() - {r for r in conn.scalars(select(keys_table.c.key_id))}:
         report.findings.append(Finding("keys", f"key {missing} is missing from the key table"))
     return keys, leaves
 
 
-def _apply_key_event(row: Any, keys: dict[str, KeyState], origin: str,
-                     trusted: bytes | None) -> str | None:
+def _apply_key_event(
+    row: Any, keys: dict[str, KeyState], origin: str, trusted: bytes | None
+) -> str | None:
     try:
         event = json.loads(row["event_json"])
         public_key = unb64(event["public_key"])
@@ -149,14 +160,17 @@ def _verifies(public_key: bytes, message: bytes, signature: bytes) -> bool:
 
 # -- what must happen once ------------------------------------------------------------------
 
+
 def _check_replays(conn: Connection, report: Report) -> None:
     """An order is posted once (key + nonce, initiator + client id), a transfer is paid out
     or corrected once, and refunds never exceed their payment. The database's unique keys
     say so too, but an audit does not take the schema's word for it."""
     t, p = transfers_table, postings_table
-    once = (((t.c.key_id, t.c.nonce), "replays transfer {} (same key and nonce)", None),
-            ((t.c.initiator, t.c.client_id), "replays transfer {} (same client id)", None),
-            ((t.c.ref_id,), "settles transfer {} a second time", ("payout", "correction")))
+    once = (
+        ((t.c.key_id, t.c.nonce), "replays transfer {} (same key and nonce)", None),
+        ((t.c.initiator, t.c.client_id), "replays transfer {} (same client id)", None),
+        ((t.c.ref_id,), "settles transfer {} a second time", ("payout", "correction")),
+    )
     for columns, message, kinds in once:
         query = select(t.c.id, *columns).order_by(t.c.id)
         if kinds:
@@ -170,58 +184,85 @@ def _check_replays(conn: Connection, report: Report) -> None:
             key = tuple(row[1:])
             if key in first:
                 shown = first[key] if kinds is None else key[0]
-                report.findings.append(Finding("order", f"transfer {row.id} "
-                                               + message.format(shown), transfer_id=row.id))
+                report.findings.append(
+                    Finding(
+                        "order", f"transfer {row.id} " + message.format(shown), transfer_id=row.id
+                    )
+                )
             else:
                 first[key] = row.id
-    paid = select(p.c.transfer_id, func.sum(p.c.amount).label("paid")).where(
-        p.c.amount > 0).group_by(p.c.transfer_id).subquery()
+    paid = (
+        select(p.c.transfer_id, func.sum(p.c.amount).label("paid"))
+        .where(p.c.amount > 0)
+        .group_by(p.c.transfer_id)
+        .subquery()
+    )
     fixes = t.alias("fixes")
-    corrected = select(fixes.c.id).where(fixes.c.ref_id == t.c.id,
-                                         fixes.c.kind == "correction").exists()
-    refunds = (select(t.c.ref_id, func.sum(p.c.amount), func.max(t.c.id), paid.c.paid)
-               .join(p, p.c.transfer_id == t.c.id).join(paid, paid.c.transfer_id == t.c.ref_id)
-               .where(t.c.kind == "refund", p.c.amount > 0, ~corrected)
-               .group_by(t.c.ref_id, paid.c.paid))
+    corrected = (
+        select(fixes.c.id).where(fixes.c.ref_id == t.c.id, fixes.c.kind == "correction").exists()
+    )
+    refunds = (
+        select(t.c.ref_id, func.sum(p.c.amount), func.max(t.c.id), paid.c.paid)
+        .join(p, p.c.transfer_id == t.c.id)
+        .join(paid, paid.c.transfer_id == t.c.ref_id)
+        .where(t.c.kind == "refund", p.c.amount > 0, ~corrected)
+        .group_by(t.c.ref_id, paid.c.paid)
+    )
     for ref, refunded, last, amount in conn.execute(refunds):
         if refunded > amount:
-            report.findings.append(Finding("order", f"transfer {last}: refunds of payment "
-                                           f"{ref} add up to {refunded}, more than its "
-                                           f"{amount}", transfer_id=last))
+            report.findings.append(
+                Finding(
+                    "order",
+                    f"transfer {last}: refunds of payment "
+                    f"{ref} add up to {refunded}, more than its "
+                    f"{amount}",
+                    transfer_id=last,
+                )
+            )
 
 
 # -- accounts and backing ------------------------------------------------------------------
 
-def _check_accounts(conn: Connection, chart: Chart, sums: dict[str, int], report: Report
-                    ) -> None:
+
+def _check_accounts(conn: Connection, chart: Chart, sums: dict[str, int], report: Report) -> None:
     stored = {r["code"]: r for r in repo.all_accounts(conn)}
     report.accounts = len(stored)
     backing = outstanding = 0
     for code in sorted(stored.keys() | sums.keys()):
         row, replayed = stored.get(code), sums.get(code, 0)
         if row is None:
-            report.findings.append(Finding("balance", f"postings to unknown account {code}",
-                                           account=code))
+            report.findings.append(
+                Finding("balance", f"postings to unknown account {code}", account=code)
+            )
             continue
         if row["balance"] != replayed:
-            report.findings.append(Finding(
-                "balance", f"account {code}: stored balance {row['balance']}, "
-                f"history gives {replayed}", account=code))
+            report.findings.append(
+                Finding(
+                    "balance",
+                    f"account {code}: stored balance {row['balance']}, history gives {replayed}",
+                    account=code,
+                )
+            )
         try:
             rule = RULES[kind_of(code)]
         except LedgerError:
-            report.findings.append(Finding("balance", f"{code} is outside the chart",
-                                           account=code))
+            report.findings.append(Finding("balance", f"{code} is outside the chart", account=code))
             continue
         if replayed < 0 and not rule.may_go_negative:
-            report.findings.append(Finding("balance", f"account {code} is below zero "
-                                           f"({replayed})", account=code))
+            report.findings.append(
+                Finding("balance", f"account {code} is below zero ({replayed})", account=code)
+            )
         if row["currency"] != chart.currency_of(code) or row["kind"] != kind_of(code).value:
-            report.findings.append(Finding("balance", f"account {code} has the wrong "
-                                           "currency or kind", account=code))
+            report.findings.append(
+                Finding("balance", f"account {code} has the wrong currency or kind", account=code)
+            )
         backing += replayed if rule.backing else 0
         outstanding += replayed if rule.outstanding else 0
     if backing < outstanding:
-        report.findings.append(Finding(
-            "backing", f"{outstanding} {chart.local} cents outstanding but only {backing} "
-            f"{EUR} cents in reserve"))
+        report.findings.append(
+            Finding(
+                "backing",
+                f"{outstanding} {chart.local} cents outstanding but only {backing} "
+                f"{EUR} cents in reserve",
+            )
+        )

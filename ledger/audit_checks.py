@@ -72,12 +72,14 @@ class TransferChecks:
             problem = self._check(row, legs, original)
             if problem:
                 check, message = problem
-                result.findings.append(Finding(check, f"transfer {tid}: {message}",
-                                               transfer_id=tid))
+                result.findings.append(
+                    Finding(check, f"transfer {tid}: {message}", transfer_id=tid)
+                )
         return result
 
-    def _check(self, row: Row, lines: list[Leg], original: Original | None
-               ) -> tuple[str, str] | None:
+    def _check(
+        self, row: Row, lines: list[Leg], original: Original | None
+    ) -> tuple[str, str] | None:
         tid, kind, initiator, client_id, key_id, nonce, order_json, sig, ref, created = row
         if tid < 1:
             return "order", "transfer ids start at 1: the ledger did not write this row"
@@ -91,13 +93,29 @@ class TransferChecks:
             return "signature", "the signature does not match the stored order"
         try:
             fields = json.loads(order_json)
-            order = Order(fields, message, sig, fields["kind"], fields["id"], fields["key"],
-                          fields["nonce"], fields["expires"])
+            order = Order(
+                fields,
+                message,
+                sig,
+                fields["kind"],
+                fields["id"],
+                fields["key"],
+                fields["nonce"],
+                fields["expires"],
+            )
         except (ValueError, KeyError, TypeError):
             return "order", "the stored order is unreadable"
-        if ((kind, client_id, key_id, nonce, ref, key.owner)
-                != (order.kind, order.client_id, order.key_id, order.nonce, fields.get("ref"),
-                    initiator)) or fields.get("node") != self.origin:
+        if (
+            (kind, client_id, key_id, nonce, ref, key.owner)
+            != (
+                order.kind,
+                order.client_id,
+                order.key_id,
+                order.nonce,
+                fields.get("ref"),
+                initiator,
+            )
+        ) or fields.get("node") != self.origin:
             return "order", "stored columns differ from the signed order"
         if key.revoked_ms is not None and key.revoked_ms < created:
             return "signature", "signed with a key revoked before the transfer"
@@ -105,8 +123,9 @@ class TransferChecks:
             return "order", "posted after the order expired"
         return self._check_postings(order, key, lines, original)
 
-    def _check_postings(self, order: Order, key: KeyState, lines: list[Leg],
-                        original: Original | None) -> tuple[str, str] | None:
+    def _check_postings(
+        self, order: Order, key: KeyState, lines: list[Leg], original: Original | None
+    ) -> tuple[str, str] | None:
         sums: dict[str, int] = {}
         legs: dict[str, int] = {}
         for code, currency, amount in lines:
@@ -124,8 +143,9 @@ class TransferChecks:
         except LedgerError as exc:
             return "order", f"the signed order is not valid: {exc.message}"
         if expected != legs:
-            return "postings", (f"postings {_fmt(legs)} differ from those its order implies "
-                                 f"{_fmt(expected)}")
+            return "postings", (
+                f"postings {_fmt(legs)} differ from those its order implies {_fmt(expected)}"
+            )
         return None
 
 

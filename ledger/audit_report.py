@@ -33,6 +33,7 @@ class Report:
     def as_dict(self) -> dict[str, Any]:
         result = asdict(self)
         result["ok"] = self.ok
-        result["findings"] = [{k: v for k, v in asdict(f).items() if v is not None}
-                              for f in self.findings]
+        result["findings"] = [
+            {k: v for k, v in asdict(f).items() if v is not None} for f in self.findings
+        ]
         return result

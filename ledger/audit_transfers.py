@@ -33,8 +33,14 @@ PARALLEL_FROM = 20_000  # below this many transfers, worker processes cost more 
 Progress = Callable[[int, int], None]
 
 
-def audit_transfers(conn: Connection, local: str, origin: str, keys: dict[str, KeyState],
-                    workers: int, progress: Progress | None = None) -> Transfers:
+def audit_transfers(
+    conn: Connection,
+    local: str,
+    origin: str,
+    keys: dict[str, KeyState],
+    workers: int,
+    progress: Progress | None = None,
+) -> Transfers:
     low, top = conn.exec_driver_sql("SELECT min(id), max(id) FROM transfers").one()
     result = Transfers()
     if top is None:
@@ -49,8 +55,9 @@ def audit_transfers(conn: Connection, local: str, origin: str, keys: dict[str, K
             _report(progress, result, total)
         return result
     context = multiprocessing.get_context("spawn")  # nothing of this process inherited
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=start_worker,
-                             initargs=(local, origin, keys)) as pool:
+    with ProcessPoolExecutor(
+        workers, mp_context=context, initializer=start_worker, initargs=(local, origin, keys)
+    ) as pool:
         tasks: list[Future[Transfers]] = []
         for lo, hi in ranges:
             tasks.append(pool.submit(check_in_worker, _read(conn, lo, hi, codes, result)))
@@ -59,8 +66,15 @@ def audit_transfers(conn: Connection, local: str, origin: str, keys: dict[str, K
     return result
 
 
-def _collect(tasks: list[Future[Transfers]], result: Transfers, progress: Progress | None,
-             total: int, *, wait: bool, everything: bool = False) -> None:
+def _collect(
+    tasks: list[Future[Transfers]],
+    result: Transfers,
+    progress: Progress | None,
+    total: int,
+    *,
+    wait: bool,
+    everything: bool = False,
+) -> None:
     """Merge finished tasks; with `wait`, block on the oldest (so reading never runs far
     ahead of checking and memory stays bounded)."""
     while tasks and (tasks[0].done() or wait):
@@ -74,23 +88,37 @@ def _report(progress: Progress | None, result: Transfers, total: int) -> None:
         progress(result.count, total)
 
 
-def _read(conn: Connection, lo: int, hi: int, codes: dict[int, str], result: Transfers
-          ) -> list[Work]:
-    rows = bulk.rows(conn,
+def _read(
+    conn: Connection, lo: int, hi: int, codes: dict[int, str], result: Transfers
+) -> list[Work]:
+    rows = bulk.rows(
+        conn,
         "SELECT id, kind, initiator, client_id, key_id, nonce, order_json, signature, "
-        f"ref_id, created_ms FROM transfers WHERE id BETWEEN {lo} AND {hi} ORDER BY id")
+        f"ref_id, created_ms FROM transfers WHERE id BETWEEN {lo} AND {hi} ORDER BY id",
+    )
     legs: dict[int, list[Leg]] = {row[0]: [] for row in rows}
-    for tid, account_id, currency, amount in bulk.rows(conn,
-            "SELECT transfer_id, account_id, currency, amount FROM postings "
-            f"WHERE transfer_id BETWEEN {lo} AND {hi}"):
+    for tid, account_id, currency, amount in bulk.rows(
+        conn,
+        "SELECT transfer_id, account_id, currency, amount FROM postings "
+        f"WHERE transfer_id BETWEEN {lo} AND {hi}",
+    ):
         if tid in legs:
             legs[tid].append((codes.get(account_id, f"#{account_id}"), currency, amount))
         else:
-            result.findings.append(Finding("postings", f"transfer {tid}: postings of a "
-                                           "missing transfer", transfer_id=tid))
+            result.findings.append(
+                Finding(
+                    "postings", f"transfer {tid}: postings of a missing transfer", transfer_id=tid
+                )
+            )
     originals = _originals(conn, {row[8] for row in rows if row[8] is not None})
-    return [((*row[:7], bytes(row[7]), *row[8:]), legs[row[0]],
-             originals.get(row[8]) if row[8] is not None else None) for row in rows]
+    return [
+        (
+            (*row[:7], bytes(row[7]), *row[8:]),
+            legs[row[0]],
+            originals.get(row[8]) if row[8] is not None else None,
+        )
+        for row in rows
+    ]
 
 
 def _originals(conn: Connection, ref_ids: set[int]) -> dict[int, Original]:

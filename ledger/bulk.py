@@ -28,41 +28,53 @@ def param(conn: Connection, name: str) -> str:
     return f"%({name})s" if conn.dialect.paramstyle == "pyformat" else f":{name}"
 
 
-def among(conn: Connection, column: str, values: Collection[Any], sql_type: str = "bigint"
-          ) -> tuple[str, dict[str, Any]]:
+def among(
+    conn: Connection, column: str, values: Collection[Any], sql_type: str = "bigint"
+) -> tuple[str, dict[str, Any]]:
     """`column IN (values)` and its parameters."""
     if postgres(conn):
         cast = "" if sql_type == "text" else f"::{sql_type}"
-        return (f"{column} IN (SELECT json_array_elements_text(%(among)s::json){cast})",
-                {"among": json.dumps(list(values))})
+        return (
+            f"{column} IN (SELECT json_array_elements_text(%(among)s::json){cast})",
+            {"among": json.dumps(list(values))},
+        )
     params = {f"v{i}": v for i, v in enumerate(values)}
     return f"{column} IN ({', '.join(':' + k for k in params)})", params
 
 
-def insert(conn: Connection, table: str, columns: Sequence[str],
-           rows: Sequence[dict[str, Any]]) -> Statement:
+def insert(
+    conn: Connection, table: str, columns: Sequence[str], rows: Sequence[dict[str, Any]]
+) -> Statement:
     names = ", ".join(columns)
     if postgres(conn):
-        return (f"INSERT INTO {table} ({names}) SELECT {names} FROM "
-                f"json_populate_recordset(NULL::{table}, %(rows)s::json)",
-                {"rows": json.dumps([_jsonable(row, columns) for row in rows])})
-    return (f"INSERT INTO {table} ({names}) VALUES "
-            f"({', '.join(':' + c for c in columns)})", rows)
+        return (
+            f"INSERT INTO {table} ({names}) SELECT {names} FROM "
+            f"json_populate_recordset(NULL::{table}, %(rows)s::json)",
+            {"rows": json.dumps([_jsonable(row, columns) for row in rows])},
+        )
+    return (f"INSERT INTO {table} ({names}) VALUES ({', '.join(':' + c for c in columns)})", rows)
 
 
 def _jsonable(row: dict[str, Any], columns: Iterable[str]) -> dict[str, Any]:
     # bytea's text form is \x followed by hex.
-    return {c: "\\x" + v.hex() if isinstance(v, bytes) else v
-            for c in columns if (v := row[c]) is not None}
+    return {
+        c: "\\x" + v.hex() if isinstance(v, bytes) else v
+        for c in columns
+        if (v := row[c]) is not None
+    }
 
 
 def add_to_balances(conn: Connection, deltas: dict[int, int]) -> Statement:
     if postgres(conn):
-        return ("UPDATE accounts SET balance = balance + d.delta FROM json_to_recordset("
-                "%(deltas)s::json) AS d(id bigint, delta bigint) WHERE accounts.id = d.id",
-                {"deltas": json.dumps([{"id": k, "delta": v} for k, v in deltas.items()])})
-    return ("UPDATE accounts SET balance = balance + :delta WHERE id = :id",
-            [{"id": k, "delta": v} for k, v in deltas.items()])
+        return (
+            "UPDATE accounts SET balance = balance + d.delta FROM json_to_recordset("
+            "%(deltas)s::json) AS d(id bigint, delta bigint) WHERE accounts.id = d.id",
+            {"deltas": json.dumps([{"id": k, "delta": v} for k, v in deltas.items()])},
+        )
+    return (
+        "UPDATE accounts SET balance = balance + :delta WHERE id = :id",
+        [{"id": k, "delta": v} for k, v in deltas.items()],
+    )
 
 
 def fetch(conn: Connection, statements: Sequence[Statement]) -> list[list[Any]]:

@@ -17,16 +17,25 @@ from collections.abc import Iterable
 from ledger.canonical import b64
 
 
-def transfer_leaf(transfer_id: int, created_ms: int, order_json: str, signature: bytes,
-                  legs: Iterable[tuple[str, str, int]]) -> bytes:
+def transfer_leaf(
+    transfer_id: int,
+    created_ms: int,
+    order_json: str,
+    signature: bytes,
+    legs: Iterable[tuple[str, str, int]],
+) -> bytes:
     """Leaf bytes of a transfer; `legs` are (account code, currency, amount)."""
-    postings = ",".join(f'["{code}","{currency}",{amount}]'
-                        for code, currency, amount in sorted(legs))
-    return (f'{{"created":{created_ms},"id":{transfer_id},"order":{order_json},'
-            f'"postings":[{postings}],"sig":"{b64(signature)}","type":"transfer"}}'
-            ).encode()
+    postings = ",".join(
+        f'["{code}","{currency}",{amount}]' for code, currency, amount in sorted(legs)
+    )
+    return (
+        f'{{"created":{created_ms},"id":{transfer_id},"order":{order_json},'
+        f'"postings":[{postings}],"sig":"{b64(signature)}","type":"transfer"}}'
+    ).encode()
 
 
 def key_event_leaf(event_id: int, created_ms: int, event_json: str, signature: bytes) -> bytes:
-    return (f'{{"created":{created_ms},"event":{event_json},"id":{event_id},'
-            f'"sig":"{b64(signature)}","type":"key"}}').encode()
+    return (
+        f'{{"created":{created_ms},"event":{event_json},"id":{event_id},'
+        f'"sig":"{b64(signature)}","type":"key"}}'
+    ).encode()

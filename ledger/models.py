@@ -39,13 +39,15 @@ metadata = MetaData(naming_convention=NAMING)
 Id = BigInteger().with_variant(Integer(), "sqlite")
 
 meta = Table(
-    "ledger_meta", metadata,
+    "ledger_meta",
+    metadata,
     Column("name", String(40), primary_key=True),
     Column("value", Text, nullable=False),
 )
 
 accounts = Table(
-    "accounts", metadata,
+    "accounts",
+    metadata,
     Column("id", Id, primary_key=True, autoincrement=True),
     Column("code", String(96), nullable=False, unique=True),
     Column("currency", String(8), nullable=False),
@@ -58,7 +60,8 @@ accounts = Table(
 )
 
 keys = Table(
-    "keys", metadata,
+    "keys",
+    metadata,
     Column("key_id", String(32), primary_key=True),
     Column("owner", String(96), nullable=False, index=True),
     Column("public_key", LargeBinary(32), nullable=False, unique=True),
@@ -67,7 +70,8 @@ keys = Table(
 )
 
 key_events = Table(
-    "key_events", metadata,
+    "key_events",
+    metadata,
     Column("id", Id, primary_key=True, autoincrement=True),
     Column("key_id", String(32), ForeignKey("keys.key_id"), nullable=False, index=True),
     Column("action", String(16), nullable=False),
@@ -79,7 +83,8 @@ key_events = Table(
 )
 
 transfers = Table(
-    "transfers", metadata,
+    "transfers",
+    metadata,
     Column("id", Id, primary_key=True, autoincrement=True),
     Column("kind", String(24), nullable=False),
     Column("initiator", String(96), nullable=False),
@@ -95,29 +100,41 @@ transfers = Table(
 )
 # A redemption is paid out or reversed once; any transfer is corrected at most once.
 Index(
-    "uq_transfers_settles", transfers.c.ref_id, unique=True,
+    "uq_transfers_settles",
+    transfers.c.ref_id,
+    unique=True,
     sqlite_where=text("kind IN ('payout', 'correction')"),
     postgresql_where=text("kind IN ('payout', 'correction')"),
 )
 
 postings = Table(
-    "postings", metadata,
+    "postings",
+    metadata,
     # Postings are written before their transfer row, whose insert checks they sum to zero.
     Column("transfer_id", Id, nullable=False, primary_key=True),
     Column("account_id", Id, nullable=False, primary_key=True),
     Column("currency", String(8), nullable=False),
     Column("amount", BigInteger, nullable=False),
-    ForeignKeyConstraint(["transfer_id"], ["transfers.id"], name="fk_postings_transfer",
-                         deferrable=True, initially="DEFERRED"),
-    ForeignKeyConstraint(["account_id", "currency"], ["accounts.id", "accounts.currency"],
-                         name="fk_postings_account_currency"),
+    ForeignKeyConstraint(
+        ["transfer_id"],
+        ["transfers.id"],
+        name="fk_postings_transfer",
+        deferrable=True,
+        initially="DEFERRED",
+    ),
+    ForeignKeyConstraint(
+        ["account_id", "currency"],
+        ["accounts.id", "accounts.currency"],
+        name="fk_postings_account_currency",
+    ),
     CheckConstraint("amount <> 0", name="nonzero"),
     Index("ix_postings_account", "account_id", "transfer_id"),
 )
 
 # Committed transfers and key events not yet in the Merkle log (the sealer's work list).
 log_queue = Table(
-    "log_queue", metadata,
+    "log_queue",
+    metadata,
     Column("id", Id, primary_key=True, autoincrement=True),
     Column("transfer_id", Id, ForeignKey("transfers.id"), unique=True),
     Column("key_event_id", Id, ForeignKey("key_events.id"), unique=True),
@@ -125,7 +142,8 @@ log_queue = Table(
 )
 
 log_leaves = Table(
-    "log_leaves", metadata,
+    "log_leaves",
+    metadata,
     Column("idx", BigInteger, primary_key=True, autoincrement=False),
     Column("transfer_id", Id, ForeignKey("transfers.id"), unique=True),
     Column("key_event_id", Id, ForeignKey("key_events.id"), unique=True),
@@ -136,7 +154,8 @@ log_leaves = Table(
 
 # Perfect subtrees of height >= 1 (leaves are level 0): enough for any proof in log time.
 log_nodes = Table(
-    "log_nodes", metadata,
+    "log_nodes",
+    metadata,
     Column("level", SmallInteger, primary_key=True, autoincrement=False),
     Column("idx", BigInteger, primary_key=True, autoincrement=False),
     Column("hash", LargeBinary(32), nullable=False),
@@ -144,7 +163,8 @@ log_nodes = Table(
 )
 
 checkpoints = Table(
-    "checkpoints", metadata,
+    "checkpoints",
+    metadata,
     Column("tree_size", BigInteger, primary_key=True, autoincrement=False),
     Column("root", LargeBinary(32), nullable=False),
     Column("note", Text, nullable=False),

@@ -101,8 +101,12 @@ def _refund(order: Order, ctx: Context) -> Plan:
             "a refund goes from the payee of the original payment back to its payer",
             ref=original.id,
         )
-    return Plan(plan.postings, ref=original.id, refund=plan.postings[order["to"]],
-                refund_limit=original.postings[order["from"]])
+    return Plan(
+        plan.postings,
+        ref=original.id,
+        refund=plan.postings[order["to"]],
+        refund_limit=original.postings[order["from"]],
+    )
 
 
 _TOPUP_SOURCES = {"card": "clearing:stripe", "bank": "reserve:digital"}
@@ -135,10 +139,14 @@ def _topup(order: Order, ctx: Context) -> Plan:
     cents = _local_amount(order, ctx)
     orders.text(order.fields, "ext", max_length=128, required=False)
     # Units are created only as euros arrive in a backing account, cent for cent.
-    return Plan({
-        "issuance:digital": -cents, member: cents,
-        "external:eur": -cents, _topup_source(order): cents,
-    })
+    return Plan(
+        {
+            "issuance:digital": -cents,
+            member: cents,
+            "external:eur": -cents,
+            _topup_source(order): cents,
+        }
+    )
 
 
 def _redemption(order: Order, ctx: Context) -> Plan:
@@ -146,10 +154,17 @@ def _redemption(order: Order, ctx: Context) -> Plan:
     cents = _local_amount(order, ctx)
     fee = orders.integer(order.fields, "fee", minimum=0, maximum=cents - 1)
     net = cents - fee
-    return Plan(_legs({
-        member: -cents, "association:fees": fee, "issuance:digital": net,
-        "reserve:digital": -net, "payouts:pending": net,
-    }))
+    return Plan(
+        _legs(
+            {
+                member: -cents,
+                "association:fees": fee,
+                "issuance:digital": net,
+                "reserve:digital": -net,
+                "payouts:pending": net,
+            }
+        )
+    )
 
 
 def _payout(order: Order, ctx: Context) -> Plan:
@@ -199,8 +214,12 @@ def _correction(order: Order, ctx: Context) -> Plan:
     unrefund = None
     if original.kind == "refund":
         unrefund = (original.fields["ref"], original.postings[original.fields["to"]])
-    return Plan({code: -amount for code, amount in original.postings.items()},
-                ref=original.id, settles=True, unrefund=unrefund)
+    return Plan(
+        {code: -amount for code, amount in original.postings.items()},
+        ref=original.id,
+        settles=True,
+        unrefund=unrefund,
+    )
 
 
 def _original(ctx: Context) -> Original:
@@ -217,23 +236,52 @@ OPERATIONS: dict[str, Operation] = {
     op.kind: op
     for op in (
         Operation("payment", frozenset({"from", "to", "amount", "currency"}), _debtor, _payment),
-        Operation("refund", frozenset({"from", "to", "amount", "currency", "ref"}), _debtor,
-                  _refund, references=frozenset({"payment"})),
-        Operation("topup", frozenset({"to", "amount", "currency", "source", "ext"}),
-                  _topup_signers, _topup),
-        Operation("redemption", frozenset({"from", "amount", "fee", "currency"}), _debtor,
-                  _redemption),
-        Operation("payout", frozenset({"ref", "amount", "bank_ref"}), _treasurer, _payout,
-                  references=frozenset({"redemption"})),
-        Operation("cash_deposit", frozenset({"office", "amount", "to"}), _cash_deposit_signers,
-                  _cash_deposit),
-        Operation("settlement", frozenset({"amount", "ext"}),
-                  lambda order: frozenset({TREASURER, NODE}), _settlement),
-        Operation("correction", frozenset({"ref"}), _treasurer, _correction,
-                  # A payout records euros gone from the bank: it is not undone by a
-                  # correction (which would leave the redemption neither paid nor payable).
-                  references=frozenset({"payment", "refund", "topup", "redemption",
-                                        "cash_deposit", "settlement"})),
+        Operation(
+            "refund",
+            frozenset({"from", "to", "amount", "currency", "ref"}),
+            _debtor,
+            _refund,
+            references=frozenset({"payment"}),
+        ),
+        Operation(
+            "topup",
+            frozenset({"to", "amount", "currency", "source", "ext"}),
+            _topup_signers,
+            _topup,
+        ),
+        Operation(
+            "redemption", frozenset({"from", "amount", "fee", "currency"}), _debtor, _redemption
+        ),
+        Operation(
+            "payout",
+            frozenset({"ref", "amount", "bank_ref"}),
+            _treasurer,
+            _payout,
+            references=frozenset({"redemption"}),
+        ),
+        Operation(
+            "cash_deposit",
+            frozenset({"office", "amount", "to"}),
+            _cash_deposit_signers,
+            _cash_deposit,
+        ),
+        Operation(
+            "settlement",
+            frozenset({"amount", "ext"}),
+            lambda order: frozenset({TREASURER, NODE}),
+            _settlement,
+        ),
+        Operation(
+            "correction",
+            frozenset({"ref"}),
+            _treasurer,
+            _correction,
+            # A payout records euros gone from the bank: it is not undone by a
+            # correction (which would leave the redemption neither paid nor payable).
+            references=frozenset(
+                {"payment", "refund", "topup", "redemption", "cash_deposit", "settlement"}
+            ),
+        ),
     )
 }
 
@@ -258,5 +306,15 @@ def currencies(chart: Chart, postings: Mapping[str, int]) -> dict[str, int]:
     return sums
 
 
-__all__ = ["EUR", "NODE", "OPERATIONS", "TREASURER", "Context", "Operation", "Original", "Plan",
-           "currencies", "operation"]
+__all__ = [
+    "EUR",
+    "NODE",
+    "OPERATIONS",
+    "TREASURER",
+    "Context",
+    "Operation",
+    "Original",
+    "Plan",
+    "currencies",
+    "operation",
+]

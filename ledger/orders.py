@@ -75,8 +75,9 @@ def only_fields(order: Order, allowed: frozenset[str]) -> None:
         raise InvalidOrder(extra[0], f"is not a field of a {order.kind} order")
 
 
-def integer(fields: Mapping[str, Any], name: str, *, minimum: int = 1,
-            maximum: int = MAX_SAFE_INTEGER) -> int:
+def integer(
+    fields: Mapping[str, Any], name: str, *, minimum: int = 1, maximum: int = MAX_SAFE_INTEGER
+) -> int:
     value = fields.get(name)
     if value is None:
         raise InvalidOrder(name, "is missing")
@@ -95,8 +96,7 @@ def amount(fields: Mapping[str, Any], name: str = "amount", *, maximum: int) -> 
     return integer(fields, name, minimum=1, maximum=min(maximum, MAX_SAFE_INTEGER))
 
 
-def text(fields: Mapping[str, Any], name: str, *, max_length: int,
-         required: bool = True) -> str:
+def text(fields: Mapping[str, Any], name: str, *, max_length: int, required: bool = True) -> str:
     value = fields.get(name)
     if value is None and not required:
         return ""

@@ -31,8 +31,15 @@ _STOP = object()
 
 
 class Poster:
-    def __init__(self, ledger: Ledger, *, max_batch: int = 512, writers: int | None = None,
-                 sealer: Sealer | None = None, seal_every: float = 0.2) -> None:
+    def __init__(
+        self,
+        ledger: Ledger,
+        *,
+        max_batch: int = 512,
+        writers: int | None = None,
+        sealer: Sealer | None = None,
+        seal_every: float = 0.2,
+    ) -> None:
         self.ledger = ledger
         self.max_batch = max_batch
         # SQLite has one writer at a time anyway. On PostgreSQL a second writer prepares
@@ -50,8 +57,10 @@ class Poster:
         self.posted = 0
 
     def start(self) -> Poster:
-        self._threads = [threading.Thread(target=self._run, name=f"sou-poster-{n}", daemon=True)
-                         for n in range(self.writers)]
+        self._threads = [
+            threading.Thread(target=self._run, name=f"sou-poster-{n}", daemon=True)
+            for n in range(self.writers)
+        ]
         for thread in self._threads:
             thread.start()
         return self

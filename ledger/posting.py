@@ -106,19 +106,29 @@ def _live(batch: Batch) -> list[int]:
 def _refuse_expired(items: Sequence[Checked], batch: Batch) -> None:
     for i, item in enumerate(items):
         if item.order.expires * 1000 < batch.now_ms:
-            batch.outcomes[i] = OrderExpired("this order has expired; sign a new one",
-                                             expires=item.order.expires)
+            batch.outcomes[i] = OrderExpired(
+                "this order has expired; sign a new one", expires=item.order.expires
+            )
 
 
-def _replays(conn: Connection, items: Sequence[Checked], batch: Batch,
-             indexes: Iterable[int], ignore: Collection[int] = ()) -> None:
+def _replays(
+    conn: Connection,
+    items: Sequence[Checked],
+    batch: Batch,
+    indexes: Iterable[int],
+    ignore: Collection[int] = (),
+) -> None:
     """Same client id + same order -> the first result; + another order -> a conflict."""
     live = list(indexes)
     if not live:
         return
-    found = {client: stored for client, stored in repo.transfers_by_client_id(
-        conn, {(items[i].signer, items[i].order.client_id) for i in live}).items()
-        if stored.id not in ignore}
+    found = {
+        client: stored
+        for client, stored in repo.transfers_by_client_id(
+            conn, {(items[i].signer, items[i].order.client_id) for i in live}
+        ).items()
+        if stored.id not in ignore
+    }
     if not found:
         return
     legs = repo.postings_of(conn, [t.id for t in found.values()])
@@ -127,12 +137,15 @@ def _replays(conn: Connection, items: Sequence[Checked], batch: Batch,
         if stored is None:
             continue
         if stored.order_json.encode() == items[i].order.canonical:
-            batch.outcomes[i] = Posted(stored.id, stored.kind, legs[stored.id],
-                                       stored.created_ms, replayed=True)
+            batch.outcomes[i] = Posted(
+                stored.id, stored.kind, legs[stored.id], stored.created_ms, replayed=True
+            )
         else:
             batch.outcomes[i] = IdempotencyConflict(
                 "this client id was already used for a different order",
-                client_id=items[i].order.client_id, transfer_id=stored.id)
+                client_id=items[i].order.client_id,
+                transfer_id=stored.id,
+            )
 
 
 def _reused_nonces(conn: Connection, items: Sequence[Checked], batch: Batch) -> None:
@@ -141,8 +154,9 @@ def _reused_nonces(conn: Connection, items: Sequence[Checked], batch: Batch) -> 
     for i in live:
         order = items[i].order
         if (order.key_id, order.nonce) in used:
-            batch.outcomes[i] = ReplayedNonce("this order's nonce was already used",
-                                              nonce=order.nonce)
+            batch.outcomes[i] = ReplayedNonce(
+                "this order's nonce was already used", nonce=order.nonce
+            )
 
 
 def _plans(conn: Connection, items: Sequence[Checked], batch: Batch) -> dict[int, Plan]:
@@ -171,8 +185,7 @@ def _plan(item: Checked, originals: dict[int, Original], batch: Batch) -> Plan:
         if original is None:
             raise UnknownTransfer(f"no transfer {ref}", ref=ref)
         if original.kind not in item.op.references:
-            raise InvalidReference(f"a {item.op.kind} cannot refer to a {original.kind}",
-                                   ref=ref)
+            raise InvalidReference(f"a {item.op.kind} cannot refer to a {original.kind}", ref=ref)
     plan = item.op.plan(item.order, Context(batch.chart, batch.max_amount, original))
     if any(currencies(batch.chart, plan.postings).values()):
         raise AssertionError(f"{item.op.kind} built unbalanced postings")  # a bug, not input
@@ -195,16 +208,22 @@ def _resolve_accounts(conn: Connection, codes: set[str], batch: Batch) -> None:
         batch.accounts.update(repo.accounts_by_code(conn, missing))
 
 
-def _apply(conn: Connection, items: Sequence[Checked], plans: dict[int, Plan], batch: Batch
-           ) -> list[int]:
+def _apply(
+    conn: Connection, items: Sequence[Checked], plans: dict[int, Plan], batch: Batch
+) -> list[int]:
     """Judge each order in turn against running balances, as if posted one after the other;
     return the accepted indexes."""
     accounts = batch.accounts
     balances, revoked = repo.lock_balances(
-        conn, {accounts[c].id for p in plans.values() for c in p.postings},
-        {items[i].order.key_id for i in plans})
-    deps = repo.dependents(conn, {p.ref for p in plans.values() if p.ref is not None}
-                           | {p.unrefund[0] for p in plans.values() if p.unrefund})
+        conn,
+        {accounts[c].id for p in plans.values() for c in p.postings},
+        {items[i].order.key_id for i in plans},
+    )
+    deps = repo.dependents(
+        conn,
+        {p.ref for p in plans.values() if p.ref is not None}
+        | {p.unrefund[0] for p in plans.values() if p.unrefund},
+    )
     taken: dict[tuple[str, str], int] = {}  # client id -> the earlier order that took it
     nonces: set[tuple[str, str]] = set()
     accepted: list[int] = []
@@ -215,9 +234,14 @@ def _apply(conn: Connection, items: Sequence[Checked], plans: dict[int, Plan], b
         first = taken.get((item.signer, order.client_id))
         if first is not None:  # an earlier order of this batch was posted with this id
             same = items[first].order.canonical == order.canonical
-            batch.outcomes[i] = _Pending(first) if same else IdempotencyConflict(
-                "this client id was already used for a different order",
-                client_id=order.client_id)
+            batch.outcomes[i] = (
+                _Pending(first)
+                if same
+                else IdempotencyConflict(
+                    "this client id was already used for a different order",
+                    client_id=order.client_id,
+                )
+            )
             continue
         if outcome is not None or i not in plans:
             continue  # refused on its own (expired, malformed, unknown account...)
@@ -230,8 +254,9 @@ def _apply(conn: Connection, items: Sequence[Checked], plans: dict[int, Plan], b
             balances[accounts[code].id] += amount
         if plan.ref is not None:
             before = deps.get(plan.ref, Dependents())
-            deps[plan.ref] = Dependents(before.refunded + plan.refund,
-                                        before.settled or plan.settles)
+            deps[plan.ref] = Dependents(
+                before.refunded + plan.refund, before.settled or plan.settles
+            )
         if plan.unrefund is not None:
             payment, cents = plan.unrefund
             before = deps.get(payment, Dependents())
@@ -242,9 +267,15 @@ def _apply(conn: Connection, items: Sequence[Checked], plans: dict[int, Plan], b
     return accepted
 
 
-def _refusal(order: Order, plan: Plan, revoked: set[str], nonces: set[tuple[str, str]],
-             deps: dict[int, Dependents], balances: dict[int, int],
-             accounts: dict[str, AccountRef]) -> LedgerError | None:
+def _refusal(
+    order: Order,
+    plan: Plan,
+    revoked: set[str],
+    nonces: set[tuple[str, str]],
+    deps: dict[int, Dependents],
+    balances: dict[int, int],
+    accounts: dict[str, AccountRef],
+) -> LedgerError | None:
     if order.key_id in revoked:
         return RevokedKey("the key that signed this order is revoked", key=order.key_id)
     if (order.key_id, order.nonce) in nonces:
@@ -267,26 +298,37 @@ def _claim_refusal(plan: Plan, deps: dict[int, Dependents]) -> LedgerError | Non
     if done.settled:
         return InvalidReference("this transfer was already paid out or corrected", ref=plan.ref)
     if plan.settles and done.refunded:
-        return InvalidReference("this transfer was partly refunded; correct the refunds first",
-                                ref=plan.ref)
+        return InvalidReference(
+            "this transfer was partly refunded; correct the refunds first", ref=plan.ref
+        )
     if plan.refund and done.refunded + plan.refund > plan.refund_limit:
-        return InvalidReference("refunds cannot exceed the payment", ref=plan.ref,
-                                refundable=plan.refund_limit - done.refunded)
+        return InvalidReference(
+            "refunds cannot exceed the payment",
+            ref=plan.ref,
+            refundable=plan.refund_limit - done.refunded,
+        )
     return None
 
 
-def _overdraft(plan: Plan, balances: dict[int, int], accounts: dict[str, AccountRef]
-               ) -> LedgerError | None:
+def _overdraft(
+    plan: Plan, balances: dict[int, int], accounts: dict[str, AccountRef]
+) -> LedgerError | None:
     for code, amount in plan.postings.items():
         ref = accounts[code]
         if amount < 0 and not ref.may_go_negative and balances[ref.id] + amount < 0:
-            return InsufficientFunds(f"not enough on {code}", account=code,
-                                     available=balances[ref.id], needed=-amount)
+            return InsufficientFunds(
+                f"not enough on {code}", account=code, available=balances[ref.id], needed=-amount
+            )
     return None
 
 
-def _write(conn: Connection, items: Sequence[Checked], plans: dict[int, Plan],
-           accepted: list[int], batch: Batch) -> list[int]:
+def _write(
+    conn: Connection,
+    items: Sequence[Checked],
+    plans: dict[int, Plan],
+    accepted: list[int],
+    batch: Batch,
+) -> list[int]:
     """Write the accepted transfers; return their ids."""
     ids: list[int] = []
     if accepted:
@@ -296,28 +338,51 @@ def _write(conn: Connection, items: Sequence[Checked], plans: dict[int, Plan],
         deltas: dict[int, int] = {}
         for transfer_id, i in zip(ids, accepted, strict=True):
             order, plan = items[i].order, plans[i]
-            transfer_rows.append({
-                "id": transfer_id, "kind": order.kind, "initiator": items[i].signer,
-                "client_id": order.client_id, "key_id": order.key_id, "nonce": order.nonce,
-                "order_json": order.canonical.decode(), "signature": order.signature,
-                "ref_id": plan.ref, "created_ms": batch.now_ms,
-            })
+            transfer_rows.append(
+                {
+                    "id": transfer_id,
+                    "kind": order.kind,
+                    "initiator": items[i].signer,
+                    "client_id": order.client_id,
+                    "key_id": order.key_id,
+                    "nonce": order.nonce,
+                    "order_json": order.canonical.decode(),
+                    "signature": order.signature,
+                    "ref_id": plan.ref,
+                    "created_ms": batch.now_ms,
+                }
+            )
             legs = []
             for code, amount in plan.postings.items():
                 ref = batch.accounts[code]
-                posting_rows.append({"transfer_id": transfer_id, "account_id": ref.id,
-                                     "currency": ref.currency, "amount": amount})
+                posting_rows.append(
+                    {
+                        "transfer_id": transfer_id,
+                        "account_id": ref.id,
+                        "currency": ref.currency,
+                        "amount": amount,
+                    }
+                )
                 deltas[ref.id] = deltas.get(ref.id, 0) + amount
                 legs.append((code, ref.currency, amount))
-            leaf = leaf_hash(transfer_leaf(transfer_id, batch.now_ms, transfer_rows[-1][
-                "order_json"], order.signature, legs))
-            batch.outcomes[i] = Posted(transfer_id, order.kind, plan.postings, batch.now_ms,
-                                       leaf_hash=leaf)
+            leaf = leaf_hash(
+                transfer_leaf(
+                    transfer_id,
+                    batch.now_ms,
+                    transfer_rows[-1]["order_json"],
+                    order.signature,
+                    legs,
+                )
+            )
+            batch.outcomes[i] = Posted(
+                transfer_id, order.kind, plan.postings, batch.now_ms, leaf_hash=leaf
+            )
         repo.write_batch(conn, transfer_rows, posting_rows, deltas)
     for i, outcome in enumerate(batch.outcomes):
         if isinstance(outcome, _Pending):
             first = batch.outcomes[outcome.first]
             assert isinstance(first, Posted)  # only accepted orders are repeated
-            batch.outcomes[i] = Posted(first.transfer_id, first.kind, first.postings,
-                                       first.created_ms, replayed=True)
+            batch.outcomes[i] = Posted(
+                first.transfer_id, first.kind, first.postings, first.created_ms, replayed=True
+            )
     return ids

@@ -60,6 +60,7 @@ class StoredTransfer:
 
 # -- meta ------------------------------------------------------------------------------------
 
+
 def read_meta(conn: Connection) -> dict[str, str]:
     return {row.name: row.value for row in conn.execute(select(meta))}
 
@@ -70,11 +71,19 @@ def write_meta(conn: Connection, values: dict[str, str]) -> None:
 
 # -- accounts --------------------------------------------------------------------------------
 
+
 def accounts_by_code(conn: Connection, codes: Collection[str]) -> dict[str, AccountRef]:
-    query = select(accounts.c.id, accounts.c.code, accounts.c.currency, accounts.c.kind,
-                   accounts.c.may_go_negative).where(accounts.c.code.in_(list(codes)))
-    return {r.code: AccountRef(r.id, r.code, r.currency, r.kind, bool(r.may_go_negative))
-            for r in conn.execute(query)}
+    query = select(
+        accounts.c.id,
+        accounts.c.code,
+        accounts.c.currency,
+        accounts.c.kind,
+        accounts.c.may_go_negative,
+    ).where(accounts.c.code.in_(list(codes)))
+    return {
+        r.code: AccountRef(r.id, r.code, r.currency, r.kind, bool(r.may_go_negative))
+        for r in conn.execute(query)
+    }
 
 
 def insert_account(conn: Connection, ref: dict[str, Any]) -> int:
@@ -82,8 +91,9 @@ def insert_account(conn: Connection, ref: dict[str, Any]) -> int:
     return int(result.scalar_one())
 
 
-def lock_balances(conn: Connection, account_ids: Collection[int], key_ids: Collection[str]
-                  ) -> tuple[dict[int, int], set[str]]:
+def lock_balances(
+    conn: Connection, account_ids: Collection[int], key_ids: Collection[str]
+) -> tuple[dict[int, int], set[str]]:
     """Balances of the accounts, locked until commit, in id order so that writers never
     deadlock (SQLite needs no row lock: its transaction already holds the database); and
     which of the keys are revoked (asked in the same round trip)."""
@@ -92,10 +102,13 @@ def lock_balances(conn: Connection, account_ids: Collection[int], key_ids: Colle
     where, params = bulk.among(conn, "id", sorted(account_ids))
     lock = " FOR UPDATE" if bulk.postgres(conn) else ""
     key_where, key_params = bulk.among(conn, "key_id", key_ids, "text")
-    rows, revoked = bulk.fetch(conn, [
-        (f"SELECT id, balance FROM accounts WHERE {where} ORDER BY id{lock}", params),
-        (f"SELECT key_id FROM keys WHERE revoked_ms IS NOT NULL AND {key_where}", key_params),
-    ])
+    rows, revoked = bulk.fetch(
+        conn,
+        [
+            (f"SELECT id, balance FROM accounts WHERE {where} ORDER BY id{lock}", params),
+            (f"SELECT key_id FROM keys WHERE revoked_ms IS NOT NULL AND {key_where}", key_params),
+        ],
+    )
     return {row[0]: row[1] for row in rows}, {row[0] for row in revoked}
 
 
@@ -112,16 +125,14 @@ def all_accounts(conn: Connection) -> list[RowMapping]:
 
 # -- keys ------------------------------------------------------------------------------------
 
+
 def key_by_id(conn: Connection, key_id: str) -> KeyRef | None:
     row = conn.execute(select(keys).where(keys.c.key_id == key_id)).first()
-    return None if row is None else KeyRef(row.key_id, row.owner, row.public_key,
-                                           row.registered_ms)
+    return None if row is None else KeyRef(row.key_id, row.owner, row.public_key, row.registered_ms)
 
 
 def key_row(conn: Connection, key_id: str) -> RowMapping | None:
     return conn.execute(select(keys).where(keys.c.key_id == key_id)).mappings().first()
-
-
 
 
 def insert_key(conn: Connection, row: dict[str, Any]) -> None:
@@ -140,13 +151,15 @@ def insert_key_event(conn: Connection, row: dict[str, Any]) -> int:
 
 # -- transfers -------------------------------------------------------------------------------
 
+
 def transfers_by_client_id(
     conn: Connection, pairs: Collection[tuple[str, str]]
 ) -> dict[tuple[str, str], StoredTransfer]:
     if not pairs:
         return {}
     query = select(*_stored_columns()).where(
-        tuple_(transfers.c.initiator, transfers.c.client_id).in_(list(pairs)))
+        tuple_(transfers.c.initiator, transfers.c.client_id).in_(list(pairs))
+    )
     return {(r.initiator, r.client_id): StoredTransfer(*r) for r in conn.execute(query)}
 
 
@@ -154,7 +167,8 @@ def used_nonces(conn: Connection, pairs: Collection[tuple[str, str]]) -> set[tup
     if not pairs:
         return set()
     query = select(transfers.c.key_id, transfers.c.nonce).where(
-        tuple_(transfers.c.key_id, transfers.c.nonce).in_(list(pairs)))
+        tuple_(transfers.c.key_id, transfers.c.nonce).in_(list(pairs))
+    )
     return {(r.key_id, r.nonce) for r in conn.execute(query)}
 
 
@@ -170,9 +184,11 @@ def _stored_columns() -> tuple[Any, ...]:
 
 def postings_of(conn: Connection, transfer_ids: Collection[int]) -> dict[int, dict[str, int]]:
     """Postings of each transfer as {account code: amount}."""
-    query = (select(postings.c.transfer_id, accounts.c.code, postings.c.amount)
-             .join(accounts, accounts.c.id == postings.c.account_id)
-             .where(postings.c.transfer_id.in_(list(transfer_ids))))
+    query = (
+        select(postings.c.transfer_id, accounts.c.code, postings.c.amount)
+        .join(accounts, accounts.c.id == postings.c.account_id)
+        .where(postings.c.transfer_id.in_(list(transfer_ids)))
+    )
     result: dict[int, dict[str, int]] = {i: {} for i in transfer_ids}
     for row in conn.execute(query):
         result[row.transfer_id][row.code] = row.amount
@@ -192,15 +208,25 @@ def dependents(conn: Connection, ref_ids: Collection[int]) -> dict[int, Dependen
     if not ref_ids:
         return {}
     corrections = transfers.alias("corrections")
-    corrected = select(corrections.c.id).where(corrections.c.ref_id == transfers.c.id,
-                                               corrections.c.kind == "correction").exists()
-    refunded = (select(transfers.c.ref_id, func.sum(postings.c.amount))
-                .join(postings, postings.c.transfer_id == transfers.c.id)
-                .where(transfers.c.ref_id.in_(list(ref_ids)), transfers.c.kind == "refund",
-                       postings.c.amount > 0, ~corrected)
-                .group_by(transfers.c.ref_id))
+    corrected = (
+        select(corrections.c.id)
+        .where(corrections.c.ref_id == transfers.c.id, corrections.c.kind == "correction")
+        .exists()
+    )
+    refunded = (
+        select(transfers.c.ref_id, func.sum(postings.c.amount))
+        .join(postings, postings.c.transfer_id == transfers.c.id)
+        .where(
+            transfers.c.ref_id.in_(list(ref_ids)),
+            transfers.c.kind == "refund",
+            postings.c.amount > 0,
+            ~corrected,
+        )
+        .group_by(transfers.c.ref_id)
+    )
     settled = select(transfers.c.ref_id).where(
-        transfers.c.ref_id.in_(list(ref_ids)), transfers.c.kind.in_(("payout", "correction")))
+        transfers.c.ref_id.in_(list(ref_ids)), transfers.c.kind.in_(("payout", "correction"))
+    )
     sums = {r[0]: int(r[1]) for r in conn.execute(refunded)}
     settled_ids = set(conn.scalars(settled))
     return {i: Dependents(sums.get(i, 0), i in settled_ids) for i in ref_ids}
@@ -210,35 +236,52 @@ def allocate_transfer_ids(conn: Connection, count: int) -> list[int]:
     """Ids for a batch, taken before its postings are written (postings come first)."""
     if conn.dialect.name == "postgresql":
         query = select(func.nextval(literal_column("'transfers_id_seq'"))).select_from(
-            func.generate_series(1, count))
+            func.generate_series(1, count)
+        )
         return [int(i) for i in conn.scalars(query)]
     # SQLite: the transaction holds the write lock (BEGIN IMMEDIATE), so max(id) is ours.
     top = conn.scalar(select(func.coalesce(func.max(transfers.c.id), 0)))
     return list(range(int(top or 0) + 1, int(top or 0) + 1 + count))
 
 
-TRANSFER_COLUMNS = ("id", "kind", "initiator", "client_id", "key_id", "nonce", "order_json",
-                    "signature", "ref_id", "created_ms")
+TRANSFER_COLUMNS = (
+    "id",
+    "kind",
+    "initiator",
+    "client_id",
+    "key_id",
+    "nonce",
+    "order_json",
+    "signature",
+    "ref_id",
+    "created_ms",
+)
 POSTING_COLUMNS = ("transfer_id", "account_id", "currency", "amount")
 
 
-def write_batch(conn: Connection, rows: Sequence[dict[str, Any]],
-                posting_rows: Sequence[dict[str, Any]], deltas: dict[int, int]) -> None:
+def write_batch(
+    conn: Connection,
+    rows: Sequence[dict[str, Any]],
+    posting_rows: Sequence[dict[str, Any]],
+    deltas: dict[int, int],
+) -> None:
     """Write a batch's postings, transfers, log queue entries and balances. Postings go
     first: the transfer row's insert checks they balance (see the migration)."""
     queue_rows = [{"transfer_id": r["id"]} for r in rows]
     moved = {k: v for k, v in deltas.items() if v}
-    bulk.run(conn, [
-        bulk.insert(conn, "postings", POSTING_COLUMNS, posting_rows),
-        bulk.insert(conn, "transfers", TRANSFER_COLUMNS, rows),
-        bulk.insert(conn, "log_queue", ("transfer_id",), queue_rows),
-        *([bulk.add_to_balances(conn, moved)] if moved else []),
-    ])
-
-
+    bulk.run(
+        conn,
+        [
+            bulk.insert(conn, "postings", POSTING_COLUMNS, posting_rows),
+            bulk.insert(conn, "transfers", TRANSFER_COLUMNS, rows),
+            bulk.insert(conn, "log_queue", ("transfer_id",), queue_rows),
+            *([bulk.add_to_balances(conn, moved)] if moved else []),
+        ],
+    )
 
 
 # -- the log ---------------------------------------------------------------------------------
+
 
 def log_size(conn: Connection) -> int:
     """Leaves in the log: the size of the latest checkpoint, which each round writes."""
@@ -259,48 +302,55 @@ def dequeue(conn: Connection, queue_ids: Collection[int]) -> int:
 LeafSource = tuple[int, int, str, bytes]  # id, created_ms, signed JSON, signature
 
 
-def leaf_sources(conn: Connection, transfer_ids: Collection[int], event_ids: Collection[int]
-                 ) -> tuple[dict[int, LeafSource], dict[int, list[tuple[str, str, int]]],
-                            dict[int, LeafSource]]:
+def leaf_sources(
+    conn: Connection, transfer_ids: Collection[int], event_ids: Collection[int]
+) -> tuple[dict[int, LeafSource], dict[int, list[tuple[str, str, int]]], dict[int, LeafSource]]:
     """What the leaves of these transfers and key events are made of."""
     t_rows: dict[int, LeafSource] = {}
     legs: dict[int, list[tuple[str, str, int]]] = {i: [] for i in transfer_ids}
     if transfer_ids:
         where, params = bulk.among(conn, "id", transfer_ids)
-        for row in conn.exec_driver_sql("SELECT id, created_ms, order_json, signature "
-                                        f"FROM transfers WHERE {where}", params):
+        for row in conn.exec_driver_sql(
+            f"SELECT id, created_ms, order_json, signature FROM transfers WHERE {where}", params
+        ):
             t_rows[row[0]] = (row[0], row[1], row[2], bytes(row[3]))
         where, params = bulk.among(conn, "p.transfer_id", transfer_ids)
         for tid, code, currency, amount in conn.exec_driver_sql(
-                "SELECT p.transfer_id, a.code, p.currency, p.amount FROM postings p "
-                f"JOIN accounts a ON a.id = p.account_id WHERE {where}", params):
+            "SELECT p.transfer_id, a.code, p.currency, p.amount FROM postings p "
+            f"JOIN accounts a ON a.id = p.account_id WHERE {where}",
+            params,
+        ):
             legs[tid].append((code, currency, amount))
     e_rows: dict[int, LeafSource] = {}
     if event_ids:
         where, params = bulk.among(conn, "id", event_ids)
-        for row in conn.exec_driver_sql("SELECT id, created_ms, event_json, signature "
-                                        f"FROM key_events WHERE {where}", params):
+        for row in conn.exec_driver_sql(
+            f"SELECT id, created_ms, event_json, signature FROM key_events WHERE {where}", params
+        ):
             e_rows[row[0]] = (row[0], row[1], row[2], bytes(row[3]))
     return t_rows, legs, e_rows
 
 
-def insert_leaves(conn: Connection, leaves: Sequence[dict[str, Any]],
-                  nodes: Sequence[dict[str, Any]]) -> None:
-    bulk.run(conn, [
-        bulk.insert(conn, "log_leaves", ("idx", "transfer_id", "key_event_id", "hash"), leaves),
-        *([bulk.insert(conn, "log_nodes", ("level", "idx", "hash"), nodes)] if nodes else []),
-    ])
+def insert_leaves(
+    conn: Connection, leaves: Sequence[dict[str, Any]], nodes: Sequence[dict[str, Any]]
+) -> None:
+    bulk.run(
+        conn,
+        [
+            bulk.insert(conn, "log_leaves", ("idx", "transfer_id", "key_event_id", "hash"), leaves),
+            *([bulk.insert(conn, "log_nodes", ("level", "idx", "hash"), nodes)] if nodes else []),
+        ],
+    )
 
 
 def node_hash(conn: Connection, level: int, index: int) -> bytes | None:
     if level == 0:
         found = conn.scalar(select(log_leaves.c.hash).where(log_leaves.c.idx == index))
     else:
-        found = conn.scalar(select(log_nodes.c.hash).where(log_nodes.c.level == level,
-                                                           log_nodes.c.idx == index))
+        found = conn.scalar(
+            select(log_nodes.c.hash).where(log_nodes.c.level == level, log_nodes.c.idx == index)
+        )
     return None if found is None else bytes(found)
-
-
 
 
 def insert_checkpoint(conn: Connection, row: dict[str, Any]) -> None:
@@ -310,8 +360,3 @@ def insert_checkpoint(conn: Connection, row: dict[str, Any]) -> None:
 def latest_checkpoint(conn: Connection) -> RowMapping | None:
     query = select(checkpoints).order_by(checkpoints.c.tree_size.desc()).limit(1)
     return conn.execute(query).mappings().first()
-
-
-
-
-

@@ -54,9 +54,16 @@ class Sealed:
 
 
 class Sealer:
-    def __init__(self, engine: Engine, node_key: SigningKey, origin: str, *,
-                 max_leaves: int = 20_000, clock: Callable[[], float] = time.time,
-                 on_checkpoint: Callable[[Sealed], None] | None = None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        node_key: SigningKey,
+        origin: str,
+        *,
+        max_leaves: int = 20_000,
+        clock: Callable[[], float] = time.time,
+        on_checkpoint: Callable[[Sealed], None] | None = None,
+    ) -> None:
         self.engine = engine
         self.on_checkpoint = on_checkpoint  # e.g. keep the latest checkpoint off the database
         self.node_key = node_key
@@ -72,8 +79,11 @@ class Sealer:
         """Transfers this process's poster just committed, with their leaf hashes: the round
         that seals them need not read them back (the audit recomputes every leaf anyway)."""
         if len(self._known) < MAX_KNOWN:
-            self._known.update((p.transfer_id, (p.leaf_hash, p.created_ms))
-                               for p in posted if p.leaf_hash is not None)
+            self._known.update(
+                (p.transfer_id, (p.leaf_hash, p.created_ms))
+                for p in posted
+                if p.leaf_hash is not None
+            )
 
     def seal(self) -> Sealed:
         """One round; returns what it sealed (possibly nothing)."""
@@ -106,8 +116,9 @@ class Sealer:
             frontier = Frontier(size, self._frontier.hashes)
             leaves, nodes, oldest = self._append(conn, queued, frontier)
         root = frontier.root()
-        note = sign_checkpoint(self.origin, frontier.size, root, self.origin,
-                               self.node_key.nacl_key)
+        note = sign_checkpoint(
+            self.origin, frontier.size, root, self.origin, self.node_key.nacl_key
+        )
         try:
             with self.engine.begin() as conn:
                 if conn.dialect.name == "postgresql":
@@ -116,22 +127,31 @@ class Sealer:
                 if repo.log_size(conn) != size or repo.dequeue(conn, ids) != len(ids):
                     raise _Overtaken
                 repo.insert_leaves(conn, leaves, nodes)
-                repo.insert_checkpoint(conn, {"tree_size": frontier.size, "root": root,
-                                              "note": note,
-                                              "created_ms": int(self.clock() * 1000)})
+                repo.insert_checkpoint(
+                    conn,
+                    {
+                        "tree_size": frontier.size,
+                        "root": root,
+                        "note": note,
+                        "created_ms": int(self.clock() * 1000),
+                    },
+                )
         except _Overtaken:  # another sealer sealed these meanwhile: nothing was written
             self._frontier = None
             return Sealed(0, size, None)
         self._frontier = frontier
         return Sealed(len(leaves), frontier.size, oldest, note)
 
-    def _append(self, conn: Connection, queued: list[Any], frontier: Frontier
-                ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int | None]:
+    def _append(
+        self, conn: Connection, queued: list[Any], frontier: Frontier
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int | None]:
         known = self._known
         oldest: int | None = None
         t_rows, legs, e_rows = repo.leaf_sources(
-            conn, [t for q in queued if (t := q["transfer_id"]) is not None and t not in known],
-            [q["key_event_id"] for q in queued if q["key_event_id"] is not None])
+            conn,
+            [t for q in queued if (t := q["transfer_id"]) is not None and t not in known],
+            [q["key_event_id"] for q in queued if q["key_event_id"] is not None],
+        )
         leaves: list[dict[str, Any]] = []
         nodes: list[dict[str, Any]] = []
         for q in queued:
@@ -146,8 +166,17 @@ class Sealer:
                 created = None
             if created is not None:
                 oldest = created if oldest is None else min(oldest, created)
-            leaves.append({"idx": frontier.size, "transfer_id": tid,
-                           "key_event_id": q["key_event_id"], "hash": digest})
-            nodes.extend({"level": level, "idx": index, "hash": h}
-                         for level, index, h in frontier.append(digest) if level > 0)
+            leaves.append(
+                {
+                    "idx": frontier.size,
+                    "transfer_id": tid,
+                    "key_event_id": q["key_event_id"],
+                    "hash": digest,
+                }
+            )
+            nodes.extend(
+                {"level": level, "idx": index, "hash": h}
+                for level, index, h in frontier.append(digest)
+                if level > 0
+            )
         return leaves, nodes, oldest

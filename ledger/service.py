@@ -50,8 +50,14 @@ ID_BLOCK = 1024
 
 
 class Ledger:
-    def __init__(self, engine: Engine, *, max_amount: int = 1_000_000,
-                 max_ttl_s: int = 86_400, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        max_amount: int = 1_000_000,
+        max_ttl_s: int = 86_400,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.engine = engine
         self.max_amount = max_amount
         self.max_ttl_s = max_ttl_s
@@ -70,8 +76,14 @@ class Ledger:
     # -- creation --------------------------------------------------------------------------
 
     @staticmethod
-    def create(engine: Engine, *, origin: str, currency: str, node_key: SigningKey,
-               clock: Callable[[], float] = time.time) -> Ledger:
+    def create(
+        engine: Engine,
+        *,
+        origin: str,
+        currency: str,
+        node_key: SigningKey,
+        clock: Callable[[], float] = time.time,
+    ) -> Ledger:
         """Start a ledger in an empty (migrated) database: its name, currency, system
         accounts, and the node key registered by itself as the log's first entry."""
         chart = Chart(currency)
@@ -80,8 +92,14 @@ class Ledger:
             repo.write_meta(conn, {"origin": origin, "currency": chart.local})
             for code in SYSTEM_ACCOUNTS:
                 _insert_account(conn, chart, code, now)
-            event = key_event("register", origin=origin, owner=NODE,
-                              public_key=node_key.public_key, signer=node_key, now=now)
+            event = key_event(
+                "register",
+                origin=origin,
+                owner=NODE,
+                public_key=node_key.public_key,
+                signer=node_key,
+                now=now,
+            )
             _record_key_event(conn, event, node_key.sign_bytes(canonical(event)), now)
         return Ledger(engine, clock=clock)
 
@@ -128,8 +146,9 @@ class Ledger:
             _check_key_event(self, conn, event, signature, "revoke")
             _record_key_event(conn, event, signature, self._now_ms())
 
-    def _verify_key(self, kid: str, conn: Connection | None = None
-                    ) -> tuple[KeyRef, nacl.signing.VerifyKey]:
+    def _verify_key(
+        self, kid: str, conn: Connection | None = None
+    ) -> tuple[KeyRef, nacl.signing.VerifyKey]:
         cached = self._keys.get(kid)
         if cached is None:
             if conn is None:
@@ -150,20 +169,22 @@ class Ledger:
         order = read_common(signed.order, signed.signature)
         op = operation(order)
         if order["node"] != self.origin:
-            raise WrongNode(f"this order is for {order['node']!r}, not this node",
-                            node=self.origin)
+            raise WrongNode(f"this order is for {order['node']!r}, not this node", node=self.origin)
         if order.expires > self.clock() + self.max_ttl_s:
-            raise ExpiryTooFar(f"an order may be valid for at most {self.max_ttl_s} s",
-                               max_ttl_s=self.max_ttl_s)
+            raise ExpiryTooFar(
+                f"an order may be valid for at most {self.max_ttl_s} s", max_ttl_s=self.max_ttl_s
+            )
         key, verifier = self._verify_key(order.key_id)
         try:
             verifier.verify(order.canonical, order.signature)
         except nacl.exceptions.BadSignatureError:
-            raise BadSignature("the signature does not match this order and key",
-                               key=order.key_id) from None
+            raise BadSignature(
+                "the signature does not match this order and key", key=order.key_id
+            ) from None
         if key.owner not in op.signers(order):
-            raise WrongSigner(f"a key of {key.owner} cannot sign this {order.kind}",
-                              key=order.key_id)
+            raise WrongSigner(
+                f"a key of {key.owner} cannot sign this {order.kind}", key=order.key_id
+            )
         if key.owner == NODE and "rule" not in order.fields:
             raise InvalidOrder("rule", "an order signed by the node names the rule that made it")
         return Checked(order, op, key.owner)
@@ -217,8 +238,14 @@ class Ledger:
             return RefusedByDatabase("the database refused this transfer; nothing was posted")
 
     def _post_once(self, items: Sequence[Checked], *, careful: bool) -> list[Outcome]:
-        batch = Batch(self.chart, self.max_amount, self._now_ms(), self._accounts,
-                      careful=careful, take_ids=self._take_ids)
+        batch = Batch(
+            self.chart,
+            self.max_amount,
+            self._now_ms(),
+            self._accounts,
+            careful=careful,
+            take_ids=self._take_ids,
+        )
         with self.engine.begin() as conn:
             return post_batch(conn, items, batch)
 
@@ -246,24 +273,44 @@ def _retryable(exc: DBAPIError) -> bool:
 
 
 def _insert_account(conn: Connection, chart: Chart, code: str, now_ms: int) -> None:
-    repo.insert_account(conn, {
-        "code": code, "currency": chart.currency_of(code), "kind": kind_of(code).value,
-        "may_go_negative": chart.may_go_negative(code), "created_ms": now_ms,
-    })
+    repo.insert_account(
+        conn,
+        {
+            "code": code,
+            "currency": chart.currency_of(code),
+            "kind": kind_of(code).value,
+            "may_go_negative": chart.may_go_negative(code),
+            "created_ms": now_ms,
+        },
+    )
 
 
-def key_event(action: str, *, origin: str, owner: str, public_key: bytes, signer: SigningKey,
-              now: int | None = None) -> dict[str, Any]:
+def key_event(
+    action: str,
+    *,
+    origin: str,
+    owner: str,
+    public_key: bytes,
+    signer: SigningKey,
+    now: int | None = None,
+) -> dict[str, Any]:
     """A key event for `signer` to sign: register or revoke `public_key` for `owner`."""
     return {
-        "v": 1, "node": origin, "action": action, "key": key_id(public_key), "owner": owner,
-        "public_key": b64(public_key), "signer": signer.key_id, "nonce": b64(os.urandom(16)),
+        "v": 1,
+        "node": origin,
+        "action": action,
+        "key": key_id(public_key),
+        "owner": owner,
+        "public_key": b64(public_key),
+        "signer": signer.key_id,
+        "nonce": b64(os.urandom(16)),
         "created": int(time.time() * 1000) if now is None else now,
     }
 
 
-def _check_key_event(ledger: Ledger, conn: Connection, event: dict[str, Any],
-                     signature: bytes, action: str) -> None:
+def _check_key_event(
+    ledger: Ledger, conn: Connection, event: dict[str, Any], signature: bytes, action: str
+) -> None:
     if event.get("action") != action or event.get("node") != ledger.origin:
         raise InvalidOrder("event", f"must be a {action} event for this node")
     try:
@@ -293,15 +340,29 @@ def _check_key_event(ledger: Ledger, conn: Connection, event: dict[str, Any],
             raise RevokedKey("this key is already revoked", key=event["key"])
 
 
-def _record_key_event(conn: Connection, event: dict[str, Any], signature: bytes,
-                      now_ms: int) -> None:
+def _record_key_event(
+    conn: Connection, event: dict[str, Any], signature: bytes, now_ms: int
+) -> None:
     if event["action"] == "register":
-        repo.insert_key(conn, {"key_id": event["key"], "owner": event["owner"],
-                               "public_key": unb64(event["public_key"]), "registered_ms": now_ms})
+        repo.insert_key(
+            conn,
+            {
+                "key_id": event["key"],
+                "owner": event["owner"],
+                "public_key": unb64(event["public_key"]),
+                "registered_ms": now_ms,
+            },
+        )
     else:
         repo.mark_revoked(conn, event["key"], now_ms)
-    repo.insert_key_event(conn, {
-        "key_id": event["key"], "action": event["action"],
-        "event_json": canonical(event).decode(), "signer_key_id": event["signer"],
-        "signature": signature, "created_ms": now_ms,
-    })
+    repo.insert_key_event(
+        conn,
+        {
+            "key_id": event["key"],
+            "action": event["action"],
+            "event_json": canonical(event).decode(),
+            "signer_key_id": event["signer"],
+            "signature": signature,
+            "created_ms": now_ms,
+        },
+    )

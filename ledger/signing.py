@@ -59,8 +59,6 @@ class SigningKey:
         return f"SigningKey(key_id={self.key_id!r})"
 
 
-
-
 @dataclass(frozen=True)
 class SignedOrder:
     """An order and its detached signature, as a client sends it."""

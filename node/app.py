@@ -29,8 +29,7 @@ def create_app(settings: Settings | None = None, node: Node | None = None) -> Fa
             node.close()
 
     # No /docs: Swagger UI would load its assets from a CDN; the schema is at /openapi.json.
-    app = FastAPI(title="Sou", version="0.1.0", lifespan=lifespan, docs_url=None,
-                  redoc_url=None)
+    app = FastAPI(title="Sou", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.node = node
 
     @app.get("/healthz", tags=["node"])
@@ -49,8 +48,9 @@ def create_app(settings: Settings | None = None, node: Node | None = None) -> Fa
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def home() -> str:
-        return _HOME.format(village=settings.village, origin=node.ledger.origin,
-                            currency=node.ledger.chart.local)
+        return _HOME.format(
+            village=settings.village, origin=node.ledger.origin, currency=node.ledger.chart.local
+        )
 
     return app
 

@@ -25,7 +25,8 @@ if TYPE_CHECKING:
 app = typer.Typer(
     help="Sou: the node of a local complementary currency. Settings come from SOU_* "
     "environment variables or a sou.toml file (see sou.example.toml).",
-    no_args_is_help=True, add_completion=False,
+    no_args_is_help=True,
+    add_completion=False,
 )
 err = Console(stderr=True)
 EXIT_FINDINGS, EXIT_CANNOT_RUN = 1, 2
@@ -45,8 +46,12 @@ def _settings() -> Settings:
 
 @app.command()
 def init(
-    demo: Annotated[bool, typer.Option("--demo", help="Seed a demo village with residents, "
-                                       "shops and signed transfers.")] = False,
+    demo: Annotated[
+        bool,
+        typer.Option(
+            "--demo", help="Seed a demo village with residents, shops and signed transfers."
+        ),
+    ] = False,
 ) -> None:
     """Create the node: data directory, keys, database schema, the ledger's first entries.
 
@@ -97,14 +102,16 @@ def serve(
     from node.app import create_app
 
     settings = _settings()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: "
-                        "%(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     try:
         application = create_app(settings)
     except RuntimeError as exc:
         raise _fail(str(exc)) from exc
-    uvicorn.run(application, host=host or settings.host, port=port or settings.port,
-                log_level="info")
+    uvicorn.run(
+        application, host=host or settings.host, port=port or settings.port, log_level="info"
+    )
 
 
 @app.command()
@@ -122,9 +129,13 @@ def seal() -> None:
 def audit(
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
     workers: Annotated[int, typer.Option(help="Processes checking signatures.")] = 2,
-    checkpoint: Annotated[list[Path] | None, typer.Option(
-        help="A signed checkpoint kept elsewhere (by a resident, another node) that the log "
-        "must still contain. Repeatable.")] = None,
+    checkpoint: Annotated[
+        list[Path] | None,
+        typer.Option(
+            help="A signed checkpoint kept elsewhere (by a resident, another node) that the log "
+            "must still contain. Repeatable."
+        ),
+    ] = None,
 ) -> None:
     """Check the whole ledger: log, checkpoints, signatures, postings, balances, backing.
 
@@ -137,15 +148,19 @@ def audit(
     try:
         try:
             witnessed = witness.witnessed(node.settings.data_dir) + [
-                path.read_text() for path in checkpoint or []]
+                path.read_text() for path in checkpoint or []
+            ]
         except OSError as exc:
             raise _fail(f"cannot read a checkpoint: {exc}") from exc
         with _progress(enabled=sys.stderr.isatty()) as bar:
             task = bar.add_task("Auditing transfers", total=None)
-            report = run_audit(node.engine, node_public_key=node.node_key.public_key,
-                               witnessed=witnessed, workers=workers,
-                               progress=lambda done, total: bar.update(task, completed=done,
-                                                                       total=total))
+            report = run_audit(
+                node.engine,
+                node_public_key=node.node_key.public_key,
+                witnessed=witnessed,
+                workers=workers,
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
+            )
     finally:
         node.close()
     if as_json:
@@ -165,16 +180,24 @@ def _open() -> Node:
 
 
 def _progress(*, enabled: bool) -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(),
-                    TextColumn("{task.completed}/{task.total}"), TimeRemainingColumn(),
-                    console=err, transient=True, disable=not enabled)
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+        disable=not enabled,
+    )
 
 
 def _print_report(report: Report) -> None:
-    typer.echo(f"Audited {report.transfers} transfers, {report.key_events} key events, "
-               f"{report.leaves} log leaves ({report.unsealed} waiting to be sealed), "
-               f"{report.checkpoints} checkpoints, {report.accounts} accounts "
-               f"in {report.seconds:.2f} s.")
+    typer.echo(
+        f"Audited {report.transfers} transfers, {report.key_events} key events, "
+        f"{report.leaves} log leaves ({report.unsealed} waiting to be sealed), "
+        f"{report.checkpoints} checkpoints, {report.accounts} accounts "
+        f"in {report.seconds:.2f} s."
+    )
     if report.ok:
         typer.echo("All checks hold.")
         return

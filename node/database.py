@@ -26,23 +26,29 @@ def make_engine(url: str, *, pool_size: int = 16, echo: bool = False) -> Engine:
     url = normalise_url(url)
     if url.startswith("sqlite"):
         engine = create_engine(
-            url, echo=echo, pool_size=pool_size, max_overflow=64,
+            url,
+            echo=echo,
+            pool_size=pool_size,
+            max_overflow=64,
             connect_args={"check_same_thread": False, "timeout": 60},
         )
         _sqlite_events(engine)
         return engine
     # No pre-ping: it would cost a round trip per batch of payments; connections broken by
     # a server restart fail once, and the poster answers those callers with the error.
-    return create_engine(url, echo=echo, pool_size=pool_size, max_overflow=64,
-                         pool_recycle=3600)
+    return create_engine(url, echo=echo, pool_size=pool_size, max_overflow=64, pool_recycle=3600)
 
 
 def _sqlite_events(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     def _connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
-        for pragma in ("journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON",
-                       "busy_timeout=60000"):
+        for pragma in (
+            "journal_mode=WAL",
+            "synchronous=FULL",
+            "foreign_keys=ON",
+            "busy_timeout=60000",
+        ):
             dbapi_connection.execute(f"PRAGMA {pragma}")
 
     @event.listens_for(engine, "reset")

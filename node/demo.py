@@ -20,8 +20,12 @@ from node.keystore import key_path, save_key
 from node.runtime import Node, add_operator
 
 RESIDENTS = ("camille", "louis", "ines", "hugo", "lea", "jules")
-MERCHANTS = ("boulangerie-du-lavoir", "ferme-des-trois-chenes", "librairie-la-plume",
-             "cafe-de-la-place")
+MERCHANTS = (
+    "boulangerie-du-lavoir",
+    "ferme-des-trois-chenes",
+    "librairie-la-plume",
+    "cafe-de-la-place",
+)
 OFFICE = "mairie"
 
 # (payer, payee, cents, memo)
@@ -65,15 +69,22 @@ def seed(node: Node, say: Callable[[str], None] = print) -> Village:
         ledger.open_account(code)
         key = SigningKey.generate()
         save_key(key_path(settings.keys_dir / "demo", code), key, code)
-        event = key_event("register", origin=ledger.origin, owner=code,
-                          public_key=key.public_key, signer=node.node_key)
+        event = key_event(
+            "register",
+            origin=ledger.origin,
+            owner=code,
+            public_key=key.public_key,
+            signer=node.node_key,
+        )
         ledger.register_key(event, node.node_key.sign_bytes(canonical(event)))
         keys[code] = key
     village = Village(node, keys)
     say(f"  {len(RESIDENTS)} residents, {len(MERCHANTS)} shops, exchange office «{OFFICE}»")
     _life(village)
-    say(f"  {len(PAYMENTS) + 12} signed transfers: top-ups, payments, a refund, a "
-        "reconversion paid out")
+    say(
+        f"  {len(PAYMENTS) + 12} signed transfers: top-ups, payments, a refund, a "
+        "reconversion paid out"
+    )
     return village
 
 
@@ -85,32 +96,76 @@ def _role_key(node: Node, role: str) -> SigningKey:
 
 def _life(v: Village) -> None:
     local = v.node.ledger.chart.local
-    for member, cents in (("camille", 10_000), ("louis", 5_000), ("ines", 8_000),
-                          ("hugo", 4_000)):
-        v.sign(NODE, "topup", to=member_account(member), amount=cents, currency=local,
-               source="card", rule="stripe", ext=f"pi_demo_{member}")
+    for member, cents in (("camille", 10_000), ("louis", 5_000), ("ines", 8_000), ("hugo", 4_000)):
+        v.sign(
+            NODE,
+            "topup",
+            to=member_account(member),
+            amount=cents,
+            currency=local,
+            source="card",
+            rule="stripe",
+            ext=f"pi_demo_{member}",
+        )
     for member, cents in (("lea", 6_000), ("jules", 3_000), ("cafe-de-la-place", 15_000)):
-        v.sign(f"role:office:{OFFICE}", "topup", to=member_account(member), amount=cents,
-               currency=local, source=f"office:{OFFICE}")
+        v.sign(
+            f"role:office:{OFFICE}",
+            "topup",
+            to=member_account(member),
+            amount=cents,
+            currency=local,
+            source=f"office:{OFFICE}",
+        )
     v.sign("role:treasurer", "settlement", amount=27_000, ext="po_demo_1")
-    v.sign("role:treasurer", "cash_deposit", office=OFFICE, amount=24_000,
-           to="reserve:digital")
+    v.sign("role:treasurer", "cash_deposit", office=OFFICE, amount=24_000, to="reserve:digital")
     first_payment = None
     for payer, payee, cents, memo in PAYMENTS:
         payer_code = member_account(payer)
         key = v.keys[payer_code]
         payer_field: dict[str, Any] = {"from": payer_code}
-        order = new_order("payment", key, v.node.ledger.origin, memo=memo, amount=cents,
-                          currency=local, to=member_account(payee), **payer_field)
+        order = new_order(
+            "payment",
+            key,
+            v.node.ledger.origin,
+            memo=memo,
+            amount=cents,
+            currency=local,
+            to=member_account(payee),
+            **payer_field,
+        )
         posted = v.node.ledger.transfer(key.sign(order))
         first_payment = first_payment or posted.transfer_id
     shop, payer = member_account("boulangerie-du-lavoir"), member_account("camille")
-    v.sign(shop, "refund", to=payer, amount=120, currency=local, ref=first_payment,
-           memo="Croissant manquant", **{"from": shop})
+    v.sign(
+        shop,
+        "refund",
+        to=payer,
+        amount=120,
+        currency=local,
+        ref=first_payment,
+        memo="Croissant manquant",
+        **{"from": shop},
+    )
     farm = member_account("ferme-des-trois-chenes")
     farm_field: dict[str, Any] = {"from": farm}
-    redemption = v.node.ledger.transfer(v.keys[farm].sign(new_order(
-        "redemption", v.keys[farm], v.node.ledger.origin, amount=5_000, fee=150,
-        currency=local, memo="Reconversion mensuelle", **farm_field)))
-    v.sign("role:treasurer", "payout", ref=redemption.transfer_id, amount=4_850,
-           bank_ref="VIR-2026-11-0042")
+    redemption = v.node.ledger.transfer(
+        v.keys[farm].sign(
+            new_order(
+                "redemption",
+                v.keys[farm],
+                v.node.ledger.origin,
+                amount=5_000,
+                fee=150,
+                currency=local,
+                memo="Reconversion mensuelle",
+                **farm_field,
+            )
+        )
+    )
+    v.sign(
+        "role:treasurer",
+        "payout",
+        ref=redemption.transfer_id,
+        amount=4_850,
+        bank_ref="VIR-2026-11-0042",
+    )

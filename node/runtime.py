@@ -46,8 +46,12 @@ class Node:
     def new_sealer(self) -> Sealer:
         """A sealer that also keeps each new checkpoint in the data directory."""
         data_dir = self.settings.data_dir
-        return Sealer(self.engine, self.node_key, self.ledger.origin,
-                      on_checkpoint=lambda sealed: witness.remember(data_dir, sealed))
+        return Sealer(
+            self.engine,
+            self.node_key,
+            self.ledger.origin,
+            on_checkpoint=lambda sealed: witness.remember(data_dir, sealed),
+        )
 
     def start(self) -> Node:
         """Start the background writers: the group-commit poster, which seals between
@@ -92,8 +96,9 @@ def init_node(settings: Settings) -> Node:
     private_dir(settings.keys_dir)
     node_key = _new_key(settings, "node")
     migrate(engine)
-    ledger = Ledger.create(engine, origin=settings.origin, currency=settings.currency,
-                           node_key=node_key)
+    ledger = Ledger.create(
+        engine, origin=settings.origin, currency=settings.currency, node_key=node_key
+    )
     ledger.max_amount, ledger.max_ttl_s = settings.max_amount, settings.order_max_ttl
     node = Node(settings, engine, ledger, node_key)
     add_operator(node, "role:treasurer")
@@ -115,8 +120,13 @@ def add_operator(node: Node, role: str) -> SigningKey:
     from ledger.service import key_event
 
     key = _new_key(node.settings, role)
-    event = key_event("register", origin=node.ledger.origin, owner=role,
-                      public_key=key.public_key, signer=node.node_key)
+    event = key_event(
+        "register",
+        origin=node.ledger.origin,
+        owner=role,
+        public_key=key.public_key,
+        signer=node.node_key,
+    )
     node.ledger.register_key(event, node.node_key.sign_bytes(canonical(event)))
     return key
 

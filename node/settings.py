@@ -28,8 +28,10 @@ class Settings(BaseSettings):
 
     data_dir: Path = Field(Path("sou-data"), description="Keys and the SQLite database live here.")
     database_url: str = Field("", description="SQLAlchemy URL; empty means SQLite in data_dir.")
-    origin: str = Field("sou.localhost/val-de-sou",
-                        description="The log's name in signed checkpoints: host/path of the node.")
+    origin: str = Field(
+        "sou.localhost/val-de-sou",
+        description="The log's name in signed checkpoints: host/path of the node.",
+    )
     currency: str = Field("SOU", description="Code of the local unit (e.g. SOU, EUSKO).")
     village: str = Field("Val-de-Sou", description="Name shown on pages.")
     host: str = "127.0.0.1"

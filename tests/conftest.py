@@ -26,7 +26,9 @@ from node.database import make_engine
 from node.runtime import migrate
 from tests.factories import Book, register
 
-PG_ADMIN = os.environ.get("SOU_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+PG_ADMIN = os.environ.get(
+    "SOU_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 ORIGIN = "test.sou.localhost/village"
 NODE_KEY = SigningKey(bytes(range(32)))

@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> None:
     ledger = Ledger(engine)
     node_key = SigningKey(bytes.fromhex(args.node_seed))
     # Two sealers race, as a node's poster and a CLI `sou seal` may: the log must not care.
-    sealer = SealerThread(Sealer(engine, node_key, ledger.origin), 0.02).start()
+    SealerThread(Sealer(engine, node_key, ledger.origin), 0.02).start()
     poster = Poster(ledger, sealer=Sealer(engine, node_key, ledger.origin), seal_every=0.02)
     poster.start()
     merchant = merchant_account(args.name)

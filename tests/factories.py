@@ -14,12 +14,14 @@ from ledger.service import Ledger, key_event
 from ledger.signing import SignedOrder, SigningKey, new_order
 
 
-def register(ledger: Ledger, node_key: SigningKey, owner: str,
-             key: SigningKey | None = None) -> SigningKey:
+def register(
+    ledger: Ledger, node_key: SigningKey, owner: str, key: SigningKey | None = None
+) -> SigningKey:
     """Register a key for `owner`, signed by the node key (as sign-up does)."""
     key = key or SigningKey.generate()
-    event = key_event("register", origin=ledger.origin, owner=owner,
-                      public_key=key.public_key, signer=node_key)
+    event = key_event(
+        "register", origin=ledger.origin, owner=owner, public_key=key.public_key, signer=node_key
+    )
     ledger.register_key(event, node_key.sign_bytes(canonical(event)))
     return key
 
@@ -52,13 +54,22 @@ class Book:
         return key.sign(new_order(kind, key, self.ledger.origin, **fields))
 
     def payment(self, payer: str, payee: str, amount: int, **extra: Any) -> SignedOrder:
-        return self.order("payment", payer, from_=payer, to=payee, amount=amount,
-                          currency=self.local, **extra)
+        return self.order(
+            "payment", payer, from_=payer, to=payee, amount=amount, currency=self.local, **extra
+        )
 
     def topup(self, member: str, amount: int) -> Posted:
-        return self.ledger.transfer(self.order(
-            "topup", NODE, to=member, amount=amount, currency=self.local, source="card",
-            rule="stripe"))
+        return self.ledger.transfer(
+            self.order(
+                "topup",
+                NODE,
+                to=member,
+                amount=amount,
+                currency=self.local,
+                source="card",
+                rule="stripe",
+            )
+        )
 
     def post(self, signed: SignedOrder) -> Outcome:
         return self.ledger.post([signed])[0]

@@ -33,8 +33,9 @@ def test_help_documents_every_command() -> None:
         assert sub.exit_code == 0 and "Usage" in sub.output
 
 
-def test_init_demo_then_audit(tmp_path: Path, empty_db_url: str,
-                              caplog: pytest.LogCaptureFixture) -> None:
+def test_init_demo_then_audit(
+    tmp_path: Path, empty_db_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.DEBUG)
     env = _env(tmp_path, empty_db_url)
     made = runner.invoke(cli, ["init", "--demo"], env=env)
@@ -79,21 +80,26 @@ def test_key_file_readable_by_others_is_refused(tmp_path: Path) -> None:
         save_key(path, key, "role:office:gare")  # never overwrites a key
 
 
-def test_settings_from_environment_and_toml(tmp_path: Path,
-                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_settings_from_environment_and_toml(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     config = tmp_path / "node.toml"
     config.write_text('currency = "EUSKO"\nport = 9000\norigin = "sou.example.org/pays"\n')
     monkeypatch.setenv("SOU_CONFIG", str(config))
     monkeypatch.setenv("SOU_PORT", "8123")
     monkeypatch.setenv("SOU_DATA_DIR", str(tmp_path / "d"))
     settings = Settings()
-    assert (settings.currency, settings.port, settings.origin) == ("EUSKO", 8123,
-                                                                   "sou.example.org/pays")
+    assert (settings.currency, settings.port, settings.origin) == (
+        "EUSKO",
+        8123,
+        "sou.example.org/pays",
+    )
     assert settings.resolved_database_url == f"sqlite:///{tmp_path / 'd' / 'sou.db'}"
 
 
-def test_app_health_openapi_and_home(tmp_path: Path, empty_db_url: str,
-                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_app_health_openapi_and_home(
+    tmp_path: Path, empty_db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     for name, value in _env(tmp_path, empty_db_url).items():
         monkeypatch.setenv(name, value)
     assert runner.invoke(cli, ["init", "--demo"]).exit_code == 0

@@ -32,20 +32,24 @@ def _snapshot(book: Book) -> dict[str, int]:
 
 
 BAD_AMOUNTS: list[tuple[Any, str]] = [
-    (0, "invalid_order"), (-5, "invalid_order"), (12.5, "invalid_order"),
-    (12.0, "invalid_order"), ("12", "invalid_order"), (True, "invalid_order"),
-    (None, "invalid_order"), (10**20, "invalid_order"), (1_000_001, "invalid_order"),
+    (0, "invalid_order"),
+    (-5, "invalid_order"),
+    (12.5, "invalid_order"),
+    (12.0, "invalid_order"),
+    ("12", "invalid_order"),
+    (True, "invalid_order"),
+    (None, "invalid_order"),
+    (10**20, "invalid_order"),
+    (1_000_001, "invalid_order"),
 ]
 
 
 @pytest.mark.parametrize(("amount", "code"), BAD_AMOUNTS)
-def test_bad_amounts_are_refused(book: Book, pair: tuple[str, str], amount: Any,
-                                 code: str) -> None:
+def test_bad_amounts_are_refused(book: Book, pair: tuple[str, str], amount: Any, code: str) -> None:
     alice, bob = pair
     before = _snapshot(book)
     key = book.keys[alice]
-    order = new_order("payment", key, book.ledger.origin, to=bob, currency="SOU",
-                      **{"from": alice})
+    order = new_order("payment", key, book.ledger.origin, to=bob, currency="SOU", **{"from": alice})
     order["amount"] = amount
     assert refused(book.post(SignedOrder(order, _sign_loose(key, order)))) == code
     assert _snapshot(book) == before
@@ -67,23 +71,82 @@ def test_refusals_by_case(book: Book, pair: tuple[str, str]) -> None:
         (book.payment(alice, alice, 100), "invalid_order"),  # to oneself
         (book.payment(alice, "member:nobody", 100), "unknown_account"),
         (book.payment(alice, "reserve:digital", 100), "invalid_order"),  # not a member
-        (book.order("payment", carol, from_=alice, to=bob, amount=100, currency="SOU"),
-         "wrong_signer"),
+        (
+            book.order("payment", carol, from_=alice, to=bob, amount=100, currency="SOU"),
+            "wrong_signer",
+        ),
         (book.payment(alice, bob, 100, memo="x" * 281), "invalid_order"),
-        (book.order("payment", alice, from_=alice, to=bob, amount=100, currency="EUR"),
-         "invalid_order"),
-        (key.sign(new_order("payment", key, "other.node/x", to=bob, amount=100,
-                            currency="SOU", **{"from": alice})), "wrong_node"),
-        (key.sign(new_order("payment", key, origin, to=bob, amount=100, currency="SOU",
-                            now=time.time() - 3_600, **{"from": alice})), "order_expired"),
-        (key.sign(new_order("payment", key, origin, to=bob, amount=100, currency="SOU",
-                            ttl_s=10 * 86_400, **{"from": alice})), "expiry_too_far"),
-        (key.sign(new_order("payment", key, origin, to=bob, amount=100, currency="SOU",
-                            surprise=1, **{"from": alice})), "invalid_order"),
-        (book.order("topup", alice, to=alice, amount=100, currency="SOU", source="card"),
-         "wrong_signer"),  # only the node's card rule credits card top-ups
-        (book.order("topup", "node", to=alice, amount=100, currency="SOU", source="card"),
-         "invalid_order"),  # the node must name its rule
+        (
+            book.order("payment", alice, from_=alice, to=bob, amount=100, currency="EUR"),
+            "invalid_order",
+        ),
+        (
+            key.sign(
+                new_order(
+                    "payment",
+                    key,
+                    "other.node/x",
+                    to=bob,
+                    amount=100,
+                    currency="SOU",
+                    **{"from": alice},
+                )
+            ),
+            "wrong_node",
+        ),
+        (
+            key.sign(
+                new_order(
+                    "payment",
+                    key,
+                    origin,
+                    to=bob,
+                    amount=100,
+                    currency="SOU",
+                    now=time.time() - 3_600,
+                    **{"from": alice},
+                )
+            ),
+            "order_expired",
+        ),
+        (
+            key.sign(
+                new_order(
+                    "payment",
+                    key,
+                    origin,
+                    to=bob,
+                    amount=100,
+                    currency="SOU",
+                    ttl_s=10 * 86_400,
+                    **{"from": alice},
+                )
+            ),
+            "expiry_too_far",
+        ),
+        (
+            key.sign(
+                new_order(
+                    "payment",
+                    key,
+                    origin,
+                    to=bob,
+                    amount=100,
+                    currency="SOU",
+                    surprise=1,
+                    **{"from": alice},
+                )
+            ),
+            "invalid_order",
+        ),
+        (
+            book.order("topup", alice, to=alice, amount=100, currency="SOU", source="card"),
+            "wrong_signer",
+        ),  # only the node's card rule credits card top-ups
+        (
+            book.order("topup", "node", to=alice, amount=100, currency="SOU", source="card"),
+            "invalid_order",
+        ),  # the node must name its rule
     ]
     before = _snapshot(book)
     for signed, code in cases:
@@ -97,8 +160,15 @@ def test_tampered_order_and_unknown_key(book: Book, pair: tuple[str, str]) -> No
     tampered = SignedOrder({**signed.order, "amount": 9_000}, signed.signature)
     assert refused(book.post(tampered)) == "bad_signature"
     stranger = SigningKey.generate()
-    order = new_order("payment", stranger, book.ledger.origin, to=bob, amount=100,
-                      currency="SOU", **{"from": alice})
+    order = new_order(
+        "payment",
+        stranger,
+        book.ledger.origin,
+        to=bob,
+        amount=100,
+        currency="SOU",
+        **{"from": alice},
+    )
     assert refused(book.post(stranger.sign(order))) == "unknown_key"
     assert book.balance(alice) == 10_000
 
@@ -108,8 +178,7 @@ def test_replay_is_idempotent_and_reuse_conflicts(book: Book, pair: tuple[str, s
     signed = book.payment(alice, bob, 300)
     first, again = book.post(signed), book.post(signed)
     assert isinstance(first, Posted) and isinstance(again, Posted)
-    assert (again.transfer_id, again.replayed, first.replayed) == (first.transfer_id, True,
-                                                                   False)
+    assert (again.transfer_id, again.replayed, first.replayed) == (first.transfer_id, True, False)
     other = book.payment(alice, bob, 400, client_id=signed.order["id"])
     assert refused(book.post(other)) == "idempotency_conflict"
     same_nonce = dict(book.payment(alice, bob, 500).order, nonce=signed.order["nonce"])
@@ -122,8 +191,9 @@ def test_revoked_key_is_refused(book: Book, pair: tuple[str, str]) -> None:
     alice, bob = pair
     key = book.keys[alice]
     assert isinstance(book.post(book.payment(alice, bob, 100)), Posted)
-    event = key_event("revoke", origin=book.ledger.origin, owner=alice,
-                      public_key=key.public_key, signer=key)  # the owner revokes a lost phone
+    event = key_event(
+        "revoke", origin=book.ledger.origin, owner=alice, public_key=key.public_key, signer=key
+    )  # the owner revokes a lost phone
     book.ledger.revoke_key(event, key.sign_bytes(canonical(event)))
     assert refused(book.post(book.payment(alice, bob, 100))) == "revoked_key"
     assert book.balance(alice) == 9_900
@@ -135,8 +205,17 @@ def test_refund_rules(book: Book, pair: tuple[str, str]) -> None:
     assert isinstance(paid, Posted)
 
     def refund(amount: int, to: str = alice) -> object:
-        return book.post(book.order("refund", shop, from_=shop, to=to, amount=amount,
-                                    currency="SOU", ref=paid.transfer_id))
+        return book.post(
+            book.order(
+                "refund",
+                shop,
+                from_=shop,
+                to=to,
+                amount=amount,
+                currency="SOU",
+                ref=paid.transfer_id,
+            )
+        )
 
     assert isinstance(refund(600), Posted)
     assert refused(refund(500)) == "invalid_reference"  # 600 + 500 > 1000
@@ -148,51 +227,107 @@ def test_refund_rules(book: Book, pair: tuple[str, str]) -> None:
 def test_redemption_payout_and_correction(book: Book, pair: tuple[str, str]) -> None:
     alice, _shop = pair
     treasurer = "role:treasurer"
-    assert isinstance(book.ledger.transfer(book.order("settlement", treasurer,
-                                                      amount=10_000)), Posted)
-    redeemed = book.post(book.order("redemption", alice, from_=alice, amount=5_000, fee=150,
-                                    currency="SOU"))
+    assert isinstance(
+        book.ledger.transfer(book.order("settlement", treasurer, amount=10_000)), Posted
+    )
+    redeemed = book.post(
+        book.order("redemption", alice, from_=alice, amount=5_000, fee=150, currency="SOU")
+    )
     assert isinstance(redeemed, Posted)
     assert book.balance("association:fees") == 150
     assert book.balance("payouts:pending") == 4_850
-    bad = book.post(book.order("payout", treasurer, ref=redeemed.transfer_id, amount=5_000,
-                               bank_ref="VIR-1"))
+    bad = book.post(
+        book.order("payout", treasurer, ref=redeemed.transfer_id, amount=5_000, bank_ref="VIR-1")
+    )
     assert refused(bad) == "invalid_order"  # must be the net amount
-    payout = book.order("payout", treasurer, ref=redeemed.transfer_id, amount=4_850,
-                        bank_ref="VIR-1")
+    payout = book.order(
+        "payout", treasurer, ref=redeemed.transfer_id, amount=4_850, bank_ref="VIR-1"
+    )
     paid = book.post(payout)
     assert isinstance(paid, Posted)
     # Euros that left the bank are not undone by a correction.
-    assert refused(book.post(book.order("correction", treasurer, ref=paid.transfer_id,
-                                        memo="wrong"))) == "invalid_reference"
-    assert refused(book.post(book.order("correction", treasurer, ref=redeemed.transfer_id,
-                                        memo="rejected"))) == "invalid_reference"
+    assert (
+        refused(book.post(book.order("correction", treasurer, ref=paid.transfer_id, memo="wrong")))
+        == "invalid_reference"
+    )
+    assert (
+        refused(
+            book.post(
+                book.order("correction", treasurer, ref=redeemed.transfer_id, memo="rejected")
+            )
+        )
+        == "invalid_reference"
+    )
     assert book.balance("external:eur") == -10_000 + 4_850
 
 
 FUZZ_VALUES = st.one_of(
-    st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.text(max_size=80),
-    st.lists(st.integers(), max_size=3), st.dictionaries(st.text(max_size=5), st.integers(),
-                                                         max_size=2))
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(allow_nan=False),
+    st.text(max_size=80),
+    st.lists(st.integers(), max_size=3),
+    st.dictionaries(st.text(max_size=5), st.integers(), max_size=2),
+)
 
 
-@settings(max_examples=80, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(kind=st.sampled_from(["payment", "refund", "topup", "redemption", "payout",
-                             "cash_deposit", "settlement", "correction", "nope"]),
-       overrides=st.dictionaries(
-           st.sampled_from(["v", "node", "kind", "id", "key", "nonce", "expires", "amount",
-                            "from", "to", "currency", "memo", "ref", "rule", "fee", "source",
-                            "office", "bank_ref", "ext", "extra"]),
-           FUZZ_VALUES, max_size=6))
-def test_fuzzed_orders_are_refused_cleanly(book: Book, pair: tuple[str, str], kind: str,
-                                           overrides: dict[str, Any]) -> None:
+@settings(
+    max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    kind=st.sampled_from(
+        [
+            "payment",
+            "refund",
+            "topup",
+            "redemption",
+            "payout",
+            "cash_deposit",
+            "settlement",
+            "correction",
+            "nope",
+        ]
+    ),
+    overrides=st.dictionaries(
+        st.sampled_from(
+            [
+                "v",
+                "node",
+                "kind",
+                "id",
+                "key",
+                "nonce",
+                "expires",
+                "amount",
+                "from",
+                "to",
+                "currency",
+                "memo",
+                "ref",
+                "rule",
+                "fee",
+                "source",
+                "office",
+                "bank_ref",
+                "ext",
+                "extra",
+            ]
+        ),
+        FUZZ_VALUES,
+        max_size=6,
+    ),
+)
+def test_fuzzed_orders_are_refused_cleanly(
+    book: Book, pair: tuple[str, str], kind: str, overrides: dict[str, Any]
+) -> None:
     """Whatever a member's device signs, the ledger answers with a named refusal or a
     valid posting: never an exception, never money from nowhere."""
     alice, bob = pair
     key = book.keys[alice]
-    order = new_order(kind, key, book.ledger.origin, to=bob, amount=100, currency="SOU",
-                      **{"from": alice})
+    order = new_order(
+        kind, key, book.ledger.origin, to=bob, amount=100, currency="SOU", **{"from": alice}
+    )
     order.update(overrides)
     before = _snapshot(book)
     outcome = book.post(SignedOrder(order, _sign_loose(key, order)))
@@ -205,9 +340,13 @@ def test_fuzzed_orders_are_refused_cleanly(book: Book, pair: tuple[str, str], ki
 
 
 @settings(max_examples=60, deadline=None)
-@given(fields=st.dictionaries(
-    st.sampled_from(["v", "node", "kind", "id", "key", "nonce", "expires", "memo", "rule"]),
-    FUZZ_VALUES, max_size=9))
+@given(
+    fields=st.dictionaries(
+        st.sampled_from(["v", "node", "kind", "id", "key", "nonce", "expires", "memo", "rule"]),
+        FUZZ_VALUES,
+        max_size=9,
+    )
+)
 def test_reading_any_object_gives_an_order_or_invalid_order(fields: dict[str, Any]) -> None:
     try:
         order = read_common(fields, bytes(64))
