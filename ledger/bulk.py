@@ -78,9 +78,11 @@ def add_to_balances(conn: Connection, deltas: dict[int, int]) -> Statement:
 
 
 def fetch(conn: Connection, statements: Sequence[Statement]) -> list[list[Any]]:
-    """The rows of each query, asked in one round trip on PostgreSQL."""
+    """The rows of each statement ([] for those that return none), in one round trip on
+    PostgreSQL."""
     if not postgres(conn):
-        return [list(conn.exec_driver_sql(sql, params)) for sql, params in statements]
+        results = [conn.exec_driver_sql(sql, params) for sql, params in statements]
+        return [list(r) if r.returns_rows else [] for r in results]
     driver, dbapi = _driver(conn)
     cursors = [driver.cursor() for _ in statements]
     sql, params = "", None
@@ -88,7 +90,7 @@ def fetch(conn: Connection, statements: Sequence[Statement]) -> list[list[Any]]:
         with driver.pipeline():
             for cursor, (sql, params) in zip(cursors, statements, strict=True):
                 cursor.execute(sql, params)
-        return [cursor.fetchall() for cursor in cursors]
+        return [cursor.fetchall() if cursor.description else [] for cursor in cursors]
     except dbapi.Error as exc:
         raise DBAPIError.instance(sql, params, exc, dbapi.Error) from exc
     finally:

@@ -36,47 +36,36 @@ class Poster:
         ledger: Ledger,
         *,
         max_batch: int = 512,
-        writers: int | None = None,
         sealer: Sealer | None = None,
         seal_every: float = 0.2,
     ) -> None:
         self.ledger = ledger
         self.max_batch = max_batch
-        # SQLite has one writer at a time anyway. On PostgreSQL a second writer prepares
-        # and sends a batch while the first waits for its commit; row locks taken in id
-        # order keep them from deadlocking or overspending.
-        postgres = ledger.engine.dialect.name == "postgresql"
-        self.writers = writers or (2 if postgres else 1)
         self.sealer = sealer
         self.seal_every = seal_every
         self._sealed_at = 0.0
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
-        self._threads: list[threading.Thread] = []
+        self._thread: threading.Thread | None = None
         self._stopping = False
         self.batches = 0  # for the benchmarks: how well commits are shared
         self.posted = 0
 
     def start(self) -> Poster:
-        self._threads = [
-            threading.Thread(target=self._run, name=f"sou-poster-{n}", daemon=True)
-            for n in range(self.writers)
-        ]
-        for thread in self._threads:
-            thread.start()
+        self._thread = threading.Thread(target=self._run, name="sou-poster", daemon=True)
+        self._thread.start()
         return self
 
     def stop(self) -> None:
         """Post what is queued, then stop."""
         self._stopping = True
-        for _ in self._threads:
-            self._queue.put(_STOP)
-        for thread in self._threads:
-            thread.join()
+        self._queue.put(_STOP)
+        if self._thread is not None:
+            self._thread.join()
 
     def submit(self, signed: SignedOrder) -> Future[Posted]:
         """Check an order now and queue it; the future gives a Posted or raises LedgerError."""
         future: Future[Posted] = Future()
-        if self._stopping or not self._threads:
+        if self._stopping or self._thread is None:
             future.set_exception(NodeBusy("the node is not taking payments right now"))
             return future
         try:

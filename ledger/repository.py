@@ -23,6 +23,8 @@ from ledger.models import (
     transfers,
 )
 
+SEALER_LOCK = 0x50550001  # PostgreSQL advisory lock id held by the sealing transaction
+
 
 @dataclass(frozen=True, slots=True)
 class AccountRef:
@@ -283,20 +285,59 @@ def write_batch(
 # -- the log ---------------------------------------------------------------------------------
 
 
+LOG_SIZE = "SELECT coalesce(max(tree_size), 0) FROM checkpoints"
+
+
 def log_size(conn: Connection) -> int:
     """Leaves in the log: the size of the latest checkpoint, which each round writes."""
-    return int(conn.scalar(select(func.coalesce(func.max(checkpoints.c.tree_size), 0))) or 0)
+    return int(conn.exec_driver_sql(LOG_SIZE).scalar_one())
 
 
-def queued(conn: Connection, limit: int) -> list[RowMapping]:
-    query = select(log_queue).order_by(log_queue.c.id).limit(limit)
-    return list(conn.execute(query).mappings())
+def log_size_and_queue(
+    conn: Connection, limit: int
+) -> tuple[int, list[tuple[int, int | None, int | None]]]:
+    """The log's size and the first entries waiting to be sealed, in one round trip."""
+    size, queue = bulk.fetch(
+        conn,
+        [
+            (LOG_SIZE, None),
+            (
+                "SELECT id, transfer_id, key_event_id FROM log_queue ORDER BY id "
+                f"LIMIT {int(limit)}",
+                None,
+            ),
+        ],
+    )
+    return int(size[0][0]), [tuple(row) for row in queue]
 
 
-def dequeue(conn: Connection, queue_ids: Collection[int]) -> int:
-    """Remove these entries from the log queue; how many were still there."""
-    removed = conn.execute(log_queue.delete().where(log_queue.c.id.in_(list(queue_ids))))
-    return int(removed.rowcount)
+def seal(
+    conn: Connection,
+    size: int,
+    queue_ids: Sequence[int],
+    leaves: Sequence[dict[str, Any]],
+    nodes: Sequence[dict[str, Any]],
+    checkpoint: dict[str, Any],
+) -> bool:
+    """Append leaves, nodes and checkpoint and remove their entries from the queue, in one
+    round trip; False if another sealer changed the log or the queue first (the caller
+    then rolls back)."""
+    where, params = bulk.among(conn, "id", queue_ids)
+    statements = [
+        *(
+            [("SELECT pg_advisory_xact_lock(%(lock)s)", {"lock": SEALER_LOCK})]
+            if bulk.postgres(conn)
+            else []
+        ),
+        (LOG_SIZE, None),
+        (f"DELETE FROM log_queue WHERE {where} RETURNING id", params),
+        bulk.insert(conn, "log_leaves", ("idx", "transfer_id", "key_event_id", "hash"), leaves),
+        *([bulk.insert(conn, "log_nodes", ("level", "idx", "hash"), nodes)] if nodes else []),
+        bulk.insert(conn, "checkpoints", ("tree_size", "root", "note", "created_ms"), [checkpoint]),
+    ]
+    results = bulk.fetch(conn, statements)
+    at = 1 if bulk.postgres(conn) else 0
+    return int(results[at][0][0]) == size and len(results[at + 1]) == len(queue_ids)
 
 
 LeafSource = tuple[int, int, str, bytes]  # id, created_ms, signed JSON, signature
@@ -331,19 +372,8 @@ def leaf_sources(
     return t_rows, legs, e_rows
 
 
-def insert_leaves(
-    conn: Connection, leaves: Sequence[dict[str, Any]], nodes: Sequence[dict[str, Any]]
-) -> None:
-    bulk.run(
-        conn,
-        [
-            bulk.insert(conn, "log_leaves", ("idx", "transfer_id", "key_event_id", "hash"), leaves),
-            *([bulk.insert(conn, "log_nodes", ("level", "idx", "hash"), nodes)] if nodes else []),
-        ],
-    )
-
-
 def node_hash(conn: Connection, level: int, index: int) -> bytes | None:
+    """A stored perfect subtree's hash (level 0: a leaf)."""
     if level == 0:
         found = conn.scalar(select(log_leaves.c.hash).where(log_leaves.c.idx == index))
     else:
@@ -351,10 +381,6 @@ def node_hash(conn: Connection, level: int, index: int) -> bytes | None:
             select(log_nodes.c.hash).where(log_nodes.c.level == level, log_nodes.c.idx == index)
         )
     return None if found is None else bytes(found)
-
-
-def insert_checkpoint(conn: Connection, row: dict[str, Any]) -> None:
-    conn.execute(checkpoints.insert(), row)
 
 
 def latest_checkpoint(conn: Connection) -> RowMapping | None:

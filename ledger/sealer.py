@@ -15,7 +15,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import IntegrityError
 
 from ledger import repository as repo
 from ledger.checkpoint import sign_checkpoint
@@ -24,7 +25,6 @@ from ledger.merkle import Frontier, leaf_hash
 from ledger.posting import Posted
 from ledger.signing import SigningKey
 
-SEALER_LOCK = 0x50550001  # PostgreSQL advisory lock id held by the sealing transaction
 MAX_KNOWN = 200_000  # leaf hashes kept for the next rounds; beyond, they are read back
 
 
@@ -107,10 +107,9 @@ class Sealer:
         # Read and hash without holding the write lock (on SQLite, the whole database):
         # payments keep committing meanwhile. Then write, if no other sealer went first.
         with self.engine.connect().execution_options(sqlite_deferred=True) as conn:
-            size = repo.log_size(conn)
+            size, queued = repo.log_size_and_queue(conn, self.max_leaves)
             if self._frontier is None or self._frontier.size != size:
                 self._frontier = Frontier.from_nodes(size, StoredNodes(conn))
-            queued = repo.queued(conn, self.max_leaves)
             if not queued:
                 return Sealed(0, size, None)
             frontier = Frontier(size, self._frontier.hashes)
@@ -119,24 +118,17 @@ class Sealer:
         note = sign_checkpoint(
             self.origin, frontier.size, root, self.origin, self.node_key.nacl_key
         )
+        checkpoint = {
+            "tree_size": frontier.size,
+            "root": root,
+            "note": note,
+            "created_ms": int(self.clock() * 1000),
+        }
         try:
             with self.engine.begin() as conn:
-                if conn.dialect.name == "postgresql":
-                    conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": SEALER_LOCK})
-                ids = [q["id"] for q in queued]
-                if repo.log_size(conn) != size or repo.dequeue(conn, ids) != len(ids):
+                if not repo.seal(conn, size, [q[0] for q in queued], leaves, nodes, checkpoint):
                     raise _Overtaken
-                repo.insert_leaves(conn, leaves, nodes)
-                repo.insert_checkpoint(
-                    conn,
-                    {
-                        "tree_size": frontier.size,
-                        "root": root,
-                        "note": note,
-                        "created_ms": int(self.clock() * 1000),
-                    },
-                )
-        except _Overtaken:  # another sealer sealed these meanwhile: nothing was written
+        except (_Overtaken, IntegrityError):  # another sealer sealed these: nothing written
             self._frontier = None
             return Sealed(0, size, None)
         self._frontier = frontier
@@ -149,20 +141,19 @@ class Sealer:
         oldest: int | None = None
         t_rows, legs, e_rows = repo.leaf_sources(
             conn,
-            [t for q in queued if (t := q["transfer_id"]) is not None and t not in known],
-            [q["key_event_id"] for q in queued if q["key_event_id"] is not None],
+            [t for _, t, _ in queued if t is not None and t not in known],
+            [e for _, _, e in queued if e is not None],
         )
         leaves: list[dict[str, Any]] = []
         nodes: list[dict[str, Any]] = []
-        for q in queued:
-            tid = q["transfer_id"]
+        for _, tid, eid in queued:
             if tid in known:
                 digest, created = known.pop(tid)
             elif tid is not None:
                 _, created, order_json, signature = t_rows[tid]
                 digest = leaf_hash(transfer_leaf(tid, created, order_json, signature, legs[tid]))
             else:
-                digest = leaf_hash(key_event_leaf(*e_rows[q["key_event_id"]]))
+                digest = leaf_hash(key_event_leaf(*e_rows[eid]))
                 created = None
             if created is not None:
                 oldest = created if oldest is None else min(oldest, created)
@@ -170,7 +161,7 @@ class Sealer:
                 {
                     "idx": frontier.size,
                     "transfer_id": tid,
-                    "key_event_id": q["key_event_id"],
+                    "key_event_id": eid,
                     "hash": digest,
                 }
             )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -128,7 +129,9 @@ def seal() -> None:
 @app.command()
 def audit(
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
-    workers: Annotated[int, typer.Option(help="Processes checking signatures.")] = 2,
+    workers: Annotated[
+        int, typer.Option(help="Processes checking transfers (default: one per core).")
+    ] = 0,
     checkpoint: Annotated[
         list[Path] | None,
         typer.Option(
@@ -158,7 +161,7 @@ def audit(
                 node.engine,
                 node_public_key=node.node_key.public_key,
                 witnessed=witnessed,
-                workers=workers,
+                workers=workers or os.cpu_count() or 1,
                 progress=lambda done, total: bar.update(task, completed=done, total=total),
             )
     finally:
