@@ -246,7 +246,7 @@ def bench_engine(kind: str, url: str, args: argparse.Namespace) -> EngineFigures
     report = audit(
         village.ledger.engine,
         node_public_key=village.node_key.public_key,
-        workers=args.audit_workers,
+        workers=args.audit_workers or None,
     )
     figures.audit_transfers, figures.audit_seconds = report.transfers, report.seconds
     figures.audit_tps = report.transfers / report.seconds
