@@ -25,7 +25,6 @@ from ledger.audit_checks import (
     start_worker,
 )
 from ledger.audit_report import Finding
-from ledger.operations import Original
 
 CHUNK = 5_000  # transfers read per query, and checked per task
 PARALLEL_FROM = 20_000  # below this many transfers, worker processes cost more than they save
@@ -110,7 +109,7 @@ def _read(
                     "postings", f"transfer {tid}: postings of a missing transfer", transfer_id=tid
                 )
             )
-    originals = _originals(conn, {row[8] for row in rows if row[8] is not None})
+    originals = repo.originals(conn, {row[8] for row in rows if row[8] is not None})
     return [
         (
             (*row[:7], bytes(row[7]), *row[8:]),
@@ -119,11 +118,3 @@ def _read(
         )
         for row in rows
     ]
-
-
-def _originals(conn: Connection, ref_ids: set[int]) -> dict[int, Original]:
-    if not ref_ids:
-        return {}
-    stored = repo.transfers_by_id(conn, ref_ids)
-    legs = repo.postings_of(conn, stored.keys())
-    return {i: Original(i, s.kind, s.initiator, s.fields, legs[i]) for i, s in stored.items()}

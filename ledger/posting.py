@@ -161,7 +161,9 @@ def _reused_nonces(conn: Connection, items: Sequence[Checked], batch: Batch) -> 
 
 def _plans(conn: Connection, items: Sequence[Checked], batch: Batch) -> dict[int, Plan]:
     live = _live(batch)
-    originals = _originals(conn, {items[i].order["ref"] for i in live if items[i].op.references})
+    originals = repo.originals(
+        conn, {items[i].order["ref"] for i in live if items[i].op.references}
+    )
     plans: dict[int, Plan] = {}
     for i in live:
         try:
@@ -192,14 +194,6 @@ def _plan(item: Checked, originals: dict[int, Original], batch: Batch) -> Plan:
     if backing_delta(plan.postings) < 0:
         raise BackingViolation("this would leave units without euros in reserve")
     return plan
-
-
-def _originals(conn: Connection, ref_ids: set[int]) -> dict[int, Original]:
-    if not ref_ids:
-        return {}
-    stored = repo.transfers_by_id(conn, ref_ids)
-    legs = repo.postings_of(conn, stored.keys())
-    return {i: Original(i, t.kind, t.initiator, t.fields, legs[i]) for i, t in stored.items()}
 
 
 def _resolve_accounts(conn: Connection, codes: set[str], batch: Batch) -> None:

@@ -22,6 +22,7 @@ from ledger.models import (
     postings,
     transfers,
 )
+from ledger.operations import Original
 
 SEALER_LOCK = 0x50550001  # PostgreSQL advisory lock id held by the sealing transaction
 
@@ -195,6 +196,15 @@ def postings_of(conn: Connection, transfer_ids: Collection[int]) -> dict[int, di
     for row in conn.execute(query):
         result[row.transfer_id][row.code] = row.amount
     return result
+
+
+def originals(conn: Connection, ref_ids: Collection[int]) -> dict[int, Original]:
+    """The transfers that new orders refer to (refunded, paid out, corrected)."""
+    if not ref_ids:
+        return {}
+    stored = transfers_by_id(conn, ref_ids)
+    legs = postings_of(conn, stored.keys())
+    return {i: Original(i, t.kind, t.initiator, t.fields, legs[i]) for i, t in stored.items()}
 
 
 @dataclass(frozen=True, slots=True)

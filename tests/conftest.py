@@ -13,12 +13,15 @@ import os
 import shutil
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
 
 from ledger.service import Ledger
 from ledger.signing import SigningKey
@@ -41,8 +44,36 @@ class Template:
     url: str
 
 
+@cache
 def _pg_admin() -> Engine:
-    return create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    return create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+
+
+def pg_url(name: str) -> str:
+    return make_url(PG_ADMIN).set(database=name).render_as_string(hide_password=False)
+
+
+def create_pg_database(name: str, template: str | None = None) -> str:
+    """Create a PostgreSQL database, a copy of `template` if given; return its URL."""
+    copy = f' TEMPLATE "{template}"' if template else ""
+    with _pg_admin().connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"{copy}'))
+    return pg_url(name)
+
+
+def drop_pg_database(name: str) -> None:
+    with _pg_admin().connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@contextmanager
+def pg_database(name: str, template: str | None = None) -> Iterator[str]:
+    """A PostgreSQL database for the duration of the block; its URL."""
+    url = create_pg_database(name, template)
+    try:
+        yield url
+    finally:
+        drop_pg_database(name)
 
 
 def _pg_reachable() -> str | None:
@@ -78,15 +109,9 @@ def pg_template() -> Iterator[Template]:
             pytest.fail(f"{message} (CI requires PostgreSQL)", pytrace=False)
         pytest.skip(f"{message}; PostgreSQL tests skipped")
     name = f"sou_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    admin = _pg_admin()
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(PG_ADMIN).set(database=name).render_as_string(hide_password=False)
-    _start_ledger(url)
-    yield Template("postgresql", name)
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with pg_database(name) as url:
+        _start_ledger(url)
+        yield Template("postgresql", name)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -99,14 +124,8 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         yield f"sqlite:///{path}"
         return
     template = request.getfixturevalue("pg_template")
-    name = f"{template.url}_{uuid.uuid4().hex[:8]}"
-    admin = _pg_admin()
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template.url}"'))
-    yield make_url(PG_ADMIN).set(database=name).render_as_string(hide_password=False)
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with pg_database(f"{template.url}_{uuid.uuid4().hex[:8]}", template.url) as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -116,14 +135,8 @@ def empty_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         yield f"sqlite:///{tmp_path / 'empty.db'}"
         return
     request.getfixturevalue("pg_template")  # skips or fails when PostgreSQL is absent
-    name = f"sou_empty_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-    admin = _pg_admin()
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    yield make_url(PG_ADMIN).set(database=name).render_as_string(hide_password=False)
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with pg_database(f"sou_empty_{os.getpid()}_{uuid.uuid4().hex[:8]}") as url:
+        yield url
 
 
 @pytest.fixture

@@ -44,7 +44,7 @@ from hypothesis.stateful import (
     rule,
     run_state_machine_as_test,
 )
-from sqlalchemy import Engine, create_engine, func, select, text
+from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
 from ledger.audit import audit
@@ -57,7 +57,14 @@ from ledger.sealer import Sealer
 from ledger.service import Ledger, key_event
 from ledger.signing import SignedOrder, SigningKey, new_order
 from node.database import make_engine
-from tests.conftest import NODE_KEY, ORIGIN, PG_ADMIN, TREASURER_KEY, Template
+from tests.conftest import (
+    NODE_KEY,
+    ORIGIN,
+    TREASURER_KEY,
+    Template,
+    create_pg_database,
+    drop_pg_database,
+)
 from tests.factories import Book, refused
 
 # -- the rules of the game, written down independently of the product code --------------------
@@ -499,7 +506,6 @@ class Databases:
     def __init__(self, template: Template, tmp_path: Path) -> None:
         self.template = template
         self.tmp_path = tmp_path
-        self.admin: Engine | None = None
         self.count = 0
         self.live: set[str] = set()
 
@@ -509,12 +515,7 @@ class Databases:
             path = self.tmp_path / f"example{self.count}.db"
             shutil.copyfile(self.template.url, path)
             return f"sqlite:///{path}"
-        if self.admin is None:
-            self.admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-        name = f"{self.template.url}_sm{uuid.uuid4().hex[:8]}"
-        with self.admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{self.template.url}"'))
-        url = make_url(PG_ADMIN).set(database=name).render_as_string(hide_password=False)
+        url = create_pg_database(f"{self.template.url}_sm{uuid.uuid4().hex[:8]}", self.template.url)
         self.live.add(url)
         return url
 
@@ -525,16 +526,13 @@ class Databases:
             for suffix in ("", "-wal", "-shm"):
                 Path(f"{parsed.database}{suffix}").unlink(missing_ok=True)
             return
-        assert self.admin is not None
-        with self.admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{parsed.database}" WITH (FORCE)'))
+        assert parsed.database is not None
+        drop_pg_database(parsed.database)
 
     def close(self) -> None:
         """Drop what an interrupted example left behind."""
         for url in list(self.live):
             self.drop(url)
-        if self.admin is not None:
-            self.admin.dispose()
 
 
 # -- the machine ------------------------------------------------------------------------------

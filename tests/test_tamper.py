@@ -24,7 +24,6 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Connection, create_engine, event, text
-from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 from typer.testing import CliRunner
 
@@ -43,7 +42,7 @@ from node.demo import seed
 from node.keystore import key_path, save_key
 from node.runtime import Node
 from node.settings import Settings
-from tests.conftest import NODE_KEY, ORIGIN, PG_ADMIN, TREASURER_KEY, Template, _pg_admin
+from tests.conftest import NODE_KEY, ORIGIN, TREASURER_KEY, Template, pg_database
 
 INES, HUGO, LEA = member_account("ines"), member_account("hugo"), member_account("lea")
 JULES, CAFE = member_account("jules"), member_account("cafe-de-la-place")
@@ -121,18 +120,9 @@ def sqlite_village(sqlite_template: Template, tmp_path_factory: pytest.TempPathF
 @pytest.fixture(scope="session")
 def pg_village(pg_template: Template, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     name = f"{pg_template.url}_village"
-    admin = _pg_admin()
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{pg_template.url}"'))
-    _build_village(_pg_url(name), tmp_path_factory.mktemp("village") / "data")
-    yield name
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
-
-
-def _pg_url(database: str) -> str:
-    return make_url(PG_ADMIN).set(database=database).render_as_string(hide_password=False)
+    with pg_database(name, pg_template.url) as url:
+        _build_village(url, tmp_path_factory.mktemp("village") / "data")
+        yield name
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -144,14 +134,8 @@ def village_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]
         yield f"sqlite:///{path}"
         return
     template = request.getfixturevalue("pg_village")
-    name = f"{template}_{uuid.uuid4().hex[:8]}"
-    admin = _pg_admin()
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
-    yield _pg_url(name)
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with pg_database(f"{template}_{uuid.uuid4().hex[:8]}", template) as url:
+        yield url
 
 
 @pytest.fixture
@@ -367,30 +351,13 @@ def test_untouched_village_audits_clean(village_url: str, data_dir: Path) -> Non
     assert report["accounts"] > 20
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A database nobody ran `sou init` on."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'empty.db'}"
-        return
-    request.getfixturevalue("pg_template")  # skips where PostgreSQL is unreachable
-    name = f"sou_test_empty_{uuid.uuid4().hex[:8]}"
-    admin = _pg_admin()
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    yield _pg_url(name)
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
-
-
-def test_audit_cannot_run_on_a_node_not_initialised(empty_url: str, tmp_path: Path) -> None:
+def test_audit_cannot_run_on_a_node_not_initialised(empty_db_url: str, tmp_path: Path) -> None:
     result = CliRunner().invoke(
         node.cli.app,
         ["audit", "--json"],
         env={
             "SOU_DATA_DIR": str(tmp_path / "nothing-here"),
-            "SOU_DATABASE_URL": empty_url,
+            "SOU_DATABASE_URL": empty_db_url,
             "SOU_CONFIG": str(tmp_path / "no-such.toml"),
         },
     )
