@@ -104,7 +104,8 @@ def _live(batch: Batch) -> list[int]:
 
 
 def _refuse_expired(items: Sequence[Checked], batch: Batch) -> None:
-    for i, item in enumerate(items):
+    for i in _live(batch):  # a replay gets its first result, even once expired
+        item = items[i]
         if item.order.expires * 1000 < batch.now_ms:
             batch.outcomes[i] = OrderExpired(
                 "this order has expired; sign a new one", expires=item.order.expires

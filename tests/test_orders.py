@@ -354,3 +354,48 @@ def test_reading_any_object_gives_an_order_or_invalid_order(fields: dict[str, An
         assert refusal.code == "invalid_order" and refusal.params["field"]
     else:
         assert type(order.expires) is int and order.canonical.startswith(b"{")
+
+
+def test_a_resent_order_gets_its_result_even_after_it_expired(book: Book) -> None:
+    """The phone lost the answer and comes back online after the order's expiry."""
+    clock = [time.time()]
+    book.ledger.clock = lambda: clock[0]
+    alice, bob = book.member("alice", 1_000), book.member("bob")
+    key = book.keys[alice]
+    signed = key.sign(
+        new_order(
+            "payment",
+            key,
+            book.ledger.origin,
+            to=bob,
+            amount=100,
+            currency="SOU",
+            ttl_s=60,
+            now=clock[0],
+            **{"from": alice},
+        )
+    )
+    first = book.post(signed)
+    assert isinstance(first, Posted)
+    clock[0] += 3_600
+    again = book.post(signed)
+    assert isinstance(again, Posted) and (again.transfer_id, again.replayed) == (
+        first.transfer_id,
+        True,
+    )
+    # Also when the batch is re-run carefully because another order in it reused a nonce.
+    fresh = new_order(
+        "payment",
+        key,
+        book.ledger.origin,
+        to=bob,
+        amount=5,
+        currency="SOU",
+        now=clock[0],
+        **{"from": alice},
+    )
+    reused = dict(fresh, nonce=signed.order["nonce"])
+    both = book.ledger.post([signed, key.sign(reused)])
+    assert isinstance(both[0], Posted) and both[0].transfer_id == first.transfer_id
+    assert refused(both[1]) == "replayed_nonce"
+    assert (book.balance(alice), book.balance(bob)) == (900, 100)
