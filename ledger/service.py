@@ -213,20 +213,18 @@ class Ledger:
         """Post checked orders in one transaction (see `posting.post_batch`)."""
         if not items:
             return []
-        try:
-            return self._post_once(items, careful=False)
-        except IntegrityError:
-            pass  # a reused client id or nonce: look for it before writing
         for attempt in range(MAX_BATCH_RETRIES):
             try:
-                return self._post_once(items, careful=True)
-            except (IntegrityError, DBAPIError) as exc:
-                # Another process took a client id or nonce between our read and our
-                # write, or PostgreSQL broke a deadlock: go one by one, where the checks
-                # see what the other committed.
+                # First optimistic; after a unique key fired (a reused client id or
+                # nonce), carefully, looking for them before writing.
+                return self._post_once(items, careful=attempt > 0)
+            except DBAPIError as exc:
                 if not _retryable(exc) or attempt == MAX_BATCH_RETRIES - 1:
                     raise
-                if len(items) > 1:
+                if attempt > 0 and len(items) > 1:
+                    # Another process took a client id or nonce between our read and our
+                    # write, or PostgreSQL broke a deadlock: go one by one, where the
+                    # checks see what the other committed.
                     return [self._post_alone(item) for item in items]
         raise AssertionError("unreachable")
 
