@@ -393,6 +393,15 @@ def node_hash(conn: Connection, level: int, index: int) -> bytes | None:
     return None if found is None else bytes(found)
 
 
+def leaf_index(conn: Connection, transfer_id: int) -> int | None:
+    return conn.scalar(select(log_leaves.c.idx).where(log_leaves.c.transfer_id == transfer_id))
+
+
+def checkpoint_notes(conn: Connection) -> list[tuple[int, str]]:
+    query = select(checkpoints.c.tree_size, checkpoints.c.note).order_by(checkpoints.c.tree_size)
+    return [(int(size), note) for size, note in conn.execute(query)]
+
+
 def latest_checkpoint(conn: Connection) -> RowMapping | None:
     query = select(checkpoints).order_by(checkpoints.c.tree_size.desc()).limit(1)
     return conn.execute(query).mappings().first()
