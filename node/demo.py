@@ -14,6 +14,7 @@ from typing import Any
 from ledger.canonical import canonical
 from ledger.chart import member_account, office_cash
 from ledger.operations import NODE
+from ledger.posting import Posted
 from ledger.service import key_event
 from ledger.signing import SigningKey, new_order
 from node.keystore import key_path, save_key
@@ -51,11 +52,18 @@ PAYMENTS = (
 class Village:
     node: Node
     keys: dict[str, SigningKey]
+    posted: int = 0
 
-    def sign(self, who: str, kind: str, **fields: Any) -> None:
+    def sign(self, who: str, kind: str, **fields: Any) -> Posted:
+        """Post an order signed by `who` (`payer` stands for the order's "from" field)."""
+        if "payer" in fields:
+            fields["from"] = fields.pop("payer")
         key = self.keys[who]
-        order = new_order(kind, key, self.node.ledger.origin, **fields)
-        self.node.ledger.transfer(key.sign(order))
+        posted = self.node.ledger.transfer(
+            key.sign(new_order(kind, key, self.node.ledger.origin, **fields))
+        )
+        self.posted += 1
+        return posted
 
 
 def seed(node: Node, say: Callable[[str], None] = print) -> Village:
@@ -82,8 +90,7 @@ def seed(node: Node, say: Callable[[str], None] = print) -> Village:
     say(f"  {len(RESIDENTS)} residents, {len(MERCHANTS)} shops, exchange office «{OFFICE}»")
     _life(village)
     say(
-        f"  {len(PAYMENTS) + 12} signed transfers: top-ups, payments, a refund, a "
-        "reconversion paid out"
+        f"  {village.posted} signed transfers: top-ups, payments, a refund, a reconversion paid out"
     )
     return village
 
@@ -118,49 +125,38 @@ def _life(v: Village) -> None:
         )
     v.sign("role:treasurer", "settlement", amount=27_000, ext="po_demo_1")
     v.sign("role:treasurer", "cash_deposit", office=OFFICE, amount=24_000, to="reserve:digital")
-    first_payment = None
-    for payer, payee, cents, memo in PAYMENTS:
-        payer_code = member_account(payer)
-        key = v.keys[payer_code]
-        payer_field: dict[str, Any] = {"from": payer_code}
-        order = new_order(
+    payments = [
+        v.sign(
+            member_account(payer),
             "payment",
-            key,
-            v.node.ledger.origin,
-            memo=memo,
+            payer=member_account(payer),
+            to=member_account(payee),
             amount=cents,
             currency=local,
-            to=member_account(payee),
-            **payer_field,
+            memo=memo,
         )
-        posted = v.node.ledger.transfer(key.sign(order))
-        first_payment = first_payment or posted.transfer_id
-    shop, payer = member_account("boulangerie-du-lavoir"), member_account("camille")
+        for payer, payee, cents, memo in PAYMENTS
+    ]
+    shop, customer = member_account("boulangerie-du-lavoir"), member_account("camille")
     v.sign(
         shop,
         "refund",
-        to=payer,
+        payer=shop,
+        to=customer,
         amount=120,
         currency=local,
-        ref=first_payment,
+        ref=payments[0].transfer_id,
         memo="Croissant manquant",
-        **{"from": shop},
     )
     farm = member_account("ferme-des-trois-chenes")
-    farm_field: dict[str, Any] = {"from": farm}
-    redemption = v.node.ledger.transfer(
-        v.keys[farm].sign(
-            new_order(
-                "redemption",
-                v.keys[farm],
-                v.node.ledger.origin,
-                amount=5_000,
-                fee=150,
-                currency=local,
-                memo="Reconversion mensuelle",
-                **farm_field,
-            )
-        )
+    redemption = v.sign(
+        farm,
+        "redemption",
+        payer=farm,
+        amount=5_000,
+        fee=150,
+        currency=local,
+        memo="Reconversion mensuelle",
     )
     v.sign(
         "role:treasurer",
