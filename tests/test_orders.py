@@ -66,7 +66,23 @@ def _sign_loose(key: SigningKey, order: dict[str, Any]) -> bytes:
 def test_refusals_by_case(book: Book, pair: tuple[str, str]) -> None:
     alice, bob = pair
     carol = book.member("carol")
-    origin, key = book.ledger.origin, book.keys[alice]
+    key = book.keys[alice]
+
+    def alice_pays_bob(node: str = book.ledger.origin, **settings: Any) -> SignedOrder:
+        """A payment of 1.00 signed by alice, built with new_order's own settings."""
+        return key.sign(
+            new_order(
+                "payment",
+                key,
+                node,
+                to=bob,
+                amount=100,
+                currency="SOU",
+                **settings,
+                **{"from": alice},
+            )
+        )
+
     cases: list[tuple[SignedOrder, str]] = [
         (book.payment(alice, alice, 100), "invalid_order"),  # to oneself
         (book.payment(alice, "member:nobody", 100), "unknown_account"),
@@ -80,65 +96,10 @@ def test_refusals_by_case(book: Book, pair: tuple[str, str]) -> None:
             book.order("payment", alice, from_=alice, to=bob, amount=100, currency="EUR"),
             "invalid_order",
         ),
-        (
-            key.sign(
-                new_order(
-                    "payment",
-                    key,
-                    "other.node/x",
-                    to=bob,
-                    amount=100,
-                    currency="SOU",
-                    **{"from": alice},
-                )
-            ),
-            "wrong_node",
-        ),
-        (
-            key.sign(
-                new_order(
-                    "payment",
-                    key,
-                    origin,
-                    to=bob,
-                    amount=100,
-                    currency="SOU",
-                    now=time.time() - 3_600,
-                    **{"from": alice},
-                )
-            ),
-            "order_expired",
-        ),
-        (
-            key.sign(
-                new_order(
-                    "payment",
-                    key,
-                    origin,
-                    to=bob,
-                    amount=100,
-                    currency="SOU",
-                    ttl_s=10 * 86_400,
-                    **{"from": alice},
-                )
-            ),
-            "expiry_too_far",
-        ),
-        (
-            key.sign(
-                new_order(
-                    "payment",
-                    key,
-                    origin,
-                    to=bob,
-                    amount=100,
-                    currency="SOU",
-                    surprise=1,
-                    **{"from": alice},
-                )
-            ),
-            "invalid_order",
-        ),
+        (alice_pays_bob("other.node/x"), "wrong_node"),
+        (alice_pays_bob(now=time.time() - 3_600), "order_expired"),
+        (alice_pays_bob(ttl_s=10 * 86_400), "expiry_too_far"),
+        (alice_pays_bob(surprise=1), "invalid_order"),
         (
             book.order("topup", alice, to=alice, amount=100, currency="SOU", source="card"),
             "wrong_signer",
