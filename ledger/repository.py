@@ -405,3 +405,16 @@ def checkpoint_notes(conn: Connection) -> list[tuple[int, str]]:
 def latest_checkpoint(conn: Connection) -> RowMapping | None:
     query = select(checkpoints).order_by(checkpoints.c.tree_size.desc()).limit(1)
     return conn.execute(query).mappings().first()
+
+
+def active_operator_keys(conn: Connection) -> list[RowMapping]:
+    """Keys of the node and of operator roles that have not been revoked."""
+    query = (
+        select(keys.c.key_id, keys.c.owner, keys.c.public_key)
+        .where(
+            keys.c.revoked_ms.is_(None),
+            (keys.c.owner == "node") | keys.c.owner.like("role:%"),
+        )
+        .order_by(keys.c.owner, keys.c.key_id)
+    )
+    return list(conn.execute(query).mappings())

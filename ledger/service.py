@@ -105,12 +105,15 @@ class Ledger:
 
     # -- accounts --------------------------------------------------------------------------
 
-    def open_account(self, code: str) -> AccountRef:
-        with self.engine.begin() as conn:
-            if repo.accounts_by_code(conn, [code]):
-                raise AccountExists(f"account {code!r} already exists", account=code)
-            _insert_account(conn, self.chart, code, self._now_ms())
-        return self.account(code)
+    def open_account(self, code: str, conn: Connection | None = None) -> None:
+        """Open an account, in `conn`'s transaction if given (so that it commits with the
+        caller's other writes, such as the member it belongs to)."""
+        if conn is None:
+            with self.engine.begin() as own:
+                return self.open_account(code, own)
+        if repo.accounts_by_code(conn, [code]):
+            raise AccountExists(f"account {code!r} already exists", account=code)
+        _insert_account(conn, self.chart, code, self._now_ms())
 
     def account(self, code: str) -> AccountRef:
         if code not in self._accounts:

@@ -13,6 +13,7 @@ from ledger import repository as repo
 from ledger.models import log_queue
 from node.runtime import Node, open_node
 from node.settings import Settings
+from node.web import install_error_handlers
 
 
 def create_app(settings: Settings | None = None, node: Node | None = None) -> FastAPI:
@@ -31,6 +32,13 @@ def create_app(settings: Settings | None = None, node: Node | None = None) -> Fa
     # No /docs: Swagger UI would load its assets from a CDN; the schema is at /openapi.json.
     app = FastAPI(title="Sou", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.node = node
+    install_error_handlers(app)
+    from fastapi.staticfiles import StaticFiles
+
+    from wallet_api.endpoints import router as wallet_router
+
+    app.include_router(wallet_router)
+    app.mount("/static", StaticFiles(packages=[("node", "static")]), name="static")
 
     @app.get("/healthz", tags=["node"])
     def healthz(request: Request) -> dict[str, object]:

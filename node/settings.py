@@ -41,6 +41,35 @@ class Settings(BaseSettings):
     seal_interval: float = Field(0.2, gt=0, description="Seconds between sealer rounds.")
     pool_size: int = Field(16, gt=0)
 
+    # Membership and conversions
+    membership_required: bool = Field(
+        False, description="Refuse top-ups and reconversions to members whose adhesion lapsed."
+    )
+    topup_min: int = Field(500, gt=0, description="Smallest card top-up, in cents.")
+    topup_max: int = Field(50_000, gt=0, description="Largest card top-up, in cents.")
+    reconversion_fee_bps: int = Field(
+        300, ge=0, le=500, description="Reconversion fee in basis points (300 = 3 %)."
+    )
+    reconversion_cause_share: int = Field(
+        0,
+        ge=0,
+        le=100,
+        description="Percent of the fee given to the cause instead of the association.",
+    )
+    cause_name: str = Field("", description="The cause that receives part of the fee, if any.")
+    residents_may_reconvert: bool = Field(False, description="Let residents reconvert too.")
+
+    # Stripe (card top-ups). Empty keys: the node runs, card top-up pages say how to set them.
+    stripe_secret_key: str = Field("", repr=False)
+    stripe_webhook_secret: str = Field("", repr=False)
+    stripe_publishable_key: str = ""
+    stripe_api_base: str = Field("", description="Another Stripe-compatible server (tests).")
+
+    # People's sessions
+    session_days: int = Field(14, gt=0, description="How long a login lasts.")
+    login_attempts: int = Field(5, gt=0, description="Failed logins allowed per window.")
+    login_window: int = Field(900, gt=0, description="The failed-login window, in seconds.")
+
     @field_validator("data_dir")
     @classmethod
     def _absolute(cls, value: Path) -> Path:

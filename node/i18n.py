@@ -1,0 +1,58 @@
+"""French first, English too: gettext catalogues read with Babel, the language chosen per request.
+
+The catalogues are `node/locale/<lang>/LC_MESSAGES/sou.po` (messages are written in English
+in the code and templates; French is a translation like any other). They are compiled in
+memory at start, so there is no build step. `pybabel extract -F babel.cfg` refreshes them.
+"""
+
+from __future__ import annotations
+
+import gettext
+from decimal import Decimal
+from functools import cache
+from importlib.resources import files
+from io import BytesIO
+
+from babel.core import Locale, negotiate_locale
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
+from babel.numbers import format_decimal
+from starlette.requests import Request
+
+LANGUAGES = ("fr", "en")
+DEFAULT = "fr"
+LANG_COOKIE = "sou_lang"
+
+
+@cache
+def translations(lang: str) -> gettext.NullTranslations:
+    """The catalogue of one language (English, the source language, needs none)."""
+    path = files("node") / "locale" / lang / "LC_MESSAGES" / "sou.po"
+    if lang == "en" or not path.is_file():
+        return gettext.NullTranslations()
+    with path.open("rb") as po:
+        catalog = read_po(po, locale=lang)
+    buffer = BytesIO()
+    write_mo(buffer, catalog)
+    buffer.seek(0)
+    return gettext.GNUTranslations(buffer)
+
+
+def language_of(request: Request) -> str:
+    """The `?lang=` switch, then the cookie it sets, then Accept-Language, then French."""
+    for choice in (request.query_params.get("lang"), request.cookies.get(LANG_COOKIE)):
+        if choice in LANGUAGES:
+            return choice
+    header = request.headers.get("accept-language", "")
+    wanted = [part.split(";")[0].strip().replace("-", "_") for part in header.split(",")]
+    return negotiate_locale([w for w in wanted if w], LANGUAGES, sep="_") or DEFAULT
+
+
+def gettext_for(request: Request) -> gettext.NullTranslations:
+    return translations(language_of(request))
+
+
+def money(cents: int, lang: str, currency: str = "") -> str:
+    """Cents as a reader expects them: 1 234,50 in French, 1,234.50 in English."""
+    text = format_decimal(Decimal(cents).scaleb(-2), format="#,##0.00", locale=Locale.parse(lang))
+    return f"{text} {currency}".strip()

@@ -1,0 +1,195 @@
+"""What every feature's endpoints share: refusals in the reader's language, templates, and
+the anonymous CSRF cookie. Feature packages import this; it imports none of them.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from jinja2 import Environment, PackageLoader, select_autoescape
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ledger.errors import LedgerError
+from node.i18n import LANG_COOKIE, LANGUAGES, gettext_for, language_of, money
+
+CSRF_COOKIE = "sou_csrf"
+
+
+class Refusal(Exception):
+    """A request the node refuses: an HTTP status, a stable code, and an English message
+    (a gettext msgid, with `{name}` placeholders filled from params after translation)."""
+
+    def __init__(self, status: int, code: str, message: str, **params: Any) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.params = status, code, message, params
+
+    def text(self, request: Request) -> str:
+        return gettext_for(request).gettext(self.message).format(**self.params)
+
+
+# Ledger refusals as HTTP: malformed -> 422, not allowed -> 403, clashes with state -> 409.
+LEDGER_STATUS = {
+    "invalid_order": 422,
+    "wrong_node": 422,
+    "order_expired": 422,
+    "expiry_too_far": 422,
+    "unknown_key": 403,
+    "revoked_key": 403,
+    "bad_signature": 403,
+    "wrong_signer": 403,
+    "replayed_nonce": 409,
+    "idempotency_conflict": 409,
+    "unknown_account": 404,
+    "currency_mismatch": 422,
+    "insufficient_funds": 409,
+    "backing_violation": 409,
+    "unknown_transfer": 404,
+    "invalid_reference": 409,
+    "key_exists": 409,
+    "node_busy": 503,
+    "refused_by_database": 409,
+}
+# The message shown to people for each ledger refusal (msgids; French in the catalogue).
+LEDGER_MESSAGES = {
+    "invalid_order": "The order is not valid: {field} {reason}.",
+    "wrong_node": "This order was made for another node.",
+    "order_expired": "This order has expired; make a new one.",
+    "expiry_too_far": "This order is valid for too long.",
+    "unknown_key": "This device key is not registered.",
+    "revoked_key": "This device key has been revoked.",
+    "bad_signature": "The signature does not match the order.",
+    "wrong_signer": "This key may not sign this order.",
+    "replayed_nonce": "This order was already used.",
+    "idempotency_conflict": "This request id was already used for a different request.",
+    "unknown_account": "There is no such account.",
+    "currency_mismatch": "The currency does not match the account.",
+    "insufficient_funds": "The balance is too low for this amount.",
+    "backing_violation": "The reserve would not cover the units in circulation.",
+    "unknown_transfer": "There is no such transfer.",
+    "invalid_reference": "The referenced transfer does not allow this.",
+    "key_exists": "This key is already registered.",
+    "node_busy": "The node is busy; try again in a moment.",
+    "refused_by_database": "The database refused this transfer.",
+}
+# Reasons the ledger gives for malformed fields, as people read them.
+FIELD_REASONS = {
+    "must be a member's account": "must be a member",
+    "a member cannot pay their own account": "cannot be yourself",
+}
+
+
+def refusal_of(exc: LedgerError) -> Refusal:
+    params = {k: v for k, v in exc.params.items() if isinstance(v, str | int)}
+    message = LEDGER_MESSAGES.get(exc.code, "The ledger refused this request.")
+    if exc.code == "invalid_order":
+        field = str(exc.params.get("field", ""))
+        reason = exc.message.split(": ", 1)[-1]
+        params.update(field=field, reason=FIELD_REASONS.get(reason, reason))
+    return Refusal(LEDGER_STATUS.get(exc.code, 422), exc.code, message, **params)
+
+
+def problem(request: Request, refusal: Refusal) -> Response:
+    body = {"error": refusal.code, "message": refusal.text(request), **refusal.params}
+    headers = {"Content-Language": language_of(request)}
+    if refusal.status == 429 and "retry_after" in refusal.params:
+        headers["Retry-After"] = str(refusal.params["retry_after"])
+    if wants_html(request):
+        page = render(request, "error.html", refusal=refusal, message=body["message"])
+        return HTMLResponse(page, status_code=refusal.status, headers=headers)
+    return JSONResponse(body, status_code=refusal.status, headers=headers)
+
+
+def wants_html(request: Request) -> bool:
+    return not request.url.path.startswith(("/api/", "/stripe/")) and "text/html" in (
+        request.headers.get("accept", "")
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(Refusal)
+    async def _refusal(request: Request, exc: Refusal) -> Response:
+        return problem(request, exc)
+
+    @app.exception_handler(LedgerError)
+    async def _ledger(request: Request, exc: LedgerError) -> Response:
+        return problem(request, refusal_of(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> Response:
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ())[1:]) or "body"
+        refusal = Refusal(
+            422,
+            "invalid_request",
+            "The field {field} is not valid: {reason}.",
+            field=where,
+            reason=str(first.get("msg", "invalid")),
+        )
+        return problem(request, refusal)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        messages = {
+            404: "There is nothing at this address.",
+            405: "This method is not allowed here.",
+        }
+        message = messages.get(exc.status_code, str(exc.detail))
+        return problem(request, Refusal(exc.status_code, "http_error", message))
+
+
+templates = Environment(
+    loader=PackageLoader("node", "templates"),
+    autoescape=select_autoescape(("html",)),
+    extensions=["jinja2.ext.i18n"],
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+
+def csrf_token(request: Request) -> str:
+    """The token forms must send back: the session's, or the anonymous cookie's."""
+    session = getattr(request.state, "session_csrf", None)
+    if session:
+        return str(session)
+    token = request.cookies.get(CSRF_COOKIE) or getattr(request.state, "new_csrf", None)
+    if not token:
+        token = secrets.token_urlsafe(24)
+        request.state.new_csrf = token
+    return str(token)
+
+
+def render(request: Request, name: str, **context: Any) -> str:
+    lang = language_of(request)
+    tr = gettext_for(request)
+    node = request.app.state.node
+    return templates.get_template(name).render(
+        request=request,
+        lang=lang,
+        languages=LANGUAGES,
+        gettext=tr.gettext,
+        ngettext=tr.ngettext,
+        _=tr.gettext,
+        csrf=csrf_token(request),
+        village=node.settings.village,
+        currency=node.ledger.chart.local,
+        money=lambda cents, cur=node.ledger.chart.local: money(cents, lang, cur),
+        me=getattr(request.state, "member", None),
+        **context,
+    )
+
+
+def page(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
+    """A rendered page, setting the anonymous CSRF and language cookies when new."""
+    response = HTMLResponse(render(request, name, **context), status_code=status)
+    new_csrf = getattr(request.state, "new_csrf", None)
+    secure = request.url.scheme == "https"
+    if new_csrf:
+        response.set_cookie(CSRF_COOKIE, new_csrf, httponly=True, samesite="lax", secure=secure)
+    chosen = request.query_params.get("lang")
+    if chosen in LANGUAGES:
+        response.set_cookie(LANG_COOKIE, chosen, max_age=365 * 86400, samesite="lax")
+    return response

@@ -1,0 +1,213 @@
+"""Who is asking: people by session cookie, devices by API token; and what each role may do.
+
+People log in with a password (Argon2id) and get a session cookie (HttpOnly, SameSite=Lax,
+Secure behind https). Every unsafe request made with that cookie must carry the session's
+CSRF token (form field `csrf` or header `X-CSRF-Token`). Devices use a bearer token whose
+scope limits them: a `pos` token only reads the payments its merchant receives.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import time
+from dataclasses import dataclass
+from datetime import date
+from typing import TYPE_CHECKING, Annotated, Any
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from fastapi import Depends, Request
+from sqlalchemy import Connection, RowMapping
+
+from ledger.chart import member_account
+from node.web import CSRF_COOKIE, Refusal
+from wallet_api import repository as repo
+from wallet_api.models import WALLET_ROLES
+
+if TYPE_CHECKING:
+    from node.runtime import Node
+
+SESSION_COOKIE = "sou_session"
+UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+hasher = PasswordHasher()
+# Verified against when the email is unknown, so that timing does not reveal who is a member.
+_DUMMY_HASH = hasher.hash("not a password of anyone")
+
+
+@dataclass(frozen=True)
+class Member:
+    id: str
+    role: str
+    display_name: str
+    email: str | None
+    office: str | None
+    locale: str
+    membership_until: date | None
+    frozen_reason: str | None
+
+    @property
+    def account(self) -> str:
+        return member_account(self.id)
+
+    @property
+    def has_wallet(self) -> bool:
+        return self.role in WALLET_ROLES
+
+    def membership_current(self, today: date | None = None) -> bool:
+        today = today or date.today()
+        return self.membership_until is not None and self.membership_until >= today
+
+    @classmethod
+    def from_row(cls, row: RowMapping) -> Member:
+        return cls(
+            row["id"],
+            row["role"],
+            row["display_name"],
+            row["email"],
+            row["office"],
+            row["locale"],
+            row["membership_until"],
+            row["frozen_reason"],
+        )
+
+
+@dataclass(frozen=True)
+class Principal:
+    member: Member
+    via: str  # "session" or "token"
+    scope: str = "wallet"  # a token's scope; sessions act fully for their member
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def token_hash(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
+
+
+def hash_password(password: str) -> str:
+    return hasher.hash(password)
+
+
+def password_matches(stored: str | None, password: str) -> bool:
+    try:
+        return hasher.verify(stored or _DUMMY_HASH, password) and stored is not None
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def node_of(request: Request) -> Node:
+    return request.app.state.node  # type: ignore[no-any-return]
+
+
+def open_session(conn: Connection, member_id: str, days: int) -> tuple[str, str]:
+    """A new session for a member: (cookie token, CSRF token). Only hashes are stored."""
+    token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(24)
+    now = now_ms()
+    repo.delete_expired_sessions(conn, now)
+    repo.insert_session(
+        conn,
+        {
+            "token_hash": token_hash(token),
+            "member_id": member_id,
+            "csrf": csrf,
+            "created_ms": now,
+            "expires_ms": now + days * 86_400_000,
+        },
+    )
+    return token, csrf
+
+
+async def principal(request: Request) -> Principal | None:
+    """The member behind this request, or None for an anonymous one. Checks CSRF."""
+    node = node_of(request)
+    bearer = request.headers.get("authorization", "")
+    if bearer.lower().startswith("bearer "):
+        with node.ledger.reading() as conn:
+            row = repo.token_member(conn, token_hash(bearer[7:].strip()))
+        if row is None:
+            raise Refusal(401, "bad_token", "This API token is not valid (unknown or revoked).")
+        found = Principal(Member.from_row(row), "token", row["scope"])
+    elif cookie := request.cookies.get(SESSION_COOKIE):
+        with node.ledger.reading() as conn:
+            row = repo.session_member(conn, token_hash(cookie), now_ms())
+        if row is None:
+            found = None  # expired or logged out: act as anonymous, pages offer to log in
+        else:
+            request.state.session_csrf = row["csrf"]
+            found = Principal(Member.from_row(row), "session")
+    else:
+        found = None
+    # Cross-site pages can post forms (and send cookies) but not JSON without the node's
+    # consent: anonymous JSON calls carry no ambient credential, everything else is checked.
+    if request.method in UNSAFE and (
+        (found is not None and found.via == "session") or (found is None and _is_form(request))
+    ):
+        await _check_csrf(request)
+    request.state.member = found.member if found else None
+    return found
+
+
+async def _check_csrf(request: Request) -> None:
+    if request.url.path.startswith("/stripe/"):
+        return  # webhooks are authenticated by Stripe's signature instead
+    expected = getattr(request.state, "session_csrf", None) or request.cookies.get(CSRF_COOKIE)
+    sent = request.headers.get("x-csrf-token")
+    if sent is None and _is_form(request):
+        value = (await request.form()).get("csrf")
+        sent = value if isinstance(value, str) else None
+    if not expected or not sent or not hmac.compare_digest(expected, sent):
+        raise Refusal(
+            403,
+            "csrf",
+            "This form has expired or did not come from this site. Reload the page and try again.",
+        )
+
+
+def _is_form(request: Request) -> bool:
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    return kind in ("application/x-www-form-urlencoded", "multipart/form-data", "text/plain")
+
+
+def _member(p: Principal | None, *, scope: str = "wallet") -> Member:
+    if p is None:
+        raise Refusal(401, "login_required", "Please log in first.")
+    if p.scope != scope:
+        raise Refusal(403, "token_scope", "This API token may not do this.")
+    return p.member
+
+
+def _role(*roles: str) -> Any:
+    def dependency(p: Annotated[Principal | None, Depends(principal)]) -> Member:
+        member = _member(p)
+        if member.role not in roles:
+            raise Refusal(403, "forbidden", "Your role does not allow this.")
+        return member
+
+    return Depends(dependency)
+
+
+def _pos_device(p: Annotated[Principal | None, Depends(principal)]) -> Member:
+    member = _member(p, scope="pos")
+    if member.role != "merchant":
+        raise Refusal(403, "forbidden", "Your role does not allow this.")
+    return member
+
+
+def _anyone(p: Annotated[Principal | None, Depends(principal)]) -> Member:
+    return _member(p)
+
+
+MaybeMember = Annotated[Principal | None, Depends(principal)]
+AnyMember = Annotated[Member, Depends(_anyone)]
+WalletHolder = Annotated[Member, _role(*WALLET_ROLES)]
+Merchant = Annotated[Member, _role("merchant")]
+OfficeOperator = Annotated[Member, _role("office")]
+Treasurer = Annotated[Member, _role("treasurer")]
+Admin = Annotated[Member, _role("admin")]
+# Who may recover a member's keys after checking their identity in person.
+KeyOfficer = Annotated[Member, _role("office", "admin")]
+PosDevice = Annotated[Member, Depends(_pos_device)]

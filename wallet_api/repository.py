@@ -1,0 +1,238 @@
+"""Every query of the wallet API: members, sessions, tokens, device labels, failed logins,
+card payments and Stripe events, and a member's history read from the ledger's tables."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Connection, RowMapping, and_, delete, func, insert, select, update
+
+from ledger.models import accounts, postings, transfers
+from wallet_api.models import (
+    api_tokens,
+    card_payments,
+    devices,
+    login_failures,
+    members,
+    sessions,
+    stripe_events,
+)
+
+
+def member(conn: Connection, member_id: str) -> RowMapping | None:
+    return conn.execute(select(members).where(members.c.id == member_id)).mappings().first()
+
+
+def member_by_email(conn: Connection, email: str) -> RowMapping | None:
+    query = select(members).where(members.c.email == email.lower())
+    return conn.execute(query).mappings().first()
+
+
+def insert_member(conn: Connection, row: dict[str, Any]) -> None:
+    conn.execute(insert(members).values(**row))
+
+
+def update_member(conn: Connection, member_id: str, **values: Any) -> None:
+    conn.execute(update(members).where(members.c.id == member_id).values(**values))
+
+
+def members_by_role(conn: Connection, roles: Sequence[str]) -> list[RowMapping]:
+    query = select(members).where(members.c.role.in_(roles)).order_by(members.c.display_name)
+    return list(conn.execute(query).mappings())
+
+
+# -- sessions and tokens -------------------------------------------------------------------
+
+
+def insert_session(conn: Connection, row: dict[str, Any]) -> None:
+    conn.execute(insert(sessions).values(**row))
+
+
+def session_member(conn: Connection, token_hash: bytes, now_ms: int) -> RowMapping | None:
+    query = (
+        select(members, sessions.c.csrf)
+        .join(sessions, sessions.c.member_id == members.c.id)
+        .where(sessions.c.token_hash == token_hash, sessions.c.expires_ms > now_ms)
+    )
+    return conn.execute(query).mappings().first()
+
+
+def delete_session(conn: Connection, token_hash: bytes) -> None:
+    conn.execute(delete(sessions).where(sessions.c.token_hash == token_hash))
+
+
+def delete_expired_sessions(conn: Connection, now_ms: int) -> None:
+    conn.execute(delete(sessions).where(sessions.c.expires_ms <= now_ms))
+
+
+def insert_token(conn: Connection, row: dict[str, Any]) -> int:
+    key = conn.execute(insert(api_tokens).values(**row)).inserted_primary_key
+    assert key is not None
+    return int(key[0])
+
+
+def token_member(conn: Connection, token_hash: bytes) -> RowMapping | None:
+    query = (
+        select(members, api_tokens.c.scope, api_tokens.c.id.label("token_id"))
+        .join(api_tokens, api_tokens.c.member_id == members.c.id)
+        .where(api_tokens.c.token_hash == token_hash, api_tokens.c.revoked_ms.is_(None))
+    )
+    return conn.execute(query).mappings().first()
+
+
+def tokens_of(conn: Connection, member_id: str) -> list[RowMapping]:
+    query = (
+        select(api_tokens.c.id, api_tokens.c.scope, api_tokens.c.label, api_tokens.c.created_ms)
+        .where(api_tokens.c.member_id == member_id, api_tokens.c.revoked_ms.is_(None))
+        .order_by(api_tokens.c.id)
+    )
+    return list(conn.execute(query).mappings())
+
+
+def revoke_token(conn: Connection, member_id: str, token_id: int, now_ms: int) -> bool:
+    done = conn.execute(
+        update(api_tokens)
+        .where(
+            api_tokens.c.id == token_id,
+            api_tokens.c.member_id == member_id,
+            api_tokens.c.revoked_ms.is_(None),
+        )
+        .values(revoked_ms=now_ms)
+    )
+    return done.rowcount == 1
+
+
+# -- failed logins -------------------------------------------------------------------------
+
+
+def failures(conn: Connection, subjects: Sequence[str], since_ms: int) -> int:
+    query = select(func.coalesce(func.max(login_failures.c.count), 0)).where(
+        login_failures.c.subject.in_(subjects), login_failures.c.window_start_ms > since_ms
+    )
+    return int(conn.scalar(query) or 0)
+
+
+def add_failure(conn: Connection, subject: str, now_ms: int, since_ms: int) -> None:
+    row = (
+        conn.execute(select(login_failures).where(login_failures.c.subject == subject))
+        .mappings()
+        .first()
+    )
+    if row is None:
+        conn.execute(
+            insert(login_failures).values(subject=subject, count=1, window_start_ms=now_ms)
+        )
+    elif row["window_start_ms"] <= since_ms:  # the old window is over: start a new one
+        conn.execute(
+            update(login_failures)
+            .where(login_failures.c.subject == subject)
+            .values(count=1, window_start_ms=now_ms)
+        )
+    else:
+        conn.execute(
+            update(login_failures)
+            .where(login_failures.c.subject == subject)
+            .values(count=login_failures.c.count + 1)
+        )
+
+
+def clear_failures(conn: Connection, subject: str) -> None:
+    conn.execute(delete(login_failures).where(login_failures.c.subject == subject))
+
+
+# -- devices -------------------------------------------------------------------------------
+
+
+def insert_device(conn: Connection, row: dict[str, Any]) -> None:
+    conn.execute(insert(devices).values(**row))
+
+
+def devices_of(conn: Connection, member_id: str) -> list[RowMapping]:
+    from ledger.models import keys
+
+    query = (
+        select(
+            keys.c.key_id,
+            keys.c.registered_ms,
+            keys.c.revoked_ms,
+            func.coalesce(devices.c.label, "").label("label"),
+        )
+        .outerjoin(devices, devices.c.key_id == keys.c.key_id)
+        .where(keys.c.owner == f"member:{member_id}")
+        .order_by(keys.c.registered_ms, keys.c.key_id)
+    )
+    return list(conn.execute(query).mappings())
+
+
+# -- history -------------------------------------------------------------------------------
+
+
+def history(
+    conn: Connection, account_code: str, *, before: int | None, limit: int
+) -> list[RowMapping]:
+    """A member's movements, newest first: one row per transfer touching the account."""
+    account = select(accounts.c.id).where(accounts.c.code == account_code).scalar_subquery()
+    query = (
+        select(
+            transfers.c.id,
+            transfers.c.kind,
+            transfers.c.order_json,
+            transfers.c.created_ms,
+            postings.c.amount,
+        )
+        .join(postings, postings.c.transfer_id == transfers.c.id)
+        .where(postings.c.account_id == account)
+        .order_by(transfers.c.id.desc())
+        .limit(limit)
+    )
+    if before is not None:
+        query = query.where(transfers.c.id < before)
+    return list(conn.execute(query).mappings())
+
+
+def touches(conn: Connection, transfer_id: int, account_code: str) -> bool:
+    query = (
+        select(func.count())
+        .select_from(postings.join(accounts, accounts.c.id == postings.c.account_id))
+        .where(and_(postings.c.transfer_id == transfer_id, accounts.c.code == account_code))
+    )
+    return bool(conn.scalar(query))
+
+
+# -- card payments -------------------------------------------------------------------------
+
+
+def card_payment(conn: Connection, payment_intent: str) -> RowMapping | None:
+    query = select(card_payments).where(card_payments.c.payment_intent == payment_intent)
+    return conn.execute(query).mappings().first()
+
+
+def insert_card_payment(conn: Connection, row: dict[str, Any]) -> None:
+    conn.execute(insert(card_payments).values(**row))
+
+
+def update_card_payment(conn: Connection, payment_intent: str, **values: Any) -> None:
+    conn.execute(
+        update(card_payments)
+        .where(card_payments.c.payment_intent == payment_intent)
+        .values(**values)
+    )
+
+
+def card_payments_of(conn: Connection, member_id: str) -> list[RowMapping]:
+    query = (
+        select(card_payments)
+        .where(card_payments.c.member_id == member_id)
+        .order_by(card_payments.c.created_ms.desc())
+    )
+    return list(conn.execute(query).mappings())
+
+
+def stripe_event(conn: Connection, event_id: str) -> RowMapping | None:
+    query = select(stripe_events).where(stripe_events.c.event_id == event_id)
+    return conn.execute(query).mappings().first()
+
+
+def insert_stripe_event(conn: Connection, row: dict[str, Any]) -> None:
+    conn.execute(insert(stripe_events).values(**row))

@@ -1,0 +1,149 @@
+"""What the wallet API reads and answers (Pydantic). Amounts are integer cents, always."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Name = Field(min_length=1, max_length=120)
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TradeDetails(Strict):
+    trade_name: str = Field(min_length=1, max_length=120)
+    category: str = Field(min_length=1, max_length=60)
+    address: str = Field(min_length=1, max_length=300)
+    siret: str | None = Field(None, pattern=r"^[0-9]{14}$")
+
+
+class MemberCreate(Strict):
+    display_name: str = Name
+    email: str = Field(min_length=3, max_length=254)
+    password: str = Field(min_length=1, max_length=200)
+    role: Literal["resident", "merchant"] = "resident"
+    locale: Literal["fr", "en"] = "fr"
+    merchant: TradeDetails | None = None
+
+
+class OperatorCreate(Strict):
+    display_name: str = Name
+    email: str = Field(min_length=3, max_length=254)
+    password: str = Field(min_length=1, max_length=200)
+    role: Literal["office", "treasurer", "admin"]
+    office: str | None = Field(None, pattern=r"^[a-z0-9][a-z0-9_-]{0,47}$")
+
+
+class Login(Strict):
+    email: str = Field(min_length=1, max_length=254)
+    password: str = Field(min_length=1, max_length=200)
+
+
+class MemberOut(BaseModel):
+    id: str
+    role: str
+    display_name: str
+    email: str | None
+    office: str | None
+    locale: str
+    membership_until: date | None
+    frozen: bool
+    account: str | None
+
+
+class SessionOut(BaseModel):
+    member: MemberOut
+    csrf: str
+
+
+class DeviceKeyCreate(Strict):
+    public_key: str = Field(min_length=43, max_length=44, description="Ed25519, base64url")
+    label: str = Field("", max_length=80)
+
+
+class DeviceKeyOut(BaseModel):
+    key_id: str
+    label: str
+    registered_ms: int
+    revoked_ms: int | None
+
+
+class TokenCreate(Strict):
+    scope: Literal["wallet", "pos"]
+    label: str = Field(min_length=1, max_length=80)
+
+
+class TokenOut(BaseModel):
+    id: int
+    scope: str
+    label: str
+    created_ms: int
+
+
+class TokenCreated(TokenOut):
+    token: str = Field(description="Shown once: keep it on the device.")
+
+
+class Balance(BaseModel):
+    member: str
+    account: str
+    currency: str
+    balance: int
+
+
+class MovementOut(BaseModel):
+    transfer_id: int
+    kind: str
+    amount: int
+    counterparty: str | None
+    memo: str | None
+    created_ms: int
+
+
+class History(BaseModel):
+    items: list[MovementOut]
+    next_before: int | None = Field(description="Pass as `before` for the next page.")
+
+
+class SignedOrderIn(Strict):
+    order: dict[str, Any]
+    sig: str = Field(min_length=1, max_length=100)
+
+
+class TransferOut(BaseModel):
+    transfer_id: int
+    kind: str
+    postings: dict[str, int]
+    created_ms: int
+    replayed: bool
+
+
+class ReceiptOut(BaseModel):
+    transfer_id: int
+    leaf: str
+    index: int
+    tree_size: int
+    proof: list[str]
+    checkpoint: str
+
+
+class NodeKey(BaseModel):
+    owner: str
+    key: str
+    public_key: str
+
+
+class NodeInfo(BaseModel):
+    origin: str
+    currency: str
+    keys: list[NodeKey]
+    checkpoint: str | None
+    tree_size: int
+
+
+class MembershipUpdate(Strict):
+    until: date

@@ -1,0 +1,407 @@
+"""The rules of the wallet API: joining, logging in, device keys, balance, history, sending
+money, receipts. Endpoints stay thin; every decision is here.
+
+Writes to our own tables run in short transactions of their own, never around a ledger
+post: on SQLite one writer holds the database at a time, and the poster is that writer.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import unicodedata
+from dataclasses import dataclass
+from datetime import date
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.exc import IntegrityError
+
+from ledger import proofs
+from ledger import repository as ledger_repo
+from ledger.canonical import b64, canonical, unb64
+from ledger.chart import member_account
+from ledger.errors import LedgerError
+from ledger.operations import NODE
+from ledger.posting import Posted
+from ledger.service import key_event
+from ledger.signing import SignedOrder, SigningKey, new_order
+from node.web import Refusal
+from wallet_api import repository as repo
+from wallet_api.auth import Member, hash_password, now_ms, open_session, password_matches
+
+if TYPE_CHECKING:
+    from node.runtime import Node
+
+MAX_DEVICE_KEYS = 10
+MEMBER_KINDS_SENT = frozenset({"payment"})  # what a wallet may post through the API
+EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,189}\.[^@\s]{2,}$")
+
+
+# -- joining and logging in ----------------------------------------------------------------
+
+
+def member_id_for(name: str) -> str:
+    """A readable, unguessable wallet id: `camille-dupont-7k2q`."""
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    slug = re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")[:30] or "membre"
+    return f"{slug}-{secrets.token_hex(2)}"
+
+
+def check_password(password: str) -> None:
+    if len(password) < 10:
+        raise Refusal(422, "weak_password", "The password needs at least 10 characters.")
+    if len(password) > 200:
+        raise Refusal(422, "long_password", "The password is too long (200 characters at most).")
+
+
+def join(
+    node: Node,
+    *,
+    display_name: str,
+    email: str,
+    password: str,
+    role: str = "resident",
+    locale: str = "fr",
+    merchant: dict[str, Any] | None = None,
+) -> Member:
+    """Sign a person up: the member, their wallet account (and trade details), together."""
+    from merchants import repository as merchant_repo
+
+    email = email.strip().lower()
+    if not EMAIL.match(email):
+        raise Refusal(422, "bad_email", "This email address does not look right.")
+    check_password(password)
+    if role not in ("resident", "merchant") or (role == "merchant") != (merchant is not None):
+        raise Refusal(422, "bad_role", "One joins as a resident or as a merchant with a trade.")
+    member_id = member_id_for(display_name)
+    try:
+        with node.engine.begin() as conn:
+            if repo.member_by_email(conn, email) is not None:
+                raise _email_taken()
+            repo.insert_member(
+                conn,
+                {
+                    "id": member_id,
+                    "role": role,
+                    "display_name": display_name.strip(),
+                    "email": email,
+                    "password_hash": hash_password(password),
+                    "locale": locale,
+                    "created_ms": now_ms(),
+                },
+            )
+            if merchant is not None:
+                merchant_repo.insert_merchant(conn, {"member_id": member_id, **merchant})
+            node.ledger.open_account(member_account(member_id), conn)
+    except IntegrityError:  # the same email, joining twice at the same moment
+        raise _email_taken() from None
+    return get_member(node, member_id)
+
+
+def _email_taken() -> Refusal:
+    return Refusal(409, "email_taken", "An account already uses this email address.")
+
+
+def get_member(node: Node, member_id: str) -> Member:
+    with node.ledger.reading() as conn:
+        row = repo.member(conn, member_id)
+    if row is None:
+        raise Refusal(404, "unknown_member", "There is no member with this id.")
+    return Member.from_row(row)
+
+
+def log_in(node: Node, email: str, password: str, client_ip: str) -> tuple[Member, str, str]:
+    """Check a password, counting failures per email and per address; open a session."""
+    settings = node.settings
+    email = email.strip().lower()
+    subjects = [f"email:{email}", f"ip:{client_ip}"]
+    now = now_ms()
+    since = now - settings.login_window * 1000
+    with node.engine.begin() as conn:
+        if repo.failures(conn, subjects, since) >= settings.login_attempts:
+            raise Refusal(
+                429,
+                "too_many_logins",
+                "Too many failed logins. Wait {minutes} minutes and try again.",
+                minutes=settings.login_window // 60,
+                retry_after=settings.login_window,
+            )
+        row = repo.member_by_email(conn, email)
+        if row is None or not password_matches(row["password_hash"], password):
+            for subject in subjects:
+                repo.add_failure(conn, subject, now, since)
+            failed = True
+        else:
+            repo.clear_failures(conn, subjects[0])
+            token, csrf = open_session(conn, row["id"], settings.session_days)
+            failed = False
+    if failed or row is None:  # committed above: the failure counts though we refuse
+        raise Refusal(401, "bad_login", "Wrong email or password.")
+    return Member.from_row(row), token, csrf
+
+
+def log_out(node: Node, token_hash: bytes) -> None:
+    with node.engine.begin() as conn:
+        repo.delete_session(conn, token_hash)
+
+
+# -- device keys ---------------------------------------------------------------------------
+
+
+def node_key_event(node: Node, action: str, owner: str, public_key: bytes) -> dict[str, Any]:
+    return key_event(
+        action, origin=node.ledger.origin, owner=owner, public_key=public_key, signer=node.node_key
+    )
+
+
+def add_device_key(node: Node, member: Member, public_key_b64: str, label: str) -> str:
+    """Register a device's public key for a member, signed by the node after the member
+    proved who they are (password session). The key event goes into the Merkle log."""
+    public_key = _public_key(public_key_b64)
+    with node.ledger.reading() as conn:
+        active = [d for d in repo.devices_of(conn, member.id) if d["revoked_ms"] is None]
+    if len(active) >= MAX_DEVICE_KEYS:
+        raise Refusal(
+            409,
+            "too_many_keys",
+            "You have {count} active device keys: revoke one first.",
+            count=len(active),
+        )
+    event = node_key_event(node, "register", member.account, public_key)
+    key_id = node.ledger.register_key(event, node.node_key.sign_bytes(canonical(event)))
+    with node.engine.begin() as conn:
+        repo.insert_device(
+            conn,
+            {"key_id": key_id, "member_id": member.id, "label": label[:80], "created_ms": now_ms()},
+        )
+    return key_id
+
+
+def _public_key(text: str) -> bytes:
+    try:
+        key = unb64(text)
+    except ValueError:
+        key = b""
+    if len(key) != 32:
+        raise Refusal(422, "bad_public_key", "A device key is 32 bytes of Ed25519, in base64url.")
+    return key
+
+
+def revoke_device_key(node: Node, member: Member, key_id: str) -> None:
+    with node.ledger.reading() as conn:
+        row = ledger_repo.key_row(conn, key_id)
+    if row is None or row["owner"] != member.account:
+        raise Refusal(404, "unknown_device_key", "You have no device key with this id.")
+    if row["revoked_ms"] is not None:
+        return  # revoking twice changes nothing
+    event = node_key_event(node, "revoke", member.account, bytes(row["public_key"]))
+    node.ledger.revoke_key(event, node.node_key.sign_bytes(canonical(event)))
+
+
+def recover_keys(node: Node, member: Member, public_key_b64: str, label: str) -> str:
+    """Operator-assisted recovery: a member who lost their device proves who they are in
+    person; every key they had is revoked and the new device's key registered."""
+    with node.ledger.reading() as conn:
+        keys = repo.devices_of(conn, member.id)
+    for key in keys:
+        if key["revoked_ms"] is None:
+            revoke_device_key(node, member, key["key_id"])
+    return add_device_key(node, member, public_key_b64, label or "recovered")
+
+
+def device_keys(node: Node, member: Member) -> list[dict[str, Any]]:
+    with node.ledger.reading() as conn:
+        return [dict(row) for row in repo.devices_of(conn, member.id)]
+
+
+# -- balance, history, sending -------------------------------------------------------------
+
+
+def balance(node: Node, member: Member) -> int:
+    _wallet(member)
+    return node.ledger.balance(member.account)
+
+
+def _wallet(member: Member) -> None:
+    if not member.has_wallet:
+        raise Refusal(403, "no_wallet", "Operators have no wallet.")
+
+
+@dataclass(frozen=True)
+class Movement:
+    transfer_id: int
+    kind: str
+    amount: int  # signed: what it did to this wallet
+    counterparty: str | None
+    memo: str | None
+    created_ms: int
+
+
+def history(node: Node, member: Member, *, before: int | None, limit: int) -> list[Movement]:
+    _wallet(member)
+    with node.ledger.reading() as conn:
+        rows = repo.history(conn, member.account, before=before, limit=limit)
+    return [_movement(row, member.account) for row in rows]
+
+
+def _movement(row: Any, account: str) -> Movement:
+    order = json.loads(row["order_json"])
+    other = order.get("to") if order.get("from") == account else order.get("from")
+    counterparty = other.removeprefix("member:") if isinstance(other, str) else None
+    return Movement(
+        row["id"], row["kind"], row["amount"], counterparty, order.get("memo"), row["created_ms"]
+    )
+
+
+def send(node: Node, member: Member, envelope: SignedOrder) -> Posted:
+    """Post a payment signed by one of the member's device keys (idempotent on its id)."""
+    _wallet(member)
+    order = envelope.order
+    if order.get("kind") not in MEMBER_KINDS_SENT:
+        raise Refusal(422, "bad_kind", "Only payments can be sent from a wallet here.")
+    if order.get("from") != member.account:
+        raise Refusal(403, "not_your_wallet", "An order can only spend from your own wallet.")
+    if member.frozen_reason:
+        raise Refusal(
+            403, "wallet_frozen", "Your wallet is frozen: {reason}", reason=member.frozen_reason
+        )
+    recipient = order.get("to")
+    if isinstance(recipient, str) and recipient.startswith("member:"):
+        with node.ledger.reading() as conn:
+            found = repo.member(conn, recipient.removeprefix("member:"))
+        if found is None or found["role"] not in ("resident", "merchant"):
+            raise Refusal(404, "unknown_member", "There is no member with this id.")
+    return post(node, envelope)
+
+
+def post(node: Node, envelope: SignedOrder) -> Posted:
+    """Post through the group-commit poster when it runs (the server), else directly."""
+    if node.poster is not None:
+        return node.poster.post(envelope)
+    return node.ledger.transfer(envelope)
+
+
+def receipt(node: Node, member: Member | None, transfer_id: int) -> dict[str, Any]:
+    """A transfer's receipt, for the members it touched (operators see every receipt)."""
+    with node.ledger.reading() as conn:
+        allowed = member is not None and (
+            member.role in ("treasurer", "admin")
+            or (member.has_wallet and repo.touches(conn, transfer_id, member.account))
+        )
+        if not allowed:
+            raise Refusal(404, "unknown_transfer", "There is no such transfer in your history.")
+        found = proofs.receipt(conn, transfer_id)
+    if found is None:
+        raise Refusal(
+            409, "not_sealed_yet", "This transfer is not in the signed log yet; try in a second."
+        )
+    return {
+        "transfer_id": found.transfer_id,
+        "leaf": found.leaf.decode(),
+        "index": found.index,
+        "tree_size": found.tree_size,
+        "proof": [b64(h) for h in found.proof],
+        "checkpoint": found.checkpoint,
+    }
+
+
+def node_keys(node: Node) -> dict[str, Any]:
+    """The keys that sign the log and operator actions, and the latest checkpoint."""
+    with node.ledger.reading() as conn:
+        latest = ledger_repo.latest_checkpoint(conn)
+        keys = ledger_repo.active_operator_keys(conn)
+    return {
+        "origin": node.ledger.origin,
+        "currency": node.ledger.chart.local,
+        "keys": [
+            {"owner": k["owner"], "key": k["key_id"], "public_key": b64(bytes(k["public_key"]))}
+            for k in keys
+        ],
+        "checkpoint": None if latest is None else latest["note"],
+        "tree_size": 0 if latest is None else int(latest["tree_size"]),
+    }
+
+
+# -- orders the node or an operator signs --------------------------------------------------
+
+
+def sign_as(node: Node, owner: str, kind: str, client_id: str, **fields: Any) -> SignedOrder:
+    """An order signed by the node (naming the rule) or by an operator's role key."""
+    key = node.node_key if owner == NODE else operator_key(node, owner)
+    return key.sign(new_order(kind, key, node.ledger.origin, client_id=client_id, **fields))
+
+
+def operator_key(node: Node, role: str) -> SigningKey:
+    from node.runtime import role_key
+
+    cache = node.extras.setdefault("role_keys", {})
+    assert isinstance(cache, dict)
+    if role not in cache:
+        cache[role] = role_key(node.settings, role)
+    return cache[role]  # type: ignore[no-any-return]
+
+
+def posted_or_existing(node: Node, owner: str, signed: SignedOrder) -> Posted | None:
+    """Post an order whose client id names a unique event (a card payment, a cash receipt).
+    If the same id was posted before with another nonce, the first one stands: None."""
+    try:
+        return post(node, signed)
+    except LedgerError as exc:
+        if exc.code == "idempotency_conflict":
+            return None
+        raise
+
+
+def create_operator(
+    node: Node,
+    *,
+    display_name: str,
+    email: str,
+    password: str,
+    role: str,
+    office: str | None = None,
+) -> Member:
+    """An operator: exchange office (with its till and role key), treasurer or admin."""
+    from ledger.chart import office_cash
+    from node.runtime import add_operator
+
+    email = email.strip().lower()
+    if not EMAIL.match(email):
+        raise Refusal(422, "bad_email", "This email address does not look right.")
+    check_password(password)
+    if (role == "office") != (office is not None):
+        raise Refusal(422, "bad_office", "An exchange-office operator works at one office.")
+    member_id = member_id_for(display_name)
+    try:
+        with node.engine.begin() as conn:
+            if repo.member_by_email(conn, email) is not None:
+                raise _email_taken()
+            repo.insert_member(
+                conn,
+                {
+                    "id": member_id,
+                    "role": role,
+                    "display_name": display_name.strip(),
+                    "email": email,
+                    "password_hash": hash_password(password),
+                    "office": office,
+                    "created_ms": now_ms(),
+                },
+            )
+    except IntegrityError:
+        raise _email_taken() from None
+    if office is not None:
+        with node.ledger.reading() as conn:
+            opened = ledger_repo.accounts_by_code(conn, [office_cash(office)])
+        if not opened:  # a new office: its till and the role key that signs its receipts
+            node.ledger.open_account(office_cash(office))
+            add_operator(node, f"role:office:{office}")
+    return get_member(node, member_id)
+
+
+def renew_membership(node: Node, member_id: str, until: date) -> Member:
+    get_member(node, member_id)
+    with node.engine.begin() as conn:
+        repo.update_member(conn, member_id, membership_until=until)
+    return get_member(node, member_id)
