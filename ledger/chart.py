@@ -76,6 +76,7 @@ SYSTEM_ACCOUNTS = (
     "notes:stock",
     "notes:circulation",
     "association:fees",
+    "association:cause",
     "reserve:digital",
     "reserve:paper",
     "clearing:stripe",

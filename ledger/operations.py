@@ -18,6 +18,7 @@ from ledger.orders import Order
 
 TREASURER = "role:treasurer"
 NODE = "node"
+CAUSE = "association:cause"
 
 
 @dataclass(frozen=True)
@@ -153,18 +154,85 @@ def _redemption(order: Order, ctx: Context) -> Plan:
     member = _member(order, "from")
     cents = _local_amount(order, ctx)
     fee = orders.integer(order.fields, "fee", minimum=0, maximum=cents - 1)
+    # The part of the fee the association gives to a cause it chose (0 if none).
+    cause_fee = 0
+    if "cause_fee" in order.fields:
+        cause_fee = orders.integer(order.fields, "cause_fee", minimum=0, maximum=fee)
     net = cents - fee
     return Plan(
         _legs(
             {
                 member: -cents,
-                "association:fees": fee,
+                "association:fees": fee - cause_fee,
+                CAUSE: cause_fee,
                 "issuance:digital": net,
                 "reserve:digital": -net,
                 "payouts:pending": net,
             }
         )
     )
+
+
+# -- card payments taken back: refunds and disputes (automatic rules, signed by the node) --
+
+
+def card_escrow(topup_id: int) -> str:
+    """Where a disputed card top-up's units wait for the dispute's outcome."""
+    return f"escrow:card:{topup_id}"
+
+
+def _card_topup(ctx: Context) -> Original:
+    original = _original(ctx)
+    if original.fields.get("source") != "card":
+        raise InvalidReference("only a card top-up can be taken back this way", ref=original.id)
+    return original
+
+
+def _card_hold(order: Order, ctx: Context) -> Plan:
+    original = _card_topup(ctx)
+    member, cents = _member(order, "from"), _local_amount(order, ctx)
+    if member != original.fields["to"] or order.get("to") != card_escrow(original.id):
+        raise InvalidReference(
+            "a hold moves units of the top-up's member to that top-up's escrow", ref=original.id
+        )
+    _within_topup(cents, original)
+    return Plan({member: -cents, card_escrow(original.id): cents}, ref=original.id)
+
+
+def _card_release(order: Order, ctx: Context) -> Plan:
+    original = _card_topup(ctx)
+    member, cents = _member(order, "to"), _local_amount(order, ctx)
+    if member != original.fields["to"] or order.get("from") != card_escrow(original.id):
+        raise InvalidReference(
+            "a release gives held units back to the top-up's member", ref=original.id
+        )
+    _within_topup(cents, original)
+    return Plan({card_escrow(original.id): -cents, member: cents}, ref=original.id)
+
+
+def _card_reversal(order: Order, ctx: Context) -> Plan:
+    original = _card_topup(ctx)
+    source, cents = order.get("from"), _local_amount(order, ctx)
+    if source not in (original.fields["to"], card_escrow(original.id)):
+        raise InvalidReference(
+            "a reversal takes units from the top-up's member or its escrow", ref=original.id
+        )
+    _within_topup(cents, original)
+    # The euros go back to the card holder: units leave circulation as the reserve shrinks.
+    return Plan(
+        {
+            source: -cents,
+            "issuance:digital": cents,
+            "clearing:stripe": -cents,
+            "external:eur": cents,
+        },
+        ref=original.id,
+    )
+
+
+def _within_topup(cents: int, original: Original) -> None:
+    if cents > original.postings[original.fields["to"]]:
+        raise InvalidOrder("amount", "must not exceed the card top-up")
 
 
 def _payout(order: Order, ctx: Context) -> Plan:
@@ -228,6 +296,10 @@ def _original(ctx: Context) -> Original:
     return ctx.original
 
 
+def _node_rule(order: Order) -> frozenset[str]:
+    return frozenset({NODE})
+
+
 def _treasurer(order: Order) -> frozenset[str]:
     return frozenset({TREASURER})
 
@@ -250,7 +322,24 @@ OPERATIONS: dict[str, Operation] = {
             _topup,
         ),
         Operation(
-            "redemption", frozenset({"from", "amount", "fee", "currency"}), _debtor, _redemption
+            "redemption",
+            frozenset({"from", "amount", "fee", "cause_fee", "currency"}),
+            _debtor,
+            _redemption,
+        ),
+        *(
+            Operation(
+                kind,
+                frozenset({"from", "to", "amount", "currency", "ref"}),
+                _node_rule,
+                plan,
+                references=frozenset({"topup"}),
+            )
+            for kind, plan in (
+                ("card_hold", _card_hold),
+                ("card_release", _card_release),
+                ("card_reversal", _card_reversal),
+            )
         ),
         Operation(
             "payout",
@@ -307,6 +396,7 @@ def currencies(chart: Chart, postings: Mapping[str, int]) -> dict[str, int]:
 
 
 __all__ = [
+    "CAUSE",
     "EUR",
     "NODE",
     "OPERATIONS",

@@ -115,6 +115,14 @@ class Ledger:
             raise AccountExists(f"account {code!r} already exists", account=code)
         _insert_account(conn, self.chart, code, self._now_ms())
 
+    def ensure_accounts(self, codes: Sequence[str]) -> None:
+        """Open those of `codes` that do not exist yet (system accounts added by an upgrade,
+        an escrow about to be used)."""
+        with self.engine.begin() as conn:
+            missing = set(codes) - set(repo.accounts_by_code(conn, codes))
+            for code in sorted(missing):
+                _insert_account(conn, self.chart, code, self._now_ms())
+
     def account(self, code: str) -> AccountRef:
         if code not in self._accounts:
             with self.reading() as conn:

@@ -9,6 +9,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, inspect
 
+from ledger.chart import SYSTEM_ACCOUNTS
 from ledger.poster import Poster
 from ledger.sealer import Sealer
 from ledger.service import Ledger
@@ -84,6 +85,7 @@ def open_node(settings: Settings) -> Node:
         raise RuntimeError("this node is not initialised yet: run `sou init`")
     migrate(engine)
     ledger = Ledger(engine, max_amount=settings.max_amount, max_ttl_s=settings.order_max_ttl)
+    ledger.ensure_accounts(SYSTEM_ACCOUNTS)  # accounts that later versions added to the chart
     return Node(settings, engine, ledger, load_key(key_path(settings.keys_dir, "node")))
 
 
