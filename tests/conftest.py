@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, create_engine, text
@@ -150,3 +151,97 @@ def engine(db_url: str) -> Iterator[Engine]:
 def book(engine: Engine) -> Book:
     """The ledger of the test database, with helpers to make members and sign orders."""
     return Book(Ledger(engine), NODE_KEY, {"role:treasurer": TREASURER_KEY})
+
+
+# -- the node with its web app ---------------------------------------------------------------
+
+PASSWORD = "correct horse battery"
+OPERATORS = {  # made in the node template: role -> (email, office)
+    "admin": ("admin@village.test", None),
+    "treasurer": ("tresorier@village.test", None),
+    "office": ("mairie@village.test", "mairie"),
+}
+
+
+@dataclass
+class NodeTemplate:
+    engine_name: str
+    url: str  # a file path (SQLite) or a database name (PostgreSQL)
+    data_dir: Path
+
+
+def _start_node(url: str, data_dir: Path) -> None:
+    from node.runtime import init_node
+    from node.settings import Settings
+    from wallet_api import service
+
+    node = init_node(Settings(data_dir=data_dir, database_url=url, origin=ORIGIN))
+    for role, (email, office) in OPERATORS.items():
+        service.create_operator(
+            node,
+            display_name=role.title(),
+            email=email,
+            password=PASSWORD,
+            role=role,
+            office=office,
+        )
+    node.close()
+
+
+@pytest.fixture(scope="session")
+def sqlite_node_template(tmp_path_factory: pytest.TempPathFactory) -> NodeTemplate:
+    root = tmp_path_factory.mktemp("node-template")
+    path = root / "sou.db"
+    _start_node(f"sqlite:///{path}", root / "data")
+    return NodeTemplate("sqlite", str(path), root / "data")
+
+
+@pytest.fixture(scope="session")
+def pg_node_template(
+    pg_template: Template, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[NodeTemplate]:
+    root = tmp_path_factory.mktemp("pg-node-template")
+    name = f"sou_node_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    with pg_database(name) as url:
+        _start_node(url, root / "data")
+        yield NodeTemplate("postgresql", name, root / "data")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def node_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
+    """Settings of a fresh, initialised node (keys, database, the three operators), on
+    SQLite and on PostgreSQL. Tests may change settings before opening the node."""
+    from node.settings import Settings
+
+    data_dir = tmp_path / "data"
+    if request.param == "sqlite":
+        template: NodeTemplate = request.getfixturevalue("sqlite_node_template")
+        shutil.copytree(template.data_dir, data_dir)
+        shutil.copyfile(template.url, tmp_path / "sou.db")
+        yield Settings(data_dir=data_dir, database_url=f"sqlite:///{tmp_path / 'sou.db'}")
+        return
+    template = request.getfixturevalue("pg_node_template")
+    shutil.copytree(template.data_dir, data_dir)
+    with pg_database(f"{template.url}_{uuid.uuid4().hex[:8]}", template.url) as url:
+        yield Settings(data_dir=data_dir, database_url=url)
+
+
+@pytest.fixture
+def node(node_settings: Any) -> Iterator[Any]:
+    """The opened node (not started: tests that need the poster use `site`)."""
+    from node.runtime import open_node
+
+    opened = open_node(node_settings)
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def site(node: Any) -> Iterator[Any]:
+    """The web app over `node`, started (poster and sealer running), as a test client."""
+    from fastapi.testclient import TestClient
+
+    from node.app import create_app
+
+    with TestClient(create_app(node.settings, node), base_url="http://127.0.0.1") as client:
+        yield client
