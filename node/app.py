@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -14,6 +15,19 @@ from ledger.models import log_queue
 from node.runtime import Node, open_node
 from node.settings import Settings
 from node.web import install_error_handlers
+
+
+# The routers of the feature packages, API and pages.
+FEATURES = (
+    "wallet_api.endpoints",
+    "wallet_api.pages",
+    "wallet_api.cards.endpoints",
+    "wallet_api.cards.pages",
+    "wallet_api.office.endpoints",
+    "wallet_api.office.pages",
+    "merchants.endpoints",
+    "merchants.pages",
+)
 
 
 def create_app(settings: Settings | None = None, node: Node | None = None) -> FastAPI:
@@ -35,9 +49,8 @@ def create_app(settings: Settings | None = None, node: Node | None = None) -> Fa
     install_error_handlers(app)
     from fastapi.staticfiles import StaticFiles
 
-    from wallet_api.endpoints import router as wallet_router
-
-    app.include_router(wallet_router)
+    for module in FEATURES:
+        app.include_router(importlib.import_module(module).router)
     app.mount("/static", StaticFiles(packages=[("node", "static")]), name="static")
 
     @app.get("/healthz", tags=["node"])
