@@ -1,8 +1,9 @@
 """French first, English too: gettext catalogues read with Babel, the language chosen per request.
 
-The catalogues are `node/locale/<lang>/LC_MESSAGES/sou.po` (messages are written in English
-in the code and templates; French is a translation like any other). They are compiled in
-memory at start, so there is no build step. `pybabel extract -F babel.cfg` refreshes them.
+The catalogue of a language is every `node/locale/<lang>/LC_MESSAGES/*.po` file (one per
+feature, so that features do not edit one shared file). Messages are written in English in
+the code and templates; French is a translation like any other. The files are compiled in
+memory at start: there is no build step. `pybabel extract -F babel.cfg` lists the msgids.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from importlib.resources import files
 from io import BytesIO
 
 from babel.core import Locale, negotiate_locale
+from babel.messages.catalog import Catalog
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.numbers import format_decimal
@@ -27,11 +29,17 @@ LANG_COOKIE = "sou_lang"
 @cache
 def translations(lang: str) -> gettext.NullTranslations:
     """The catalogue of one language (English, the source language, needs none)."""
-    path = files("node") / "locale" / lang / "LC_MESSAGES" / "sou.po"
-    if lang == "en" or not path.is_file():
+    folder = files("node") / "locale" / lang / "LC_MESSAGES"
+    found = folder.iterdir() if folder.is_dir() else iter(())
+    parts = sorted((p for p in found if p.name.endswith(".po")), key=lambda p: p.name)
+    if lang == "en" or not parts:
         return gettext.NullTranslations()
-    with path.open("rb") as po:
-        catalog = read_po(po, locale=lang)
+    catalog = Catalog(locale=lang)
+    for part in parts:  # one file per feature, one catalogue
+        with part.open("rb") as po:
+            for message in read_po(po, locale=lang):
+                if message.id and message.string:
+                    catalog[message.id] = message
     buffer = BytesIO()
     write_mo(buffer, catalog)
     buffer.seek(0)

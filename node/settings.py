@@ -64,6 +64,11 @@ class Settings(BaseSettings):
     stripe_webhook_secret: str = Field("", repr=False)
     stripe_publishable_key: str = ""
     stripe_api_base: str = Field("", description="Another Stripe-compatible server (tests).")
+    stripe_checkout: bool = Field(
+        True,
+        description="Send people to Stripe's hosted Checkout page (no Stripe script on our "
+        "pages). False: create a PaymentIntent and hand its client secret to the app.",
+    )
 
     # People's sessions
     session_days: int = Field(14, gt=0, description="How long a login lasts.")
