@@ -175,6 +175,7 @@ def render(request: Request, name: str, **context: Any) -> str:
         _=tr.gettext,
         csrf=csrf_token(request),
         village=node.settings.village,
+        origin=node.ledger.origin,
         currency=node.ledger.chart.local,
         money=lambda cents, cur=node.ledger.chart.local: money(cents, lang, cur),
         me=getattr(request.state, "member", None),

@@ -16,6 +16,11 @@ const Sou = (() => {
     return meta ? meta.content : "";
   }
 
+  function origin() {
+    const meta = document.querySelector('meta[name="sou-node"]');
+    return meta ? meta.content : "";
+  }
+
   function b64url(bytes) {
     let text = "";
     new Uint8Array(bytes).forEach((b) => { text += String.fromCharCode(b); });
@@ -89,7 +94,7 @@ const Sou = (() => {
     if (!key) throw new Error("no device key");
     const nonce = crypto.getRandomValues(new Uint8Array(16));
     const order = {
-      v: 1, id: crypto.randomUUID(), key: key.keyId, nonce: b64url(nonce),
+      v: 1, node: origin(), id: crypto.randomUUID(), key: key.keyId, nonce: b64url(nonce),
       expires: Math.floor(Date.now() / 1000) + 600, ...fields,
     };
     const bytes = new TextEncoder().encode(canonical(order));
