@@ -245,3 +245,13 @@ def site(node: Any) -> Iterator[Any]:
 
     with TestClient(create_app(node.settings, node), base_url="http://127.0.0.1") as client:
         yield client
+
+
+@pytest.fixture
+def live_site(node: Any) -> Iterator[str]:
+    """The app over `node` served by uvicorn on a free port; its base URL."""
+    from node.app import create_app
+    from tests.live import serving
+
+    with serving(create_app(node.settings, node)) as base_url:
+        yield base_url
