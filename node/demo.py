@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 from ledger.canonical import canonical
@@ -28,6 +29,14 @@ MERCHANTS = (
     "cafe-de-la-place",
 )
 OFFICE = "mairie"
+DEMO_DOMAIN = "val-de-sou.test"
+DEMO_PASSWORD = "demo-val-de-sou"
+SHOPS = {
+    "boulangerie-du-lavoir": ("bakery", "2 rue du Lavoir"),
+    "ferme-des-trois-chenes": ("farm", "Chemin des Trois Chênes"),
+    "librairie-la-plume": ("bookshop", "5 Grand-Rue"),
+    "cafe-de-la-place": ("café", "1 place de l'Église"),
+}
 
 # (payer, payee, cents, memo)
 PAYMENTS = (
@@ -88,11 +97,49 @@ def seed(node: Node, say: Callable[[str], None] = print) -> Village:
         keys[code] = key
     village = Village(node, keys)
     say(f"  {len(RESIDENTS)} residents, {len(MERCHANTS)} shops, exchange office «{OFFICE}»")
+    _people(node)
     _life(village)
     say(
         f"  {village.posted} signed transfers: top-ups, payments, a refund, a reconversion paid out"
     )
+    say(f"  logins: <name>@{DEMO_DOMAIN} (e.g. camille@{DEMO_DOMAIN}, admin@{DEMO_DOMAIN},")
+    say(f"  tresorier@{DEMO_DOMAIN}, mairie@{DEMO_DOMAIN}), password «{DEMO_PASSWORD}»")
     return village
+
+
+def _people(node: Node) -> None:
+    """The demo's people: members who log in (one password for all: it is a demo)."""
+    from merchants.models import merchants
+    from wallet_api.auth import hash_password, now_ms
+    from wallet_api.models import members
+
+    password = hash_password(DEMO_PASSWORD)
+    until = date(date.today().year + 1, 12, 31)
+    people: list[tuple[str, str, str | None]] = [(name, "resident", None) for name in RESIDENTS]
+    people += [(name, "merchant", None) for name in MERCHANTS]
+    people += [("admin", "admin", None), ("tresorier", "treasurer", None)]
+    people += [(OFFICE, "office", OFFICE)]
+    with node.engine.begin() as conn:
+        for name, role, office in people:
+            conn.execute(
+                members.insert().values(
+                    id=name,
+                    role=role,
+                    display_name=name.replace("-", " ").title(),
+                    email=f"{name}@{DEMO_DOMAIN}",
+                    password_hash=password,
+                    office=office,
+                    membership_until=until if role in ("resident", "merchant") else None,
+                    created_ms=now_ms(),
+                )
+            )
+        for name, (category, address) in SHOPS.items():
+            trade = name.replace("-", " ").capitalize()
+            conn.execute(
+                merchants.insert().values(
+                    member_id=name, trade_name=trade, category=category, address=address
+                )
+            )
 
 
 def _role_key(node: Node, role: str) -> SigningKey:
@@ -104,16 +151,18 @@ def _role_key(node: Node, role: str) -> SigningKey:
 def _life(v: Village) -> None:
     local = v.node.ledger.chart.local
     for member, cents in (("camille", 10_000), ("louis", 5_000), ("ines", 8_000), ("hugo", 4_000)):
-        v.sign(
+        credit = v.sign(
             NODE,
             "topup",
+            client_id=f"card:pi_demo_{member}",
             to=member_account(member),
             amount=cents,
             currency=local,
             source="card",
-            rule="stripe",
+            rule="stripe.payment_intent.succeeded",
             ext=f"pi_demo_{member}",
         )
+        _card_payment(v.node, f"pi_demo_{member}", member, credit)
     for member, cents in (("lea", 6_000), ("jules", 3_000), ("cafe-de-la-place", 15_000)):
         v.sign(
             f"role:office:{OFFICE}",
@@ -158,10 +207,49 @@ def _life(v: Village) -> None:
         currency=local,
         memo="Reconversion mensuelle",
     )
-    v.sign(
+    payout = v.sign(
         "role:treasurer",
         "payout",
         ref=redemption.transfer_id,
         amount=4_850,
         bank_ref="VIR-2026-11-0042",
     )
+    _reconversion_paid(v.node, "ferme-des-trois-chenes", redemption, payout)
+
+
+def _card_payment(node: Node, intent: str, member: str, credit: Posted) -> None:
+    from wallet_api.models import card_payments
+
+    with node.engine.begin() as conn:
+        conn.execute(
+            card_payments.insert().values(
+                payment_intent=intent,
+                member_id=member,
+                amount=credit.postings[member_account(member)],
+                status="credited",
+                topup_transfer_id=credit.transfer_id,
+                created_ms=credit.created_ms,
+                updated_ms=credit.created_ms,
+            )
+        )
+
+
+def _reconversion_paid(node: Node, member: str, redemption: Posted, payout: Posted) -> None:
+    from merchants.models import reconversions
+
+    with node.engine.begin() as conn:
+        conn.execute(
+            reconversions.insert().values(
+                member_id=member,
+                amount=-redemption.postings[member_account(member)],
+                fee=redemption.postings["association:fees"],
+                cause_fee=0,
+                redemption_id=redemption.transfer_id,
+                status="paid",
+                bank_ref="VIR-2026-11-0042",
+                decided_by="tresorier",
+                decision_id=payout.transfer_id,
+                created_ms=redemption.created_ms,
+                decided_ms=payout.created_ms,
+            )
+        )
