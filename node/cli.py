@@ -173,6 +173,39 @@ def audit(
     raise typer.Exit(0 if report.ok else EXIT_FINDINGS)
 
 
+@app.command()
+def operator(
+    role: Annotated[str, typer.Argument(help="admin, treasurer or office.")],
+    email: Annotated[str, typer.Argument(help="The operator's login.")],
+    name: Annotated[str, typer.Option(help="The name shown on pages.")],
+    office: Annotated[
+        str | None, typer.Option(help="For office operators: the exchange office's id.")
+    ] = None,
+) -> None:
+    """Create an operator who logs in on the pages: the first admin, a treasurer, an
+    exchange-office operator (its till and role key are made with the first operator).
+
+    The password is asked twice, or read from SOU_NEW_PASSWORD for scripts."""
+    from node.web import Refusal
+    from wallet_api.service import create_operator
+
+    if role not in ("admin", "treasurer", "office"):
+        raise _fail("the role is admin, treasurer or office")
+    password = os.environ.get("SOU_NEW_PASSWORD") or typer.prompt(
+        "Password", hide_input=True, confirmation_prompt=True
+    )
+    node = _open()
+    try:
+        member = create_operator(
+            node, display_name=name, email=email, password=password, role=role, office=office
+        )
+    except Refusal as exc:
+        raise _fail(exc.message.format(**exc.params)) from exc
+    finally:
+        node.close()
+    typer.echo(f"Created {role} {member.display_name} <{member.email}> (id {member.id}).")
+
+
 def _open() -> Node:
     from node.runtime import open_node
 

@@ -27,7 +27,7 @@ def _env(tmp_path: Path, url: str) -> dict[str, str]:
 def test_help_documents_every_command() -> None:
     result = runner.invoke(cli, ["--help"])
     assert result.exit_code == 0
-    for command in ("init", "serve", "audit", "migrate", "seal"):
+    for command in ("init", "serve", "audit", "migrate", "seal", "operator"):
         assert command in result.output
         sub = runner.invoke(cli, [command, "--help"])
         assert sub.exit_code == 0 and "Usage" in sub.output
@@ -114,3 +114,31 @@ def test_app_health_openapi_and_home(
         home = client.get("/")
         assert "Val-de-Sou" in home.text and 'lang="fr"' in home.text
         assert "cdn" not in home.text.lower()
+
+
+def test_operator_command_creates_a_login(tmp_path: Path, empty_db_url: str) -> None:
+    env = _env(tmp_path, empty_db_url) | {"SOU_NEW_PASSWORD": "a long enough secret"}
+    assert runner.invoke(cli, ["init"], env=env).exit_code == 0
+    made = runner.invoke(
+        cli,
+        ["operator", "office", "Odile@Poste.fr", "--name", "Odile", "--office", "poste"],
+        env=env,
+    )
+    assert made.exit_code == 0, made.output
+    assert "odile@poste.fr" in made.output and "a long enough secret" not in made.output
+    twice = runner.invoke(cli, ["operator", "admin", "odile@poste.fr", "--name", "Odile"], env=env)
+    assert twice.exit_code == 2 and "already uses this email" in twice.output
+    weak = runner.invoke(
+        cli, ["operator", "admin", "a@b.fr", "--name", "A"], env=env | {"SOU_NEW_PASSWORD": "short"}
+    )
+    assert weak.exit_code == 2 and "10 characters" in weak.output
+    from node.runtime import open_node
+    from wallet_api.service import log_in
+
+    node = open_node(Settings(data_dir=tmp_path / "data", database_url=empty_db_url))
+    try:
+        member, _, _ = log_in(node, "odile@poste.fr", "a long enough secret", "127.0.0.1")
+        assert member.role == "office" and member.office == "poste"
+        assert node.ledger.balance("office:poste:cash") == 0  # the office's till exists
+    finally:
+        node.close()
