@@ -31,6 +31,7 @@ from ledger.checkpoint import verifier_key
 from ledger.errors import LedgerError
 from ledger.leaves import key_event_leaf
 from ledger.merkle import leaf_hash
+from ledger.models import accounts as accounts_table
 from ledger.models import key_events
 from ledger.models import keys as keys_table
 from ledger.models import postings as postings_table
@@ -220,6 +221,37 @@ def _check_replays(conn: Connection, report: Report) -> None:
                     f"transfer {last}: refunds of payment "
                     f"{ref} add up to {refunded}, more than its "
                     f"{amount}",
+                    transfer_id=last,
+                )
+            )
+    _check_card_reversals(conn, report)
+
+
+def _check_card_reversals(conn: Connection, report: Report) -> None:
+    """Card reversals of one top-up never take back more units than it issued."""
+    t, p, a = transfers_table, postings_table, accounts_table
+    issued = (
+        select(p.c.transfer_id, func.sum(-p.c.amount).label("issued"))
+        .join(a, a.c.id == p.c.account_id)
+        .where(a.c.code == "issuance:digital")
+        .group_by(p.c.transfer_id)
+        .subquery()
+    )
+    reversals = (
+        select(t.c.ref_id, func.sum(p.c.amount), func.max(t.c.id), issued.c.issued)
+        .join(p, p.c.transfer_id == t.c.id)
+        .join(a, a.c.id == p.c.account_id)
+        .join(issued, issued.c.transfer_id == t.c.ref_id)
+        .where(t.c.kind == "card_reversal", a.c.code == "issuance:digital")
+        .group_by(t.c.ref_id, issued.c.issued)
+    )
+    for ref, reversed_, last, amount in conn.execute(reversals):
+        if reversed_ > amount:
+            report.findings.append(
+                Finding(
+                    "order",
+                    f"transfer {last}: card reversals of top-up {ref} add up to "
+                    f"{reversed_}, more than its {amount}",
                     transfer_id=last,
                 )
             )

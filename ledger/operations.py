@@ -219,6 +219,7 @@ def _card_reversal(order: Order, ctx: Context) -> Plan:
         )
     _within_topup(cents, original)
     # The euros go back to the card holder: units leave circulation as the reserve shrinks.
+    # Reversals of one top-up add up to at most its amount (counted like refunds).
     return Plan(
         {
             source: -cents,
@@ -227,6 +228,8 @@ def _card_reversal(order: Order, ctx: Context) -> Plan:
             "external:eur": cents,
         },
         ref=original.id,
+        refund=cents,
+        refund_limit=original.postings[original.fields["to"]],
     )
 
 

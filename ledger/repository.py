@@ -7,7 +7,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, RowMapping, func, literal_column, select, tuple_
+from sqlalchemy import Connection, RowMapping, and_, func, literal_column, or_, select, tuple_
 
 from ledger import bulk
 from ledger.models import (
@@ -215,6 +215,15 @@ class Dependents:
     settled: bool = False
 
 
+# The leg that measures what a transfer gives back of the one it references: a refund's
+# credit to the payer, a card reversal's units returned to issuance (its other positive leg,
+# the euros, would count them twice).
+_TAKEN_BACK = or_(
+    and_(transfers.c.kind == "refund", postings.c.amount > 0),
+    and_(transfers.c.kind == "card_reversal", accounts.c.code == "issuance:digital"),
+)
+
+
 def dependents(conn: Connection, ref_ids: Collection[int]) -> dict[int, Dependents]:
     """Refunds (not themselves corrected) and payouts or corrections of these transfers."""
     if not ref_ids:
@@ -228,12 +237,8 @@ def dependents(conn: Connection, ref_ids: Collection[int]) -> dict[int, Dependen
     refunded = (
         select(transfers.c.ref_id, func.sum(postings.c.amount))
         .join(postings, postings.c.transfer_id == transfers.c.id)
-        .where(
-            transfers.c.ref_id.in_(list(ref_ids)),
-            transfers.c.kind == "refund",
-            postings.c.amount > 0,
-            ~corrected,
-        )
+        .join(accounts, accounts.c.id == postings.c.account_id)
+        .where(transfers.c.ref_id.in_(list(ref_ids)), _TAKEN_BACK, ~corrected)
         .group_by(transfers.c.ref_id)
     )
     settled = select(transfers.c.ref_id).where(

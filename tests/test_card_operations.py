@@ -1,0 +1,173 @@
+"""Card payments taken back, at the ledger: holds into a top-up's escrow, releases back,
+reversals out of circulation. Only the node signs them (its card rules), only against a
+card top-up, only for that top-up's member and escrow, never more than the top-up; and the
+reserve still covers every unit."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from ledger import repository as repo
+from ledger.chart import RULES, kind_of
+from ledger.operations import NODE, TREASURER, card_escrow
+from ledger.posting import Posted
+from ledger.signing import SignedOrder
+from tests.factories import Book, refused
+
+RULE = "stripe.charge.dispute.created"
+
+
+def _card(book: Book, member: str, cents: int) -> int:
+    """A card top-up of `member` (as the webhook credits it); its transfer id."""
+    return book.topup(member, cents).transfer_id
+
+
+def _node_order(book: Book, kind: str, signer: str = NODE, **fields: Any) -> SignedOrder:
+    fields.setdefault("currency", book.local)
+    if signer == NODE:
+        fields.setdefault("rule", RULE)
+    return book.order(kind, signer, **fields)
+
+
+def _hold(book: Book, member: str, topup: int, cents: int, **extra: Any) -> SignedOrder:
+    return _node_order(
+        book, "card_hold", from_=member, to=card_escrow(topup), amount=cents, ref=topup, **extra
+    )
+
+
+def _backing_holds(book: Book) -> None:
+    """Euros in backing accounts cover the units outstanding (DESIGN.md, must 4)."""
+    with book.ledger.reading() as conn:
+        balances = repo.balances(conn)
+    backing = sum(v for code, v in balances.items() if RULES[kind_of(code)].backing)
+    outstanding = sum(v for code, v in balances.items() if RULES[kind_of(code)].outstanding)
+    assert backing >= outstanding, (backing, outstanding)
+
+
+def test_hold_release_and_reversal_move_units_as_the_dispute_goes(book: Book) -> None:
+    camille = book.member("camille")
+    topup = _card(book, camille, 3_000)
+    escrow = card_escrow(topup)
+    book.ledger.ensure_accounts([escrow])
+
+    held = book.post(_hold(book, camille, topup, 2_000))
+    assert isinstance(held, Posted), held
+    assert (book.balance(camille), book.balance(escrow)) == (1_000, 2_000)
+
+    released = book.post(
+        _node_order(book, "card_release", from_=escrow, to=camille, amount=500, ref=topup)
+    )
+    assert isinstance(released, Posted), released
+    assert (book.balance(camille), book.balance(escrow)) == (1_500, 1_500)
+
+    clearing = book.balance("clearing:stripe")
+    lost = book.post(_node_order(book, "card_reversal", from_=escrow, amount=1_500, ref=topup))
+    assert isinstance(lost, Posted), lost
+    assert lost.postings == {
+        escrow: -1_500,
+        "issuance:digital": 1_500,
+        "clearing:stripe": -1_500,
+        "external:eur": 1_500,
+    }
+    assert book.balance(escrow) == 0
+    assert book.balance("clearing:stripe") == clearing - 1_500
+    refund = book.post(_node_order(book, "card_reversal", from_=camille, amount=1_000, ref=topup))
+    assert isinstance(refund, Posted), refund
+    assert book.balance(camille) == 500
+    _backing_holds(book)
+
+
+def test_only_a_card_topup_can_be_taken_back(book: Book) -> None:
+    camille = book.member("camille")
+    bank = book.ledger.transfer(
+        book.order("topup", TREASURER, to=camille, amount=2_000, currency=book.local, source="bank")
+    )
+    louis = book.member("louis", 1_000)
+    payment = book.ledger.transfer(book.payment(louis, camille, 500))
+    for ref in (bank.transfer_id, payment.transfer_id):  # a bank top-up, then a payment
+        book.ledger.ensure_accounts([card_escrow(ref)])
+        assert refused(book.post(_hold(book, camille, ref, 100))) == "invalid_reference"
+        reversal = _node_order(book, "card_reversal", from_=camille, amount=100, ref=ref)
+        assert refused(book.post(reversal)) == "invalid_reference"
+    assert book.balance(camille) == 2_500
+
+
+def test_a_hold_takes_only_from_the_topups_member_into_its_own_escrow(book: Book) -> None:
+    camille, louis = book.member("camille"), book.member("louis")
+    mine, theirs = _card(book, camille, 2_000), _card(book, louis, 2_000)
+    book.ledger.ensure_accounts([card_escrow(mine), card_escrow(theirs)])
+
+    assert refused(book.post(_hold(book, louis, mine, 500))) == "invalid_reference"
+    wrong_escrow = _node_order(
+        book, "card_hold", from_=camille, to=card_escrow(theirs), amount=500, ref=mine
+    )
+    assert refused(book.post(wrong_escrow)) == "invalid_reference"
+    release_to_louis = _node_order(
+        book, "card_release", from_=card_escrow(mine), to=louis, amount=1, ref=mine
+    )
+    assert refused(book.post(release_to_louis)) == "invalid_reference"
+    reverse_louis = _node_order(book, "card_reversal", from_=louis, amount=500, ref=mine)
+    assert refused(book.post(reverse_louis)) == "invalid_reference"
+    assert (book.balance(camille), book.balance(louis)) == (2_000, 2_000)
+
+
+def test_never_more_than_the_topup_nor_more_than_the_wallet_holds(book: Book) -> None:
+    camille = book.member("camille")
+    small, large = _card(book, camille, 1_000), _card(book, camille, 5_000)
+    book.ledger.ensure_accounts([card_escrow(small), card_escrow(large)])
+    assert refused(book.post(_hold(book, camille, small, 1_001))) == "invalid_order"
+    over = _node_order(book, "card_reversal", from_=camille, amount=1_001, ref=small)
+    assert refused(book.post(over)) == "invalid_order"
+    assert book.balance(camille) == 6_000
+
+    louis = book.member("louis")
+    book.ledger.transfer(book.payment(camille, louis, 5_500))
+    assert refused(book.post(_hold(book, camille, small, 600))) == "insufficient_funds"
+    assert refused(book.post(_hold(book, camille, large, 600))) == "insufficient_funds"
+    assert book.balance(camille) == 500
+    _backing_holds(book)
+
+
+@pytest.mark.parametrize("signer", [TREASURER, "member:camille"])
+def test_only_the_node_signs_card_rules(book: Book, signer: str) -> None:
+    camille = book.member("camille")
+    topup = _card(book, camille, 2_000)
+    book.ledger.ensure_accounts([card_escrow(topup)])
+    escrow = card_escrow(topup)
+    orders = [
+        _node_order(book, "card_hold", signer, from_=camille, to=escrow, amount=500, ref=topup),
+        _node_order(book, "card_release", signer, from_=escrow, to=camille, amount=1, ref=topup),
+        _node_order(book, "card_reversal", signer, from_=camille, amount=500, ref=topup),
+    ]
+    for order in orders:
+        assert refused(book.post(order)) == "wrong_signer"
+    assert book.balance(camille) == 2_000
+
+
+def test_the_node_names_the_rule_it_applies(book: Book) -> None:
+    camille = book.member("camille")
+    topup = _card(book, camille, 2_000)
+    book.ledger.ensure_accounts([card_escrow(topup)])
+    unnamed = book.order(
+        "card_hold",
+        NODE,
+        from_=camille,
+        to=card_escrow(topup),
+        amount=500,
+        ref=topup,
+        currency=book.local,
+    )
+    assert refused(book.post(unnamed)) == "invalid_order"
+    assert book.balance(camille) == 2_000
+
+
+def test_reversals_of_one_topup_never_add_up_to_more_than_it(book: Book) -> None:
+    camille = book.member("camille")
+    topup = _card(book, camille, 1_000)
+    _card(book, camille, 5_000)
+    first = book.post(_node_order(book, "card_reversal", from_=camille, amount=800, ref=topup))
+    assert isinstance(first, Posted)
+    second = _node_order(book, "card_reversal", from_=camille, amount=800, ref=topup)
+    assert refused(book.post(second)) in ("invalid_reference", "invalid_order")
