@@ -1,5 +1,6 @@
 """Every query of the wallet API: members, sessions, tokens, device labels, failed logins,
-card payments and Stripe events, and a member's history read from the ledger's tables."""
+and a member's history read from the ledger's tables (card payments and Stripe events:
+`wallet_api/cards/repository.py`)."""
 
 from __future__ import annotations
 
@@ -11,12 +12,10 @@ from sqlalchemy import Connection, RowMapping, and_, delete, func, insert, selec
 from ledger.models import accounts, postings, transfers
 from wallet_api.models import (
     api_tokens,
-    card_payments,
     devices,
     login_failures,
     members,
     sessions,
-    stripe_events,
 )
 
 
@@ -169,9 +168,15 @@ def devices_of(conn: Connection, member_id: str) -> list[RowMapping]:
 
 
 def history(
-    conn: Connection, account_code: str, *, before: int | None, limit: int
+    conn: Connection,
+    account_code: str,
+    *,
+    before: int | None,
+    limit: int,
+    incoming: bool = False,
 ) -> list[RowMapping]:
-    """A member's movements, newest first: one row per transfer touching the account."""
+    """A member's movements, newest first: one row per transfer touching the account
+    (with `incoming`, only those that credited it)."""
     account = select(accounts.c.id).where(accounts.c.code == account_code).scalar_subquery()
     query = (
         select(
@@ -188,6 +193,8 @@ def history(
     )
     if before is not None:
         query = query.where(transfers.c.id < before)
+    if incoming:
+        query = query.where(postings.c.amount > 0)
     return list(conn.execute(query).mappings())
 
 
@@ -198,41 +205,3 @@ def touches(conn: Connection, transfer_id: int, account_code: str) -> bool:
         .where(and_(postings.c.transfer_id == transfer_id, accounts.c.code == account_code))
     )
     return bool(conn.scalar(query))
-
-
-# -- card payments -------------------------------------------------------------------------
-
-
-def card_payment(conn: Connection, payment_intent: str) -> RowMapping | None:
-    query = select(card_payments).where(card_payments.c.payment_intent == payment_intent)
-    return conn.execute(query).mappings().first()
-
-
-def insert_card_payment(conn: Connection, row: dict[str, Any]) -> None:
-    conn.execute(insert(card_payments).values(**row))
-
-
-def update_card_payment(conn: Connection, payment_intent: str, **values: Any) -> None:
-    conn.execute(
-        update(card_payments)
-        .where(card_payments.c.payment_intent == payment_intent)
-        .values(**values)
-    )
-
-
-def card_payments_of(conn: Connection, member_id: str) -> list[RowMapping]:
-    query = (
-        select(card_payments)
-        .where(card_payments.c.member_id == member_id)
-        .order_by(card_payments.c.created_ms.desc())
-    )
-    return list(conn.execute(query).mappings())
-
-
-def stripe_event(conn: Connection, event_id: str) -> RowMapping | None:
-    query = select(stripe_events).where(stripe_events.c.event_id == event_id)
-    return conn.execute(query).mappings().first()
-
-
-def insert_stripe_event(conn: Connection, row: dict[str, Any]) -> None:
-    conn.execute(insert(stripe_events).values(**row))
