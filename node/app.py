@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
-from fastapi.responses import HTMLResponse
 from sqlalchemy import func, select
 
 from ledger import repository as repo
@@ -15,7 +14,6 @@ from ledger.models import log_queue
 from node.runtime import Node, open_node
 from node.settings import Settings
 from node.web import install_error_handlers
-
 
 # The routers of the feature packages, API and pages.
 FEATURES = (
@@ -67,28 +65,4 @@ def create_app(settings: Settings | None = None, node: Node | None = None) -> Fa
             "unsealed": unsealed,
         }
 
-    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-    def home() -> str:
-        return _HOME.format(
-            village=settings.village, origin=node.ledger.origin, currency=node.ledger.chart.local
-        )
-
     return app
-
-
-_HOME = """<!doctype html>
-<html lang="fr"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Sou — {village}</title>
-<style>body{{font-family:system-ui,sans-serif;max-width:34rem;margin:2rem auto;padding:0 1rem;
-line-height:1.5;color:#1d2b24}}h1{{color:#2f6b4f}}code{{background:#eef4f0;padding:0 .2rem}}</style>
-</head><body>
-<h1>Sou — {village}</h1>
-<p>Le nœud de la monnaie locale <strong>{currency}</strong> fonctionne.
-Son registre est signé et vérifiable&nbsp;: <code>sou audit</code>.</p>
-<p lang="en">The node of the local currency <strong>{currency}</strong> is running.
-Its ledger is signed and verifiable: <code>sou audit</code>.</p>
-<ul><li><a href="/healthz">État du nœud / node status</a></li>
-<li><a href="/openapi.json">API (OpenAPI)</a></li></ul>
-<p><small>Journal&nbsp;: {origin}</small></p>
-</body></html>"""

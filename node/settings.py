@@ -34,6 +34,7 @@ class Settings(BaseSettings):
     )
     currency: str = Field("SOU", description="Code of the local unit (e.g. SOU, EUSKO).")
     village: str = Field("Val-de-Sou", description="Name shown on pages.")
+    timezone: str = Field("Europe/Paris", description="Time zone of dates shown on pages.")
     host: str = "127.0.0.1"
     port: int = 8000
     max_amount: int = Field(1_000_000, gt=0, description="Largest single transfer, in cents.")

@@ -28,7 +28,13 @@ class Refusal(Exception):
         self.status, self.code, self.message, self.params = status, code, message, params
 
     def text(self, request: Request) -> str:
-        return gettext_for(request).gettext(self.message).format(**self.params)
+        tr = gettext_for(request)
+        # A `reason` is itself an English phrase (a ledger reason, a frozen wallet's cause).
+        params = {
+            k: tr.gettext(v) if k == "reason" and isinstance(v, str) else v
+            for k, v in self.params.items()
+        }
+        return tr.gettext(self.message).format(**params)
 
 
 # Ledger refusals as HTTP: malformed -> 422, not allowed -> 403, clashes with state -> 409.

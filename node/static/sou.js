@@ -66,7 +66,12 @@ const Sou = (() => {
       credentials: "same-origin",
     });
     const text = await response.text();
-    const data = text ? JSON.parse(text) : {};
+    let data = {};
+    try {
+      data = text ? JSON.parse(text) : {};
+    } catch (notJson) {  // a proxy's error page, say: keep the status as the message
+      data = {};
+    }
     if (!response.ok) {
       const error = new Error(data.message || response.statusText);
       error.status = response.status;

@@ -1,0 +1,270 @@
+/* Sou: the residents' pages — the device key, sending money, checking a receipt, keys.
+ *
+ * Each page gives its data and its messages (already in the reader's language) in a
+ * <script type="application/json" id="page-data"> block; this script never holds text of
+ * its own. Amounts are integer cents: typed amounts are read as text, split on the
+ * decimal separator, never through a float.
+ */
+"use strict";
+
+(() => {
+  const dataNode = document.getElementById("page-data");
+  const data = dataNode ? JSON.parse(dataNode.textContent) : {};
+  const M = data.messages || {};
+
+  function fill(template, values) {
+    return template.replace(/\{(\w+)\}/g, (all, name) => (name in values ? values[name] : all));
+  }
+
+  // -- the device key ----------------------------------------------------------------------
+
+  /** Make sure this device holds a live key for the member: "kept" or "made". A key that
+   *  was revoked (from another device, or by an office) is replaced by a new one. */
+  async function ensureDeviceKey(memberId, label) {
+    const mine = await Sou.deviceKey(memberId);
+    if (mine) {
+      const keys = await Sou.api("GET", "/api/v1/me/keys");
+      if (keys.some((k) => k.key_id === mine.keyId && k.revoked_ms === null)) return "kept";
+    }
+    await Sou.createDeviceKey(memberId, label);
+    return "made";
+  }
+
+  function deviceLabel() {
+    const where = navigator.userAgentData && navigator.userAgentData.platform
+      ? navigator.userAgentData.platform : navigator.platform;
+    return (data.label + (where ? " · " + where : "")).slice(0, 80);
+  }
+
+  async function walletPage() {
+    const status = document.getElementById("device-key");
+    try {
+      const outcome = await ensureDeviceKey(data.member, deviceLabel());
+      status.textContent = M[outcome];
+      status.dataset.status = outcome;
+    } catch (error) {
+      status.textContent = M.failed + " " + error.message;
+      status.dataset.status = "failed";
+      status.className = "flash error";
+    }
+  }
+
+  // -- amounts -----------------------------------------------------------------------------
+
+  /** "12,50", "12.50", "12" → cents; throws with the reader's message otherwise. */
+  function parseCents(text) {
+    const typed = text.trim().replace(/[\s\u00a0\u202f]/g, "");
+    if (!/^[0-9]+([.,][0-9]*)?$/.test(typed)) throw new Error(M.badAmount);
+    const [whole, fraction = ""] = typed.split(/[.,]/);
+    if (fraction.length > 2) throw new Error(M.decimals);
+    const units = whole.replace(/^0+(?=[0-9])/, "");
+    if (units.length > 12) throw new Error(fill(M.tooLarge, { max: formatCents(data.maxAmount) }));
+    const cents = Number(units) * 100 + Number(fraction.padEnd(2, "0"));  // exact: < 2**53
+    if (cents === 0) throw new Error(M.zero);
+    if (cents > data.maxAmount) throw new Error(fill(M.tooLarge, { max: formatCents(data.maxAmount) }));
+    return cents;
+  }
+
+  /** Cents as the server writes them (its separators), e.g. 1 234,50 SOU. */
+  function formatCents(cents) {
+    const digits = String(Math.abs(cents)).padStart(3, "0");
+    const whole = digits.slice(0, -2).replace(/\B(?=([0-9]{3})+$)/g, data.group);
+    return (cents < 0 ? "−" : "") + whole + data.decimal + digits.slice(-2) + " " + data.currency;
+  }
+
+  // -- sending money -----------------------------------------------------------------------
+
+  function recipientOf(text) {
+    return text.trim().toLowerCase().replace(/^member:/, "");
+  }
+
+  function sendPage() {
+    const form = document.getElementById("send-form");
+    const progress = document.getElementById("send-progress");
+    const sent = document.getElementById("sent");
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      sent.hidden = true;
+      const done = await Sou.busy(form, async () => {
+        try {
+          const to = recipientOf(form.elements.to.value);
+          if (!to) throw new Error(M.noRecipient);
+          if (to === data.member) throw new Error(M.self);
+          const amount = parseCents(form.elements.amount.value);
+          const memo = form.elements.memo.value.trim();
+          progress.hidden = false;
+          progress.textContent = M.signing;
+          await ensureDeviceKey(data.member, deviceLabel());
+          const fields = { kind: "payment", from: "member:" + data.member, to: "member:" + to,
+                           amount, currency: data.currency };
+          if (memo) fields.memo = memo;
+          const signed = await Sou.signedOrder(data.member, fields);
+          progress.textContent = M.sending;
+          const transfer = await Sou.api("POST", "/api/v1/transfers", signed);
+          const wallet = await Sou.api("GET", "/api/v1/wallet");
+          return { transfer, to, amount, balance: wallet.balance };
+        } finally {
+          progress.hidden = true;
+        }
+      });
+      if (!done) return;
+      document.getElementById("sent-text").textContent = fill(M.sent, {
+        amount: formatCents(done.amount), to: done.to, balance: formatCents(done.balance),
+      });
+      document.getElementById("sent-receipt").href = "/wallet/receipts/" + done.transfer.transfer_id;
+      document.getElementById("balance").textContent = formatCents(done.balance);
+      sent.hidden = false;
+      form.reset();
+    });
+  }
+
+  // -- receipts: RFC 6962 hashing, RFC 9162 inclusion proof, C2SP signed note -------------
+
+  const bytesOf = (text) => new TextEncoder().encode(text);
+
+  function unbase64(text, urlSafe) {
+    const plain = urlSafe ? text.replace(/-/g, "+").replace(/_/g, "/") : text;
+    const padded = plain + "===".slice((plain.length + 3) % 4);
+    return Uint8Array.from(atob(padded), (c) => c.charCodeAt(0));
+  }
+
+  function concat(...parts) {
+    const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+    let at = 0;
+    for (const part of parts) { out.set(part, at); at += part.length; }
+    return out;
+  }
+
+  async function sha256(bytes) {
+    return new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
+  }
+
+  const leafHash = (leaf) => sha256(concat([0], leaf));
+  const nodeHash = (left, right) => sha256(concat([1], left, right));
+  const same = (a, b) => a.length === b.length && a.every((x, i) => x === b[i]);
+
+  /** The root an inclusion proof leads to (RFC 9162 2.1.3.2), or null if malformed. */
+  async function rootFrom(leaf, index, size, proof) {
+    if (!(index >= 0 && index < size)) return null;
+    let fn = index, sn = size - 1, r = await leafHash(leaf);
+    for (const p of proof) {
+      if (sn === 0) return null;
+      if (fn % 2 === 1 || fn === sn) {
+        r = await nodeHash(p, r);
+        while (fn % 2 === 0 && fn !== 0) { fn = Math.floor(fn / 2); sn = Math.floor(sn / 2); }
+      } else {
+        r = await nodeHash(r, p);
+      }
+      fn = Math.floor(fn / 2); sn = Math.floor(sn / 2);
+    }
+    return sn === 0 ? r : null;
+  }
+
+  /** The checkpoint's (origin, size, root) if the node's key signed it, else null. */
+  async function openCheckpoint(note, publicKey) {
+    const cut = note.lastIndexOf("\n\n");
+    if (cut < 0 || !note.endsWith("\n")) return null;
+    const text = note.slice(0, cut + 1);
+    const key = await crypto.subtle.importKey("raw", publicKey, { name: "Ed25519" }, false, ["verify"]);
+    let signed = false;
+    for (const line of note.slice(cut + 2, -1).split("\n")) {
+      const [dash, name, stamp] = line.split(" ");
+      if (dash !== "\u2014" || !name || !stamp) continue;
+      const sig = unbase64(stamp, false);
+      const id = (await sha256(concat(bytesOf(name + "\n"), [1], publicKey))).slice(0, 4);
+      if (sig.length !== 68 || !same(sig.slice(0, 4), id)) continue;  // another key's
+      if (!(await crypto.subtle.verify({ name: "Ed25519" }, key, sig.slice(4), bytesOf(text)))) return null;
+      signed = true;
+    }
+    if (!signed) return null;
+    const [origin, size, root] = text.split("\n");
+    return { origin, size: Number(size), root: unbase64(root, false) };
+  }
+
+  async function receiptVerified() {
+    const head = await openCheckpoint(data.checkpoint, unbase64(data.nodeKey, true));
+    if (!head || head.origin !== data.origin || head.size !== data.size) return false;
+    const proof = data.proof.map((h) => unbase64(h, true));
+    const root = await rootFrom(bytesOf(data.leaf), data.index, data.size, proof);
+    return root !== null && same(root, head.root);
+  }
+
+  async function receiptPage() {
+    const status = document.getElementById("proof-status");
+    let outcome;
+    try {
+      outcome = (await receiptVerified()) ? "verified" : "failed";
+    } catch (error) {
+      outcome = "unsupported";  // no WebCrypto Ed25519 here (an old browser, plain http)
+    }
+    status.textContent = M[outcome];
+    status.dataset.status = outcome;
+    if (outcome === "failed") status.className = "flash error";
+  }
+
+  // -- devices and tokens ------------------------------------------------------------------
+
+  function keysPage() {
+    const outcome = document.getElementById("keys-outcome");
+    const refused = (error) => {
+      outcome.textContent = error.message; outcome.className = "flash error"; outcome.hidden = false;
+    };
+    Sou.deviceKey(data.member).then((mine) => {
+      const row = mine && document.querySelector(`tr[data-key-id="${CSS.escape(mine.keyId)}"]`);
+      if (row) row.querySelector(".this-device").hidden = false;
+    }).catch(() => {});
+    document.querySelectorAll("[data-revoke-key]").forEach((button) => {
+      button.addEventListener("click", async () => {
+        if (!confirm(M.confirmKey)) return;
+        try {
+          await Sou.api("DELETE", "/api/v1/me/keys/" + encodeURIComponent(button.dataset.revokeKey));
+          location.reload();
+        } catch (error) { refused(error); }
+      });
+    });
+    document.querySelectorAll("[data-revoke-token]").forEach((button) => {
+      button.addEventListener("click", async () => {
+        if (!confirm(M.confirmToken)) return;
+        try {
+          await Sou.api("DELETE", "/api/v1/me/tokens/" + encodeURIComponent(button.dataset.revokeToken));
+          location.reload();
+        } catch (error) { refused(error); }
+      });
+    });
+    const form = document.getElementById("token-form");
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const made = await Sou.busy(form, () => Sou.api("POST", "/api/v1/me/tokens", {
+        label: form.elements.label.value.trim(), scope: form.elements.scope.value,
+      }));
+      if (!made) return;
+      document.getElementById("new-token-value").textContent = made.token;
+      document.getElementById("new-token").hidden = false;
+      form.reset();
+    });
+  }
+
+  // -- joining: the trade details matter to merchants only -------------------------------
+
+  function joinPage(form) {
+    const trade = document.getElementById("trade");
+    const show = () => {
+      const merchant = form.elements.role.value === "merchant";
+      trade.hidden = !merchant;
+      ["trade_name", "category", "address"].forEach((n) => { form.elements[n].required = merchant; });
+    };
+    form.querySelectorAll("input[name=role]").forEach((radio) => radio.addEventListener("change", show));
+    show();
+  }
+
+  const pages = {
+    wallet: walletPage,
+    send: sendPage,
+    receipt: receiptPage,
+    keys: keysPage,
+    "receipt-pending": () => setTimeout(() => location.reload(), 1000),
+  };
+  if (pages[data.page]) pages[data.page]();
+  const joinForm = document.getElementById("join-form");
+  if (joinForm) joinPage(joinForm);
+})();

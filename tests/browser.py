@@ -1,0 +1,87 @@
+"""A real browser for the pages' tests: Debian's Chromium driven by Playwright.
+
+Chromium is the system's (`apt-get install chromium`), not a Playwright download: the
+machines that run the suite have no internet. Without it the browser tests are skipped
+with a message saying how to install it, except in CI (CI=true), where that is a failure.
+Each test gets a fresh browser context (its own cookies and IndexedDB, so its own device
+keys) with a phone's viewport, on a node served for real by uvicorn (`live_site`):
+WebCrypto Ed25519 needs a secure context, which http://127.0.0.1 is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import IN_CI
+
+CHROMIUM = Path("/usr/bin/chromium")
+# No network beyond the node: no QUIC, no background updates or sync.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+PHONE = {"width": 360, "height": 740}
+WAIT_MS = 20_000  # how long a page may take to show what a test waits for
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Any]:
+    """Chromium, headless, for the tests of one module (one browser, many contexts)."""
+    if not CHROMIUM.exists():
+        message = (
+            f"Chromium is not installed ({CHROMIUM} is missing), so the browser tests cannot "
+            "run. Install Debian's package: sudo apt-get install -y chromium"
+        )
+        if IN_CI:
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+    from playwright.sync_api import expect, sync_playwright
+
+    expect.set_options(timeout=WAIT_MS)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def open_browser(chromium: Any, live_site: str) -> Iterator[Callable[..., Any]]:
+    """Open a new browser (context and page) on the live node, as a phone would: French
+    unless told otherwise. Every page's script error fails the test."""
+    contexts: list[Any] = []
+    errors: list[str] = []
+    elsewhere: list[str] = []
+
+    def opened(locale: str = "fr-FR") -> Any:
+        context = chromium.new_context(
+            base_url=live_site, viewport=PHONE, locale=locale, is_mobile=True, has_touch=True
+        )
+        context.set_default_timeout(WAIT_MS)
+        contexts.append(context)
+        # Every asset comes from the node: a request anywhere else is recorded and refused.
+        context.route(
+            lambda url: not url.startswith(live_site),
+            lambda route: (elsewhere.append(route.request.url), route.abort()),
+        )
+        page = context.new_page()
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        return page
+
+    yield opened
+    for context in contexts:
+        context.close()
+    assert not errors, errors
+    assert not elsewhere, elsewhere
