@@ -31,6 +31,21 @@ MERCHANTS = (
 OFFICE = "mairie"
 DEMO_DOMAIN = "val-de-sou.test"
 DEMO_PASSWORD = "demo-val-de-sou"
+NAMES = {
+    "camille": "Camille Martin",
+    "louis": "Louis Bernard",
+    "ines": "Inès Dubois",
+    "hugo": "Hugo Petit",
+    "lea": "Léa Moreau",
+    "jules": "Jules Laurent",
+    "boulangerie-du-lavoir": "Boulangerie du Lavoir",
+    "ferme-des-trois-chenes": "Ferme des Trois Chênes",
+    "librairie-la-plume": "Librairie La Plume",
+    "cafe-de-la-place": "Café de la Place",
+    "admin": "Anne Administratrice",
+    "tresorier": "Thomas Trésorier",
+    OFFICE: "Accueil de la mairie",
+}
 SHOPS = {
     "boulangerie-du-lavoir": ("bakery", "2 rue du Lavoir"),
     "ferme-des-trois-chenes": ("farm", "Chemin des Trois Chênes"),
@@ -125,7 +140,7 @@ def _people(node: Node) -> None:
                 members.insert().values(
                     id=name,
                     role=role,
-                    display_name=name.replace("-", " ").title(),
+                    display_name=NAMES[name],
                     email=f"{name}@{DEMO_DOMAIN}",
                     password_hash=password,
                     office=office,
@@ -134,10 +149,9 @@ def _people(node: Node) -> None:
                 )
             )
         for name, (category, address) in SHOPS.items():
-            trade = name.replace("-", " ").capitalize()
             conn.execute(
                 merchants.insert().values(
-                    member_id=name, trade_name=trade, category=category, address=address
+                    member_id=name, trade_name=NAMES[name], category=category, address=address
                 )
             )
 
