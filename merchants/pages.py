@@ -1,7 +1,122 @@
-"""(being written)"""
+"""The reconversion pages: a merchant's (`/reconversion`, whose script signs the
+redemption on the device, `node/static/reconversion.js`) and the treasurer's payout queue
+(`/treasurer`, plain forms)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from decimal import Decimal
+from typing import Annotated
 
-router = APIRouter()
+from babel.numbers import format_decimal, get_decimal_symbol, get_group_symbol
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import Response
+
+from merchants import service
+from node.i18n import language_of
+from node.web import Refusal, page
+from wallet_api import service as wallet
+from wallet_api.auth import MaybeMember, node_of
+from wallet_api.office.pages import DoneId, done, say, signed_in
+from wallet_api.pages import when
+
+router = APIRouter(include_in_schema=False)
+Text = Annotated[str, Form()]
+# How people read the state of a request (msgids, French in merchants.po).
+STATUS_LABELS = {"pending": "Waiting for payment", "paid": "Paid", "rejected": "Rejected"}
+
+
+@router.get("/reconversion")
+def reconversion(request: Request, p: MaybeMember) -> Response:
+    """The quote as one types, the signed request, and the member's requests so far."""
+    member = signed_in(request, p, "merchant", "resident")
+    if isinstance(member, Response):
+        return member
+    node = node_of(request)
+    settings = node.settings
+    service.may_reconvert(settings, member)
+    lang = language_of(request)
+    rate = format_decimal(Decimal(settings.reconversion_fee_bps).scaleb(-2), locale=lang)
+    return page(
+        request,
+        "merchants/reconversion.html",
+        balance=wallet.balance(node, member),
+        requests=service.reconversions_of(node, member),
+        status_labels=STATUS_LABELS,
+        when=lambda ms: when(request, ms),
+        rate=rate,
+        cause_share=settings.reconversion_cause_share,
+        cause_name=settings.cause_name,
+        max_amount=settings.max_amount,
+        number={"decimal": get_decimal_symbol(lang), "group": get_group_symbol(lang)},
+    )
+
+
+# -- the treasurer -------------------------------------------------------------------------
+
+
+@router.get("/treasurer")
+def treasurer(
+    request: Request, p: MaybeMember, paid: DoneId = None, rejected: DoneId = None
+) -> Response:
+    """Pending reconversions with their "paid" and "reject" forms; the latest decisions."""
+    found = signed_in(request, p, "treasurer")
+    if isinstance(found, Response):
+        return found
+    node, flash = node_of(request), None
+    asked = paid or rejected
+    decided = service.find_reconversion(node, asked) if asked is not None else None
+    if decided is not None and decided.status == "paid" and paid:
+        flash = say(
+            request,
+            "Request {id} marked paid ({bank_ref}).",
+            id=decided.id,
+            bank_ref=decided.bank_ref,
+        )
+    elif decided is not None and decided.status == "rejected" and rejected:
+        flash = say(request, "Request {id} rejected: the units went back.", id=decided.id)
+    return _treasurer_page(request, flash=flash)
+
+
+def _treasurer_page(request: Request, *, status: int = 200, flash: str | None = None) -> Response:
+    node = node_of(request)
+    return page(
+        request,
+        "treasurer/reconversions.html",
+        status=status,
+        pending=service.reconversions_in(node, "pending"),
+        paid=service.reconversions_in(node, "paid", limit=20),
+        rejected=service.reconversions_in(node, "rejected", limit=20),
+        when=lambda ms: when(request, ms),
+        flash=flash,
+        flash_kind="error" if status >= 400 else "ok",
+    )
+
+
+@router.post("/treasurer")
+def decide(
+    request: Request,
+    p: MaybeMember,
+    reconversion_id: Text = "",
+    decision: Text = "",
+    bank_ref: Text = "",
+    reason: Text = "",
+) -> Response:
+    """A pending request's forms: `decision` "paid" (with `bank_ref`: the euros were
+    sent) or "rejected" (with `reason`: the units go back to the member)."""
+    treasurer = signed_in(request, p, "treasurer")
+    if isinstance(treasurer, Response):
+        return treasurer
+    node = node_of(request)
+    try:
+        if not (reconversion_id.isascii() and reconversion_id.isdigit()):
+            raise Refusal(
+                404, "unknown_reconversion", "There is no reconversion request with this id."
+            )
+        number = int(reconversion_id)
+        if decision == "paid":
+            return done("/treasurer", paid=service.mark_paid(node, treasurer, number, bank_ref).id)
+        if decision == "rejected":
+            return done("/treasurer", rejected=service.reject(node, treasurer, number, reason).id)
+        raise Refusal(422, "bad_form", "This form is not one of this page's.")
+    except Refusal as refusal:
+        return _treasurer_page(request, status=refusal.status, flash=refusal.text(request))

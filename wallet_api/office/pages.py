@@ -1,7 +1,197 @@
-"""(being written)"""
+"""The exchange office's page (`/office`) and the treasurer's view of the offices
+(`/treasurer/offices`). Plain forms, no script needed.
+
+Each form posts to its page's own address: a refusal shows the page again with what was
+typed and the reason (the language switch still leads to the page), a success redirects
+to the page naming what was done (so a reload does not send the form again). The office's
+forms also carry a request id made when the page was drawn: a double click or a resent
+form records the cash once.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import uuid
+from typing import Annotated, Any
+from urllib.parse import quote
 
-router = APIRouter()
+from fastapi import APIRouter, Form, Query, Request
+from fastapi.responses import RedirectResponse, Response
+
+from node.i18n import gettext_for, language_of, money
+from node.web import Refusal, page
+from wallet_api.auth import MaybeMember, Member, node_of
+from wallet_api.office import service
+from wallet_api.pages import when
+
+router = APIRouter(include_in_schema=False)
+Text = Annotated[str, Form()]
+DoneId = Annotated[int | None, Query(ge=1, le=2**53)]
+
+
+def signed_in(request: Request, p: Any, *roles: str) -> Member | Response:
+    """The logged-in member if they have one of `roles`; the login page for an anonymous
+    visitor; refused (403) for any other role, or for a device's API token."""
+    if p is None:
+        here = request.url.path
+        return RedirectResponse(f"/login?next={quote(here, safe='')}", status_code=303)
+    member: Member = p.member
+    if p.scope != "wallet" or member.role not in roles:
+        raise Refusal(403, "forbidden", "Your role does not allow this.")
+    return member
+
+
+def done(path: str, **what: int) -> RedirectResponse:
+    """Back to the page after a success, naming what was done (the page says it)."""
+    query = "&".join(f"{name}={value}" for name, value in what.items())
+    return RedirectResponse(f"{path}?{query}", status_code=303)
+
+
+def say(request: Request, message: str, **values: Any) -> str:
+    """A message of the page in the reader's language, its `{name}`s filled."""
+    return gettext_for(request).gettext(message).format(**values)
+
+
+def _money(request: Request, cents: int, currency: str | None = None) -> str:
+    return money(cents, language_of(request), currency or node_of(request).ledger.chart.local)
+
+
+# -- the office ----------------------------------------------------------------------------
+
+
+@router.get("/office")
+def office(
+    request: Request, p: MaybeMember, cash_in: DoneId = None, deposit: DoneId = None
+) -> Response:
+    """The till, the forms to record a cash-in and a deposit, the latest entries."""
+    operator = signed_in(request, p, "office")
+    if isinstance(operator, Response):
+        return operator
+    view = service.office_view(node_of(request), operator)
+    flash = None
+    credited = next((c for c in view.cash_ins if c.transfer_id == cash_in), None)
+    if credited is not None:
+        name = service.find_wallet_member(node_of(request), credited.member).display_name
+        flash = say(
+            request,
+            "Credited {amount} to {name} ({member}).",
+            amount=_money(request, credited.amount),
+            name=name,
+            member=credited.member,
+        )
+    deposited = next((d for d in view.deposits if d.transfer_id == deposit), None)
+    if deposited is not None:
+        flash = say(
+            request,
+            "Deposit of {amount} recorded (slip {slip}).",
+            amount=_money(request, deposited.amount, "EUR"),
+            slip=deposited.slip_ref,
+        )
+    return _office_page(request, view, flash=flash)
+
+
+def _office_page(
+    request: Request,
+    view: service.OfficeView,
+    *,
+    status: int = 200,
+    flash: str | None = None,
+    typed: dict[str, str] | None = None,
+) -> Response:
+    return page(
+        request,
+        "office/office.html",
+        status=status,
+        view=view,
+        when=lambda ms: when(request, ms),
+        cash_in_id=str(uuid.uuid4()),
+        deposit_id=str(uuid.uuid4()),
+        typed=typed or {},
+        flash=flash,
+        flash_kind="error" if status >= 400 else "ok",
+    )
+
+
+@router.post("/office")
+def record(
+    request: Request,
+    p: MaybeMember,
+    action: Text = "",
+    id: Text = "",
+    member: Text = "",
+    amount: Text = "",
+    slip_ref: Text = "",
+) -> Response:
+    """One of the page's forms: `action` "cash-in" (id, member, amount in euros) or
+    "deposit" (id, amount in euros, slip_ref)."""
+    operator = signed_in(request, p, "office")
+    if isinstance(operator, Response):
+        return operator
+    node = node_of(request)
+    try:
+        cents = service.parse_euros(amount)
+        if action == "cash-in":
+            credited = service.cash_in(node, operator, id, member, cents)
+            return done("/office", cash_in=credited.transfer_id)
+        if action == "deposit":
+            deposited = service.deposit(node, operator, id, cents, slip_ref)
+            return done("/office", deposit=deposited.transfer_id)
+        raise Refusal(422, "bad_form", "This form is not one of this page's.")
+    except Refusal as refusal:
+        typed = {"form": action, "member": member, "amount": amount, "slip_ref": slip_ref}
+        view = service.office_view(node, operator)
+        return _office_page(
+            request, view, status=refusal.status, flash=refusal.text(request), typed=typed
+        )
+
+
+# -- the treasurer's view of the offices ---------------------------------------------------
+
+
+@router.get("/treasurer/offices")
+def offices(request: Request, p: MaybeMember, reconciled: DoneId = None) -> Response:
+    """Every office's till and takings, and a form per deposit still to reconcile."""
+    treasurer = signed_in(request, p, "treasurer")
+    if isinstance(treasurer, Response):
+        return treasurer
+    found = service.find_deposit(node_of(request), reconciled) if reconciled else None
+    flash = None
+    if found is not None and found.bank_ref is not None:
+        flash = say(
+            request,
+            "Deposit {id} reconciled with {bank_ref}.",
+            id=found.transfer_id,
+            bank_ref=found.bank_ref,
+        )
+    return _offices_page(request, flash=flash)
+
+
+def _offices_page(request: Request, *, status: int = 200, flash: str | None = None) -> Response:
+    return page(
+        request,
+        "treasurer/offices.html",
+        status=status,
+        offices=service.offices(node_of(request)),
+        when=lambda ms: when(request, ms),
+        flash=flash,
+        flash_kind="error" if status >= 400 else "ok",
+    )
+
+
+@router.post("/treasurer/offices")
+def reconcile(
+    request: Request, p: MaybeMember, transfer_id: Text = "", bank_ref: Text = ""
+) -> Response:
+    """A deposit's form: it is on the bank statement under `bank_ref` (recorded once)."""
+    treasurer = signed_in(request, p, "treasurer")
+    if isinstance(treasurer, Response):
+        return treasurer
+    try:
+        if (
+            not (transfer_id.isascii() and transfer_id.isdigit())
+            or not 0 < int(transfer_id) <= 2**53
+        ):
+            raise Refusal(404, "unknown_deposit", "There is no cash deposit with this id.")
+        found = service.reconcile(node_of(request), treasurer, int(transfer_id), bank_ref)
+    except Refusal as refusal:
+        return _offices_page(request, status=refusal.status, flash=refusal.text(request))
+    return done("/treasurer/offices", reconciled=found.transfer_id)

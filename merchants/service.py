@@ -1,0 +1,415 @@
+"""Reconversion: a merchant (or a resident, where the association allows it) turns units
+back into euros, for a fee; the treasurer pays the euros out or rejects the request.
+
+The member signs a `redemption` on their device: the units leave circulation at once (the
+net euros move from the reserve to `payouts:pending`), and a `reconversions` row follows.
+The ledger is the truth: a row missing after a crash between the two writes, or a
+decision posted but not recorded, is rebuilt from the transfers (`record_missing`).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.exc import IntegrityError
+
+from ledger import repository as ledger_repo
+from ledger.errors import LedgerError
+from ledger.operations import TREASURER
+from ledger.orders import MAX_MEMO
+from ledger.signing import SignedOrder
+from merchants import repository as repo
+from node.settings import Settings
+from node.web import Refusal
+from wallet_api.auth import Member
+from wallet_api.office.service import euros
+from wallet_api.service import post, sign_as
+
+if TYPE_CHECKING:
+    from node.runtime import Node
+
+RECENT = 50
+
+# -- the fee -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Quote:
+    """What a reconversion of `amount` units costs. All in cents."""
+
+    amount: int
+    fee: int  # kept from the amount: the association's part plus the cause's
+    cause_fee: int  # the cause's part of the fee
+
+    @property
+    def association_fee(self) -> int:
+        return self.fee - self.cause_fee
+
+    @property
+    def net(self) -> int:
+        """Euros paid out to the member."""
+        return self.amount - self.fee
+
+
+def quote(settings: Settings, amount: int) -> Quote:
+    """The fee and its split for reconverting `amount` cents of units.
+
+    Rounding (integers only): the fee is rounded *up* to the cent, so that a request split
+    into small ones never pays less than the stated rate; the cause's share of the fee is
+    rounded *down* to whole cents, the remaining cent staying with the association.
+    """
+    if isinstance(amount, bool) or not isinstance(amount, int) or amount < 1:
+        raise Refusal(422, "bad_amount", "The amount must be a whole number of cents above zero.")
+    if amount > settings.max_amount:
+        raise Refusal(
+            422,
+            "amount_too_large",
+            "The amount is over the largest allowed, {maximum}.",
+            maximum=euros(settings.max_amount),
+        )
+    fee = -(-amount * settings.reconversion_fee_bps // 10_000)
+    cause_fee = fee * settings.reconversion_cause_share // 100
+    if fee >= amount:
+        raise Refusal(
+            422, "amount_too_small", "This amount is too small to reconvert: the fee takes it all."
+        )
+    return Quote(amount, fee, cause_fee)
+
+
+# -- who may reconvert ---------------------------------------------------------------------
+
+
+def may_reconvert(settings: Settings, member: Member) -> None:
+    """Merchants reconvert; residents only where the association allows it."""
+    if member.role == "merchant" or (
+        member.role == "resident" and settings.residents_may_reconvert
+    ):
+        return
+    raise Refusal(
+        403, "reconversion_not_allowed", "Only merchants can reconvert units to euros here."
+    )
+
+
+def _check_standing(settings: Settings, member: Member) -> None:
+    if member.frozen_reason:
+        raise Refusal(
+            403, "wallet_frozen", "Your wallet is frozen: {reason}", reason=member.frozen_reason
+        )
+    if settings.membership_required and not member.membership_current():
+        raise Refusal(
+            403,
+            "membership_lapsed",
+            "Your membership has lapsed: renew it before converting units to euros.",
+        )
+
+
+def _whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_fee(settings: Settings, currency: str, order: dict[str, Any]) -> None:
+    """The signed fee and cause's part must be exactly the quote's for the amount."""
+    amount = order.get("amount")
+    if not isinstance(amount, int) or isinstance(amount, bool):
+        raise Refusal(422, "bad_amount", "The amount must be a whole number of cents above zero.")
+    expected = quote(settings, amount)
+    fee, cause_fee = order.get("fee"), order.get("cause_fee", 0)
+    if not (_whole(fee) and _whole(cause_fee)) or (fee, cause_fee) != (
+        expected.fee,
+        expected.cause_fee,
+    ):
+        raise Refusal(
+            422,
+            "fee_mismatch",
+            "For {amount} the fee is {fee}, of which {cause_fee} for the cause: "
+            "ask for a new quote and sign again.",
+            amount=euros(expected.amount, currency),
+            fee=euros(expected.fee, currency),
+            cause_fee=euros(expected.cause_fee, currency),
+            expected_fee=expected.fee,
+            expected_cause_fee=expected.cause_fee,
+        )
+
+
+# -- requests ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Reconversion:
+    id: int
+    member: str
+    amount: int
+    fee: int
+    cause_fee: int
+    status: str
+    redemption_id: int
+    created_ms: int
+    bank_ref: str | None = None
+    reason: str | None = None
+    decision_id: int | None = None
+    decided_by: str | None = None
+    decided_ms: int | None = None
+    display_name: str | None = None
+    trade_name: str | None = None
+
+    @property
+    def net(self) -> int:
+        return self.amount - self.fee
+
+
+def _reconversion(row: Any) -> Reconversion:
+    return Reconversion(
+        id=row["id"],
+        member=row["member_id"],
+        amount=row["amount"],
+        fee=row["fee"],
+        cause_fee=row["cause_fee"],
+        status=row["status"],
+        redemption_id=row["redemption_id"],
+        created_ms=row["created_ms"],
+        bank_ref=row["bank_ref"],
+        reason=row["reason"],
+        decision_id=row["decision_id"],
+        decided_by=row["decided_by"],
+        decided_ms=row["decided_ms"],
+        display_name=row.get("display_name"),
+        trade_name=row.get("trade_name"),
+    )
+
+
+def request_reconversion(
+    node: Node, member: Member, envelope: SignedOrder
+) -> tuple[Reconversion, bool]:
+    """Take the units out of circulation now (the member's signed redemption) and queue
+    the payout; (the request, whether it had been made before with this same order)."""
+    settings = node.settings
+    may_reconvert(settings, member)
+    order = envelope.order
+    if order.get("kind") != "redemption":
+        raise Refusal(422, "bad_kind", "A reconversion is asked with a signed redemption order.")
+    if order.get("from") != member.account:
+        raise Refusal(403, "not_your_wallet", "An order can only spend from your own wallet.")
+    # The same order sent again gets its first answer, whatever changed since.
+    if not _sent_before(node, member.account, order.get("id")):
+        _check_standing(settings, member)
+        _check_fee(settings, node.ledger.chart.local, order)
+    try:
+        posted = post(node, envelope)
+    except LedgerError as exc:
+        raise _reserve_short(exc) from None
+    return _record(node, posted.transfer_id, order, posted.created_ms), posted.replayed
+
+
+def _sent_before(node: Node, account: str, client_id: object) -> bool:
+    if not isinstance(client_id, str):
+        return False
+    with node.ledger.reading() as conn:
+        return bool(ledger_repo.transfers_by_client_id(conn, {(account, client_id)}))
+
+
+def _reserve_short(exc: LedgerError) -> Exception:
+    if exc.code == "insufficient_funds" and exc.params.get("account") == "reserve:digital":
+        return Refusal(
+            409,
+            "reserve_short",
+            "The association's bank reserve cannot cover this reconversion right now: "
+            "try a smaller amount, or ask the treasurer.",
+        )
+    return exc
+
+
+def _record(
+    node: Node, redemption_id: int, fields: dict[str, Any], created_ms: int
+) -> Reconversion:
+    """The request's row, written once; decided already if the ledger says so."""
+    with node.ledger.reading() as conn:
+        row = repo.reconversion_of_redemption(conn, redemption_id)
+        settled = None if row else repo.settlements(conn, [redemption_id]).get(redemption_id)
+    if row is None:
+        values = {
+            "member_id": str(fields["from"]).removeprefix("member:"),
+            "amount": fields["amount"],
+            "fee": fields["fee"],
+            "cause_fee": fields.get("cause_fee", 0),
+            "redemption_id": redemption_id,
+            "status": "pending",
+            "created_ms": created_ms,
+        }
+        if settled is not None:
+            values.update(_decision(settled))
+        try:
+            with node.engine.begin() as conn:
+                repo.insert_reconversion(conn, values)
+        except IntegrityError:
+            pass  # the same order, recorded meanwhile by its other sending
+        with node.ledger.reading() as conn:
+            row = repo.reconversion_of_redemption(conn, redemption_id)
+    assert row is not None
+    return _reconversion(row)
+
+
+def _decision(settlement: Any) -> dict[str, Any]:
+    """A request's decision as the ledger holds it: its payout or its correction."""
+    fields = json.loads(settlement["order_json"])
+    paid = settlement["kind"] == "payout"
+    return {
+        "status": "paid" if paid else "rejected",
+        "decision_id": settlement["id"],
+        "bank_ref": fields.get("bank_ref") if paid else None,
+        "reason": None if paid else fields.get("memo"),
+        "decided_ms": settlement["created_ms"],
+    }
+
+
+def record_missing(node: Node, account: str | None = None) -> None:
+    """Bring the requests in line with the ledger: a row for every redemption (of
+    `account`, or everyone's), and the decision of every pending one already settled."""
+    with node.ledger.reading() as conn:
+        missing = repo.unrecorded_redemptions(conn, account)
+        pending = repo.pending_redemptions(conn)
+        settled = repo.settlements(conn, list(pending))
+    for transfer in missing:
+        _record(node, transfer["id"], json.loads(transfer["order_json"]), transfer["created_ms"])
+    for redemption_id, settlement in settled.items():
+        with node.engine.begin() as conn:
+            repo.decide(conn, pending[redemption_id], **_decision(settlement))
+
+
+def find_reconversion(node: Node, reconversion_id: int) -> Reconversion | None:
+    with node.ledger.reading() as conn:
+        row = repo.reconversion(conn, reconversion_id)
+    return None if row is None else _reconversion(row)
+
+
+def reconversions_of(node: Node, member: Member) -> list[Reconversion]:
+    """A member's own requests, newest first."""
+    record_missing(node, member.account)
+    with node.ledger.reading() as conn:
+        return [_reconversion(r) for r in repo.reconversions_of(conn, member.id, RECENT)]
+
+
+def reconversions_in(node: Node, status: str, limit: int = 200) -> list[Reconversion]:
+    """For the treasurer: the requests in one state, with who asked."""
+    record_missing(node)
+    with node.ledger.reading() as conn:
+        return [_reconversion(r) for r in repo.reconversions_by_status(conn, status, limit)]
+
+
+# -- the treasurer's decisions -------------------------------------------------------------
+
+
+def mark_paid(node: Node, treasurer: Member, reconversion_id: int, bank_ref: str) -> Reconversion:
+    """The euros were sent: a payout of the net amount, signed by the treasurer's role key.
+    Its client id comes from the request, so the ledger never pays a request twice."""
+    bank_ref = _one_line(bank_ref, 128)
+    if not bank_ref:
+        raise Refusal(422, "bank_ref_missing", "Give the bank transfer's reference.")
+    row = _pending(node, reconversion_id)
+    signed = sign_as(
+        node,
+        TREASURER,
+        "payout",
+        f"reconversion-{row.id}-payout",
+        ref=row.redemption_id,
+        amount=row.net,
+        bank_ref=bank_ref,
+        memo=f"reconversion {row.id}",
+    )
+    return _settle(node, treasurer, row, signed, "bank_ref", bank_ref)
+
+
+def reject(node: Node, treasurer: Member, reconversion_id: int, reason: str) -> Reconversion:
+    """The request is refused: a correction of the redemption, signed by the treasurer's
+    role key, gives the units (fee included) back to the member."""
+    reason = _one_line(reason, MAX_MEMO)
+    if not reason:
+        raise Refusal(422, "reason_missing", "Say why the request is rejected.")
+    row = _pending(node, reconversion_id)
+    signed = sign_as(
+        node,
+        TREASURER,
+        "correction",
+        f"reconversion-{row.id}-rejection",
+        ref=row.redemption_id,
+        memo=reason,
+    )
+    return _settle(node, treasurer, row, signed, "memo", reason)
+
+
+def _one_line(text: str, limit: int) -> str:
+    """Spaces collapsed (the ledger refuses control characters such as line breaks);
+    empty if anything unprintable is left."""
+    line = " ".join(text.split())[:limit]
+    return line if line.isprintable() else ""
+
+
+def _pending(node: Node, reconversion_id: int) -> Reconversion:
+    record_missing(node)
+    with node.ledger.reading() as conn:
+        row = repo.reconversion(conn, reconversion_id)
+    if row is None:
+        raise Refusal(404, "unknown_reconversion", "There is no reconversion request with this id.")
+    found = _reconversion(row)
+    if found.status != "pending":
+        raise _already(found)
+    return found
+
+
+def _already(found: Reconversion) -> Refusal:
+    message = (
+        "This reconversion was already paid."
+        if found.status == "paid"
+        else "This reconversion was already rejected."
+    )
+    return Refusal(409, "already_decided", message, state=found.status, id=found.id)
+
+
+def _settle(
+    node: Node,
+    treasurer: Member,
+    row: Reconversion,
+    signed: SignedOrder,
+    field: str,
+    value: str,
+) -> Reconversion:
+    """Post the decision, then record whatever settled the redemption in the ledger: ours,
+    or a decision someone else posted first (then 409)."""
+    try:
+        post(node, signed)
+    except LedgerError as exc:
+        # Another decision got there first (same client id, or the redemption settled).
+        if exc.code not in ("idempotency_conflict", "invalid_reference"):
+            raise _fees_spent(exc) from None
+    with node.ledger.reading() as conn:
+        settlement = repo.settlements(conn, [row.redemption_id]).get(row.redemption_id)
+    if settlement is None:  # the post failed without anything settling the redemption
+        raise Refusal(409, "not_settled", "The ledger did not record this decision; try again.")
+    ours = (
+        settlement["kind"] == signed.order["kind"]
+        and json.loads(settlement["order_json"]).get(field) == value
+    )
+    with node.engine.begin() as conn:
+        values = _decision(settlement)
+        repo.decide(conn, row.id, decided_by=treasurer.id if ours else None, **values)
+        if ours:
+            repo.claim_decision(conn, row.id, settlement["id"], treasurer.id)
+    with node.ledger.reading() as conn:
+        decided = _reconversion(repo.reconversion(conn, row.id))
+    if not ours or decided.decision_id != settlement["id"]:
+        raise _already(decided)
+    return decided
+
+
+def _fees_spent(exc: LedgerError) -> Exception:
+    account = str(exc.params.get("account", ""))
+    if exc.code == "insufficient_funds" and account.startswith("association:"):
+        return Refusal(
+            409,
+            "fees_spent",
+            "The association's account {account} no longer holds this fee: "
+            "the units cannot be given back until it does.",
+            account=account,
+        )
+    return exc

@@ -1,0 +1,189 @@
+/* Sou: the reconversion page — a quote as the amount is typed, then a redemption order
+ * signed by this device's key and posted to /api/v1/reconversions.
+ *
+ * The page gives its data and messages (in the reader's language) in a
+ * <script type="application/json" id="page-data"> block. Amounts are integer cents: the
+ * typed amount is read as text and split on the decimal separator, never through a float.
+ * An order signed but left without an answer (the network dropped) is sent again as it
+ * is, with the same id, so that the node records it once.
+ */
+"use strict";
+
+(() => {
+  const data = JSON.parse(document.getElementById("page-data").textContent);
+  const M = data.messages;
+  const form = document.getElementById("reconversion-form");
+  const quoteOut = document.getElementById("quote");
+  const progress = document.getElementById("progress");
+  const done = document.getElementById("done");
+  const noKey = document.getElementById("no-key");
+  let pending = null;  // a signed order whose sending got no answer
+  let typing = null;
+
+  function fill(template, values) {
+    return template.replace(/\{(\w+)\}/g, (all, name) => (name in values ? values[name] : all));
+  }
+
+  /** "100,50", "100.50", "100" → cents; throws with the reader's message otherwise. */
+  function parseCents(text) {
+    const typed = text.trim().replace(/[\s\u00a0\u202f]/g, "");
+    if (!/^[0-9]+([.,][0-9]*)?$/.test(typed)) throw new Error(M.badAmount);
+    const [whole, fraction = ""] = typed.split(/[.,]/);
+    if (fraction.length > 2) throw new Error(M.decimals);
+    const units = whole.replace(/^0+(?=[0-9])/, "");
+    const tooLarge = fill(M.tooLarge, { max: formatCents(data.maxAmount, data.currency) });
+    if (units.length > 12) throw new Error(tooLarge);
+    const cents = Number(units) * 100 + Number(fraction.padEnd(2, "0"));  // exact: < 2**53
+    if (cents === 0) throw new Error(M.zero);
+    if (cents > data.maxAmount) throw new Error(tooLarge);
+    return cents;
+  }
+
+  /** Cents as the server writes them (its separators), e.g. 1 234,50 EUR. */
+  function formatCents(cents, currency) {
+    const digits = String(Math.abs(cents)).padStart(3, "0");
+    const whole = digits.slice(0, -2).replace(/\B(?=([0-9]{3})+$)/g, data.group);
+    return (cents < 0 ? "−" : "") + whole + data.decimal + digits.slice(-2) + " " + currency;
+  }
+
+  const units = (cents) => formatCents(cents, data.currency);
+  const euros = (cents) => formatCents(cents, "EUR");
+
+  function quote(cents) {
+    return Sou.api("GET", "/api/v1/reconversions/quote?amount=" + cents);
+  }
+
+  function describe(q) {
+    const values = { fee: units(q.fee), cause_fee: units(q.cause_fee), net: euros(q.net) };
+    return fill(q.cause_fee > 0 ? M.quote : M.quoteNoCause, values);
+  }
+
+  async function showQuote() {
+    const text = form.elements.amount.value;
+    if (!text.trim()) {
+      quoteOut.textContent = "";
+      return;
+    }
+    try {
+      quoteOut.textContent = describe(await quote(parseCents(text)));
+      quoteOut.className = "muted";
+    } catch (error) {
+      quoteOut.textContent = error.message;
+      quoteOut.className = "flash error";
+    }
+  }
+
+  // -- the device key ----------------------------------------------------------------------
+
+  /** Whether this device holds a key of the member that is still registered and live. */
+  async function hasLiveKey() {
+    const mine = await Sou.deviceKey(data.member);
+    if (!mine) return false;
+    const keys = await Sou.api("GET", "/api/v1/me/keys");
+    return keys.some((k) => k.key_id === mine.keyId && k.revoked_ms === null);
+  }
+
+  async function offerKeyIfNone() {
+    try {
+      noKey.hidden = await hasLiveKey();
+    } catch (error) {
+      noKey.hidden = false;
+    }
+  }
+
+  document.getElementById("make-key").addEventListener("click", async (event) => {
+    const button = event.currentTarget;
+    const outcome = document.getElementById("key-outcome");
+    button.disabled = true;
+    outcome.hidden = true;
+    try {
+      const where = navigator.platform ? " · " + navigator.platform : "";
+      await Sou.createDeviceKey(data.member, (data.label + where).slice(0, 80));
+      noKey.hidden = true;
+      done.textContent = M.keyMade;
+      done.hidden = false;
+    } catch (error) {
+      outcome.textContent = error.message;
+      outcome.hidden = false;
+    } finally {
+      button.disabled = false;
+    }
+  });
+
+  // -- asking ------------------------------------------------------------------------------
+
+  async function ask() {
+    const amount = parseCents(form.elements.amount.value);
+    progress.hidden = false;
+    try {
+      if (!pending || pending.order.amount !== amount) {
+        progress.textContent = M.quoting;
+        const q = await quote(amount);
+        if (!(await hasLiveKey())) {
+          noKey.hidden = false;
+          throw new Error(M.noKey);
+        }
+        progress.textContent = M.signing;
+        pending = await Sou.signedOrder(data.member, {
+          kind: "redemption", from: "member:" + data.member, amount: q.amount, fee: q.fee,
+          cause_fee: q.cause_fee, currency: data.currency,
+        });
+      }
+      progress.textContent = M.sending;
+      try {
+        const request = await Sou.api("POST", "/api/v1/reconversions", pending);
+        pending = null;
+        return request;
+      } catch (error) {
+        if (error.status) pending = null;  // a clear answer: the next try signs anew
+        throw error;
+      }
+    } finally {
+      progress.hidden = true;
+    }
+  }
+
+  function addRow(request) {
+    const body = document.querySelector("#requests tbody");
+    if (body.querySelector(`tr[data-id="${request.id}"]`)) return;
+    const row = document.createElement("tr");
+    row.dataset.id = request.id;
+    row.dataset.status = request.status;
+    const asked = new Date(request.created_ms).toLocaleString(document.documentElement.lang,
+      { dateStyle: "short", timeStyle: "short" });
+    for (const [text, amount] of [[asked, false], [units(request.amount), true],
+                                  [euros(request.net), true], [M.pending, false]]) {
+      const cell = document.createElement("td");
+      cell.textContent = text;
+      if (amount) cell.className = "amount";
+      row.appendChild(cell);
+    }
+    body.prepend(row);
+    document.getElementById("no-requests").hidden = true;
+  }
+
+  form.elements.amount.addEventListener("input", () => {
+    clearTimeout(typing);
+    typing = setTimeout(showQuote, 300);
+  });
+
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    done.hidden = true;
+    const request = await Sou.busy(form, ask);
+    if (!request) return;
+    addRow(request);
+    done.textContent = fill(M.done, { amount: units(request.amount), net: euros(request.net) });
+    done.hidden = false;
+    form.reset();
+    quoteOut.textContent = "";
+    try {
+      const wallet = await Sou.api("GET", "/api/v1/wallet");
+      document.getElementById("balance").textContent = units(wallet.balance);
+    } catch (error) {
+      /* the balance shown stays as it was; the request itself is recorded */
+    }
+  });
+
+  offerKeyIfNone();
+})();

@@ -1,0 +1,421 @@
+"""The exchange office's rules: cash received for a member (a top-up signed by the office's
+role key), the till's cash deposited to the bank, and the treasurer's reconciliation.
+
+Every write carries a client-chosen request id. The ledger keeps orders idempotent on
+(signer, client id), but an operator's retry is signed anew (new nonce), so a repeat is
+recognised here: same request id and same facts -> the first transfer; other facts -> 409.
+Rows of our own tables are written in short transactions after the ledger post; a row
+missing after a crash in between is rebuilt from the ledger (`record_missing_deposits`).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.exc import IntegrityError
+
+from ledger import repository as ledger_repo
+from ledger.chart import office_cash
+from ledger.errors import LedgerError
+from ledger.repository import StoredTransfer
+from node.web import Refusal
+from wallet_api import repository as members_repo
+from wallet_api.auth import Member, now_ms
+from wallet_api.models import WALLET_ROLES
+from wallet_api.office import repository as repo
+from wallet_api.service import posted_or_existing, sign_as
+
+if TYPE_CHECKING:
+    from node.runtime import Node
+
+RECENT = 20
+EURO_TEXT = re.compile(r"^\s*([0-9]{1,12})(?:[.,]([0-9]+))?\s*$")
+REQUEST_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,47}$")
+SLIP_REF = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _./#-]{0,63}$")
+# What the signed orders say, in the ledger's own words (the member sees the cash-in memo).
+CASH_IN_MEMO = "cash received at {office} by operator {operator}"
+DEPOSIT_MEMO = "bank slip {slip}; recorded by operator {operator}"
+DEPOSIT_MEMO_READ = re.compile(r"^bank slip (?P<slip>.+); recorded by operator (?P<operator>\S+)$")
+
+
+def office_role(office: str) -> str:
+    """The role whose key signs an office's orders (in the node's key directory)."""
+    return f"role:office:{office}"
+
+
+def parse_euros(text: str) -> int:
+    """Euros typed by a person ("20", "20,50", "20.5") as cents; more than 2 decimals,
+    signs, thousands separators or anything else is refused, never rounded."""
+    match = EURO_TEXT.match(text or "")
+    if match is None or (match.group(2) is not None and len(match.group(2)) > 2):
+        raise Refusal(
+            422,
+            "bad_euros",
+            "Write the amount in euros, like 20 or 20,50 (at most 2 decimals).",
+        )
+    whole, fraction = match.group(1), match.group(2) or "0"
+    return int(Decimal(f"{whole}.{fraction}").scaleb(2))  # exact: at most 2 decimals
+
+
+def euros(cents: int, currency: str = "EUR") -> str:
+    """Cents as a plain figure for messages: 1234 -> "12.34 EUR"."""
+    return f"{Decimal(cents).scaleb(-2):.2f} {currency}"
+
+
+def _office_of(operator: Member) -> str:
+    if operator.role != "office" or not operator.office:
+        raise Refusal(403, "forbidden", "Your role does not allow this.")
+    return operator.office
+
+
+def _check_amount(node: Node, amount: int) -> None:
+    if amount <= 0:
+        raise Refusal(422, "bad_amount", "The amount must be more than zero.")
+    if amount > node.settings.max_amount:
+        raise Refusal(
+            422,
+            "amount_too_large",
+            "The amount is over the largest allowed, {maximum}.",
+            maximum=euros(node.settings.max_amount),
+        )
+
+
+def _check_request_id(request_id: str) -> None:
+    if not REQUEST_ID.match(request_id):
+        raise Refusal(
+            422,
+            "bad_request_id",
+            "A request id is 1 to 48 letters, digits or _.:- (a UUID is fine).",
+        )
+
+
+def _earlier(node: Node, owner: str, client_id: str) -> StoredTransfer | None:
+    with node.ledger.reading() as conn:
+        return ledger_repo.transfers_by_client_id(conn, {(owner, client_id)}).get(
+            (owner, client_id)
+        )
+
+
+def _reused_id() -> Refusal:
+    return Refusal(
+        409,
+        "idempotency_conflict",
+        "This request id was already used for a different request.",
+    )
+
+
+# -- cash in -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CashIn:
+    transfer_id: int
+    office: str
+    member: str
+    amount: int
+    memo: str | None
+    created_ms: int
+    replayed: bool = False
+
+
+def find_wallet_member(node: Node, reference: str) -> Member:
+    """A resident or merchant, by member id or by email address."""
+    reference = reference.strip()
+    if not reference or len(reference) > 254 or not reference.isprintable():
+        raise Refusal(422, "member_missing", "Give the member's wallet id or email address.")
+    with node.ledger.reading() as conn:
+        if "@" in reference:
+            row = members_repo.member_by_email(conn, reference)
+        else:
+            row = members_repo.member(conn, reference.removeprefix("member:"))
+    if row is None:
+        raise Refusal(404, "unknown_member", "There is no member with this id or email.")
+    member = Member.from_row(row)
+    if member.role not in WALLET_ROLES:
+        raise Refusal(
+            422, "not_a_wallet", "Operators have no wallet: only a member can be credited."
+        )
+    return member
+
+
+def cash_in(node: Node, operator: Member, request_id: str, member_ref: str, amount: int) -> CashIn:
+    """Credit a member with the cash the office received: a top-up from the office's till,
+    signed by the office's role key, the operator named in its memo."""
+    office = _office_of(operator)
+    _check_request_id(request_id)
+    _check_amount(node, amount)
+    member = find_wallet_member(node, member_ref)
+    owner, client_id = office_role(office), f"cash-in:{request_id}"
+    earlier = _earlier(node, owner, client_id)
+    if earlier is not None:
+        return _same_cash_in(earlier, office, member, amount)
+    settings = node.settings
+    if settings.membership_required and not member.membership_current():
+        raise Refusal(
+            403,
+            "membership_lapsed",
+            "This member's membership has lapsed: renew it before converting euros.",
+        )
+    signed = sign_as(
+        node,
+        owner,
+        "topup",
+        client_id,
+        to=member.account,
+        amount=amount,
+        currency=node.ledger.chart.local,
+        source=f"office:{office}",
+        memo=CASH_IN_MEMO.format(office=office, operator=operator.id),
+    )
+    posted = posted_or_existing(node, owner, signed)
+    if posted is None:  # the same request, sent twice at once: the first one stands
+        earlier = _earlier(node, owner, client_id)
+        assert earlier is not None
+        return _same_cash_in(earlier, office, member, amount)
+    return CashIn(
+        posted.transfer_id, office, member.id, amount, signed.order["memo"], posted.created_ms
+    )
+
+
+def _same_cash_in(earlier: StoredTransfer, office: str, member: Member, amount: int) -> CashIn:
+    fields = earlier.fields
+    if earlier.kind != "topup" or fields.get("to") != member.account or fields["amount"] != amount:
+        raise _reused_id()
+    return CashIn(
+        earlier.id, office, member.id, amount, fields.get("memo"), earlier.created_ms, True
+    )
+
+
+# -- deposits to the bank ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Deposit:
+    transfer_id: int
+    office: str
+    amount: int
+    slip_ref: str | None
+    recorded_by: str | None
+    created_ms: int
+    bank_ref: str | None = None
+    reconciled_by: str | None = None
+    reconciled_ms: int | None = None
+    replayed: bool = False
+
+
+def deposit(node: Node, operator: Member, request_id: str, amount: int, slip_ref: str) -> Deposit:
+    """The office took cash from its till to the bank: a `cash_deposit` to the reserve,
+    signed by the office's role key. The ledger refuses more than the till holds."""
+    office = _office_of(operator)
+    _check_request_id(request_id)
+    _check_amount(node, amount)
+    slip_ref = slip_ref.strip()
+    if not SLIP_REF.match(slip_ref):
+        raise Refusal(
+            422,
+            "bad_slip_ref",
+            "Give the paying-in slip's reference: letters, digits, spaces and _./#- only.",
+        )
+    owner, client_id = office_role(office), f"deposit:{request_id}"
+    earlier = _earlier(node, owner, client_id)
+    if earlier is None:
+        signed = sign_as(
+            node,
+            owner,
+            "cash_deposit",
+            client_id,
+            office=office,
+            amount=amount,
+            to="reserve:digital",
+            memo=DEPOSIT_MEMO.format(slip=slip_ref, operator=operator.id),
+        )
+        try:
+            posted = posted_or_existing(node, owner, signed)
+        except LedgerError as exc:
+            raise _till_short(exc, office) from None
+        earlier = _earlier(node, owner, client_id)
+        assert earlier is not None
+        replayed = posted is None
+    else:
+        replayed = True
+    if earlier.kind != "cash_deposit" or earlier.fields["amount"] != amount:
+        raise _reused_id()
+    found = _record_deposit(node, earlier.id, earlier.order_json, earlier.created_ms)
+    if found.slip_ref != slip_ref:
+        raise _reused_id()
+    return Deposit(**{**vars(found), "replayed": replayed})
+
+
+def _till_short(exc: LedgerError, office: str) -> Exception:
+    if exc.code == "insufficient_funds" and exc.params.get("account") == office_cash(office):
+        return Refusal(
+            409,
+            "till_short",
+            "The till holds only {available}: a deposit cannot be more than that.",
+            available=euros(int(exc.params.get("available", 0))),
+        )
+    return exc
+
+
+def _record_deposit(node: Node, transfer_id: int, order_json: str, created_ms: int) -> Deposit:
+    """The deposit's row, written once (a concurrent writer's row is as good)."""
+    with node.ledger.reading() as conn:
+        found = repo.deposit(conn, transfer_id)
+    if found is None:
+        fields = json.loads(order_json)
+        memo = DEPOSIT_MEMO_READ.match(str(fields.get("memo", "")))
+        slip, recorder = (memo["slip"], memo["operator"]) if memo else (None, None)
+        try:
+            with node.engine.begin() as conn:
+                if recorder is not None and members_repo.member(conn, recorder) is None:
+                    recorder = None  # signed outside this API: nobody of ours recorded it
+                repo.insert_deposit(
+                    conn,
+                    {
+                        "transfer_id": transfer_id,
+                        "office": fields["office"],
+                        "slip_ref": slip,
+                        "recorded_by": recorder,
+                        "created_ms": created_ms,
+                    },
+                )
+        except IntegrityError:
+            pass  # written meanwhile by a repeat of the same request
+        with node.ledger.reading() as conn:
+            found = repo.deposit(conn, transfer_id)
+    assert found is not None
+    return _deposit_of(found)
+
+
+def _deposit_of(row: Any) -> Deposit:
+    return Deposit(
+        row["transfer_id"],
+        row["office"],
+        int(json.loads(row["order_json"])["amount"]),
+        row["slip_ref"],
+        row["recorded_by"],
+        row["created_ms"],
+        row["bank_ref"],
+        row["reconciled_by"],
+        row["reconciled_ms"],
+    )
+
+
+def find_deposit(node: Node, transfer_id: int) -> Deposit | None:
+    """A cash deposit by its transfer id (None if there is none)."""
+    with node.ledger.reading() as conn:
+        found = repo.deposit(conn, transfer_id)
+    return None if found is None else _deposit_of(found)
+
+
+def record_missing_deposits(node: Node) -> int:
+    """Write the rows of cash deposits posted without one (the node stopped in between, or
+    the deposit was signed outside this API); how many were missing."""
+    with node.ledger.reading() as conn:
+        missing = repo.unrecorded_deposits(conn)
+    for transfer in missing:
+        _record_deposit(node, transfer["id"], transfer["order_json"], transfer["created_ms"])
+    return len(missing)
+
+
+# -- what the office and the treasurer see --------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OfficeView:
+    office: str
+    till: int
+    cash_ins: list[CashIn]
+    deposits: list[Deposit]
+
+
+def office_view(node: Node, operator: Member) -> OfficeView:
+    """The operator's office: its till and its recent cash-ins and deposits."""
+    office = _office_of(operator)
+    record_missing_deposits(node)
+    till = office_cash(office)
+    with node.ledger.reading() as conn:
+        balance = ledger_repo.balances(conn, [till]).get(till, 0)
+        moves = repo.till_movements(conn, till, "topup", limit=RECENT)
+        rows = repo.deposits(conn, office=office, limit=RECENT)
+    return OfficeView(
+        office, balance, [_cash_in_of(office, m) for m in moves], [_deposit_of(r) for r in rows]
+    )
+
+
+def _cash_in_of(office: str, row: Any) -> CashIn:
+    order = json.loads(row["order_json"])
+    return CashIn(
+        row["id"],
+        office,
+        str(order["to"]).removeprefix("member:"),
+        int(row["amount"]),
+        order.get("memo"),
+        row["created_ms"],
+    )
+
+
+@dataclass(frozen=True)
+class OfficeSummary:
+    office: str
+    till: int
+    cash_ins_total: int
+    cash_ins_count: int
+    deposits_total: int
+    deposits_count: int
+    unreconciled: list[Deposit]
+
+    @property
+    def unreconciled_total(self) -> int:
+        return sum(d.amount for d in self.unreconciled)
+
+
+def offices(node: Node) -> list[OfficeSummary]:
+    """For the treasurer: every office's till, what it took in, what it deposited, and
+    the deposits still to find on the bank statement."""
+    record_missing_deposits(node)
+    summaries = []
+    with node.ledger.reading() as conn:
+        for till in repo.tills(conn):
+            office = till["code"].removeprefix("office:").removesuffix(":cash")
+            totals = repo.till_totals(conn, till["code"])
+            cash_ins, cash_in_count = totals.get("topup", (0, 0))
+            deposited, deposit_count = totals.get("cash_deposit", (0, 0))
+            pending = [_deposit_of(r) for r in repo.unreconciled(conn, office)]
+            summaries.append(
+                OfficeSummary(
+                    office,
+                    int(till["balance"]),
+                    cash_ins,
+                    cash_in_count,
+                    -deposited,
+                    deposit_count,
+                    pending,
+                )
+            )
+    return summaries
+
+
+def reconcile(node: Node, treasurer: Member, transfer_id: int, bank_ref: str) -> Deposit:
+    """The treasurer found the deposit on the bank statement: recorded once."""
+    bank_ref = " ".join(bank_ref.split())
+    if not bank_ref or len(bank_ref) > 128 or not bank_ref.isprintable():
+        raise Refusal(422, "bank_ref_missing", "Give the bank statement's reference.")
+    record_missing_deposits(node)
+    with node.engine.begin() as conn:
+        found = repo.deposit(conn, transfer_id)
+        if found is None:
+            raise Refusal(404, "unknown_deposit", "There is no cash deposit with this id.")
+        if not repo.reconcile(
+            conn, transfer_id, bank_ref=bank_ref, by=treasurer.id, at_ms=now_ms()
+        ):
+            raise Refusal(
+                409, "already_reconciled", "This deposit was already reconciled with the bank."
+            )
+        found = repo.deposit(conn, transfer_id)
+    assert found is not None
+    return _deposit_of(found)
