@@ -182,6 +182,7 @@ def render(request: Request, name: str, **context: Any) -> str:
         csrf=csrf_token(request),
         village=node.settings.village,
         origin=node.ledger.origin,
+        residents_may_reconvert=node.settings.residents_may_reconvert,
         currency=node.ledger.chart.local,
         money=lambda cents, cur=node.ledger.chart.local: money(cents, lang, cur),
         me=getattr(request.state, "member", None),
