@@ -4,7 +4,9 @@ the anonymous CSRF cookie. Feature packages import this; it imports none of them
 
 from __future__ import annotations
 
+import re
 import secrets
+from decimal import Decimal
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -17,6 +19,8 @@ from ledger.errors import LedgerError
 from node.i18n import LANG_COOKIE, LANGUAGES, gettext_for, language_of, money
 
 CSRF_COOKIE = "sou_csrf"
+# Euros as people type them in forms: "20", "20,50", "20.5", "20 €".
+EUROS_TYPED = re.compile(r"^([0-9]{1,12})(?:[.,]([0-9]+))?$")
 
 
 class Refusal(Exception):
@@ -86,6 +90,23 @@ FIELD_REASONS = {
     "must be a member's account": "must be a member",
     "a member cannot pay their own account": "cannot be yourself",
 }
+
+
+def parse_euros(text: str) -> int:
+    """Euros typed in a form as cents, exactly: more than 2 decimals, signs, thousands
+    separators or anything else is refused, never rounded, and no float is involved."""
+    cleaned = (text or "").replace("€", "").replace(" ", "").replace("\u00a0", "").strip()
+    found = EUROS_TYPED.match(cleaned)
+    if found is None or (found[2] is not None and len(found[2]) > 2):
+        raise Refusal(
+            422, "bad_euros", "Write the amount in euros, like 20 or 20,50 (at most 2 decimals)."
+        )
+    return int(Decimal(f"{found[1]}.{found[2] or '0'}").scaleb(2))
+
+
+def plain_euros(cents: int, currency: str = "EUR") -> str:
+    """Cents as a plain figure for messages: 1234 -> "12.34 EUR" (pages use `money`)."""
+    return f"{Decimal(cents).scaleb(-2):.2f} {currency}".strip()
 
 
 def refusal_of(exc: LedgerError) -> Refusal:

@@ -11,9 +11,9 @@ from sqlalchemy import func, select
 
 from ledger import repository as ledger_repo
 from ledger.models import transfers
+from node.web import parse_euros
 from tests.people import Person, join, new_client, operator
 from wallet_api.office.models import office_deposits
-from wallet_api.office.service import parse_euros
 from wallet_api.service import post, sign_as
 
 
@@ -328,14 +328,18 @@ def test_a_deposit_posted_without_its_row_still_gets_reconciled(site) -> None:
 
 
 def test_euros_typed_by_people() -> None:
-    assert [parse_euros(t) for t in ("20", "20,5", "20,50", " 20.05 ", "0,01")] == [
+    typed = ("20", "20,5", "20,50", " 20.05 ", "0,01", "2 000", "20 €", "1\u00a0250,10")
+    assert [parse_euros(t) for t in typed] == [
         2_000,
         2_050,
         2_050,
         2_005,
         1,
+        200_000,
+        2_000,
+        125_010,
     ]
-    for text in ("20,505", "-20", "2 000", "20€", "", "1e3", "20,", "٣"):
+    for text in ("20,505", "-20", "+20", "2.000,50", "", "1e3", "20,", "٣", "20 EUR", "0x10"):
         with pytest.raises(Exception) as refused:
             parse_euros(text)
         assert getattr(refused.value, "code", None) == "bad_euros", text

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
 from node.i18n import gettext_for, language_of, money
-from node.web import Refusal, page
+from node.web import Refusal, page, parse_euros
 from wallet_api.auth import MaybeMember, Member, node_of
 from wallet_api.cards import service
 from wallet_api.cards.endpoints import IntentId, base_url
@@ -96,7 +96,7 @@ def topup_card(
         return member
     node = node_of(request)
     try:
-        cents = service.parse_euros(amount)
+        cents = parse_euros(amount)
         started = service.start_topup(node, member, cents, base_url=base_url(request))
     except Refusal as refusal:
         return _topup_page(

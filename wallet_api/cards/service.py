@@ -16,12 +16,10 @@ payment's row, posts, then writes the row.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from node.web import Refusal
+from node.web import Refusal, plain_euros
 from wallet_api.auth import Member, now_ms
 from wallet_api.cards import repository as repo
 from wallet_api.cards import stripe_api
@@ -32,7 +30,6 @@ if TYPE_CHECKING:
     from node.runtime import Node
 
 MEMBER_KEY, NODE_KEY = "sou_member", "sou_node"  # metadata we put on every PaymentIntent
-EUROS = re.compile(r"^(\d{1,9})(?:[.,](\d{1,2}))?$")
 
 
 @dataclass(frozen=True)
@@ -61,25 +58,6 @@ def unavailable() -> Refusal:
     )
 
 
-def euros(cents: int) -> str:
-    """Cents as plain euros, "20.50" (pages format amounts in the reader's language)."""
-    return f"{Decimal(cents).scaleb(-2):.2f}"
-
-
-def parse_euros(text: str) -> int:
-    """Euros typed in a form ("20", "20,50", "20.5", "20 €") as cents; never a float."""
-    cleaned = text.replace("€", "").replace(" ", "").replace("\u00a0", "").strip()
-    found = EUROS.match(cleaned)
-    if found is None:
-        raise Refusal(
-            422,
-            "bad_amount",
-            "Write the amount in euros, such as 20 or 20,50 (two decimals at most).",
-        )
-    value = Decimal(f"{found[1]}.{found[2] or '0'}")  # digits only: always a number
-    return int(value.scaleb(2))
-
-
 def check_topup(node: Node, member: Member, amount: int) -> None:
     """Refuse a top-up the member may not make (nothing is asked of Stripe then)."""
     settings = node.settings
@@ -88,8 +66,8 @@ def check_topup(node: Node, member: Member, amount: int) -> None:
             422,
             "topup_amount",
             "A card top-up is from {minimum} to {maximum} euros.",
-            minimum=euros(settings.topup_min),
-            maximum=euros(settings.topup_max),
+            minimum=plain_euros(settings.topup_min, ""),
+            maximum=plain_euros(settings.topup_max, ""),
             min_cents=settings.topup_min,
             max_cents=settings.topup_max,
         )

@@ -18,7 +18,7 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
 from node.i18n import gettext_for, language_of, money
-from node.web import Refusal, page
+from node.web import Refusal, page, parse_euros
 from wallet_api.auth import MaybeMember, Member, node_of
 from wallet_api.office import service
 from wallet_api.pages import when
@@ -128,7 +128,7 @@ def record(
         return operator
     node = node_of(request)
     try:
-        cents = service.parse_euros(amount)
+        cents = parse_euros(amount)
         if action == "cash-in":
             credited = service.cash_in(node, operator, id, member, cents)
             return done("/office", cash_in=credited.transfer_id)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.exc import IntegrityError
@@ -22,7 +21,7 @@ from ledger import repository as ledger_repo
 from ledger.chart import office_cash
 from ledger.errors import LedgerError
 from ledger.repository import StoredTransfer
-from node.web import Refusal
+from node.web import Refusal, plain_euros
 from wallet_api import repository as members_repo
 from wallet_api.auth import Member, now_ms
 from wallet_api.models import WALLET_ROLES
@@ -33,7 +32,6 @@ if TYPE_CHECKING:
     from node.runtime import Node
 
 RECENT = 20
-EURO_TEXT = re.compile(r"^\s*([0-9]{1,12})(?:[.,]([0-9]+))?\s*$")
 REQUEST_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,47}$")
 SLIP_REF = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _./#-]{0,63}$")
 # What the signed orders say, in the ledger's own words (the member sees the cash-in memo).
@@ -45,25 +43,6 @@ DEPOSIT_MEMO_READ = re.compile(r"^bank slip (?P<slip>.+); recorded by operator (
 def office_role(office: str) -> str:
     """The role whose key signs an office's orders (in the node's key directory)."""
     return f"role:office:{office}"
-
-
-def parse_euros(text: str) -> int:
-    """Euros typed by a person ("20", "20,50", "20.5") as cents; more than 2 decimals,
-    signs, thousands separators or anything else is refused, never rounded."""
-    match = EURO_TEXT.match(text or "")
-    if match is None or (match.group(2) is not None and len(match.group(2)) > 2):
-        raise Refusal(
-            422,
-            "bad_euros",
-            "Write the amount in euros, like 20 or 20,50 (at most 2 decimals).",
-        )
-    whole, fraction = match.group(1), match.group(2) or "0"
-    return int(Decimal(f"{whole}.{fraction}").scaleb(2))  # exact: at most 2 decimals
-
-
-def euros(cents: int, currency: str = "EUR") -> str:
-    """Cents as a plain figure for messages: 1234 -> "12.34 EUR"."""
-    return f"{Decimal(cents).scaleb(-2):.2f} {currency}"
 
 
 def _office_of(operator: Member) -> str:
@@ -80,7 +59,7 @@ def _check_amount(node: Node, amount: int) -> None:
             422,
             "amount_too_large",
             "The amount is over the largest allowed, {maximum}.",
-            maximum=euros(node.settings.max_amount),
+            maximum=plain_euros(node.settings.max_amount),
         )
 
 
@@ -256,7 +235,7 @@ def _till_short(exc: LedgerError, office: str) -> Exception:
             409,
             "till_short",
             "The till holds only {available}: a deposit cannot be more than that.",
-            available=euros(int(exc.params.get("available", 0))),
+            available=plain_euros(int(exc.params.get("available", 0))),
         )
     return exc
 
