@@ -37,8 +37,6 @@ from wallet_api.schemas import TradeDetails
 router = APIRouter(include_in_schema=False)
 
 HISTORY_PAGE = 20
-# Where the node is: dates on pages are read in the village's time.
-DEFAULT_TIMEZONE = "Europe/Paris"
 # How people read each kind of movement of their wallet (msgids, French in wallet.po).
 KIND_LABELS = {
     "payment": "Payment",
@@ -86,7 +84,7 @@ def _safe_next(target: str | None) -> str | None:
 
 def when(request: Request, ms: int) -> str:
     """A moment as people of the page's language write it, in the node's time zone."""
-    zone = getattr(node_of(request).settings, "timezone", DEFAULT_TIMEZONE)
+    zone = node_of(request).settings.timezone
     moment = datetime.fromtimestamp(ms / 1000, UTC)
     return format_datetime(moment, "short", tzinfo=get_timezone(zone), locale=language_of(request))
 
