@@ -22,7 +22,7 @@ from ledger.orders import MAX_MEMO
 from ledger.signing import SignedOrder
 from merchants import repository as repo
 from node.settings import Settings
-from node.web import Refusal, plain_euros
+from node.web import Money, Refusal
 from wallet_api.auth import Member
 from wallet_api.service import post, sign_as
 
@@ -66,7 +66,7 @@ def quote(settings: Settings, amount: int) -> Quote:
             422,
             "amount_too_large",
             "The amount is over the largest allowed, {maximum}.",
-            maximum=plain_euros(settings.max_amount),
+            maximum=Money(settings.max_amount),
         )
     fee = -(-amount * settings.reconversion_fee_bps // 10_000)
     cause_fee = fee * settings.reconversion_cause_share // 100
@@ -124,9 +124,9 @@ def _check_fee(settings: Settings, currency: str, order: dict[str, Any]) -> None
             "fee_mismatch",
             "For {amount} the fee is {fee}, of which {cause_fee} for the cause: "
             "ask for a new quote and sign again.",
-            amount=plain_euros(expected.amount, currency),
-            fee=plain_euros(expected.fee, currency),
-            cause_fee=plain_euros(expected.cause_fee, currency),
+            amount=Money(expected.amount, currency),
+            fee=Money(expected.fee, currency),
+            cause_fee=Money(expected.cause_fee, currency),
             expected_fee=expected.fee,
             expected_cause_fee=expected.cause_fee,
         )

@@ -32,13 +32,17 @@ class Refusal(Exception):
         self.status, self.code, self.message, self.params = status, code, message, params
 
     def text(self, request: Request) -> str:
-        tr = gettext_for(request)
-        # A `reason` is itself an English phrase (a ledger reason, a frozen wallet's cause).
-        params = {
-            k: tr.gettext(v) if k == "reason" and isinstance(v, str) else v
-            for k, v in self.params.items()
-        }
+        tr, lang = gettext_for(request), language_of(request)
+        params = {k: _shown(k, v, tr.gettext, lang) for k, v in self.params.items()}
         return tr.gettext(self.message).format(**params)
+
+
+def _shown(name: str, value: Any, gettext: Any, lang: str) -> Any:
+    if isinstance(value, Money):
+        return money(int(value), lang, value.currency)
+    if name == "reason" and isinstance(value, str):
+        return gettext(value)  # an English phrase: a ledger reason, a frozen wallet's cause
+    return value
 
 
 # Ledger refusals as HTTP: malformed -> 422, not allowed -> 403, clashes with state -> 409.
@@ -104,9 +108,16 @@ def parse_euros(text: str) -> int:
     return int(Decimal(f"{found[1]}.{found[2] or '0'}").scaleb(2))
 
 
-def plain_euros(cents: int, currency: str = "EUR") -> str:
-    """Cents as a plain figure for messages: 1234 -> "12.34 EUR" (pages use `money`)."""
-    return f"{Decimal(cents).scaleb(-2):.2f} {currency}".strip()
+class Money(int):
+    """Cents in a refusal's params: an integer in the JSON answer, written the reader's way
+    in the message (1 234,50 EUR in French, 1,234.50 EUR in English)."""
+
+    currency: str
+
+    def __new__(cls, cents: int, currency: str = "EUR") -> Money:
+        value = super().__new__(cls, cents)
+        value.currency = currency
+        return value
 
 
 def refusal_of(exc: LedgerError) -> Refusal:

@@ -441,7 +441,7 @@ def test_amounts_outside_the_limits_are_refused(site: Any) -> None:
         if code == "topup_amount":
             limits = {"min_cents": 500, "max_cents": 50_000}
             assert _pick(answer.json(), limits) == limits
-            assert "5.00" in answer.json()["message"] and "500.00" in answer.json()["message"]
+            assert "5,00" in answer.json()["message"] and "500,00" in answer.json()["message"]
     missing = camille.post("/api/v1/topups/card", json={})
     assert missing.status_code == 422
 

@@ -219,7 +219,7 @@ def test_deposit_moves_the_till_to_the_reserve_never_more(site) -> None:
     before = state(site)
     too_much = deposit(office, 2_001, "BORD-18")
     assert (too_much.status_code, too_much.json()["error"]) == (409, "till_short")
-    assert "20.00" in too_much.json()["message"]
+    assert "20,00 EUR" in too_much.json()["message"]  # written the French way
     assert deposit(office, 3_000, "BORD-99", "dep-1").status_code == 409  # other slip, same id
     assert deposit(office, 2_000, "BORD-17", "dep-1").status_code == 409  # other amount
     assert deposit(office, 0, "BORD-19").status_code == 422

@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from node.web import Refusal, plain_euros
+from node.web import Money, Refusal
 from wallet_api.auth import Member, now_ms
 from wallet_api.cards import repository as repo
 from wallet_api.cards import stripe_api
@@ -66,8 +66,8 @@ def check_topup(node: Node, member: Member, amount: int) -> None:
             422,
             "topup_amount",
             "A card top-up is from {minimum} to {maximum} euros.",
-            minimum=plain_euros(settings.topup_min, ""),
-            maximum=plain_euros(settings.topup_max, ""),
+            minimum=Money(settings.topup_min, ""),
+            maximum=Money(settings.topup_max, ""),
             min_cents=settings.topup_min,
             max_cents=settings.topup_max,
         )

@@ -21,7 +21,7 @@ from ledger import repository as ledger_repo
 from ledger.chart import office_cash
 from ledger.errors import LedgerError
 from ledger.repository import StoredTransfer
-from node.web import Refusal, plain_euros
+from node.web import Money, Refusal
 from wallet_api import repository as members_repo
 from wallet_api.auth import Member, now_ms
 from wallet_api.models import WALLET_ROLES
@@ -59,7 +59,7 @@ def _check_amount(node: Node, amount: int) -> None:
             422,
             "amount_too_large",
             "The amount is over the largest allowed, {maximum}.",
-            maximum=plain_euros(node.settings.max_amount),
+            maximum=Money(node.settings.max_amount),
         )
 
 
@@ -235,7 +235,7 @@ def _till_short(exc: LedgerError, office: str) -> Exception:
             409,
             "till_short",
             "The till holds only {available}: a deposit cannot be more than that.",
-            available=plain_euros(int(exc.params.get("available", 0))),
+            available=Money(int(exc.params.get("available", 0))),
         )
     return exc
 
