@@ -2,8 +2,8 @@
  * signed by this device's key and posted to /api/v1/reconversions.
  *
  * The page gives its data and messages (in the reader's language) in a
- * <script type="application/json" id="page-data"> block. Amounts are integer cents: the
- * typed amount is read as text and split on the decimal separator, never through a float.
+ * <script type="application/json" id="page-data"> block. Amounts are integer cents, read
+ * and written by Sou.parseCents and Sou.formatCents (sou.js), never through a float.
  * An order signed but left without an answer (the network dropped) is sent again as it
  * is, with the same id, so that the node records it once.
  */
@@ -20,34 +20,13 @@
   let pending = null;  // a signed order whose sending got no answer
   let typing = null;
 
-  function fill(template, values) {
-    return template.replace(/\{(\w+)\}/g, (all, name) => (name in values ? values[name] : all));
-  }
-
-  /** "100,50", "100.50", "100" → cents; throws with the reader's message otherwise. */
-  function parseCents(text) {
-    const typed = text.trim().replace(/[\s\u00a0\u202f]/g, "");
-    if (!/^[0-9]+([.,][0-9]*)?$/.test(typed)) throw new Error(M.badAmount);
-    const [whole, fraction = ""] = typed.split(/[.,]/);
-    if (fraction.length > 2) throw new Error(M.decimals);
-    const units = whole.replace(/^0+(?=[0-9])/, "");
-    const tooLarge = fill(M.tooLarge, { max: formatCents(data.maxAmount, data.currency) });
-    if (units.length > 12) throw new Error(tooLarge);
-    const cents = Number(units) * 100 + Number(fraction.padEnd(2, "0"));  // exact: < 2**53
-    if (cents === 0) throw new Error(M.zero);
-    if (cents > data.maxAmount) throw new Error(tooLarge);
-    return cents;
-  }
-
-  /** Cents as the server writes them (its separators), e.g. 1 234,50 EUR. */
-  function formatCents(cents, currency) {
-    const digits = String(Math.abs(cents)).padStart(3, "0");
-    const whole = digits.slice(0, -2).replace(/\B(?=([0-9]{3})+$)/g, data.group);
-    return (cents < 0 ? "−" : "") + whole + data.decimal + digits.slice(-2) + " " + currency;
-  }
-
-  const units = (cents) => formatCents(cents, data.currency);
-  const euros = (cents) => formatCents(cents, "EUR");
+  // Amounts: Sou.parseCents and Sou.formatCents (sou.js), with the page's separators.
+  const separators = { decimal: data.decimal, group: data.group };
+  const units = (cents) => Sou.formatCents(cents, { ...separators, currency: data.currency });
+  const euros = (cents) => Sou.formatCents(cents, { ...separators, currency: "EUR" });
+  const parseCents = (text) => Sou.parseCents(text, {
+    maxAmount: data.maxAmount, messages: M, ...separators, currency: data.currency,
+  });
 
   function quote(cents) {
     return Sou.api("GET", "/api/v1/reconversions/quote?amount=" + cents);
@@ -55,7 +34,7 @@
 
   function describe(q) {
     const values = { fee: units(q.fee), cause_fee: units(q.cause_fee), net: euros(q.net) };
-    return fill(q.cause_fee > 0 ? M.quote : M.quoteNoCause, values);
+    return Sou.fill(q.cause_fee > 0 ? M.quote : M.quoteNoCause, values);
   }
 
   async function showQuote() {
@@ -64,13 +43,17 @@
       quoteOut.textContent = "";
       return;
     }
+    let said, kind = "muted";
     try {
-      quoteOut.textContent = describe(await quote(parseCents(text)));
-      quoteOut.className = "muted";
+      said = describe(await quote(parseCents(text)));
     } catch (error) {
-      quoteOut.textContent = error.message;
-      quoteOut.className = "flash error";
+      said = error.message;
+      kind = "flash error";
     }
+    // A slow answer about what was typed before must not replace the newer one.
+    if (form.elements.amount.value !== text) return;
+    quoteOut.textContent = said;
+    quoteOut.className = kind;
   }
 
   // -- the device key ----------------------------------------------------------------------
@@ -173,7 +156,7 @@
     const request = await Sou.busy(form, ask);
     if (!request) return;
     addRow(request);
-    done.textContent = fill(M.done, { amount: units(request.amount), net: euros(request.net) });
+    done.textContent = Sou.fill(M.done, { amount: units(request.amount), net: euros(request.net) });
     done.hidden = false;
     form.reset();
     quoteOut.textContent = "";

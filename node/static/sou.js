@@ -5,6 +5,9 @@
  * in IndexedDB, one per member on this device. Orders are signed over their RFC 8785
  * canonical JSON; our orders are flat objects of strings and integers, for which that is
  * the keys sorted by UTF-16 code units and JSON.stringify of each value.
+ *
+ * Amounts are integer cents everywhere: `parseCents` reads what people type and
+ * `formatCents` writes cents as the server does, for every page's script.
  */
 "use strict";
 
@@ -123,5 +126,49 @@ const Sou = (() => {
     }
   }
 
-  return { api, b64url, busy, canonical, createDeviceKey, deviceKey, signedOrder };
+  // -- amounts: integer cents, read from what people type, written as the server does ----
+
+  /** A message with its `{name}`s filled from `values`; a name not given stays as it is. */
+  function fill(template, values) {
+    return String(template).replace(/\{(\w+)\}/g, (all, name) => (
+      Object.prototype.hasOwnProperty.call(values, name) ? String(values[name]) : all));
+  }
+
+  /** Cents as the server writes them (`money` in node/i18n.py), with the reader's separators:
+   *  formatCents(123450, {decimal: ",", group: "\u202f", currency: "SOU"}) → "1 234,50 SOU". */
+  function formatCents(cents, { decimal = ".", group = "", currency = "" } = {}) {
+    if (!Number.isSafeInteger(cents)) throw new TypeError("an amount is a whole number of cents");
+    const digits = String(Math.abs(cents)).padStart(3, "0");
+    const whole = digits.slice(0, -2).replace(/\B(?=([0-9]{3})+$)/g, () => group);
+    const figure = (cents < 0 ? "\u2212" : "") + whole + decimal + digits.slice(-2);
+    return currency ? figure + " " + currency : figure;
+  }
+
+  // Whole part: digits, or groups of three after spaces ("1 234", as French writes it, with a
+  // plain, no-break or narrow no-break space); then one decimal comma or point and digits.
+  // "12 50" is refused, never read as 1 250; so are signs, exponents and "12," alone.
+  const TYPED_AMOUNT = /^([0-9]{1,3}(?:[ \u00a0\u202f][0-9]{3})+|[0-9]+)(?:[.,]([0-9]+))?$/;
+
+  /** What a person typed ("12,50", "12.50", "1 234,5", "12") as integer cents, or an Error
+   *  carrying the reader's message from `messages` (badAmount, decimals, zero, tooLarge with
+   *  `{max}`, written with `decimal`, `group` and `currency`). No float is involved: the text
+   *  is split on its separator and each part is read as a whole number (BigInt). */
+  function parseCents(text, { maxAmount, messages, decimal, group, currency }) {
+    const parts = TYPED_AMOUNT.exec(String(text).trim());
+    if (!parts) throw new Error(messages.badAmount);
+    const [, whole, fraction = ""] = parts;
+    if (fraction.length > 2) throw new Error(messages.decimals);
+    const cents = BigInt(whole.replace(/[^0-9]/g, "")) * 100n + BigInt(fraction.padEnd(2, "0"));
+    if (cents === 0n) throw new Error(messages.zero);
+    if (cents > BigInt(maxAmount)) {
+      const max = formatCents(maxAmount, { decimal, group, currency });
+      throw new Error(fill(messages.tooLarge, { max }));
+    }
+    return Number(cents);  // exact: at most maxAmount, a safe integer
+  }
+
+  return {
+    api, b64url, busy, canonical, createDeviceKey, deviceKey, fill, formatCents, parseCents,
+    signedOrder,
+  };
 })();

@@ -2,8 +2,9 @@
  *
  * Each page gives its data and its messages (already in the reader's language) in a
  * <script type="application/json" id="page-data"> block; this script never holds text of
- * its own. Amounts are integer cents: typed amounts are read as text, split on the
- * decimal separator, never through a float.
+ * its own. Amounts are integer cents, read and written by Sou.parseCents and
+ * Sou.formatCents (sou.js), never through a float. The join and receipt pages load this
+ * script without sou.js: `Sou` is used only by the code of the other pages.
  */
 "use strict";
 
@@ -11,10 +12,6 @@
   const dataNode = document.getElementById("page-data");
   const data = dataNode ? JSON.parse(dataNode.textContent) : {};
   const M = data.messages || {};
-
-  function fill(template, values) {
-    return template.replace(/\{(\w+)\}/g, (all, name) => (name in values ? values[name] : all));
-  }
 
   // -- the device key ----------------------------------------------------------------------
 
@@ -49,28 +46,12 @@
     }
   }
 
-  // -- amounts -----------------------------------------------------------------------------
+  // -- amounts (Sou.parseCents and Sou.formatCents, in sou.js) ---------------------------
 
-  /** "12,50", "12.50", "12" → cents; throws with the reader's message otherwise. */
-  function parseCents(text) {
-    const typed = text.trim().replace(/[\s\u00a0\u202f]/g, "");
-    if (!/^[0-9]+([.,][0-9]*)?$/.test(typed)) throw new Error(M.badAmount);
-    const [whole, fraction = ""] = typed.split(/[.,]/);
-    if (fraction.length > 2) throw new Error(M.decimals);
-    const units = whole.replace(/^0+(?=[0-9])/, "");
-    if (units.length > 12) throw new Error(fill(M.tooLarge, { max: formatCents(data.maxAmount) }));
-    const cents = Number(units) * 100 + Number(fraction.padEnd(2, "0"));  // exact: < 2**53
-    if (cents === 0) throw new Error(M.zero);
-    if (cents > data.maxAmount) throw new Error(fill(M.tooLarge, { max: formatCents(data.maxAmount) }));
-    return cents;
-  }
-
-  /** Cents as the server writes them (its separators), e.g. 1 234,50 SOU. */
-  function formatCents(cents) {
-    const digits = String(Math.abs(cents)).padStart(3, "0");
-    const whole = digits.slice(0, -2).replace(/\B(?=([0-9]{3})+$)/g, data.group);
-    return (cents < 0 ? "−" : "") + whole + data.decimal + digits.slice(-2) + " " + data.currency;
-  }
+  const money = { decimal: data.decimal, group: data.group, currency: data.currency };
+  const parseCents = (text) =>
+    Sou.parseCents(text, { maxAmount: data.maxAmount, messages: M, ...money });
+  const formatCents = (cents) => Sou.formatCents(cents, money);
 
   // -- sending money -----------------------------------------------------------------------
 
@@ -108,7 +89,7 @@
         }
       });
       if (!done) return;
-      document.getElementById("sent-text").textContent = fill(M.sent, {
+      document.getElementById("sent-text").textContent = Sou.fill(M.sent, {
         amount: formatCents(done.amount), to: done.to, balance: formatCents(done.balance),
       });
       document.getElementById("sent-receipt").href = "/wallet/receipts/" + done.transfer.transfer_id;
