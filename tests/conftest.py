@@ -255,3 +255,14 @@ def live_site(node: Any) -> Iterator[str]:
 
     with serving(create_app(node.settings, node)) as base_url:
         yield base_url
+
+
+@pytest.fixture
+def village(node: Any, live_site: str) -> Any:
+    """The live node seen through the API in-process, for people who need no browser: a
+    client of the same started node, without a second lifespan."""
+    from fastapi.testclient import TestClient
+
+    from node.app import create_app
+
+    return TestClient(create_app(node.settings, node), base_url="http://127.0.0.1")

@@ -11,7 +11,6 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-import pytest
 from fastapi.testclient import TestClient
 from playwright.sync_api import Page, expect
 
@@ -30,15 +29,6 @@ def french(msgid: str) -> str:
     text = FR.gettext(msgid)
     assert text != msgid, f"no French for {msgid!r}"
     return text
-
-
-@pytest.fixture
-def village(node: Any, live_site: str) -> TestClient:
-    """The live node seen through the API in-process (people who do not need a browser):
-    a client of the same started node, without a second lifespan."""
-    from node.app import create_app
-
-    return TestClient(create_app(node.settings, node), base_url="http://127.0.0.1")
 
 
 def sign_up(page: Page, name: str) -> str:

@@ -33,14 +33,6 @@ Browser = Callable[..., Page]
 STATIC = Path(__file__).resolve().parent.parent / "node" / "static"
 
 
-@pytest.fixture
-def village(node: Any, live_site: str) -> TestClient:
-    """The live node seen through the API in-process (people who need no browser)."""
-    from node.app import create_app
-
-    return TestClient(create_app(node.settings, node), base_url="http://127.0.0.1")
-
-
 def logged_in(open_browser: Browser, email: str, landing: str) -> Page:
     """A new browser, logged in through the login page, on the page it lands on."""
     page = open_browser()
