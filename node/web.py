@@ -38,6 +38,8 @@ class Refusal(Exception):
 
 
 def _shown(name: str, value: Any, gettext: Any, lang: str) -> Any:
+    if isinstance(value, Phrase):
+        return gettext(value.msgid).format(**value.figures)
     if isinstance(value, Money):
         return money(int(value), lang, value.currency)
     if name == "reason" and isinstance(value, str):
@@ -89,11 +91,59 @@ LEDGER_MESSAGES = {
     "node_busy": "The node is busy; try again in a moment.",
     "refused_by_database": "The database refused this transfer.",
 }
-# Reasons the ledger gives for malformed fields, as people read them.
-FIELD_REASONS = {
-    "must be a member's account": "must be a member",
-    "a member cannot pay their own account": "cannot be yourself",
+# Reasons the ledger gives for malformed fields, as people read them: the ledger's English
+# phrase (a pattern, its figures captured) -> the msgid shown, with those figures.
+FIELD_REASONS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
+    (re.compile(pattern), msgid)
+    for pattern, msgid in (
+        (r"must be a member's account", "must be a member"),
+        (r"a member cannot pay their own account", "cannot be yourself"),
+        (r"is missing", "is missing"),
+        (r"must be a whole number \(of cents for an amount\)", "must be a whole number of cents"),
+        (r"must be at least (?P<n>-?\d+)", "must be at least {n}"),
+        (r"must be at most (?P<n>-?\d+)", "must be at most {n}"),
+        (r"must be at most (?P<n>\d+) characters", "must be at most {n} characters"),
+        (r"must be non-empty text", "must be some text"),
+        (r"must not contain control characters", "must not contain control characters"),
+        (r"must be (?P<code>[A-Z][A-Z0-9]{2,7})", "must be {code}"),
+        (r"is not a field of an? \w+ order", "is not a field of this order"),
+        (r".* is not an account code of this ledger", "is not an account of this node"),
+        (r"must be an account code", "must be an account"),
+        (r"must not exceed the card top-up", "must not exceed the card top-up"),
+    )
+)
+# The order's fields, as people name them (msgids).
+FIELD_NAMES = {
+    "amount": "the amount",
+    "to": "the recipient",
+    "from": "the payer",
+    "currency": "the currency",
+    "memo": "the note",
+    "expires": "the expiry",
+    "fee": "the fee",
+    "cause_fee": "the cause's fee",
 }
+
+
+class Phrase(str):
+    """An English phrase in a refusal's params (as the JSON answer gives it) that the
+    message shows translated: `msgid` filled with `figures` in the reader's language."""
+
+    msgid: str
+    figures: dict[str, str]
+
+    def __new__(cls, english: str, msgid: str, **figures: str) -> Phrase:
+        value = super().__new__(cls, english)
+        value.msgid, value.figures = msgid, figures
+        return value
+
+
+def _reason(english: str) -> str:
+    for pattern, msgid in FIELD_REASONS:
+        found = pattern.fullmatch(english)
+        if found:
+            return Phrase(english, msgid, **found.groupdict())
+    return english
 
 
 def parse_euros(text: str) -> int:
@@ -126,7 +176,8 @@ def refusal_of(exc: LedgerError) -> Refusal:
     if exc.code == "invalid_order":
         field = str(exc.params.get("field", ""))
         reason = exc.message.split(": ", 1)[-1]
-        params.update(field=field, reason=FIELD_REASONS.get(reason, reason))
+        named = Phrase(field, FIELD_NAMES[field]) if field in FIELD_NAMES else field
+        params.update(field=named, reason=_reason(reason))
     return Refusal(LEDGER_STATUS.get(exc.code, 422), exc.code, message, **params)
 
 
