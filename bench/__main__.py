@@ -8,7 +8,9 @@ For SQLite and PostgreSQL, in one run on this machine:
   - `sou audit` time for the ledger so built (about 100,000 transfers), as transfers/s;
 and, as references measured in the same run: pgbench TPC-B tps on the same PostgreSQL
 server with as many clients, and the raw Ed25519 verify rate (PyNaCl).
-Figures are printed, never asserted.
+Then, through HTTP (bench/http.py): payments per second and their latency with the node
+served by uvicorn in its own process and 64 clients paying through the API.
+`--only ledger` or `--only http` runs one part. Figures are printed, never asserted.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ import nacl.signing
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from bench import http
 from ledger.audit import audit
 from ledger.canonical import canonical
 from ledger.chart import member_account
@@ -76,6 +79,7 @@ class Figures:
     pgbench_clients: int = 0
     ed25519_verify_per_s_1_thread: float = 0.0
     ed25519_verify_per_s_2_threads: float = 0.0
+    http: list[http.HttpFigures] = field(default_factory=list)
 
 
 def say(message: str) -> None:
@@ -369,21 +373,30 @@ def main() -> None:
     )
     parser.add_argument("--pgbench-seconds", type=int, default=20)
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    parser.add_argument(
+        "--only",
+        choices=("ledger", "http"),
+        help="run only the in-process ledger benchmarks, or only the HTTP one",
+    )
+    http.add_arguments(parser)
     args = parser.parse_args()
 
     uname = os.uname()
     figures = Figures(machine=f"{uname.nodename} ({uname.machine}, {os.cpu_count()} cores)")
-    with tempfile.TemporaryDirectory(prefix="sou-bench-") as workdir:
-        for kind in args.engines.split(","):
-            with database(kind.strip(), Path(workdir)) as url:
-                figures.engines.append(bench_engine(kind.strip(), url, args))
-    if "postgresql" in args.engines:
-        figures.pgbench_clients = args.payers
-        figures.pgbench_tps = pgbench(args.payers, args.pgbench_seconds)
-    say("[ed25519] measuring raw verify rate")
-    figures.ed25519_verify_per_s_1_thread = verify_rate(1)
-    figures.ed25519_verify_per_s_2_threads = verify_rate(2)
-    print_table(figures)
+    if args.only != "http":
+        with tempfile.TemporaryDirectory(prefix="sou-bench-") as workdir:
+            for kind in args.engines.split(","):
+                with database(kind.strip(), Path(workdir)) as url:
+                    figures.engines.append(bench_engine(kind.strip(), url, args))
+        if "postgresql" in args.engines:
+            figures.pgbench_clients = args.payers
+            figures.pgbench_tps = pgbench(args.payers, args.pgbench_seconds)
+        say("[ed25519] measuring raw verify rate")
+        figures.ed25519_verify_per_s_1_thread = verify_rate(1)
+        figures.ed25519_verify_per_s_2_threads = verify_rate(2)
+        print_table(figures)
+    if args.only != "ledger":
+        figures.http = http.run(args)
     if args.json:
         args.json.write_text(json.dumps(asdict(figures), indent=2))
 

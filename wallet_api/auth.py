@@ -20,6 +20,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from fastapi import Depends, Request
 from sqlalchemy import Connection, RowMapping
+from starlette.concurrency import run_in_threadpool
 
 from ledger.chart import member_account
 from node.web import CSRF_COOKIE, Refusal
@@ -123,24 +124,9 @@ def open_session(conn: Connection, member_id: str, days: int) -> tuple[str, str]
 
 async def principal(request: Request) -> Principal | None:
     """The member behind this request, or None for an anonymous one. Checks CSRF."""
-    node = node_of(request)
-    bearer = request.headers.get("authorization", "")
-    if bearer.lower().startswith("bearer "):
-        with node.ledger.reading() as conn:
-            row = repo.token_member(conn, token_hash(bearer[7:].strip()))
-        if row is None:
-            raise Refusal(401, "bad_token", "This API token is not valid (unknown or revoked).")
-        found = Principal(Member.from_row(row), "token", row["scope"])
-    elif cookie := request.cookies.get(SESSION_COOKIE):
-        with node.ledger.reading() as conn:
-            row = repo.session_member(conn, token_hash(cookie), now_ms())
-        if row is None:
-            found = None  # expired or logged out: act as anonymous, pages offer to log in
-        else:
-            request.state.session_csrf = row["csrf"]
-            found = Principal(Member.from_row(row), "session")
-    else:
-        found = None
+    # The lookup runs in a worker thread: a database read must not stall the event loop,
+    # which meanwhile reads and answers other requests.
+    found = await run_in_threadpool(_identify, request)
     # Cross-site pages can post forms (and send cookies) but not JSON without the node's
     # consent: anonymous JSON calls carry no ambient credential, everything else is checked.
     if request.method in UNSAFE and (
@@ -149,6 +135,33 @@ async def principal(request: Request) -> Principal | None:
         await _check_csrf(request)
     request.state.member = found.member if found else None
     return found
+
+
+def _one_read(node: Node) -> Connection:
+    """A connection for one read. On PostgreSQL outside any transaction: one round trip
+    instead of three (BEGIN, SELECT, ROLLBACK), on every request."""
+    conn = node.ledger.reading()
+    if node.engine.dialect.name == "postgresql":
+        return conn.execution_options(isolation_level="AUTOCOMMIT")
+    return conn
+
+
+def _identify(request: Request) -> Principal | None:
+    node = node_of(request)
+    bearer = request.headers.get("authorization", "")
+    if bearer.lower().startswith("bearer "):
+        with _one_read(node) as conn:
+            row = repo.token_member(conn, token_hash(bearer[7:].strip()))
+        if row is None:
+            raise Refusal(401, "bad_token", "This API token is not valid (unknown or revoked).")
+        return Principal(Member.from_row(row), "token", row["scope"])
+    if cookie := request.cookies.get(SESSION_COOKIE):
+        with _one_read(node) as conn:
+            row = repo.session_member(conn, token_hash(cookie), now_ms())
+        if row is not None:
+            request.state.session_csrf = row["csrf"]
+            return Principal(Member.from_row(row), "session")
+    return None  # anonymous, or a session expired or logged out: pages offer to log in
 
 
 async def _check_csrf(request: Request) -> None:
@@ -181,7 +194,7 @@ def _member(p: Principal | None, *, scope: str = "wallet") -> Member:
 
 
 def _role(*roles: str) -> Any:
-    def dependency(p: Annotated[Principal | None, Depends(principal)]) -> Member:
+    async def dependency(p: Annotated[Principal | None, Depends(principal)]) -> Member:
         member = _member(p)
         if member.role not in roles:
             raise Refusal(403, "forbidden", "Your role does not allow this.")
@@ -190,20 +203,42 @@ def _role(*roles: str) -> Any:
     return Depends(dependency)
 
 
-def _pos_device(p: Annotated[Principal | None, Depends(principal)]) -> Member:
+async def _pos_device(p: Annotated[Principal | None, Depends(principal)]) -> Member:
     member = _member(p, scope="pos")
     if member.role != "merchant":
         raise Refusal(403, "forbidden", "Your role does not allow this.")
     return member
 
 
-def _anyone(p: Annotated[Principal | None, Depends(principal)]) -> Member:
+async def _anyone(p: Annotated[Principal | None, Depends(principal)]) -> Member:
     return _member(p)
 
 
-MaybeMember = Annotated[Principal | None, Depends(principal)]
+async def _wallet_owner(p: Annotated[Principal | None, Depends(principal)]) -> Member:
+    # A stolen API token must not outlive its revocation: registering a device key or
+    # making another token takes the password (a session), never a token.
+    member = _member(p)
+    if member.role not in WALLET_ROLES:
+        raise Refusal(403, "forbidden", "Your role does not allow this.")
+    if p is not None and p.via != "session":
+        raise Refusal(403, "token_scope", "This API token may not do this.")
+    return member
+
+
+async def _person_or_visitor(
+    p: Annotated[Principal | None, Depends(principal)],
+) -> Principal | None:
+    # Pages and public endpoints act for whoever calls; a point-of-sale token may only
+    # read its merchant's payments, never a wallet page.
+    if p is not None and p.scope != "wallet":
+        raise Refusal(403, "token_scope", "This API token may not do this.")
+    return p
+
+
+MaybeMember = Annotated[Principal | None, Depends(_person_or_visitor)]
 AnyMember = Annotated[Member, Depends(_anyone)]
 WalletHolder = Annotated[Member, _role(*WALLET_ROLES)]
+WalletOwner = Annotated[Member, Depends(_wallet_owner)]  # a wallet holder, by password
 Merchant = Annotated[Member, _role("merchant")]
 OfficeOperator = Annotated[Member, _role("office")]
 Treasurer = Annotated[Member, _role("treasurer")]

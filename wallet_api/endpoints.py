@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import PlainTextResponse
 
 from ledger.signing import SignedOrder
@@ -20,11 +20,14 @@ from wallet_api.auth import (
     Member,
     PosDevice,
     WalletHolder,
+    WalletOwner,
     node_of,
     now_ms,
     token_hash,
 )
 from wallet_api.schemas import (
+    KEY_ID,
+    MEMBER_ID,
     Balance,
     DeviceKeyCreate,
     DeviceKeyOut,
@@ -117,7 +120,7 @@ def my_keys(request: Request, member: WalletHolder) -> list[DeviceKeyOut]:
 
 
 @router.post("/me/keys", status_code=201, response_model=DeviceKeyOut)
-def add_key(body: DeviceKeyCreate, request: Request, member: WalletHolder) -> DeviceKeyOut:
+def add_key(body: DeviceKeyCreate, request: Request, member: WalletOwner) -> DeviceKeyOut:
     """Register this device's Ed25519 public key (the node signs the key event)."""
     node = node_of(request)
     key_id = service.add_device_key(node, member, body.public_key, body.label)
@@ -127,7 +130,9 @@ def add_key(body: DeviceKeyCreate, request: Request, member: WalletHolder) -> De
 
 
 @router.delete("/me/keys/{key_id}", status_code=204)
-def revoke_key(key_id: str, request: Request, member: WalletHolder) -> None:
+def revoke_key(
+    key_id: Annotated[str, Path(pattern=KEY_ID)], request: Request, member: WalletHolder
+) -> None:
     service.revoke_device_key(node_of(request), member, key_id)
 
 
@@ -138,7 +143,7 @@ def my_tokens(request: Request, member: AnyMember) -> list[TokenOut]:
 
 
 @router.post("/me/tokens", status_code=201, response_model=TokenCreated)
-def create_token(body: TokenCreate, request: Request, member: WalletHolder) -> TokenCreated:
+def create_token(body: TokenCreate, request: Request, member: WalletOwner) -> TokenCreated:
     """An API token for a device. A `pos` token (merchants) only reads incoming payments."""
     import secrets
 
@@ -162,7 +167,9 @@ def create_token(body: TokenCreate, request: Request, member: WalletHolder) -> T
 
 
 @router.delete("/me/tokens/{token_id}", status_code=204)
-def revoke_token(token_id: int, request: Request, member: AnyMember) -> None:
+def revoke_token(
+    token_id: Annotated[int, Path(ge=1, le=2**53)], request: Request, member: AnyMember
+) -> None:
     with node_of(request).engine.begin() as conn:
         if not repo.revoke_token(conn, member.id, token_id, now_ms()):
             raise Refusal(404, "unknown_token", "You have no API token with this id.")
@@ -195,7 +202,7 @@ def history(
 
 
 @router.post("/transfers", status_code=201, response_model=TransferOut)
-def transfer(
+async def transfer(
     body: SignedOrderIn, request: Request, response: Response, member: WalletHolder
 ) -> TransferOut:
     """Pay another member with an order signed by one of your device keys. Sending the
@@ -204,7 +211,7 @@ def transfer(
         envelope = SignedOrder.from_json(body.model_dump())
     except ValueError:
         raise Refusal(422, "bad_signature_encoding", "The signature is not base64url.") from None
-    posted = service.send(node_of(request), member, envelope)
+    posted = await service.send_async(node_of(request), member, envelope)
     if posted.replayed:
         response.status_code = 200
     return TransferOut(
@@ -217,7 +224,9 @@ def transfer(
 
 
 @router.get("/transfers/{transfer_id}/receipt", response_model=ReceiptOut)
-def receipt(transfer_id: int, request: Request, principal: MaybeMember) -> ReceiptOut:
+def receipt(
+    transfer_id: Annotated[int, Path(ge=1, le=2**53)], request: Request, principal: MaybeMember
+) -> ReceiptOut:
     """The transfer's leaf, its inclusion proof and the signed checkpoint it leads to."""
     member = principal.member if principal and principal.scope == "wallet" else None
     return ReceiptOut(**service.receipt(node_of(request), member, transfer_id))
@@ -254,7 +263,10 @@ def create_operator(body: OperatorCreate, request: Request, admin: Admin) -> Mem
 
 @router.put("/members/{member_id}/membership", response_model=MemberOut, tags=["admin"])
 def renew_membership(
-    member_id: str, body: MembershipUpdate, request: Request, admin: Admin
+    member_id: Annotated[str, Path(pattern=MEMBER_ID)],
+    body: MembershipUpdate,
+    request: Request,
+    admin: Admin,
 ) -> MemberOut:
     """Record a member's yearly membership (adhésion) as paid up to a day."""
     return member_out(service.renew_membership(node_of(request), member_id, body.until))
@@ -267,7 +279,10 @@ def renew_membership(
     tags=["admin"],
 )
 def recover_keys(
-    member_id: str, body: DeviceKeyCreate, request: Request, officer: KeyOfficer
+    member_id: Annotated[str, Path(pattern=MEMBER_ID)],
+    body: DeviceKeyCreate,
+    request: Request,
+    officer: KeyOfficer,
 ) -> DeviceKeyOut:
     """Operator-assisted recovery: revoke every key of the member, register the new one."""
     node = node_of(request)
@@ -288,12 +303,10 @@ def pos_payments(
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> History:
     """For a point-of-sale device: the payments its merchant received, newest first."""
-    items = [
-        m
-        for m in service.history(node_of(request), merchant, before=before, limit=limit)
-        if m.amount > 0
-    ]
+    # Filtered in the query, not after it: a page of the merchant's own spending must not
+    # end the paging before older payments received.
+    items = service.history(node_of(request), merchant, before=before, limit=limit, incoming=True)
     return History(
         items=[MovementOut(**vars(m)) for m in items],
-        next_before=items[-1].transfer_id if items else None,
+        next_before=items[-1].transfer_id if len(items) == limit else None,
     )

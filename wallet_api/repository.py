@@ -7,7 +7,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, RowMapping, and_, delete, func, insert, select, update
+from sqlalchemy import (
+    Connection,
+    RowMapping,
+    and_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    select,
+    update,
+)
 
 from ledger.models import accounts, postings, transfers
 from wallet_api.models import (
@@ -48,13 +58,21 @@ def insert_session(conn: Connection, row: dict[str, Any]) -> None:
     conn.execute(insert(sessions).values(**row))
 
 
+# Asked on every request: built once (building a SELECT costs more than running it).
+_SESSION_MEMBER = (
+    select(members, sessions.c.csrf)
+    .join(sessions, sessions.c.member_id == members.c.id)
+    .where(sessions.c.token_hash == bindparam("hash"), sessions.c.expires_ms > bindparam("now"))
+)
+_TOKEN_MEMBER = (
+    select(members, api_tokens.c.scope, api_tokens.c.id.label("token_id"))
+    .join(api_tokens, api_tokens.c.member_id == members.c.id)
+    .where(api_tokens.c.token_hash == bindparam("hash"), api_tokens.c.revoked_ms.is_(None))
+)
+
+
 def session_member(conn: Connection, token_hash: bytes, now_ms: int) -> RowMapping | None:
-    query = (
-        select(members, sessions.c.csrf)
-        .join(sessions, sessions.c.member_id == members.c.id)
-        .where(sessions.c.token_hash == token_hash, sessions.c.expires_ms > now_ms)
-    )
-    return conn.execute(query).mappings().first()
+    return conn.execute(_SESSION_MEMBER, {"hash": token_hash, "now": now_ms}).mappings().first()
 
 
 def delete_session(conn: Connection, token_hash: bytes) -> None:
@@ -72,12 +90,7 @@ def insert_token(conn: Connection, row: dict[str, Any]) -> int:
 
 
 def token_member(conn: Connection, token_hash: bytes) -> RowMapping | None:
-    query = (
-        select(members, api_tokens.c.scope, api_tokens.c.id.label("token_id"))
-        .join(api_tokens, api_tokens.c.member_id == members.c.id)
-        .where(api_tokens.c.token_hash == token_hash, api_tokens.c.revoked_ms.is_(None))
-    )
-    return conn.execute(query).mappings().first()
+    return conn.execute(_TOKEN_MEMBER, {"hash": token_hash}).mappings().first()
 
 
 def tokens_of(conn: Connection, member_id: str) -> list[RowMapping]:

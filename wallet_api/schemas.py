@@ -7,7 +7,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-Name = Field(min_length=1, max_length=120)
+# Text people type: no control characters (PostgreSQL cannot even store a NUL byte).
+ONE_LINE = r"^[^\x00-\x1f\x7f]*$"
+Name = Field(min_length=1, max_length=120, pattern=ONE_LINE)
+Email = Field(min_length=3, max_length=254, pattern=ONE_LINE)
+Password = Field(min_length=1, max_length=200, pattern=r"^[^\x00]*$")
+# What a path names: a member id (`camille-dupont-7k2q`), a device key id (base64url).
+MEMBER_ID = r"^[A-Za-z0-9_.-]{1,48}$"
+KEY_ID = r"^[A-Za-z0-9_-]{1,32}$"
 
 
 class Strict(BaseModel):
@@ -15,16 +22,16 @@ class Strict(BaseModel):
 
 
 class TradeDetails(Strict):
-    trade_name: str = Field(min_length=1, max_length=120)
-    category: str = Field(min_length=1, max_length=60)
-    address: str = Field(min_length=1, max_length=300)
+    trade_name: str = Field(min_length=1, max_length=120, pattern=ONE_LINE)
+    category: str = Field(min_length=1, max_length=60, pattern=ONE_LINE)
+    address: str = Field(min_length=1, max_length=300, pattern=ONE_LINE)
     siret: str | None = Field(None, pattern=r"^[0-9]{14}$")
 
 
 class MemberCreate(Strict):
     display_name: str = Name
-    email: str = Field(min_length=3, max_length=254)
-    password: str = Field(min_length=1, max_length=200)
+    email: str = Email
+    password: str = Password
     role: Literal["resident", "merchant"] = "resident"
     locale: Literal["fr", "en"] = "fr"
     merchant: TradeDetails | None = None
@@ -32,15 +39,15 @@ class MemberCreate(Strict):
 
 class OperatorCreate(Strict):
     display_name: str = Name
-    email: str = Field(min_length=3, max_length=254)
-    password: str = Field(min_length=1, max_length=200)
+    email: str = Email
+    password: str = Password
     role: Literal["office", "treasurer", "admin"]
     office: str | None = Field(None, pattern=r"^[a-z0-9][a-z0-9_-]{0,47}$")
 
 
 class Login(Strict):
-    email: str = Field(min_length=1, max_length=254)
-    password: str = Field(min_length=1, max_length=200)
+    email: str = Field(min_length=1, max_length=254, pattern=ONE_LINE)
+    password: str = Password
 
 
 class MemberOut(BaseModel):
@@ -62,7 +69,7 @@ class SessionOut(BaseModel):
 
 class DeviceKeyCreate(Strict):
     public_key: str = Field(min_length=43, max_length=44, description="Ed25519, base64url")
-    label: str = Field("", max_length=80)
+    label: str = Field("", max_length=80, pattern=ONE_LINE)
 
 
 class DeviceKeyOut(BaseModel):
@@ -74,7 +81,7 @@ class DeviceKeyOut(BaseModel):
 
 class TokenCreate(Strict):
     scope: Literal["wallet", "pos"]
-    label: str = Field(min_length=1, max_length=80)
+    label: str = Field(min_length=1, max_length=80, pattern=ONE_LINE)
 
 
 class TokenOut(BaseModel):

@@ -7,6 +7,7 @@ post: on SQLite one writer holds the database at a time, and the poster is that 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import secrets
@@ -16,12 +17,13 @@ from datetime import date
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.exc import IntegrityError
+from starlette.concurrency import run_in_threadpool
 
 from ledger import proofs
 from ledger import repository as ledger_repo
 from ledger.canonical import b64, canonical, unb64
 from ledger.chart import member_account
-from ledger.errors import LedgerError
+from ledger.errors import LedgerError, NodeBusy
 from ledger.operations import NODE
 from ledger.posting import Posted
 from ledger.service import key_event
@@ -34,6 +36,7 @@ if TYPE_CHECKING:
     from node.runtime import Node
 
 MAX_DEVICE_KEYS = 10
+POST_TIMEOUT_S = 60  # a payment not committed by then is answered 503: send it again
 MEMBER_KINDS_SENT = frozenset({"payment"})  # what a wallet may post through the API
 EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,189}\.[^@\s]{2,}$")
 
@@ -238,10 +241,13 @@ class Movement:
     created_ms: int
 
 
-def history(node: Node, member: Member, *, before: int | None, limit: int) -> list[Movement]:
+def history(
+    node: Node, member: Member, *, before: int | None, limit: int, incoming: bool = False
+) -> list[Movement]:
+    """A page of the member's movements, newest first (`incoming`: only credits)."""
     _wallet(member)
     with node.ledger.reading() as conn:
-        rows = repo.history(conn, member.account, before=before, limit=limit)
+        rows = repo.history(conn, member.account, before=before, limit=limit, incoming=incoming)
     return [_movement(row, member.account) for row in rows]
 
 
@@ -256,6 +262,28 @@ def _movement(row: Any, account: str) -> Movement:
 
 def send(node: Node, member: Member, envelope: SignedOrder) -> Posted:
     """Post a payment signed by one of the member's device keys (idempotent on its id)."""
+    check_payment(node, member, envelope)
+    return post(node, envelope)
+
+
+async def send_async(node: Node, member: Member, envelope: SignedOrder) -> Posted:
+    """`send` for the event loop: the request waits for its batch to commit without
+    holding a worker thread. The checks run here: a signature check costs less than a
+    thread hop, and the database is read only at the first sight of a key or recipient."""
+    check_payment(node, member, envelope)
+    if node.poster is None:
+        return await run_in_threadpool(node.ledger.transfer, envelope)
+    # Shielded: a request given up (timeout, client gone) must not cancel the future that
+    # the poster settles when the batch commits.
+    committed = asyncio.shield(asyncio.wrap_future(node.poster.submit(envelope)))
+    try:
+        return await asyncio.wait_for(committed, POST_TIMEOUT_S)
+    except TimeoutError:  # maybe posted later: the same order sent again says so, once
+        raise NodeBusy("the order was not posted in time; send it again") from None
+
+
+def check_payment(node: Node, member: Member, envelope: SignedOrder) -> None:
+    """What the wallet API asks of a payment before the ledger judges it."""
     _wallet(member)
     order = envelope.order
     if order.get("kind") not in MEMBER_KINDS_SENT:
@@ -267,12 +295,25 @@ def send(node: Node, member: Member, envelope: SignedOrder) -> Posted:
             403, "wallet_frozen", "Your wallet is frozen: {reason}", reason=member.frozen_reason
         )
     recipient = order.get("to")
-    if isinstance(recipient, str) and recipient.startswith("member:"):
+    if isinstance(recipient, str) and not _holds_a_wallet(node, recipient):
+        raise Refusal(404, "unknown_member", "There is no member with this id.")
+
+
+def _holds_a_wallet(node: Node, account: str) -> bool:
+    """Is this account a resident's or a merchant's (other accounts: the ledger judges)?
+    Remembered once true: members are never removed nor change role, and a payment should
+    not cost one more database read."""
+    if not account.startswith("member:"):
+        return True
+    known = node.extras.setdefault("wallet_accounts", set())
+    assert isinstance(known, set)
+    if account not in known:
         with node.ledger.reading() as conn:
-            found = repo.member(conn, recipient.removeprefix("member:"))
+            found = repo.member(conn, account.removeprefix("member:"))
         if found is None or found["role"] not in ("resident", "merchant"):
-            raise Refusal(404, "unknown_member", "There is no member with this id.")
-    return post(node, envelope)
+            return False
+        known.add(account)
+    return True
 
 
 def post(node: Node, envelope: SignedOrder) -> Posted:

@@ -1,0 +1,369 @@
+"""The authorisation matrix: every route of the app, every kind of caller.
+
+`TABLE` says, for each route, which callers may use it. The test sends each caller a
+plausible request to each route: a caller not allowed must be refused (401 or 403, or sent
+to the login page for a page), an allowed caller must get through (anything but those, and
+never a 5xx). A route of the app missing from the table fails the test by name: a new
+endpoint must say who may use it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from fastapi.routing import iter_route_contexts
+from fastapi.testclient import TestClient
+
+from ledger.canonical import b64
+from ledger.signing import SigningKey, new_order
+from tests.conftest import PASSWORD
+from tests.people import Person, fund, join, operator
+
+ANONYMOUS, RESIDENT, MERCHANT = "anonymous", "resident", "merchant"
+OFFICE, TREASURER, ADMIN = "office", "treasurer", "admin"
+WALLET_TOKEN, POS_TOKEN = "wallet token", "pos token"  # a resident's, a merchant's
+CALLERS = (ANONYMOUS, RESIDENT, MERCHANT, OFFICE, TREASURER, ADMIN, WALLET_TOKEN, POS_TOKEN)
+
+EVERYONE = frozenset(CALLERS)
+PEOPLE = EVERYONE - {POS_TOKEN}  # a point-of-sale device only reads its payments
+LOGGED_IN = PEOPLE - {ANONYMOUS}
+HOLDERS = frozenset({RESIDENT, MERCHANT, WALLET_TOKEN})  # members with a wallet
+PASSWORD_HOLDERS = HOLDERS - {WALLET_TOKEN}  # keys and tokens take the password
+NOBODY_BUT = frozenset
+
+SKIPPED = ("/static", "/openapi.json")
+UNKNOWN_ID = 987_654_321
+_serial = itertools.count(1)
+
+
+@dataclass
+class World:
+    """The people and things the requests name."""
+
+    site: TestClient
+    people: dict[str, Person]
+    tokens: dict[str, str]
+    victim: Person  # whose keys the operators recover
+    transfer: int  # a payment from the resident to the merchant
+    redemption_fee: int
+
+    def unique(self, stem: str) -> str:
+        return f"{stem}-{next(_serial)}"
+
+    def payment(self, caller: str) -> dict[str, Any]:
+        """A payment signed by the caller's own wallet key (the resident's for others)."""
+        payer = self.people[MERCHANT if caller == MERCHANT else RESIDENT]
+        payee = self.people[RESIDENT if caller == MERCHANT else MERCHANT]
+        return order_of(payer, "payment", to=payee.account, amount=1)
+
+    def redemption(self, caller: str) -> dict[str, Any]:
+        payer = self.people[MERCHANT if caller != RESIDENT else RESIDENT]
+        return order_of(payer, "redemption", amount=1_000, fee=self.redemption_fee)
+
+
+def order_of(person: Person, kind: str, **fields: Any) -> dict[str, Any]:
+    assert person.key is not None
+    origin = person.client.app.state.node.ledger.origin  # type: ignore[attr-defined]
+    body = new_order(kind, person.key, origin, currency="SOU", **fields)
+    body["from"] = person.account
+    return person.key.sign(body).to_json()
+
+
+def new_key(_: World, __: str) -> dict[str, str]:
+    return {"public_key": b64(SigningKey.generate().public_key), "label": "matrix"}
+
+
+@dataclass(frozen=True)
+class Rule:
+    """Who may call a route, and a plausible request: a JSON `body` or a `form`, `query`
+    parameters, and values for path parameters (defaults in PATH_VALUES)."""
+
+    allowed: frozenset[str]
+    body: Callable[[World, str], Any] | None = None
+    form: Callable[[World, str], dict[str, str]] | None = None
+    query: Callable[[World, str], dict[str, Any]] | None = None
+    path: dict[str, Callable[[World], Any]] = field(default_factory=dict)
+    # Refused callers may get 404: the route does not reveal what exists (receipts).
+    hides: bool = False
+    ends_session: bool = False
+
+
+PATH_VALUES: dict[str, Callable[[World], Any]] = {
+    "key_id": lambda w: "AAAAAAAAAAAAAAAA",
+    "token_id": lambda w: UNKNOWN_ID,
+    "transfer_id": lambda w: UNKNOWN_ID,
+    "member_id": lambda w: w.victim.id,
+    "payment_intent": lambda w: "pi_unknown0000",
+    "reconversion_id": lambda w: UNKNOWN_ID,
+}
+RECEIPT = {"transfer_id": lambda w: w.transfer}
+
+TABLE: dict[tuple[str, str], Rule] = {
+    # -- the node -------------------------------------------------------------------------
+    ("GET", "/healthz"): Rule(EVERYONE),
+    ("GET", "/api/v1/node"): Rule(EVERYONE),
+    ("GET", "/api/v1/checkpoint"): Rule(EVERYONE),
+    # -- joining, sessions, tokens ----------------------------------------------------------
+    ("POST", "/api/v1/members"): Rule(
+        PEOPLE,
+        body=lambda w, c: {
+            "display_name": "New",
+            "email": f"{w.unique('new')}@village.test",
+            "password": PASSWORD,
+        },
+    ),
+    ("POST", "/api/v1/session"): Rule(
+        PEOPLE,
+        body=lambda w, c: {"email": w.victim.member["email"], "password": PASSWORD},
+    ),
+    ("DELETE", "/api/v1/session"): Rule(LOGGED_IN, ends_session=True),
+    ("GET", "/api/v1/me"): Rule(LOGGED_IN),
+    ("GET", "/api/v1/me/tokens"): Rule(LOGGED_IN),
+    ("POST", "/api/v1/me/tokens"): Rule(
+        PASSWORD_HOLDERS, body=lambda w, c: {"scope": "wallet", "label": "matrix"}
+    ),
+    ("DELETE", "/api/v1/me/tokens/{token_id}"): Rule(LOGGED_IN),
+    # -- keys -----------------------------------------------------------------------------
+    ("GET", "/api/v1/me/keys"): Rule(HOLDERS),
+    ("POST", "/api/v1/me/keys"): Rule(PASSWORD_HOLDERS, body=new_key),
+    ("DELETE", "/api/v1/me/keys/{key_id}"): Rule(HOLDERS),
+    ("POST", "/api/v1/members/{member_id}/keys/recover"): Rule(
+        NOBODY_BUT({OFFICE, ADMIN}), body=new_key
+    ),
+    # -- the wallet -----------------------------------------------------------------------
+    ("GET", "/api/v1/wallet"): Rule(HOLDERS),
+    ("GET", "/api/v1/wallet/history"): Rule(HOLDERS, query=lambda w, c: {"limit": 5}),
+    ("POST", "/api/v1/transfers"): Rule(HOLDERS, body=World.payment),
+    ("GET", "/api/v1/transfers/{transfer_id}/receipt"): Rule(
+        NOBODY_BUT({RESIDENT, MERCHANT, WALLET_TOKEN, TREASURER, ADMIN}), path=RECEIPT, hides=True
+    ),
+    ("GET", "/api/v1/pos/payments"): Rule(NOBODY_BUT({POS_TOKEN})),
+    # -- administration -------------------------------------------------------------------
+    ("POST", "/api/v1/admin/operators"): Rule(
+        NOBODY_BUT({ADMIN}),
+        body=lambda w, c: {
+            "display_name": "Operator",
+            "email": f"{w.unique('op')}@village.test",
+            "password": PASSWORD,
+            "role": "treasurer",
+        },
+    ),
+    ("PUT", "/api/v1/members/{member_id}/membership"): Rule(
+        NOBODY_BUT({ADMIN}), body=lambda w, c: {"until": "2031-12-31"}
+    ),
+    # -- card top-ups ---------------------------------------------------------------------
+    ("POST", "/api/v1/topups/card"): Rule(HOLDERS, body=lambda w, c: {"amount": 2_000}),
+    ("GET", "/api/v1/topups/card"): Rule(HOLDERS),
+    ("GET", "/api/v1/topups/card/{payment_intent}"): Rule(HOLDERS),
+    # Authenticated by Stripe's signature, not by who calls.
+    ("POST", "/stripe/webhook"): Rule(EVERYONE, body=lambda w, c: {"id": "evt_x"}),
+    # -- the exchange office and the treasury ---------------------------------------------
+    ("GET", "/api/v1/office"): Rule(NOBODY_BUT({OFFICE})),
+    ("POST", "/api/v1/office/cash-ins"): Rule(
+        NOBODY_BUT({OFFICE}),
+        body=lambda w, c: {
+            "id": w.unique("cash"),
+            "member": w.people[RESIDENT].id,
+            "amount": 1_000,
+        },
+    ),
+    ("POST", "/api/v1/office/deposits"): Rule(
+        NOBODY_BUT({OFFICE}),
+        body=lambda w, c: {"id": w.unique("dep"), "amount": 100, "slip_ref": "SLIP-1"},
+    ),
+    ("GET", "/api/v1/treasury/offices"): Rule(NOBODY_BUT({TREASURER})),
+    ("POST", "/api/v1/treasury/deposits/{transfer_id}/reconciled"): Rule(
+        NOBODY_BUT({TREASURER}), body=lambda w, c: {"bank_ref": "VIR-1"}
+    ),
+    # -- reconversions (merchants only: residents_may_reconvert is off by default) --------
+    ("GET", "/api/v1/reconversions/quote"): Rule(
+        NOBODY_BUT({MERCHANT}), query=lambda w, c: {"amount": 1_000}
+    ),
+    ("POST", "/api/v1/reconversions"): Rule(NOBODY_BUT({MERCHANT}), body=World.redemption),
+    ("GET", "/api/v1/reconversions"): Rule(HOLDERS),
+    ("GET", "/api/v1/treasury/reconversions"): Rule(NOBODY_BUT({TREASURER})),
+    ("POST", "/api/v1/treasury/reconversions/{reconversion_id}/paid"): Rule(
+        NOBODY_BUT({TREASURER}), body=lambda w, c: {"bank_ref": "VIR-2"}
+    ),
+    ("POST", "/api/v1/treasury/reconversions/{reconversion_id}/rejected"): Rule(
+        NOBODY_BUT({TREASURER}), body=lambda w, c: {"reason": "Not this month"}
+    ),
+    # -- pages ----------------------------------------------------------------------------
+    ("GET", "/"): Rule(PEOPLE),
+    ("GET", "/join"): Rule(PEOPLE),
+    ("POST", "/join"): Rule(
+        PEOPLE,
+        form=lambda w, c: {
+            "display_name": "Visitor",
+            "email": f"{w.unique('visitor')}@village.test",
+            "password": PASSWORD,
+            "role": "resident",
+        },
+    ),
+    ("GET", "/login"): Rule(PEOPLE),
+    ("POST", "/login"): Rule(
+        PEOPLE, form=lambda w, c: {"email": w.victim.member["email"], "password": PASSWORD}
+    ),
+    ("POST", "/logout"): Rule(PEOPLE, form=lambda w, c: {}, ends_session=True),
+    ("GET", "/wallet"): Rule(HOLDERS),
+    ("GET", "/wallet/receipts/{transfer_id}"): Rule(
+        NOBODY_BUT({RESIDENT, MERCHANT, WALLET_TOKEN}), path=RECEIPT, hides=True
+    ),
+    ("GET", "/send"): Rule(HOLDERS),
+    ("GET", "/keys"): Rule(HOLDERS),
+    ("GET", "/topup"): Rule(HOLDERS),
+    ("POST", "/topup/card"): Rule(HOLDERS, form=lambda w, c: {"amount": "20"}),
+    ("GET", "/topup/card/checkout"): Rule(HOLDERS, query=lambda w, c: {"session_id": "cs_x"}),
+    ("GET", "/topup/card/{payment_intent}"): Rule(HOLDERS),
+    ("GET", "/office"): Rule(NOBODY_BUT({OFFICE})),
+    ("POST", "/office"): Rule(
+        NOBODY_BUT({OFFICE}),
+        form=lambda w, c: {
+            "action": "cash-in",
+            "id": w.unique("cash"),
+            "member": w.people[RESIDENT].id,
+            "amount": "5",
+        },
+    ),
+    ("GET", "/treasurer/offices"): Rule(NOBODY_BUT({TREASURER})),
+    ("POST", "/treasurer/offices"): Rule(
+        NOBODY_BUT({TREASURER}),
+        form=lambda w, c: {"transfer_id": str(UNKNOWN_ID), "bank_ref": "VIR-3"},
+    ),
+    ("GET", "/reconversion"): Rule(NOBODY_BUT({MERCHANT})),
+    ("GET", "/treasurer"): Rule(NOBODY_BUT({TREASURER})),
+    ("POST", "/treasurer"): Rule(
+        NOBODY_BUT({TREASURER}),
+        form=lambda w, c: {
+            "reconversion_id": str(UNKNOWN_ID),
+            "decision": "rejected",
+            "reason": "Not this month",
+        },
+    ),
+}
+
+
+def app_routes(site: TestClient) -> Iterator[tuple[str, str, str]]:
+    """(method, path, name) of every route the app serves, included routers too."""
+    for route in iter_route_contexts(site.app.routes):  # type: ignore[attr-defined]
+        path = route.path or ""
+        if path.startswith(SKIPPED):
+            continue
+        for method in sorted((route.methods or set()) - {"HEAD", "OPTIONS"}):
+            yield method, path, route.name or "?"
+
+
+# -- the callers -----------------------------------------------------------------------------
+
+
+@dataclass
+class Caller:
+    name: str
+    person: Person | None = None  # logged in with a session
+    token: str | None = None  # or a bearer token
+
+    def headers(self) -> dict[str, str]:
+        if self.token is not None:
+            return {"Authorization": f"Bearer {self.token}"}
+        if self.person is None:  # a visitor who loaded a page: the anonymous CSRF cookie
+            return {"Cookie": "sou_csrf=anonymous-csrf", "X-CSRF-Token": "anonymous-csrf"}
+        session = self.person.client.cookies.get("sou_session")
+        return {"Cookie": f"sou_session={session}", "X-CSRF-Token": self.person.csrf}
+
+
+@pytest.fixture
+def world(site: TestClient) -> World:
+    resident, merchant = join(site, "Resident"), join(site, "Marchand", "merchant")
+    victim = join(site, "Victim")
+    for person in (resident, merchant):
+        fund(site, person, 50_000)
+    people = {RESIDENT: resident, MERCHANT: merchant}
+    for role in (OFFICE, TREASURER, ADMIN):
+        people[role] = operator(site, role)
+    tokens = {
+        WALLET_TOKEN: resident.post(
+            "/api/v1/me/tokens", json={"scope": "wallet", "label": "script"}
+        ).json()["token"],
+        POS_TOKEN: merchant.post(
+            "/api/v1/me/tokens", json={"scope": "pos", "label": "counter"}
+        ).json()["token"],
+    }
+    paid = resident.pay(merchant, 500)
+    assert paid.status_code == 201, paid.text
+    quote = merchant.get("/api/v1/reconversions/quote", params={"amount": 1_000})
+    fee = quote.json()["fee"] if quote.status_code == 200 else 0
+    return World(site, people, tokens, victim, paid.json()["transfer_id"], fee)
+
+
+def callers(world: World) -> dict[str, Caller]:
+    found = {name: Caller(name, person=world.people[name]) for name in world.people}
+    found[ANONYMOUS] = Caller(ANONYMOUS)
+    for name, token in world.tokens.items():
+        found[name] = Caller(name, token=token)
+    return found
+
+
+def call(world: World, caller: Caller, method: str, path: str, rule: Rule) -> Any:
+    values = {**PATH_VALUES, **rule.path}
+    url = re.sub(r"\{(\w+)\}", lambda m: str(values[m.group(1)](world)), path)
+    kwargs: dict[str, Any] = {"headers": caller.headers(), "follow_redirects": False}
+    if rule.body is not None:
+        kwargs["json"] = rule.body(world, caller.name)
+    if rule.form is not None:
+        kwargs["data"] = rule.form(world, caller.name)
+    if rule.query is not None:
+        kwargs["params"] = rule.query(world, caller.name)
+    if not path.startswith(("/api/", "/stripe/", "/healthz")):
+        kwargs["headers"]["Accept"] = "text/html"
+    # A fresh client per request: cookies a response sets never change who the caller is.
+    client = TestClient(world.site.app, base_url=str(world.site.base_url))
+    return client.request(method, url, **kwargs)
+
+
+def refused(answer: Any, rule: Rule) -> bool:
+    if answer.status_code in (401, 403) or (rule.hides and answer.status_code == 404):
+        return True
+    location = answer.headers.get("location", "")
+    return answer.status_code in (302, 303, 307) and location.startswith("/login")
+
+
+# -- the tests -------------------------------------------------------------------------------
+
+
+def test_every_route_is_in_the_table(site: TestClient) -> None:
+    served = {(method, path) for method, path, _ in app_routes(site)}
+    missing = [
+        f"{method} {path} ({name})"
+        for method, path, name in app_routes(site)
+        if (method, path) not in TABLE
+    ]
+    assert not missing, "routes with no row in the authorisation table: " + ", ".join(missing)
+    gone = sorted(set(TABLE) - served)
+    assert not gone, f"rows for routes the app no longer serves: {gone}"
+
+
+def test_each_caller_gets_exactly_the_routes_allowed(world: World) -> None:
+    who = callers(world)
+    wrong: list[str] = []
+    for method, path, name in app_routes(world.site):
+        rule = TABLE.get((method, path))
+        if rule is None:
+            continue  # reported by test_every_route_is_in_the_table
+        for caller in CALLERS:
+            answer = call(world, who[caller], method, path, rule)
+            allowed = caller in rule.allowed
+            if answer.status_code >= 500 or refused(answer, rule) == allowed:
+                verdict = "refused" if refused(answer, rule) else "let through"
+                wrong.append(
+                    f"{method} {path} ({name}) as {caller}: {verdict} with "
+                    f"{answer.status_code} {answer.text[:120]!r}"
+                )
+            person = who[caller].person
+            if rule.ends_session and person is not None:
+                person.log_in()  # the next routes need the session again
+    assert not wrong, f"{len(wrong)} wrong answers:\n" + "\n".join(wrong)
