@@ -40,7 +40,9 @@ class Settings(BaseSettings):
     max_amount: int = Field(1_000_000, gt=0, description="Largest single transfer, in cents.")
     order_max_ttl: int = Field(86_400, gt=0, description="Longest validity of a signed order (s).")
     seal_interval: float = Field(0.2, gt=0, description="Seconds between sealer rounds.")
-    pool_size: int = Field(16, gt=0)
+    # At least the web server's worker threads (40) and the poster and sealer: fewer, and
+    # connections are opened and closed on every request under load.
+    pool_size: int = Field(64, gt=0, description="Database connections kept open.")
 
     # Membership and conversions
     membership_required: bool = Field(

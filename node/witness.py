@@ -9,11 +9,15 @@ still contain it (residents and other nodes can keep and check checkpoints the s
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 from ledger.sealer import Sealed
 
 FILE_NAME = "checkpoint.txt"
+# The poster's and the sealer thread's rounds both remember: one at a time in a process, so
+# that a smaller checkpoint never replaces a larger one between the compare and the replace.
+_REMEMBERING = threading.Lock()
 
 
 def path_in(data_dir: Path) -> Path:
@@ -30,14 +34,15 @@ def remember(data_dir: Path, sealed: Sealed) -> None:
     if sealed.note is None:
         return
     path = path_in(data_dir)
-    try:
-        if _size(path.read_text()) >= sealed.size:
-            return
-    except FileNotFoundError:
-        pass
-    draft = path.with_suffix(f".{os.getpid()}.tmp")
-    draft.write_text(sealed.note)
-    os.replace(draft, path)  # readers see the old or the new note, never half of one
+    with _REMEMBERING:
+        try:
+            if _size(path.read_text()) >= sealed.size:
+                return
+        except FileNotFoundError:
+            pass
+        draft = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
+        draft.write_text(sealed.note)
+        os.replace(draft, path)  # readers see the old or the new note, never half of one
 
 
 def witnessed(data_dir: Path) -> list[str]:

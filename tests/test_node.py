@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 import stat
 from pathlib import Path
 
@@ -142,3 +143,28 @@ def test_operator_command_creates_a_login(tmp_path: Path, empty_db_url: str) -> 
         assert node.ledger.balance("office:poste:cash") == 0  # the office's till exists
     finally:
         node.close()
+
+
+def test_racing_sealer_rounds_keep_the_largest_checkpoint(tmp_path: Path) -> None:
+    """The poster and the sealer thread both remember checkpoints: whatever the order they
+    race in, the file ends with the largest, whole, and no draft is left behind."""
+    import threading
+
+    from ledger.sealer import Sealed
+    from node import witness
+
+    sizes = list(range(1, 201))
+    random.Random(7).shuffle(sizes)
+
+    def remember(chunk: list[int]) -> None:
+        for size in chunk:
+            note = f"test.sou.localhost/village\n{size}\nroot{size}\n"
+            witness.remember(tmp_path, Sealed(1, size, None, note))
+
+    threads = [threading.Thread(target=remember, args=(sizes[i::8],)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert witness.witnessed(tmp_path) == ["test.sou.localhost/village\n200\nroot200\n"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.txt"]
