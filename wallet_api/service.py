@@ -12,10 +12,12 @@ import json
 import re
 import secrets
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 
@@ -71,35 +73,49 @@ def join(
     """Sign a person up: the member, their wallet account (and trade details), together."""
     from merchants import repository as merchant_repo
 
+    if role not in ("resident", "merchant") or (role == "merchant") != (merchant is not None):
+        raise Refusal(422, "bad_role", "One joins as a resident or as a merchant with a trade.")
+
+    def wallet(conn: Connection, member_id: str) -> None:
+        if merchant is not None:
+            merchant_repo.insert_merchant(conn, {"member_id": member_id, **merchant})
+        node.ledger.open_account(member_account(member_id), conn)
+
+    person = {"display_name": display_name, "role": role, "locale": locale}
+    return get_member(node, _record_person(node, person, email, password, wallet))
+
+
+def _record_person(
+    node: Node,
+    person: dict[str, Any],
+    email: str,
+    password: str,
+    also: Callable[[Connection, str], None] | None = None,
+) -> str:
+    """Check and record a person who logs in (with `also`'s writes, in one transaction);
+    their new member id."""
     email = email.strip().lower()
     if not EMAIL.match(email):
         raise Refusal(422, "bad_email", "This email address does not look right.")
     check_password(password)
-    if role not in ("resident", "merchant") or (role == "merchant") != (merchant is not None):
-        raise Refusal(422, "bad_role", "One joins as a resident or as a merchant with a trade.")
-    member_id = member_id_for(display_name)
+    member_id = member_id_for(person["display_name"])
+    row = person | {
+        "id": member_id,
+        "display_name": person["display_name"].strip(),
+        "email": email,
+        "password_hash": hash_password(password),
+        "created_ms": now_ms(),
+    }
     try:
         with node.engine.begin() as conn:
             if repo.member_by_email(conn, email) is not None:
                 raise _email_taken()
-            repo.insert_member(
-                conn,
-                {
-                    "id": member_id,
-                    "role": role,
-                    "display_name": display_name.strip(),
-                    "email": email,
-                    "password_hash": hash_password(password),
-                    "locale": locale,
-                    "created_ms": now_ms(),
-                },
-            )
-            if merchant is not None:
-                merchant_repo.insert_merchant(conn, {"member_id": member_id, **merchant})
-            node.ledger.open_account(member_account(member_id), conn)
+            repo.insert_member(conn, row)
+            if also is not None:
+                also(conn, member_id)
     except IntegrityError:  # the same email, joining twice at the same moment
         raise _email_taken() from None
-    return get_member(node, member_id)
+    return member_id
 
 
 def _email_taken() -> Refusal:
@@ -407,31 +423,10 @@ def create_operator(
     from ledger.chart import office_cash
     from node.runtime import add_operator
 
-    email = email.strip().lower()
-    if not EMAIL.match(email):
-        raise Refusal(422, "bad_email", "This email address does not look right.")
-    check_password(password)
     if (role == "office") != (office is not None):
         raise Refusal(422, "bad_office", "An exchange-office operator works at one office.")
-    member_id = member_id_for(display_name)
-    try:
-        with node.engine.begin() as conn:
-            if repo.member_by_email(conn, email) is not None:
-                raise _email_taken()
-            repo.insert_member(
-                conn,
-                {
-                    "id": member_id,
-                    "role": role,
-                    "display_name": display_name.strip(),
-                    "email": email,
-                    "password_hash": hash_password(password),
-                    "office": office,
-                    "created_ms": now_ms(),
-                },
-            )
-    except IntegrityError:
-        raise _email_taken() from None
+    person = {"display_name": display_name, "role": role, "office": office}
+    member_id = _record_person(node, person, email, password)
     if office is not None:
         with node.ledger.reading() as conn:
             opened = ledger_repo.accounts_by_code(conn, [office_cash(office)])
