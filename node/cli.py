@@ -11,7 +11,7 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -96,23 +96,48 @@ def migrate() -> None:
 def serve(
     host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(help="Web server processes (default: one per core; 1 on SQLite)."),
+    ] = None,
+    access_log: Annotated[
+        bool | None, typer.Option("--access-log/--no-access-log", help="Log every request.")
+    ] = None,
 ) -> None:
     """Run the node's web server (http://127.0.0.1:8000 by default)."""
     import uvicorn
 
     from node.app import create_app
+    from node.runtime import open_node
 
     settings = _settings()
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     try:
-        application = create_app(settings)
+        node = open_node(settings)  # checked and migrated once, before any process serves
     except RuntimeError as exc:
         raise _fail(str(exc)) from exc
-    uvicorn.run(
-        application, host=host or settings.host, port=port or settings.port, log_level="info"
-    )
+    processes = workers or settings.workers or _default_workers(node.engine.dialect.name)
+    options: dict[str, Any] = {
+        "host": host or settings.host,
+        "port": port or settings.port,
+        "log_level": "info",
+        "access_log": settings.access_log if access_log is None else access_log,
+    }
+    if processes == 1:
+        uvicorn.run(create_app(settings, node), **options)
+        return
+    node.close()
+    # Each process opens its own node from the same settings (environment and file); the
+    # database connections are shared out between them.
+    os.environ["SOU_POOL_SIZE"] = str(max(8, settings.pool_size // processes))
+    uvicorn.run("node.app:create_app", factory=True, workers=processes, **options)
+
+
+def _default_workers(dialect: str) -> int:
+    """SQLite writes one transaction at a time whoever asks: more processes only contend."""
+    return 1 if dialect == "sqlite" else max(1, os.cpu_count() or 1)
 
 
 @app.command()

@@ -37,12 +37,19 @@ class Settings(BaseSettings):
     timezone: str = Field("Europe/Paris", description="Time zone of dates shown on pages.")
     host: str = "127.0.0.1"
     port: int = 8000
+    workers: int = Field(
+        0, ge=0, description="Web server processes; 0: one per core on PostgreSQL, one on SQLite."
+    )
+    access_log: bool = Field(
+        False, description="Log every HTTP request (a proxy in front of the node often does)."
+    )
     max_amount: int = Field(1_000_000, gt=0, description="Largest single transfer, in cents.")
     order_max_ttl: int = Field(86_400, gt=0, description="Longest validity of a signed order (s).")
     seal_interval: float = Field(0.2, gt=0, description="Seconds between sealer rounds.")
     # At least the web server's worker threads (40) and the poster and sealer: fewer, and
-    # connections are opened and closed on every request under load.
-    pool_size: int = Field(64, gt=0, description="Database connections kept open.")
+    # connections are opened and closed on every request under load. Shared out between
+    # the web server's processes.
+    pool_size: int = Field(64, gt=0, description="Database connections kept open by the node.")
 
     # Membership and conversions
     membership_required: bool = Field(

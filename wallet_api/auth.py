@@ -124,9 +124,17 @@ def open_session(conn: Connection, member_id: str, days: int) -> tuple[str, str]
 
 async def principal(request: Request) -> Principal | None:
     """The member behind this request, or None for an anonymous one. Checks CSRF."""
-    # The lookup runs in a worker thread: a database read must not stall the event loop,
-    # which meanwhile reads and answers other requests.
-    found = await run_in_threadpool(_identify, request)
+    node, caller = node_of(request), _caller(request)
+    seen = None if caller is None else _still_fresh(node, caller)
+    if caller is not None and seen is None:
+        # A database read runs in a worker thread: it must not stall the event loop,
+        # which meanwhile reads and answers other requests.
+        seen = await run_in_threadpool(_look_up, node, caller)
+    found = None if seen is None else seen.found
+    if caller is not None and caller[0] == "token" and found is None:
+        raise Refusal(401, "bad_token", "This API token is not valid (unknown or revoked).")
+    if found is not None and found.via == "session":
+        request.state.session_csrf = seen.csrf if seen else None
     # Cross-site pages can post forms (and send cookies) but not JSON without the node's
     # consent: anonymous JSON calls carry no ambient credential, everything else is checked.
     if request.method in UNSAFE and (
@@ -146,22 +154,67 @@ def _one_read(node: Node) -> Connection:
     return conn
 
 
-def _identify(request: Request) -> Principal | None:
-    node = node_of(request)
+# Who a token or session cookie stands for, remembered for a moment: without it every
+# request would cost a database read and a thread hop. A logout, revocation or freeze made
+# in this process forgets at once; one made by another worker process of the node takes
+# effect within RECENT_S seconds.
+RECENT_S = 2.0
+_MAX_REMEMBERED = 10_000
+
+
+@dataclass(frozen=True)
+class _Seen:
+    found: Principal | None
+    csrf: str | None
+    until: float  # time.monotonic()
+
+
+def _caller(request: Request) -> tuple[str, bytes] | None:
+    """("token" | "session", hash of the secret) that the request presents, if any."""
     bearer = request.headers.get("authorization", "")
     if bearer.lower().startswith("bearer "):
-        with _one_read(node) as conn:
-            row = repo.token_member(conn, token_hash(bearer[7:].strip()))
-        if row is None:
-            raise Refusal(401, "bad_token", "This API token is not valid (unknown or revoked).")
-        return Principal(Member.from_row(row), "token", row["scope"])
+        return "token", token_hash(bearer[7:].strip())
     if cookie := request.cookies.get(SESSION_COOKIE):
-        with _one_read(node) as conn:
-            row = repo.session_member(conn, token_hash(cookie), now_ms())
-        if row is not None:
-            request.state.session_csrf = row["csrf"]
-            return Principal(Member.from_row(row), "session")
+        return "session", token_hash(cookie)
     return None  # anonymous, or a session expired or logged out: pages offer to log in
+
+
+def _remembered(node: Node) -> dict[tuple[str, bytes], _Seen]:
+    cache = node.extras.setdefault("recent_principals", {})
+    assert isinstance(cache, dict)
+    return cache
+
+
+def forget_principals(node: Node) -> None:
+    """Look every token and session up again (after a logout, revocation, freeze...)."""
+    _remembered(node).clear()
+
+
+def _still_fresh(node: Node, caller: tuple[str, bytes]) -> _Seen | None:
+    seen = _remembered(node).get(caller)
+    return seen if seen is not None and seen.until > time.monotonic() else None
+
+
+def _look_up(node: Node, caller: tuple[str, bytes]) -> _Seen:
+    kind, hashed = caller
+    with _one_read(node) as conn:
+        if kind == "token":
+            row = repo.token_member(conn, hashed)
+        else:
+            row = repo.session_member(conn, hashed, now_ms())
+    if row is None:  # not remembered: a token or session just made elsewhere works at once
+        return _Seen(None, None, 0.0)
+    until = time.monotonic() + RECENT_S
+    if kind == "token":
+        seen = _Seen(Principal(Member.from_row(row), "token", row["scope"]), None, until)
+    else:  # never past the session's end
+        until = min(until, time.monotonic() + (row["expires_ms"] - now_ms()) / 1000)
+        seen = _Seen(Principal(Member.from_row(row), "session"), row["csrf"], until)
+    cache = _remembered(node)
+    if len(cache) >= _MAX_REMEMBERED:  # many distinct callers: start again rather than grow
+        cache.clear()
+    cache[caller] = seen
+    return seen
 
 
 async def _check_csrf(request: Request) -> None:
@@ -246,3 +299,38 @@ Admin = Annotated[Member, _role("admin")]
 # Who may recover a member's keys after checking their identity in person.
 KeyOfficer = Annotated[Member, _role("office", "admin")]
 PosDevice = Annotated[Member, Depends(_pos_device)]
+
+
+# -- who is signed in, for the pages -------------------------------------------------------
+# A page answers an anonymous visitor with the login page (coming back afterwards), where
+# the API answers 401: these helpers say which, the pages return the redirect as it is.
+
+
+def signed_in(request: Request, p: Principal | None, *roles: str) -> Member | RedirectResponse:
+    """The logged-in member if they have one of `roles`; the login page for an anonymous
+    visitor; refused (403) for any other role, or for a device's API token."""
+    from node.web import to_login
+
+    if p is None:
+        return to_login(request)
+    if p.scope != "wallet" or p.member.role not in roles:
+        raise Refusal(403, "forbidden", "Your role does not allow this.")
+    return p.member
+
+
+def wallet_holder(
+    request: Request, p: Principal | None, back: str | None = None
+) -> Member | RedirectResponse:
+    """The logged-in member with a wallet; the login page for a visitor, who comes back to
+    `back` (this page by default); refused (403) for an operator."""
+    from node.web import to_login
+
+    if p is None:
+        return to_login(request, back)
+    if not p.member.has_wallet:
+        raise Refusal(403, "no_wallet", "Operators have no wallet.")
+    return p.member
+
+
+if TYPE_CHECKING:  # for the annotations above only
+    from fastapi.responses import RedirectResponse

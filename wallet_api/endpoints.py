@@ -21,6 +21,7 @@ from wallet_api.auth import (
     PosDevice,
     WalletHolder,
     WalletOwner,
+    forget_principals,
     node_of,
     now_ms,
     token_hash,
@@ -173,6 +174,7 @@ def revoke_token(
     with node_of(request).engine.begin() as conn:
         if not repo.revoke_token(conn, member.id, token_id, now_ms()):
             raise Refusal(404, "unknown_token", "You have no API token with this id.")
+    forget_principals(node_of(request))
 
 
 @router.get("/wallet", response_model=Balance)

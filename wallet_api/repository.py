@@ -60,7 +60,7 @@ def insert_session(conn: Connection, row: dict[str, Any]) -> None:
 
 # Asked on every request: built once (building a SELECT costs more than running it).
 _SESSION_MEMBER = (
-    select(members, sessions.c.csrf)
+    select(members, sessions.c.csrf, sessions.c.expires_ms)
     .join(sessions, sessions.c.member_id == members.c.id)
     .where(sessions.c.token_hash == bindparam("hash"), sessions.c.expires_ms > bindparam("now"))
 )

@@ -32,7 +32,14 @@ from ledger.service import key_event
 from ledger.signing import SignedOrder, SigningKey, new_order
 from node.web import Refusal
 from wallet_api import repository as repo
-from wallet_api.auth import Member, hash_password, now_ms, open_session, password_matches
+from wallet_api.auth import (
+    Member,
+    forget_principals,
+    hash_password,
+    now_ms,
+    open_session,
+    password_matches,
+)
 
 if TYPE_CHECKING:
     from node.runtime import Node
@@ -163,6 +170,7 @@ def log_in(node: Node, email: str, password: str, client_ip: str) -> tuple[Membe
 def log_out(node: Node, token_hash: bytes) -> None:
     with node.engine.begin() as conn:
         repo.delete_session(conn, token_hash)
+    forget_principals(node)
 
 
 # -- device keys ---------------------------------------------------------------------------
@@ -440,4 +448,5 @@ def renew_membership(node: Node, member_id: str, until: date) -> Member:
     get_member(node, member_id)
     with node.engine.begin() as conn:
         repo.update_member(conn, member_id, membership_until=until)
+    forget_principals(node)
     return get_member(node, member_id)
