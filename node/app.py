@@ -13,7 +13,7 @@ from ledger import repository as repo
 from ledger.models import log_queue
 from node.runtime import Node, open_node
 from node.settings import Settings
-from node.web import install_error_handlers
+from node.web import REFUSALS, install_error_handlers
 
 # The routers of the feature packages, API and pages.
 FEATURES = (
@@ -42,7 +42,14 @@ def create_app(settings: Settings | None = None, node: Node | None = None) -> Fa
             node.close()
 
     # No /docs: Swagger UI would load its assets from a CDN; the schema is at /openapi.json.
-    app = FastAPI(title="Sou", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app = FastAPI(
+        title="Sou",
+        version="0.1.0",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        responses=REFUSALS,
+    )
     app.state.node = node
     install_error_handlers(app)
     from fastapi.staticfiles import StaticFiles

@@ -13,6 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from jinja2 import Environment, PackageLoader, select_autoescape
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ledger.errors import LedgerError
@@ -35,6 +36,21 @@ class Refusal(Exception):
         tr, lang = gettext_for(request), language_of(request)
         params = {k: _shown(k, v, tr.gettext, lang) for k, v in self.params.items()}
         return tr.gettext(self.message).format(**params)
+
+
+class Problem(BaseModel):
+    """The body of every refusal (4xx) and of 503 (busy: send the same request again)."""
+
+    model_config = ConfigDict(extra="allow", json_schema_extra={"additionalProperties": True})
+    error: str = Field(description="A stable code naming the reason, e.g. insufficient_funds.")
+    message: str = Field(description="The reason in plain words, in the reader's language.")
+
+
+# Documented on every operation (other fields of the body are the figures of the message).
+REFUSALS: dict[int | str, dict[str, Any]] = {
+    "4XX": {"model": Problem, "description": "Refused: nothing was changed."},
+    "503": {"model": Problem, "description": "Busy: send the same request again later."},
+}
 
 
 def _shown(name: str, value: Any, gettext: Any, lang: str) -> Any:
@@ -138,6 +154,61 @@ class Phrase(str):
         return value
 
 
+# Pydantic's reasons for refusing a request field, by error type, as msgids (the English
+# message pydantic wrote stays in the JSON answer's `reason`; the sentence is translated).
+VALIDATION_REASONS = {
+    "missing": "is missing",
+    "string_too_short": "must have at least {n} characters",
+    "string_too_long": "must be at most {n} characters",
+    "too_short": "must have at least {n} items",
+    "too_long": "must have at most {n} items",
+    "greater_than_equal": "must be at least {n}",
+    "less_than_equal": "must be at most {n}",
+    "greater_than": "must be more than {n}",
+    "less_than": "must be less than {n}",
+    "int_type": "must be a whole number",
+    "int_parsing": "must be a whole number",
+    "int_from_float": "must be a whole number",
+    "string_type": "must be text",
+    "bool_type": "must be true or false",
+    "bool_parsing": "must be true or false",
+    "string_pattern_mismatch": "is not written as expected",
+    "literal_error": "must be one of {expected}",
+    "enum": "must be one of {expected}",
+    "date_type": "must be a date such as 2026-12-31",
+    "date_parsing": "must be a date such as 2026-12-31",
+    "date_from_datetime_parsing": "must be a date such as 2026-12-31",
+    "date_from_datetime_inexact": "must be a date such as 2026-12-31",
+    "json_invalid": "is not valid JSON",
+    "json_type": "is not valid JSON",
+    "extra_forbidden": "is not expected here",
+    "dict_type": "must be an object",
+    "model_type": "must be an object",
+    "model_attributes_type": "must be an object",
+    "list_type": "must be a list",
+}
+# Which of pydantic's `ctx` figures a reason shows, under the name its msgid uses.
+_FIGURES = dict.fromkeys(("max_length", "min_length", "ge", "le", "gt", "lt"), "n")
+_FIGURES["expected"] = "expected"
+
+
+def validation_reason(error: dict[str, Any]) -> str:
+    """The reason pydantic gave for refusing a field, to be shown in the reader's language."""
+    english = str(error.get("msg", "invalid"))
+    msgid = VALIDATION_REASONS.get(str(error.get("type")))
+    if msgid is None:  # our own validators: "Value error, must be ..."
+        return _reason(english.removeprefix("Value error, "))
+    context = error.get("ctx") or {}
+    figures = {_FIGURES[k]: str(v) for k, v in context.items() if k in _FIGURES}
+    if msgid.startswith("must have at least") and figures.get("n") == "1":
+        msgid = "must not be empty"
+    try:
+        msgid.format(**figures)
+    except (KeyError, IndexError):  # a figure pydantic did not give: keep its own words
+        return english
+    return Phrase(english, msgid, **figures)
+
+
 def _reason(english: str) -> str:
     for pattern, msgid in FIELD_REASONS:
         found = pattern.fullmatch(english)
@@ -215,8 +286,8 @@ def install_error_handlers(app: FastAPI) -> None:
             422,
             "invalid_request",
             "The field {field} is not valid: {reason}.",
-            field=where,
-            reason=str(first.get("msg", "invalid")),
+            field=Phrase(where, FIELD_NAMES[where]) if where in FIELD_NAMES else where,
+            reason=validation_reason(dict(first)),
         )
         return problem(request, refusal)
 

@@ -1,5 +1,5 @@
 """Schemathesis over the whole OpenAPI of the app: no request, however odd, gets a 5xx, and
-every answer matches the schema.
+every answer (refusals included: status and body) is one the schema documents.
 
 Each operation is fuzzed with data that fits the schema and data that does not, sent by
 every kind of caller (a visitor, residents and merchants logged in with a session and its
@@ -29,6 +29,7 @@ from schemathesis.specs.openapi.checks import (
     content_type_conformance,
     negative_data_rejection,
     response_schema_conformance,
+    status_code_conformance,
 )
 
 from ledger.canonical import b64
@@ -43,6 +44,7 @@ CHECKS = [
     response_schema_conformance,
     content_type_conformance,
     negative_data_rejection,
+    status_code_conformance,
 ]
 # Orders that spend a wallet: their bodies are signed by the caller's own key.
 SIGNED = {"/api/v1/transfers": "payment", "/api/v1/reconversions": "redemption"}

@@ -161,6 +161,35 @@ def test_bad_amounts_are_refused_and_change_nothing(
     assert books(site, camille, louis) == before
 
 
+@pytest.mark.parametrize(
+    ("body", "field", "english"),
+    [
+        ({"sig": "x"}, "order", "is missing"),
+        ({"order": {}, "sig": ""}, "sig", "must not be empty"),
+        ({"order": {}, "sig": "x" * 101}, "sig", "must be at most 100 characters"),
+        ({"order": [], "sig": "x"}, "order", "must be an object"),
+        ({"order": {}, "sig": 5}, "sig", "must be text"),
+        ({"order": {}, "sig": "x", "tip": 1}, "tip", "is not expected here"),
+    ],
+    ids=["missing", "too-short", "too-long", "not-an-object", "not-text", "extra"],
+)
+def test_malformed_requests_are_refused_in_the_readers_language(
+    site: TestClient, pair: tuple[Person, Person], body: dict[str, Any], field: str, english: str
+) -> None:
+    """What the request's schema refuses (before any order is read) is explained like the
+    ledger's refusals: the reason in French too, not pydantic's English inside French."""
+    camille, louis = pair
+    before = books(site, camille, louis)
+    refused_in_both_languages(
+        lambda lang: send(camille, body, lang),
+        422,
+        "invalid_request",
+        f"The field {field} is not valid: {english}.",
+        field=field,
+    )
+    assert books(site, camille, louis) == before
+
+
 def test_amount_over_the_limit_is_refused_even_when_the_wallet_holds_it(
     site: TestClient, pair: tuple[Person, Person]
 ) -> None:
