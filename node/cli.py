@@ -98,7 +98,7 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
     workers: Annotated[
         int | None,
-        typer.Option(help="Web server processes (default: one per core; 1 on SQLite)."),
+        typer.Option(help="Web server processes (default: one per core)."),
     ] = None,
     access_log: Annotated[
         bool | None, typer.Option("--access-log/--no-access-log", help="Log every request.")
@@ -118,7 +118,7 @@ def serve(
         node = open_node(settings)  # checked and migrated once, before any process serves
     except RuntimeError as exc:
         raise _fail(str(exc)) from exc
-    processes = workers or settings.workers or _default_workers(node.engine.dialect.name)
+    processes = workers or settings.workers or _default_workers()
     options: dict[str, Any] = {
         "host": host or settings.host,
         "port": port or settings.port,
@@ -135,9 +135,10 @@ def serve(
     uvicorn.run("node.app:create_app", factory=True, workers=processes, **options)
 
 
-def _default_workers(dialect: str) -> int:
-    """SQLite writes one transaction at a time whoever asks: more processes only contend."""
-    return 1 if dialect == "sqlite" else max(1, os.cpu_count() or 1)
+def _default_workers() -> int:
+    """One per core: most of a request's time is spent in Python, which one process runs
+    on one core at a time (on SQLite the processes take turns to write)."""
+    return max(1, os.cpu_count() or 1)
 
 
 @app.command()

@@ -37,9 +37,7 @@ class Settings(BaseSettings):
     timezone: str = Field("Europe/Paris", description="Time zone of dates shown on pages.")
     host: str = "127.0.0.1"
     port: int = 8000
-    workers: int = Field(
-        0, ge=0, description="Web server processes; 0: one per core on PostgreSQL, one on SQLite."
-    )
+    workers: int = Field(0, ge=0, description="Web server processes; 0: one per core.")
     access_log: bool = Field(
         False, description="Log every HTTP request (a proxy in front of the node often does)."
     )
