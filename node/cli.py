@@ -107,7 +107,7 @@ def serve(
     """Run the node's web server (http://127.0.0.1:8000 by default)."""
     import uvicorn
 
-    from node.app import create_app
+    from node.app import create_served_app
     from node.runtime import open_node
 
     settings = _settings()
@@ -126,13 +126,13 @@ def serve(
         "access_log": settings.access_log if access_log is None else access_log,
     }
     if processes == 1:
-        uvicorn.run(create_app(settings, node), **options)
+        uvicorn.run(create_served_app(settings, node), **options)
         return
     node.close()
     # Each process opens its own node from the same settings (environment and file); the
     # database connections are shared out between them.
     os.environ["SOU_POOL_SIZE"] = str(max(8, settings.pool_size // processes))
-    uvicorn.run("node.app:create_app", factory=True, workers=processes, **options)
+    uvicorn.run("node.app:create_served_app", factory=True, workers=processes, **options)
 
 
 def _default_workers() -> int:
