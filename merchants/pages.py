@@ -5,22 +5,18 @@ redemption on the device, `node/static/reconversion.js`) and the treasurer's pay
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Annotated
 
-from babel.numbers import format_decimal, get_decimal_symbol, get_group_symbol
-from fastapi import APIRouter, Form, Request
+from babel.numbers import format_decimal
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from merchants import service
 from node.i18n import language_of
-from node.web import Refusal, page
+from node.web import DoneId, Refusal, Text, done, number_format, page, say, when
 from wallet_api import service as wallet
-from wallet_api.auth import MaybeMember, node_of
-from wallet_api.office.pages import DoneId, done, say, signed_in
-from wallet_api.pages import when
+from wallet_api.auth import MaybeMember, node_of, signed_in
 
 router = APIRouter(include_in_schema=False)
-Text = Annotated[str, Form()]
 # How people read the state of a request (msgids, French in merchants.po).
 STATUS_LABELS = {"pending": "Waiting for payment", "paid": "Paid", "rejected": "Rejected"}
 
@@ -47,7 +43,7 @@ def reconversion(request: Request, p: MaybeMember) -> Response:
         cause_share=settings.reconversion_cause_share,
         cause_name=settings.cause_name,
         max_amount=settings.max_amount,
-        number={"decimal": get_decimal_symbol(lang), "group": get_group_symbol(lang)},
+        number=number_format(request),
     )
 
 

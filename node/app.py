@@ -26,6 +26,8 @@ FEATURES = (
     "wallet_api.office.pages",
     "merchants.endpoints",
     "merchants.pages",
+    "wallet_api.admin.endpoints",
+    "wallet_api.admin.pages",
 )
 
 

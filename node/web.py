@@ -1,17 +1,22 @@
-"""What every feature's endpoints share: refusals in the reader's language, templates, and
-the anonymous CSRF cookie. Feature packages import this; it imports none of them.
+"""What every feature's endpoints share: refusals in the reader's language, templates, the
+anonymous CSRF cookie, and the pages' helpers (login redirect, messages, dates, amounts).
+Feature packages import this; it imports none of them.
 """
 
 from __future__ import annotations
 
 import re
 import secrets
+from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Annotated, Any
+from urllib.parse import quote
 
-from fastapi import FastAPI, Request
+from babel.dates import format_date, format_datetime, get_timezone
+from babel.numbers import get_decimal_symbol, get_group_symbol
+from fastapi import FastAPI, Form, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader, select_autoescape
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -355,3 +360,54 @@ def page(request: Request, name: str, status: int = 200, **context: Any) -> HTML
     if chosen in LANGUAGES:
         response.set_cookie(LANG_COOKIE, chosen, max_age=365 * 86400, samesite="lax")
     return response
+
+
+# -- what the pages' handlers share ----------------------------------------------------------
+
+# A field of a posted form, as typed.
+Text = Annotated[str, Form()]
+# The id a page is sent back with after a success, naming what was done (see `done`).
+DoneId = Annotated[int | None, Query(ge=1, le=2**53)]
+
+
+def to_login(request: Request, back: str | None = None) -> RedirectResponse:
+    """Send an anonymous visitor to the login page, coming back to `back` afterwards (this
+    page, with its query, by default)."""
+    here = back or request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return RedirectResponse(f"/login?next={quote(here, safe='')}", status_code=303)
+
+
+def done(path: str, **what: int | str) -> RedirectResponse:
+    """Back to the page after a success, naming what was done (the page says it)."""
+    query = "&".join(f"{name}={quote(str(value), safe='')}" for name, value in what.items())
+    return RedirectResponse(f"{path}?{query}", status_code=303)
+
+
+def say(request: Request, message: str, **values: Any) -> str:
+    """A message of the page in the reader's language, its `{name}`s filled."""
+    return gettext_for(request).gettext(message).format(**values)
+
+
+def when(request: Request, ms: int) -> str:
+    """A moment as people of the page's language write it, in the node's time zone."""
+    zone = request.app.state.node.settings.timezone
+    moment = datetime.fromtimestamp(ms / 1000, UTC)
+    return format_datetime(moment, "short", tzinfo=get_timezone(zone), locale=language_of(request))
+
+
+def day(request: Request, moment: date) -> str:
+    """A day as people of the page's language write it: 31 décembre 2026."""
+    return format_date(moment, "long", locale=language_of(request))
+
+
+def page_money(request: Request, cents: int, currency: str | None = None) -> str:
+    """Cents as the page's reader writes them: "20,50 SOU" in French (the local unit unless
+    another currency is named)."""
+    local = request.app.state.node.ledger.chart.local
+    return money(cents, language_of(request), currency or local)
+
+
+def number_format(request: Request) -> dict[str, str]:
+    """Separators for the scripts that write amounts the way the server does."""
+    lang = language_of(request)
+    return {"decimal": get_decimal_symbol(lang), "group": get_group_symbol(lang)}

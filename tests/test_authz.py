@@ -156,6 +156,8 @@ TABLE: dict[tuple[str, str], Rule] = {
     ("PUT", "/api/v1/members/{member_id}/membership"): Rule(
         NOBODY_BUT({ADMIN}), body=lambda w, c: {"until": "2031-12-31"}
     ),
+    ("GET", "/api/v1/admin/members"): Rule(NOBODY_BUT({ADMIN}), query=lambda w, c: {"q": "vic"}),
+    ("GET", "/api/v1/members/{member_id}/keys"): Rule(NOBODY_BUT({OFFICE, ADMIN})),
     # -- card top-ups ---------------------------------------------------------------------
     ("POST", "/api/v1/topups/card"): Rule(HOLDERS, body=lambda w, c: {"amount": 2_000}),
     ("GET", "/api/v1/topups/card"): Rule(HOLDERS),
@@ -180,6 +182,19 @@ TABLE: dict[tuple[str, str], Rule] = {
     ("POST", "/api/v1/treasury/deposits/{transfer_id}/reconciled"): Rule(
         NOBODY_BUT({TREASURER}), body=lambda w, c: {"bank_ref": "VIR-1"}
     ),
+    # -- card shortfalls (the treasurer) ---------------------------------------------------
+    ("GET", "/api/v1/treasury/card-shortfalls"): Rule(NOBODY_BUT({TREASURER})),
+    ("POST", "/api/v1/treasury/card-shortfalls/{payment_intent}/take-backs"): Rule(
+        NOBODY_BUT({TREASURER}), body=lambda w, c: {"id": w.unique("take")}
+    ),
+    ("POST", "/api/v1/treasury/card-shortfalls/{payment_intent}/write-off"): Rule(
+        NOBODY_BUT({TREASURER}), body=lambda w, c: {"id": w.unique("off"), "reason": "Gone"}
+    ),
+    ("GET", "/api/v1/treasury/frozen-wallets"): Rule(NOBODY_BUT({TREASURER})),
+    ("POST", "/api/v1/treasury/frozen-wallets/{member_id}/unfrozen"): Rule(
+        NOBODY_BUT({TREASURER}), body=lambda w, c: {"id": w.unique("thaw"), "reason": "Paid"}
+    ),
+    ("GET", "/api/v1/treasury/card-settlements"): Rule(NOBODY_BUT({TREASURER})),
     # -- reconversions (merchants only: residents_may_reconvert is off by default) --------
     ("GET", "/api/v1/reconversions/quote"): Rule(
         NOBODY_BUT({MERCHANT}), query=lambda w, c: {"amount": 1_000}
@@ -230,12 +245,47 @@ TABLE: dict[tuple[str, str], Rule] = {
             "amount": "5",
         },
     ),
+    ("GET", "/treasurer/cards"): Rule(NOBODY_BUT({TREASURER})),
+    ("POST", "/treasurer/cards"): Rule(
+        NOBODY_BUT({TREASURER}),
+        form=lambda w, c: {
+            "action": "take-back",
+            "id": w.unique("take"),
+            "payment_intent": "pi_unknown0000",
+        },
+    ),
     ("GET", "/treasurer/offices"): Rule(NOBODY_BUT({TREASURER})),
     ("POST", "/treasurer/offices"): Rule(
         NOBODY_BUT({TREASURER}),
         form=lambda w, c: {"transfer_id": str(UNKNOWN_ID), "bank_ref": "VIR-3"},
     ),
     ("GET", "/reconversion"): Rule(NOBODY_BUT({MERCHANT})),
+    ("GET", "/admin/members"): Rule(NOBODY_BUT({ADMIN}), query=lambda w, c: {"q": "vic"}),
+    ("GET", "/admin/members/{member_id}"): Rule(NOBODY_BUT({ADMIN})),
+    ("POST", "/admin/members/{member_id}"): Rule(
+        NOBODY_BUT({ADMIN}), form=lambda w, c: {"until": "2031-12-31"}
+    ),
+    ("GET", "/admin/operators"): Rule(NOBODY_BUT({ADMIN})),
+    ("POST", "/admin/operators"): Rule(
+        NOBODY_BUT({ADMIN}),
+        form=lambda w, c: {
+            "display_name": "Operator",
+            "email": f"{w.unique('page-op')}@village.test",
+            "password": PASSWORD,
+            "role": "treasurer",
+        },
+    ),
+    ("GET", "/admin/recovery"): Rule(
+        NOBODY_BUT({OFFICE, ADMIN}), query=lambda w, c: {"member": w.victim.id}
+    ),
+    ("POST", "/admin/recovery"): Rule(
+        NOBODY_BUT({OFFICE, ADMIN}),
+        form=lambda w, c: {
+            "member": w.victim.id,
+            "identity_checked": "yes",
+            **new_key(w, c),
+        },
+    ),
     ("GET", "/treasurer"): Rule(NOBODY_BUT({TREASURER})),
     ("POST", "/treasurer"): Rule(
         NOBODY_BUT({TREASURER}),

@@ -27,6 +27,7 @@ from ledger.models import log_queue, transfers
 from ledger.operations import card_escrow
 from tests.live import free_port
 from tests.people import Person, join, operator
+from wallet_api.auth import forget_principals
 from wallet_api.models import card_payments, members, stripe_events
 
 if TYPE_CHECKING:
@@ -462,6 +463,7 @@ def test_membership_frozen_wallets_and_operators_are_refused(node: Any, site: An
 
     with node.engine.begin() as conn:
         conn.execute(update(members).where(members.c.id == camille.id).values(frozen_reason="x"))
+    forget_principals(node)  # as a freeze made by the node does
     frozen = camille.post("/api/v1/topups/card", json={"amount": 2_000})
     assert frozen.status_code == 403 and frozen.json()["error"] == "wallet_frozen"
 

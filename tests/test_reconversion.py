@@ -26,6 +26,7 @@ from node.web import Refusal
 from tests.people import Person, join, new_client, operator
 from tests.test_office import cash_in, deposit, reading
 from wallet_api import repository as members_repo
+from wallet_api.auth import forget_principals
 from wallet_api.service import post, sign_as
 
 
@@ -303,6 +304,7 @@ def test_other_bad_requests_are_refused_and_change_nothing(site) -> None:
             assert answer.json()["error"] == code, answer.text
     with node.engine.begin() as conn:
         members_repo.update_member(conn, shop.id, frozen_reason="card dispute 42")
+    forget_principals(node)  # as a freeze made by the node does
     frozen = ask(shop, 1_000, 30)
     assert (frozen.status_code, frozen.json()["error"]) == (403, "wallet_frozen")
     node.settings.membership_required = True

@@ -520,6 +520,26 @@ def test_operator_recovers_a_members_keys(
     assert send(camille, signed(camille, new_key, to=louis.account)).status_code == 201
 
 
+def test_a_recovery_sent_twice_or_with_a_used_key_never_leaves_the_member_keyless(
+    site: TestClient, pair: tuple[Person, Person]
+) -> None:
+    camille, louis = pair
+    officer = operator(site, "office")
+    new_key = SigningKey.generate()
+    url = f"/api/v1/members/{camille.id}/keys/recover"
+    assert officer.post(url, json=key_body(new_key)).status_code == 201
+    again = officer.post(url, json=key_body(new_key))  # the operator's form sent twice
+    assert again.status_code == 201, again.text
+    live = [k["key_id"] for k in camille.get("/api/v1/me/keys").json() if not k["revoked_ms"]]
+    assert live == [new_key.key_id]
+    assert louis.key is not None  # another member's key: refused, and nothing revoked
+    refused = officer.post(url, json=key_body(louis.key))
+    assert (refused.status_code, refused.json()["error"]) == (409, "key_exists")
+    live = [k["key_id"] for k in camille.get("/api/v1/me/keys").json() if not k["revoked_ms"]]
+    assert live == [new_key.key_id]
+    assert send(camille, signed(camille, new_key, to=louis.account)).status_code == 201
+
+
 def test_who_may_not_recover_keys(site: TestClient, pair: tuple[Person, Person]) -> None:
     camille, louis = pair
     body = key_body(SigningKey.generate())

@@ -8,28 +8,23 @@ these handlers read forms, call the service, and choose what to show.
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from typing import Annotated, Any
-from urllib.parse import quote
 
-from babel.dates import format_datetime, get_timezone
-from babel.numbers import get_decimal_symbol, get_group_symbol
-from fastapi import APIRouter, Form, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
 
-from node.i18n import gettext_for, language_of
-from node.web import Refusal, page
+from node.i18n import language_of
+from node.web import Refusal, Text, number_format, page, say, when
 from wallet_api import repository as repo
 from wallet_api import service
 from wallet_api.auth import (
     SESSION_COOKIE,
     MaybeMember,
-    Member,
-    Principal,
     node_of,
     open_session,
     token_hash,
+    wallet_holder,
 )
 from wallet_api.endpoints import set_session_cookie
 from wallet_api.schemas import TradeDetails
@@ -50,25 +45,9 @@ KIND_LABELS = {
 }
 # Where each role lands after logging in.
 LANDING = {"office": "/office", "treasurer": "/treasurer"}
-Text = Annotated[str, Form()]
 
 
 # -- helpers -------------------------------------------------------------------------------
-
-
-def _to_login(request: Request) -> RedirectResponse:
-    """Send an anonymous visitor to the login page, coming back here afterwards."""
-    here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-    return RedirectResponse(f"/login?next={quote(here, safe='')}", status_code=303)
-
-
-def _holder(p: Principal | None) -> Member | None:
-    """The logged-in member if they hold a wallet; None if anonymous; refused if operator."""
-    if p is None:
-        return None
-    if not p.member.has_wallet:
-        raise Refusal(403, "no_wallet", "Operators have no wallet.")
-    return p.member
 
 
 def _safe_next(target: str | None) -> str | None:
@@ -80,19 +59,6 @@ def _safe_next(target: str | None) -> str | None:
     if "\\" in target or not target.isprintable():
         return None
     return target
-
-
-def when(request: Request, ms: int) -> str:
-    """A moment as people of the page's language write it, in the node's time zone."""
-    zone = node_of(request).settings.timezone
-    moment = datetime.fromtimestamp(ms / 1000, UTC)
-    return format_datetime(moment, "short", tzinfo=get_timezone(zone), locale=language_of(request))
-
-
-def _number_format(request: Request) -> dict[str, str]:
-    """Separators for the script that writes amounts the way the server does."""
-    lang = language_of(request)
-    return {"decimal": get_decimal_symbol(lang), "group": get_group_symbol(lang)}
 
 
 def _names(request: Request, ids: set[str]) -> dict[str, str]:
@@ -254,9 +220,9 @@ def wallet(
     before: Annotated[int | None, Query(ge=1, le=2**53)] = None,
 ) -> Response:
     """Balance, the id to give others, and the latest movements (older ones by page)."""
-    member = _holder(p)
-    if member is None:
-        return _to_login(request)
+    member = wallet_holder(request, p)
+    if isinstance(member, Response):
+        return member
     node = node_of(request)
     movements = service.history(node, member, before=before, limit=HISTORY_PAGE)
     names = _names(request, {m.counterparty for m in movements if m.counterparty})
@@ -274,8 +240,7 @@ def wallet(
     older = movements[-1].transfer_id if len(movements) == HISTORY_PAGE else None
     frozen = None
     if member.frozen_reason:  # a card dispute: say why sending is refused
-        text = gettext_for(request).gettext("Your wallet is frozen: {reason}")
-        frozen = text.format(reason=member.frozen_reason)
+        frozen = say(request, "Your wallet is frozen: {reason}", reason=member.frozen_reason)
     return page(
         request,
         "wallet/wallet.html",
@@ -292,9 +257,9 @@ def wallet(
 def receipt(transfer_id: int, request: Request, p: MaybeMember) -> Response:
     """A transfer's receipt and, in plain words, what it proves; the page's script checks
     the proof. Until the sealer has logged the transfer, the page says so and reloads."""
-    member = _holder(p)
-    if member is None:
-        return _to_login(request)
+    member = wallet_holder(request, p)
+    if isinstance(member, Response):
+        return member
     node = node_of(request)
     try:
         found = service.receipt(node, member, transfer_id)
@@ -326,9 +291,9 @@ def receipt(transfer_id: int, request: Request, p: MaybeMember) -> Response:
 @router.get("/send")
 def send(request: Request, p: MaybeMember, to: str = "") -> Response:
     """The form to pay another member; the page's script signs and posts the order."""
-    member = _holder(p)
-    if member is None:
-        return _to_login(request)
+    member = wallet_holder(request, p)
+    if isinstance(member, Response):
+        return member
     node = node_of(request)
     return page(
         request,
@@ -336,16 +301,16 @@ def send(request: Request, p: MaybeMember, to: str = "") -> Response:
         to=to.removeprefix("member:")[:48],
         balance=service.balance(node, member),
         max_amount=node.settings.max_amount,
-        number=_number_format(request),
+        number=number_format(request),
     )
 
 
 @router.get("/keys")
 def keys(request: Request, p: MaybeMember) -> Response:
     """This member's device keys and API tokens, to revoke or add."""
-    member = _holder(p)
-    if member is None:
-        return _to_login(request)
+    member = wallet_holder(request, p)
+    if isinstance(member, Response):
+        return member
     node = node_of(request)
     devices = [
         {

@@ -30,6 +30,7 @@ from ledger.operations import NODE
 from ledger.posting import Posted
 from ledger.service import key_event
 from ledger.signing import SignedOrder, SigningKey, new_order
+from ledger.signing import key_id as signing_key_id
 from node.web import Refusal
 from wallet_api import repository as repo
 from wallet_api.auth import (
@@ -228,12 +229,28 @@ def revoke_device_key(node: Node, member: Member, key_id: str) -> None:
 
 def recover_keys(node: Node, member: Member, public_key_b64: str, label: str) -> str:
     """Operator-assisted recovery: a member who lost their device proves who they are in
-    person; every key they had is revoked and the new device's key registered."""
+    person; every key they had is revoked and the new device's key registered.
+
+    A key that is already this member's live key (the same recovery sent twice) is kept
+    and the others revoked: the recovery ends the same. Any other key registered before is
+    refused before anything is revoked (else the member would be left with no key)."""
+    new_key = signing_key_id(_public_key(public_key_b64))
     with node.ledger.reading() as conn:
+        existing = ledger_repo.key_row(conn, new_key)
         keys = repo.devices_of(conn, member.id)
+    if existing is not None and (
+        existing["owner"] != member.account or existing["revoked_ms"] is not None
+    ):
+        raise Refusal(
+            409,
+            "key_exists",
+            "This device key was registered before: the new device must make a new one.",
+        )
     for key in keys:
-        if key["revoked_ms"] is None:
+        if key["revoked_ms"] is None and key["key_id"] != new_key:
             revoke_device_key(node, member, key["key_id"])
+    if existing is not None:
+        return new_key
     return add_device_key(node, member, public_key_b64, label or "recovered")
 
 

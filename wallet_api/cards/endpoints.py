@@ -1,18 +1,26 @@
-"""Card top-ups (JSON, under /api/v1) and Stripe's webhook: thin handlers over `service.py`."""
+"""Card top-ups (JSON, under /api/v1), Stripe's webhook, and the treasurer's card shortfalls:
+thin handlers over `service.py`, `webhooks.py` and `shortfalls.py`."""
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Path, Request
+from fastapi import APIRouter, Depends, Header, Path, Request, Response
 
-from wallet_api.auth import WalletHolder, node_of
-from wallet_api.cards import service, webhooks
+from wallet_api.auth import Treasurer, WalletHolder, node_of
+from wallet_api.cards import service, shortfalls, webhooks
 from wallet_api.cards.schemas import (
     CardPaymentOut,
     CardTopupCreate,
     CardTopupStarted,
+    FrozenWalletOut,
+    SettlementOut,
+    ShortfallOut,
+    TakeBackCreate,
+    UnfreezeCreate,
     WebhookReceived,
+    WriteOffCreate,
 )
 
 router = APIRouter(tags=["cards"])
@@ -82,3 +90,99 @@ def stripe_webhook(
     payments succeeded or failed, refunds, disputes opened and closed."""
     outcome = webhooks.receive_webhook(node_of(request), payload, stripe_signature)
     return WebhookReceived(outcome=outcome)
+
+
+# -- the treasurer: card shortfalls ----------------------------------------------------------
+
+MemberId = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9_.-]{0,47}$")]
+
+
+@router.get(
+    "/api/v1/treasury/card-shortfalls", response_model=list[ShortfallOut], tags=["treasury"]
+)
+def card_shortfalls(request: Request, treasurer: Treasurer) -> list[ShortfallOut]:
+    """Card payments taken back after their units were spent: who owes what, since when,
+    and what the member's wallet holds now. The oldest first."""
+    return [ShortfallOut(**asdict(s)) for s in shortfalls.shortfalls(node_of(request))]
+
+
+@router.post(
+    "/api/v1/treasury/card-shortfalls/{payment_intent}/take-backs",
+    status_code=201,
+    response_model=SettlementOut,
+    tags=["treasury"],
+)
+def take_back(
+    payment_intent: IntentId,
+    body: TakeBackCreate,
+    request: Request,
+    response: Response,
+    treasurer: Treasurer,
+) -> SettlementOut:
+    """Take back what the member's wallet holds now, up to what the payment owes (the
+    wallet thaws when nothing is owed any more). The same `id` again answers the first
+    result, with status 200."""
+    done = shortfalls.take_back(node_of(request), treasurer, body.id, payment_intent)
+    return _settled(done, response)
+
+
+@router.post(
+    "/api/v1/treasury/card-shortfalls/{payment_intent}/write-off",
+    status_code=201,
+    response_model=SettlementOut,
+    tags=["treasury"],
+)
+def write_off(
+    payment_intent: IntentId,
+    body: WriteOffCreate,
+    request: Request,
+    response: Response,
+    treasurer: Treasurer,
+) -> SettlementOut:
+    """The association bears what the payment owes: its euros go into the reserve (a bank
+    top-up signed by the treasurer) and the units leave circulation (a card reversal); the
+    member's balance does not change and the wallet thaws."""
+    node = node_of(request)
+    done = shortfalls.write_off(node, treasurer, body.id, payment_intent, body.reason)
+    return _settled(done, response)
+
+
+@router.get(
+    "/api/v1/treasury/frozen-wallets", response_model=list[FrozenWalletOut], tags=["treasury"]
+)
+def frozen_wallets(request: Request, treasurer: Treasurer) -> list[FrozenWalletOut]:
+    """Members whose wallet is frozen, with what they owe for card payments."""
+    return [FrozenWalletOut(**asdict(f)) for f in shortfalls.frozen_wallets(node_of(request))]
+
+
+@router.post(
+    "/api/v1/treasury/frozen-wallets/{member_id}/unfrozen",
+    status_code=201,
+    response_model=SettlementOut,
+    tags=["treasury"],
+)
+def unfreeze(
+    member_id: MemberId,
+    body: UnfreezeCreate,
+    request: Request,
+    response: Response,
+    treasurer: Treasurer,
+) -> SettlementOut:
+    """Unfreeze a wallet by hand, saying why: refused while its member owes anything for
+    card payments."""
+    done = shortfalls.unfreeze(node_of(request), treasurer, body.id, member_id, body.reason)
+    return _settled(done, response)
+
+
+@router.get(
+    "/api/v1/treasury/card-settlements", response_model=list[SettlementOut], tags=["treasury"]
+)
+def card_settlements(request: Request, treasurer: Treasurer) -> list[SettlementOut]:
+    """What the treasurers did about card shortfalls, newest first: who, when, why."""
+    return [SettlementOut(**asdict(s)) for s in shortfalls.settlements(node_of(request))]
+
+
+def _settled(done: shortfalls.Settlement, response: Response) -> SettlementOut:
+    if done.replayed:
+        response.status_code = 200
+    return SettlementOut(**asdict(done))

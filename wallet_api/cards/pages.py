@@ -1,23 +1,41 @@
-"""The top-up pages: by card (Stripe) and at an exchange office.
+"""The top-up pages: by card (Stripe) and at an exchange office; and the treasurer's page
+of card shortfalls.
 
 `GET /topup` shows the card form and the exchange offices; `POST /topup/card` starts a card
 payment and sends the browser to Stripe's Checkout page, or (without Checkout) to
 `/topup/card/{payment_intent}`, which follows the payment until the wallet is credited
 (`node/static/cards.js` asks the status API every second).
+
+`/treasurer/cards` lists what card payments taken back left owed, with a form to take the
+member's units back and one to write it off, the frozen wallets (unfrozen by hand only when
+nothing is owed), and the latest settlements. Its forms post to the page's own address and
+carry a request id made when the page was drawn: a resent form settles once.
 """
 
 from __future__ import annotations
 
+import uuid
 from typing import Annotated
-from urllib.parse import quote
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
-from node.i18n import gettext_for, language_of, money
-from node.web import Refusal, page, parse_euros
-from wallet_api.auth import MaybeMember, Member, node_of
-from wallet_api.cards import service
+from ledger.errors import LedgerError
+from node.i18n import gettext_for
+from node.web import (
+    DoneId,
+    Refusal,
+    Text,
+    done,
+    page,
+    page_money,
+    parse_euros,
+    refusal_of,
+    say,
+    when,
+)
+from wallet_api.auth import MaybeMember, Member, node_of, signed_in, wallet_holder
+from wallet_api.cards import service, shortfalls
 from wallet_api.cards.endpoints import IntentId, base_url
 
 router = APIRouter(include_in_schema=False)
@@ -40,17 +58,6 @@ STATUS_LABELS = {
     "disputed": "Disputed",
     "dispute_lost": "Dispute lost",
 }
-
-
-def _holder(request: Request, p: MaybeMember, back: str | None = None) -> Member | Response:
-    """The logged-in member with a wallet; the login page for a visitor, who comes back to
-    `back` (this page by default)."""
-    if p is None:
-        here = quote(back or request.url.path, safe="")
-        return RedirectResponse(f"/login?next={here}", status_code=303)
-    if not p.member.has_wallet:
-        raise Refusal(403, "no_wallet", "Operators have no wallet.")
-    return p.member
 
 
 def _topup_page(request: Request, member: Member, status: int = 200, **extra: object) -> Response:
@@ -76,7 +83,7 @@ def _topup_page(request: Request, member: Member, status: int = 200, **extra: ob
 @router.get("/topup")
 def topup(request: Request, p: MaybeMember, cancelled: bool = False) -> Response:
     """Ways to put euros in: a card, or cash at an exchange office."""
-    member = _holder(request, p)
+    member = wallet_holder(request, p)
     if isinstance(member, Response):
         return member
     flash = None
@@ -91,7 +98,7 @@ def topup_card(
 ) -> Response:
     """Start a card payment of `amount` euros ("20" or "20,50"); a refusal shows the form
     again with what was typed."""
-    member = _holder(request, p, back="/topup")
+    member = wallet_holder(request, p, back="/topup")
     if isinstance(member, Response):
         return member
     node = node_of(request)
@@ -113,7 +120,7 @@ def back_from_checkout(
     session_id: Annotated[str, Query(pattern=r"^[A-Za-z0-9_]{1,255}$")],
 ) -> Response:
     """Stripe's Checkout page sends the payer back here: follow the payment it made."""
-    member = _holder(request, p)
+    member = wallet_holder(request, p)
     if isinstance(member, Response):
         return member
     intent = service.checkout_returned(node_of(request), member, session_id)
@@ -123,7 +130,7 @@ def back_from_checkout(
 @router.get("/topup/card/{payment_intent}")
 def topup_status(request: Request, p: MaybeMember, payment_intent: IntentId) -> Response:
     """One card payment, followed until the wallet is credited."""
-    member = _holder(request, p)
+    member = wallet_holder(request, p)
     if isinstance(member, Response):
         return member
     payment = service.card_payment(node_of(request), member, payment_intent)
@@ -136,6 +143,106 @@ def topup_status(request: Request, p: MaybeMember, payment_intent: IntentId) -> 
     return page(request, "cards/status.html", payment=payment, messages=messages)
 
 
-def page_money(request: Request, cents: int) -> str:
-    """Units as the page's reader writes them: "20,50 SOU" in French."""
-    return money(cents, language_of(request), node_of(request).ledger.chart.local)
+# -- the treasurer: card shortfalls ----------------------------------------------------------
+
+# What each settlement did, in a word (msgids, French in cards.po).
+SETTLEMENT_LABELS = {
+    "taken_back": "Taken back",
+    "written_off": "Written off",
+    "unfrozen": "Unfrozen",
+}
+
+
+@router.get("/treasurer/cards")
+def card_shortfalls(request: Request, p: MaybeMember, settled: DoneId = None) -> Response:
+    """What card payments taken back left owed, the frozen wallets, the latest settlements."""
+    treasurer = signed_in(request, p, "treasurer")
+    if isinstance(treasurer, Response):
+        return treasurer
+    found = shortfalls.find_settlement(node_of(request), settled) if settled else None
+    return _shortfalls_page(request, flash=None if found is None else _said(request, found))
+
+
+def _said(request: Request, done: shortfalls.Settlement) -> str:
+    amount = page_money(request, done.amount)
+    if done.action == "taken_back":
+        return say(request, "Took back {amount} from {name}.", amount=amount, name=done.member_name)
+    if done.action == "written_off":
+        return say(
+            request,
+            "Wrote off {amount} for {name}: transfer {euros} from the association's account "
+            "to the reserve account, reference {reference}.",
+            amount=amount,
+            name=done.member_name,
+            euros=page_money(request, done.amount, "EUR"),
+            reference=f"card-writeoff:{done.id}",
+        )
+    return say(request, "{name}'s wallet is unfrozen.", name=done.member_name)
+
+
+def _shortfalls_page(
+    request: Request,
+    *,
+    status: int = 200,
+    flash: str | None = None,
+    typed: dict[str, str] | None = None,
+) -> Response:
+    node = node_of(request)
+    owed = shortfalls.shortfalls(node)
+    frozen = shortfalls.frozen_wallets(node)
+    return page(
+        request,
+        "treasurer/cards.html",
+        status=status,
+        shortfalls=owed,
+        frozen=frozen,
+        settlements=shortfalls.settlements(node),
+        labels=SETTLEMENT_LABELS,
+        request_ids={key: str(uuid.uuid4()) for key in _form_keys(owed, frozen)},
+        when=lambda ms: when(request, ms),
+        typed=typed or {},
+        flash=flash,
+        flash_kind="error" if status >= 400 else "ok",
+    )
+
+
+def _form_keys(
+    owed: list[shortfalls.Shortfall], frozen: list[shortfalls.FrozenWallet]
+) -> list[str]:
+    """One request id per form of the page."""
+    keys = [f"{action}-{s.payment_intent}" for s in owed for action in ("take-back", "write-off")]
+    return keys + [f"unfreeze-{f.member_id}" for f in frozen]
+
+
+@router.post("/treasurer/cards")
+def settle(
+    request: Request,
+    p: MaybeMember,
+    action: Text = "",
+    id: Text = "",
+    payment_intent: Text = "",
+    member: Text = "",
+    reason: Text = "",
+) -> Response:
+    """One of the page's forms: `action` "take-back" or "write-off" (a payment intent; a
+    reason to write off) or "unfreeze" (a member, a reason)."""
+    treasurer = signed_in(request, p, "treasurer")
+    if isinstance(treasurer, Response):
+        return treasurer
+    node = node_of(request)
+    try:
+        if action == "take-back":
+            made = shortfalls.take_back(node, treasurer, id, payment_intent)
+        elif action == "write-off":
+            made = shortfalls.write_off(node, treasurer, id, payment_intent, reason)
+        elif action == "unfreeze":
+            made = shortfalls.unfreeze(node, treasurer, id, member, reason)
+        else:
+            raise Refusal(422, "bad_form", "This form is not one of this page's.")
+    except (Refusal, LedgerError) as exc:
+        refusal = exc if isinstance(exc, Refusal) else refusal_of(exc)
+        typed = {"form": f"{action}-{payment_intent or member}", "reason": reason}
+        return _shortfalls_page(
+            request, status=refusal.status, flash=refusal.text(request), typed=typed
+        )
+    return done("/treasurer/cards", settled=made.id)

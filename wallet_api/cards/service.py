@@ -10,26 +10,46 @@ what a wallet no longer holds is recorded as owed (the shortfall) and the member
 frozen.
 
 Writes to our own tables run in short transactions of their own, never around a ledger post
-(see `wallet_api/service.py`). A node handles its webhooks one at a time: each reads a card
-payment's row, posts, then writes the row.
+(see `wallet_api/service.py`). A node handles its webhooks, and the treasurer's settlements
+(`shortfalls.py`), one at a time (`one_at_a_time`): each reads a card payment's row, posts,
+then writes the row. The helpers they share are here: node orders posted once per client id
+(`order`, `take`), and a card payment's counters moved with the freeze that follows
+(`change`).
 """
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
+import os
+import threading
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ledger.errors import LedgerError
+from ledger.operations import NODE
+from ledger.orders import CLIENT_ID
 from node.web import Money, Refusal
-from wallet_api.auth import Member, now_ms
+from wallet_api.auth import Member, forget_principals, now_ms
 from wallet_api.cards import repository as repo
 from wallet_api.cards import stripe_api
+from wallet_api.service import post, sign_as
 
 if TYPE_CHECKING:
-    from sqlalchemy import RowMapping
+    from sqlalchemy import Connection, RowMapping
 
     from node.runtime import Node
 
 MEMBER_KEY, NODE_KEY = "sou_member", "sou_node"  # metadata we put on every PaymentIntent
+# Why a wallet is frozen, in plain words (a msgid: French in cards.po).
+FROZEN = (
+    "A card payment was taken back after its units were spent: the association must be "
+    "repaid before this wallet can pay again."
+)
+TAKE_ATTEMPTS = 5
 
 
 @dataclass(frozen=True)
@@ -161,3 +181,148 @@ def card_payments(node: Node, member: Member) -> list[RowMapping]:
 def offices(node: Node) -> list[str]:
     with node.ledger.reading() as conn:
         return repo.office_names(conn)
+
+
+# -- what Stripe's events and the treasurer do to a card payment ------------------------------
+
+
+def one_at_a_time(node: Node) -> AbstractContextManager[None]:
+    """The node's lock over card payments: webhook deliveries (of one event, or of events of
+    one payment) and the treasurer's settlements each read a card payment's row, post, then
+    write the row. It holds among the threads and the processes of the node (`sou serve`
+    runs several): a thread lock inside a process, an exclusive `flock` between them."""
+    turns = node.extras.get("card_payments_turns")
+    if turns is None:
+        path = Path(node.settings.data_dir) / "card-payments.lock"
+        turns = node.extras.setdefault("card_payments_turns", _Turns(path))
+    assert isinstance(turns, _Turns)
+    return turns
+
+
+class _Turns:
+    """One holder at a time (see `one_at_a_time`); not re-entrant."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._threads = threading.Lock()
+        self._fd: int | None = None
+
+    def __enter__(self) -> None:
+        self._threads.acquire()
+        try:
+            if self._fd is None:
+                self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+        except BaseException:
+            self._threads.release()
+            raise
+
+    def __exit__(self, *exc: object) -> None:
+        assert self._fd is not None
+        fcntl.flock(self._fd, fcntl.LOCK_UN)
+        self._threads.release()
+
+
+def unclaimed(row: RowMapping) -> int:
+    """Units of a card payment neither taken back, nor held, nor owed: what may still be."""
+    return int(row["amount"] - row["reversed"] - row["held"] - row["shortfall"])
+
+
+def client_id(*parts: str) -> str:
+    """A client id made of Stripe's ids (or a settlement's): the same fact always names the
+    same order."""
+    text = ":".join(parts)
+    if CLIENT_ID.match(text):
+        return text
+    return f"{parts[0]}:{hashlib.sha256(text.encode()).hexdigest()[:40]}"
+
+
+def order(
+    node: Node, owner: str, kind: str, client_id: str, *, at_once: bool = False, **fields: Any
+) -> tuple[int, int]:
+    """Post an order signed by the node (naming its rule) or an operator's role key, once per
+    client id: (transfer id, cents). If it was posted before, that one stands. `at_once`
+    posts in this thread rather than through the poster's queue: the caller then knows,
+    before it lets go of the lock, whether it was posted."""
+    with node.ledger.reading() as conn:
+        done = repo.transfer_of(conn, owner, client_id)
+    if done is None:
+        signed = sign_as(node, owner, kind, client_id, **fields)
+        try:
+            posted = node.ledger.transfer(signed) if at_once else post(node, signed)
+            return posted.transfer_id, int(fields.get("amount", 0))
+        except LedgerError as exc:
+            if exc.code != "idempotency_conflict":  # else: posted meanwhile, it stands
+                raise
+        with node.ledger.reading() as conn:
+            done = repo.transfer_of(conn, owner, client_id)
+        assert done is not None, "an idempotency conflict names a stored transfer"
+    return done.id, int(done.fields.get("amount", 0))
+
+
+def take(
+    node: Node,
+    kind: str,
+    client_id: str,
+    rule: str,
+    *,
+    source: str,
+    due: int,
+    at_once: bool = False,
+    **fields: Any,
+) -> tuple[int | None, int]:
+    """Move up to `due` units out of `source` (never below zero) by a node order: (its
+    transfer id, the units moved); (None, 0) if there was nothing to move. Done before under
+    this client id, it is not done again."""
+    with node.ledger.reading() as conn:
+        done = repo.transfer_of(conn, NODE, client_id)
+    if done is not None:
+        return done.id, int(done.fields["amount"])
+    if due <= 0:
+        return None, 0
+    local = node.ledger.chart.local
+    for _ in range(TAKE_ATTEMPTS):
+        cents = min(due, node.ledger.balance(source))
+        if cents <= 0:
+            return None, 0
+        moved = {"from": source, "amount": cents, "rule": rule, "currency": local}
+        try:
+            return order(node, NODE, kind, client_id, at_once=at_once, **fields, **moved)
+        except LedgerError as exc:
+            # The member spent in the meantime: look at the wallet again.
+            if exc.code != "insufficient_funds" or exc.params.get("account") != source:
+                raise
+    raise Refusal(409, "wallet_busy", "The wallet kept changing; try again in a moment.")
+
+
+def change(
+    node: Node,
+    intent: str,
+    *,
+    status: str | None = None,
+    reversed: int = 0,
+    held: int = 0,
+    shortfall: int = 0,
+    also: Callable[[Connection], None] | None = None,
+) -> None:
+    """Write what happened to a card payment: its counters moved by these cents, its new
+    status, and `also`'s writes, in one transaction. A member who now owes more is frozen;
+    one who owes nothing any more is thawed."""
+    now = now_ms()
+    with node.engine.begin() as conn:
+        before = repo.card_payment(conn, intent)
+        assert before is not None, intent
+        repo.move_card_payment(
+            conn, intent, status=status, reversed=reversed, held=held, shortfall=shortfall, at=now
+        )
+        if before["shortfall"] == 0 and shortfall > 0:
+            repo.shortfall_began(conn, intent, now)
+        if also is not None:
+            also(conn)
+        member = before["member_id"]
+        if shortfall > 0:
+            repo.freeze(conn, member, FROZEN)
+        elif shortfall < 0 and repo.shortfall_of(conn, member) == 0:
+            repo.thaw(conn, member, FROZEN)
+    if shortfall:
+        forget_principals(node)  # the member's next request sees the freeze, or its end

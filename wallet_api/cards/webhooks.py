@@ -5,23 +5,20 @@ Every node order made here has a client id derived from Stripe's object ids, so 
 posts each once: duplicate, replayed, late and out-of-order events are harmless (an event
 about a payment whose `succeeded` event has not come yet credits it first, if Stripe says it
 succeeded). What a wallet no longer holds is recorded as owed (the shortfall) and the
-member's wallet is frozen. A node handles its webhooks one at a time: each reads a card
-payment's row, posts, then writes the row.
+member's wallet is frozen. Each dispute is followed by its Stripe id (a charge may be
+disputed again once a dispute closed). A node handles its webhooks one at a time, and the
+treasurer's settlements in turn (`service.one_at_a_time`): each reads a card payment's row,
+posts, then writes the row.
 """
 
 from __future__ import annotations
 
-import hashlib
 import re
-import threading
 from collections.abc import Callable, Mapping
-from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from ledger.chart import member_account
-from ledger.errors import LedgerError
 from ledger.operations import NODE, card_escrow
-from ledger.orders import CLIENT_ID
 from node.web import Refusal
 from wallet_api import repository as wallet_repo
 from wallet_api.auth import now_ms
@@ -31,13 +28,18 @@ from wallet_api.cards.service import (
     MEMBER_KEY,
     NODE_KEY,
     available,
+    change,
+    client_id,
     new_card_payment,
+    one_at_a_time,
+    order,
+    take,
     unavailable,
+    unclaimed,
 )
-from wallet_api.service import posted_or_existing, sign_as
 
 if TYPE_CHECKING:
-    from sqlalchemy import RowMapping
+    from sqlalchemy import Connection, RowMapping
 
     from node.runtime import Node
 
@@ -45,12 +47,6 @@ CREDIT_RULE = "stripe.payment_intent.succeeded"
 REFUND_RULE = "stripe.charge.refunded"
 HOLD_RULE = "stripe.charge.dispute.created"
 CLOSE_RULE = "stripe.charge.dispute.closed"
-# Why a wallet is frozen, in plain words (a msgid: French in cards.po).
-FROZEN = (
-    "A card payment was taken back after its units were spent: the association must be "
-    "repaid before this wallet can pay again."
-)
-TAKE_ATTEMPTS = 5
 
 # -- the webhook ---------------------------------------------------------------------------
 
@@ -64,7 +60,7 @@ def receive_webhook(node: Node, payload: bytes, signature: str | None) -> str:
     if not available(node):
         raise unavailable()
     event = stripe_api.verified_event(node.settings, payload, signature)
-    with _one_at_a_time(node):
+    with one_at_a_time(node):
         with node.ledger.reading() as conn:
             if repo.stripe_event(conn, event["id"]) is not None:
                 return "duplicate: already handled"
@@ -82,13 +78,6 @@ def receive_webhook(node: Node, payload: bytes, signature: str | None) -> str:
                 },
             )
     return outcome
-
-
-def _one_at_a_time(node: Node) -> AbstractContextManager[Any]:
-    """The node's webhook lock: deliveries of one event, or of events of one payment, may
-    arrive together; each reads a card payment's row, posts, then writes it."""
-    lock = node.extras.setdefault("card_webhook_lock", threading.Lock())
-    return cast("AbstractContextManager[Any]", lock)
 
 
 def _object(event: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -142,17 +131,19 @@ def _credit(node: Node, intent_id: str) -> str:
             paid=intent.amount,
             expected=row["amount"],
         )
-    transfer_id, cents = _node_order(
+    transfer_id, cents = order(
         node,
+        NODE,
         "topup",
-        _client_id("card", intent.id),
-        CREDIT_RULE,
+        client_id("card", intent.id),
+        rule=CREDIT_RULE,
+        currency=node.ledger.chart.local,
         to=member_account(row["member_id"]),
         amount=row["amount"],
         source="card",
         ext=intent.id,
     )
-    _update(node, intent.id, status="credited", topup_transfer_id=transfer_id)
+    _set(node, intent.id, status="credited", topup_transfer_id=transfer_id)
     return f"credited {cents} cents by transfer {transfer_id}"
 
 
@@ -180,7 +171,7 @@ def _payment_failed(node: Node, obj: Mapping[str, Any]) -> tuple[str | None, str
         row = repo.card_payment(conn, intent_id)
     if row is None or row["status"] != "created":
         return intent_id, "nothing to do"
-    _update(node, intent_id, status="failed")
+    _set(node, intent_id, status="failed")
     return intent_id, "marked failed"
 
 
@@ -193,63 +184,81 @@ def _charge_refunded(node: Node, obj: Mapping[str, Any]) -> tuple[str | None, st
     row = _credited(node, charge.payment_intent)
     if row is None:
         return charge.payment_intent, "never credited here: nothing to take back"
-    if row["status"] in ("disputed", "dispute_lost"):
-        # Stripe refuses refunds once a charge is disputed: the ones before were taken
-        # back when the dispute opened.
-        return charge.payment_intent, "refunds were taken back when the dispute opened"
     return charge.payment_intent, _take_back_refunds(node, row, charge)
 
 
 def _take_back_refunds(node: Node, row: RowMapping, charge: stripe_api.Charge) -> str:
-    refunded = min(charge.amount_refunded, row["amount"])
-    due = refunded - row["reversed"] - row["shortfall"]
+    """Stripe counts refunds apart from disputes lost; the euros it took back are both, and
+    the units taken back are at most the top-up's: the same euros are never taken twice
+    (a refund made before a dispute, whose event comes after it, takes nothing more)."""
+    intent = row["payment_intent"]
+    with node.ledger.reading() as conn:
+        lost = repo.lost_disputes(conn, intent)
+    gone = min(charge.amount_refunded + lost, row["amount"])
+    due = min(gone - row["reversed"] - row["shortfall"], unclaimed(row))
     if due <= 0:
         return "already taken back"
-    intent = row["payment_intent"]
-    wallet = member_account(row["member_id"])
-    taken = _take(
+    # The same facts (refunded so far, lost so far) always name the same order.
+    facts = (intent, str(charge.amount_refunded)) + ((str(lost),) if lost else ())
+    status = row["status"] if row["status"] in ("disputed", "dispute_lost") else "refunded"
+    taken, owed = _take_back(node, row, client_id("card-refund", *facts), REFUND_RULE, due, status)
+    return f"refund: took back {taken} cents, {owed} owed"
+
+
+def _take_back(
+    node: Node,
+    row: RowMapping,
+    order_id: str,
+    rule: str,
+    due: int,
+    status: str,
+    dispute: dict[str, Any] | None = None,
+) -> tuple[int, int]:
+    """Take up to `due` units of a card payment back from its member's wallet, never below
+    zero (a refund, or a dispute lost before its opening reached us): (taken, owed). What
+    the wallet lacks is owed: the payment's shortfall grows and the wallet is frozen.
+    `dispute`, the row of the dispute lost, is written with it."""
+    _, taken = take(
         node,
         "card_reversal",
-        _client_id("card-refund", intent, str(refunded)),
-        REFUND_RULE,
-        source=wallet,
+        order_id,
+        rule,
+        source=member_account(row["member_id"]),
         due=due,
         ref=row["topup_transfer_id"],
     )
     owed = due - taken
-    _update(
-        node,
-        intent,
-        owed_by=row["member_id"] if owed else None,
-        status="refunded",
-        reversed=row["reversed"] + taken,
-        shortfall=row["shortfall"] + owed,
-    )
-    return f"refund: took back {taken} cents, {owed} owed"
+    also = None
+    if dispute is not None:
+        record = {**dispute, "owed": owed}
+        also = lambda conn: repo.insert_dispute(conn, record)  # noqa: E731
+    change(node, row["payment_intent"], status=status, reversed=taken, shortfall=owed, also=also)
+    return taken, owed
 
 
 def _dispute_created(node: Node, obj: Mapping[str, Any]) -> tuple[str | None, str]:
-    """Hold the disputed units in the top-up's escrow until the dispute is decided."""
+    """Hold the disputed units in the top-up's escrow until the dispute is decided. Each
+    dispute is handled once, by its id: a charge may be disputed again after one closed."""
     dispute = _stripe_id(obj.get("id"))
     intent = _disputed_intent(node, obj)
     row = _credited(node, intent) if intent else None
     if intent is None or row is None:
         return intent, "never credited here: nothing to hold"
     with node.ledger.reading() as conn:
-        closed = repo.event_seen(conn, "charge.dispute.closed", intent)
-    if closed or row["status"] in ("disputed", "dispute_lost"):
-        return intent, "this dispute was already handled"
+        if repo.dispute(conn, dispute) is not None:
+            return intent, "this dispute was already handled"
     charge = stripe_api.charge(node, _stripe_id(obj.get("charge")))
     if charge is not None:  # refunds made before the dispute, whose events are late
         _take_back_refunds(node, row, charge)
         row = _credited(node, intent) or row
-    disputed = min(_cents(obj), row["amount"] - row["reversed"] - row["shortfall"])
+    amount = _cents(obj)
+    disputed = min(amount, unclaimed(row))
     escrow = card_escrow(row["topup_transfer_id"])
     node.ledger.ensure_accounts([escrow])
-    held = _take(
+    _, held = take(
         node,
         "card_hold",
-        _client_id("card-hold", dispute),
+        client_id("card-hold", dispute),
         HOLD_RULE,
         source=member_account(row["member_id"]),
         to=escrow,
@@ -257,13 +266,22 @@ def _dispute_created(node: Node, obj: Mapping[str, Any]) -> tuple[str | None, st
         ref=row["topup_transfer_id"],
     )
     owed = disputed - held
-    _update(
+    record = {
+        "dispute_id": dispute,
+        "payment_intent": intent,
+        "amount": amount,
+        "held": held,
+        "owed": owed,
+        "status": "open",
+        "opened_ms": now_ms(),
+    }
+    change(
         node,
         intent,
-        owed_by=row["member_id"] if owed else None,
         status="disputed",
-        held=row["held"] + held,
-        shortfall=row["shortfall"] + owed,
+        held=held,
+        shortfall=owed,
+        also=lambda conn: repo.insert_dispute(conn, record),
     )
     return intent, f"dispute: held {held} cents, {owed} owed"
 
@@ -276,85 +294,110 @@ def _dispute_closed(node: Node, obj: Mapping[str, Any]) -> tuple[str | None, str
     if intent is None or row is None:
         return intent, "never credited here: nothing to do"
     status = obj.get("status")
-    if status in ("won", "warning_closed"):
-        return intent, _dispute_won(node, row, dispute, _cents(obj))
-    if status == "lost":
-        return intent, _dispute_lost(node, row, dispute, _cents(obj))
-    return intent, f"closed as {status}: nothing to do"
+    if status not in ("won", "warning_closed", "lost"):
+        return intent, f"closed as {status}: nothing to do"
+    lost, amount = status == "lost", _cents(obj)
+    with node.ledger.reading() as conn:
+        opened = _dispute_row(conn, dispute, intent)
+    if opened is None:
+        return intent, _closed_unopened(node, row, dispute, amount, lost)
+    if opened["status"] != "open":
+        return intent, "this dispute was already closed"
+    if lost:
+        return intent, _dispute_lost(node, row, opened, dispute, amount)
+    return intent, _dispute_won(node, row, opened, dispute, amount)
 
 
-def _dispute_won(node: Node, row: RowMapping, dispute: str, disputed: int) -> str:
-    if row["status"] != "disputed":
-        return "nothing was held"
-    escrow = card_escrow(row["topup_transfer_id"])
-    released = _take(
+def _dispute_row(conn: Connection, dispute: str, intent: str) -> RowMapping | None:
+    """The dispute's row; for a dispute opened before the node kept one per dispute, the
+    row made for it by migration 0005 (`legacy:<payment intent>`), while open."""
+    found = repo.dispute(conn, dispute)
+    if found is None:
+        legacy = repo.dispute(conn, f"legacy:{intent}")
+        found = legacy if legacy is not None and legacy["status"] == "open" else None
+    return found
+
+
+def _dispute_won(node: Node, row: RowMapping, opened: RowMapping, dispute: str, amount: int) -> str:
+    _, released = take(
         node,
         "card_release",
-        _client_id("card-release", dispute),
+        client_id("card-release", dispute),
         CLOSE_RULE,
-        source=escrow,
+        source=card_escrow(row["topup_transfer_id"]),
         to=member_account(row["member_id"]),
-        due=row["held"],
+        due=opened["held"],
         ref=row["topup_transfer_id"],
     )
+    owed = opened["owed"]
+    if opened["dispute_id"].startswith("legacy:"):  # only the part the dispute claimed
+        owed = min(owed, max(amount - opened["held"], 0))
     # What the wallet lacked when the dispute opened is no longer owed.
-    forgiven = min(max(disputed - row["held"], 0), row["shortfall"])
-    shortfall = row["shortfall"] - forgiven
-    _update(
+    forgiven = min(owed, row["shortfall"])
+    with node.ledger.reading() as conn:
+        lost_before = repo.lost_disputes(conn, row["payment_intent"]) > 0
+    status = "refunded" if row["reversed"] or row["shortfall"] > forgiven else "credited"
+    change(
         node,
         row["payment_intent"],
-        thaw=row["member_id"],
-        status="refunded" if row["reversed"] or shortfall else "credited",
-        held=row["held"] - released,
-        shortfall=shortfall,
+        status="dispute_lost" if lost_before else status,
+        held=-released,
+        shortfall=-forgiven,
+        also=_close(opened, dispute, "won", amount),
     )
     return f"dispute won: released {released} cents"
 
 
-def _dispute_lost(node: Node, row: RowMapping, dispute: str, disputed: int) -> str:
-    intent, wallet = row["payment_intent"], member_account(row["member_id"])
-    if row["status"] == "dispute_lost":
-        return "already lost"
-    client_id = _client_id("card-lost", dispute)
-    if row["status"] == "disputed":
-        escrow = card_escrow(row["topup_transfer_id"])
-        lost = _take(
-            node,
-            "card_reversal",
-            client_id,
-            CLOSE_RULE,
-            source=escrow,
-            due=row["held"],
-            ref=row["topup_transfer_id"],
-        )
-        _update(
-            node,
-            intent,
-            status="dispute_lost",
-            reversed=row["reversed"] + lost,
-            held=row["held"] - lost,
-        )
-        return f"dispute lost: {lost} held cents taken back"
-    # Closed before its opening reached us: take the units from the wallet, as a refund.
-    due = min(disputed, row["amount"] - row["reversed"] - row["shortfall"])
-    taken = _take(
+def _dispute_lost(
+    node: Node, row: RowMapping, opened: RowMapping, dispute: str, amount: int
+) -> str:
+    """The held units leave circulation; what the wallet lacked stays owed."""
+    _, lost = take(
         node,
         "card_reversal",
-        client_id,
+        client_id("card-lost", dispute),
         CLOSE_RULE,
-        source=wallet,
-        due=due,
+        source=card_escrow(row["topup_transfer_id"]),
+        due=opened["held"],
         ref=row["topup_transfer_id"],
     )
-    owed = due - taken
-    _update(
+    change(
         node,
-        intent,
-        owed_by=row["member_id"] if owed else None,
+        row["payment_intent"],
         status="dispute_lost",
-        reversed=row["reversed"] + taken,
-        shortfall=row["shortfall"] + owed,
+        reversed=lost,
+        held=-lost,
+        also=_close(opened, dispute, "lost", amount),
     )
+    return f"dispute lost: {lost} held cents taken back"
+
+
+def _close(opened: RowMapping, dispute: str, status: str, amount: int) -> Any:
+    def close(conn: Connection) -> None:
+        repo.close_dispute(
+            conn, opened["dispute_id"], dispute, status=status, amount=amount, closed_ms=now_ms()
+        )
+
+    return close
+
+
+def _closed_unopened(node: Node, row: RowMapping, dispute: str, amount: int, lost: bool) -> str:
+    """A dispute closed before its opening reached us: nothing was held. Won, nothing to do;
+    lost, its units are taken from the wallet, as a refund's."""
+    record = {
+        "dispute_id": dispute,
+        "payment_intent": row["payment_intent"],
+        "amount": amount,
+        "status": "lost" if lost else "won",
+        "closed_ms": now_ms(),
+    }
+    if not lost:
+        with node.engine.begin() as conn:
+            repo.insert_dispute(conn, record)
+        return "dispute won before its opening reached us: nothing was held"
+    due = min(amount, unclaimed(row))
+    order_id = client_id("card-lost", dispute)
+    taken, owed = _take_back(node, row, order_id, CLOSE_RULE, due, "dispute_lost", record)
     return f"dispute lost: took back {taken} cents, {owed} owed"
 
 
@@ -400,71 +443,6 @@ HANDLERS: dict[str, Handler] = {
 }
 
 
-# -- the node's orders ---------------------------------------------------------------------
-
-
-def _client_id(*parts: str) -> str:
-    """A client id made of Stripe's ids: the same Stripe fact always names the same order."""
-    text = ":".join(parts)
-    if CLIENT_ID.match(text):
-        return text
-    return f"{parts[0]}:{hashlib.sha256(text.encode()).hexdigest()[:40]}"
-
-
-def _node_order(node: Node, kind: str, client_id: str, rule: str, **fields: Any) -> tuple[int, int]:
-    """Post an order signed by the node, once per client id: (transfer id, cents). If it
-    was posted before (an earlier delivery), that one stands."""
-    with node.ledger.reading() as conn:
-        done = repo.node_transfer(conn, client_id)
-    if done is None:
-        signed = sign_as(
-            node, NODE, kind, client_id, rule=rule, currency=node.ledger.chart.local, **fields
-        )
-        posted = posted_or_existing(node, NODE, signed)
-        if posted is not None:
-            return posted.transfer_id, int(fields["amount"])
-        with node.ledger.reading() as conn:
-            done = repo.node_transfer(conn, client_id)
-        assert done is not None, "an idempotency conflict names a stored transfer"
-    return done.id, int(done.fields["amount"])
-
-
-def _take(
-    node: Node, kind: str, client_id: str, rule: str, *, source: str, due: int, **fields: Any
-) -> int:
-    """Move up to `due` cents out of `source` (never below zero): what was moved. Done
-    before under this client id, it is not done again."""
-    with node.ledger.reading() as conn:
-        done = repo.node_transfer(conn, client_id)
-    if done is not None:
-        return int(done.fields["amount"])
-    for _ in range(TAKE_ATTEMPTS):
-        cents = min(due, node.ledger.balance(source))
-        if cents <= 0:
-            return 0
-        try:
-            fields.update({"from": source, "amount": cents})
-            return _node_order(node, kind, client_id, rule, **fields)[1]
-        except LedgerError as exc:
-            # The member spent in the meantime: look at the wallet again.
-            if exc.code != "insufficient_funds" or exc.params.get("account") != source:
-                raise
-    raise Refusal(409, "wallet_busy", "The wallet kept changing; Stripe will send this again.")
-
-
-def _update(
-    node: Node,
-    intent: str,
-    *,
-    owed_by: str | None = None,
-    thaw: str | None = None,
-    **values: Any,
-) -> None:
-    """Write a card payment's new state; freeze a member who now owes, or thaw one who
-    owes nothing any more."""
+def _set(node: Node, intent: str, **values: Any) -> None:
     with node.engine.begin() as conn:
         repo.update_card_payment(conn, intent, updated_ms=now_ms(), **values)
-        if owed_by is not None:
-            repo.freeze(conn, owed_by, FROZEN)
-        if thaw is not None and repo.shortfall_of(conn, thaw) == 0:
-            repo.thaw(conn, thaw, FROZEN)

@@ -11,48 +11,15 @@ form records the cash once.
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
-from urllib.parse import quote
 
-from fastapi import APIRouter, Form, Query, Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
 
-from node.i18n import gettext_for, language_of, money
-from node.web import Refusal, page, parse_euros
-from wallet_api.auth import MaybeMember, Member, node_of
+from node.web import DoneId, Refusal, Text, done, page, page_money, parse_euros, say, when
+from wallet_api.auth import MaybeMember, node_of, signed_in
 from wallet_api.office import service
-from wallet_api.pages import when
 
 router = APIRouter(include_in_schema=False)
-Text = Annotated[str, Form()]
-DoneId = Annotated[int | None, Query(ge=1, le=2**53)]
-
-
-def signed_in(request: Request, p: Any, *roles: str) -> Member | Response:
-    """The logged-in member if they have one of `roles`; the login page for an anonymous
-    visitor; refused (403) for any other role, or for a device's API token."""
-    if p is None:
-        here = request.url.path
-        return RedirectResponse(f"/login?next={quote(here, safe='')}", status_code=303)
-    member: Member = p.member
-    if p.scope != "wallet" or member.role not in roles:
-        raise Refusal(403, "forbidden", "Your role does not allow this.")
-    return member
-
-
-def done(path: str, **what: int) -> RedirectResponse:
-    """Back to the page after a success, naming what was done (the page says it)."""
-    query = "&".join(f"{name}={value}" for name, value in what.items())
-    return RedirectResponse(f"{path}?{query}", status_code=303)
-
-
-def say(request: Request, message: str, **values: Any) -> str:
-    """A message of the page in the reader's language, its `{name}`s filled."""
-    return gettext_for(request).gettext(message).format(**values)
-
-
-def _money(request: Request, cents: int, currency: str | None = None) -> str:
-    return money(cents, language_of(request), currency or node_of(request).ledger.chart.local)
 
 
 # -- the office ----------------------------------------------------------------------------
@@ -74,7 +41,7 @@ def office(
         flash = say(
             request,
             "Credited {amount} to {name} ({member}).",
-            amount=_money(request, credited.amount),
+            amount=page_money(request, credited.amount),
             name=name,
             member=credited.member,
         )
@@ -83,7 +50,7 @@ def office(
         flash = say(
             request,
             "Deposit of {amount} recorded (slip {slip}).",
-            amount=_money(request, deposited.amount, "EUR"),
+            amount=page_money(request, deposited.amount, "EUR"),
             slip=deposited.slip_ref,
         )
     return _office_page(request, view, flash=flash)

@@ -1,0 +1,56 @@
+"""The admin API (JSON, under /api/v1): finding members, and the keys an operator is about
+to recover. Renewals, new operators and the recovery itself are in `wallet_api.endpoints`."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Path, Query, Request
+
+from wallet_api.admin import service
+from wallet_api.admin.schemas import MemberListed, MembersPage
+from wallet_api.auth import Admin, KeyOfficer, Member, node_of
+from wallet_api.endpoints import member_out
+from wallet_api.schemas import MEMBER_ID, DeviceKeyOut
+
+router = APIRouter(prefix="/api/v1", tags=["admin"])
+Role = Literal["resident", "merchant", "office", "treasurer", "admin"]
+
+
+def listed(member: Member) -> MemberListed:
+    return MemberListed(
+        **member_out(member).model_dump(),
+        membership_current=member.membership_current(),
+        frozen_reason=member.frozen_reason,
+    )
+
+
+@router.get("/admin/members", response_model=MembersPage)
+def members(
+    request: Request,
+    admin: Admin,
+    q: Annotated[str, Query(max_length=service.MAX_SEARCH)] = "",
+    role: Role | None = None,
+    page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
+    per_page: Annotated[int, Query(ge=1, le=100)] = service.PER_PAGE,
+) -> MembersPage:
+    """Members whose name, email or id contains `q` (any case), of one `role` if given,
+    by name, a page at a time; with their membership and whether their wallet is frozen."""
+    found = service.find_members(node_of(request), text=q, role=role, page=page, per_page=per_page)
+    return MembersPage(
+        items=[listed(m) for m in found.members],
+        total=found.total,
+        page=found.page,
+        per_page=found.per_page,
+        pages=found.pages,
+    )
+
+
+@router.get("/members/{member_id}/keys", response_model=list[DeviceKeyOut])
+def member_keys(
+    member_id: Annotated[str, Path(pattern=MEMBER_ID)], request: Request, officer: KeyOfficer
+) -> list[DeviceKeyOut]:
+    """A member's device keys, revoked ones too: what a recovery would revoke."""
+    node = node_of(request)
+    member = service.wallet_member(node, member_id)
+    return [DeviceKeyOut(**row) for row in service.device_keys(node, member)]

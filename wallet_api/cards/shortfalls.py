@@ -1,0 +1,508 @@
+"""The treasurer and card shortfalls: units a member had already spent when Stripe took a
+card payment back (a refund, a dispute lost). The member's wallet is frozen meanwhile.
+
+The treasurer settles a shortfall in one of two ways:
+- **take back** the member's later units: a `card_reversal` of what the wallet now holds, at
+  most what is owed (the ledger caps the reversals of a top-up at its amount);
+- **write it off**: the association bears the loss. The euros left Stripe's balance with the
+  refund; the units stayed in circulation. So that every unit stays backed, the association
+  puts as many euros of its own into the reserve: a bank `topup` signed with the treasurer's
+  key credits the member, and a `card_reversal` of the same units takes them out with the
+  euros Stripe kept. The member's balance does not move; the reserve covers every unit.
+
+When nothing is owed any more the wallet thaws. A frozen wallet may also be unfrozen by
+hand, but only when its member owes nothing for card payments. What a dispute still open
+left owed waits for Stripe's decision (won, it is forgiven).
+
+A settlement's row is written before its orders are posted, and completed after, under the
+lock the webhooks take; the orders are posted in this thread and carry client ids derived
+from the row. A row left unfinished (the node stopped in between) is finished, or dropped if
+nothing was posted, before the next settlement or view (`_finish_pending`).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ledger import repository as ledger_repo
+from ledger.chart import member_account
+from ledger.errors import LedgerError
+from ledger.operations import NODE, TREASURER
+from node.web import Money, Refusal, refusal_of
+from wallet_api import repository as members_repo
+from wallet_api.auth import Member, forget_principals, now_ms
+from wallet_api.cards import repository as repo
+from wallet_api.cards.service import change, client_id, one_at_a_time, order, take
+from wallet_api.models import WALLET_ROLES
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection, RowMapping
+
+    from node.runtime import Node
+
+log = logging.getLogger(__name__)
+
+TAKE_BACK_RULE = "treasurer.card_shortfall.take_back"
+WRITE_OFF_RULE = "treasurer.card_shortfall.write_off"
+REQUEST_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,47}$")
+MAX_REASON = 200
+RECENT = 50
+
+
+@dataclass(frozen=True)
+class Shortfall:
+    payment_intent: str
+    member_id: str
+    member_name: str
+    topup_transfer_id: int
+    amount: int  # the card top-up
+    shortfall: int  # units owed
+    settleable: int  # of which disputes still open may not forgive any more
+    since_ms: int | None
+    wallet_balance: int  # what taking back could take now
+    frozen: bool
+
+
+@dataclass(frozen=True)
+class FrozenWallet:
+    member_id: str
+    member_name: str
+    reason: str
+    owed: int
+
+
+@dataclass(frozen=True)
+class Settlement:
+    id: int
+    request_id: str
+    action: str  # taken_back, written_off, unfrozen
+    member_id: str
+    member_name: str
+    payment_intent: str | None
+    amount: int
+    reason: str | None
+    treasurer_id: str
+    treasurer_name: str
+    created_ms: int
+    reversal_id: int | None
+    topup_id: int | None
+    replayed: bool = False
+
+    @classmethod
+    def of(cls, row: RowMapping, replayed: bool = False) -> Settlement:
+        return cls(
+            **{name: row[name] for name in cls.__dataclass_fields__ if name != "replayed"},
+            replayed=replayed,
+        )
+
+
+# -- what the treasurer sees -----------------------------------------------------------------
+
+
+def shortfalls(node: Node) -> list[Shortfall]:
+    """Every card payment that owes units, the oldest shortfall first."""
+    with node.ledger.reading() as conn:
+        unfinished = bool(repo.pending_settlements(conn))
+    if unfinished:  # rare: the lock is taken only then (a webhook may hold it a while)
+        with one_at_a_time(node):
+            _finish_pending(node)
+    with node.ledger.reading() as conn:
+        rows = repo.shortfalls(conn)
+        balances = _balances(conn, {row["member_id"] for row in rows})
+    return [
+        Shortfall(
+            row["payment_intent"],
+            row["member_id"],
+            row["display_name"],
+            row["topup_transfer_id"],
+            row["amount"],
+            row["shortfall"],
+            row["shortfall"] - row["owed_open"],
+            row["since_ms"],
+            balances[row["member_id"]],
+            row["frozen_reason"] is not None,
+        )
+        for row in rows
+    ]
+
+
+def _balances(conn: Connection, member_ids: set[str]) -> dict[str, int]:
+    found = ledger_repo.balances(conn, [member_account(m) for m in member_ids])
+    return {m: found.get(member_account(m), 0) for m in member_ids}
+
+
+def frozen_wallets(node: Node) -> list[FrozenWallet]:
+    """Members whose wallet is frozen, with what they owe for card payments."""
+    with node.ledger.reading() as conn:
+        rows = repo.frozen_members(conn)
+    return [
+        FrozenWallet(row["id"], row["display_name"], row["frozen_reason"], int(row["owed"]))
+        for row in rows
+    ]
+
+
+def settlements(node: Node, limit: int = RECENT) -> list[Settlement]:
+    """The treasurer's latest settlements, newest first: who, when, why, how much."""
+    with node.ledger.reading() as conn:
+        return [Settlement.of(row) for row in repo.recent_settlements(conn, limit)]
+
+
+def find_settlement(node: Node, settlement_id: int) -> Settlement | None:
+    with node.ledger.reading() as conn:
+        row = repo.settlement(conn, settlement_id)
+    return None if row is None or row["done_ms"] is None else Settlement.of(row)
+
+
+# -- taking back, writing off, unfreezing ------------------------------------------------------
+
+
+def take_back(node: Node, treasurer: Member, request_id: str, intent: str) -> Settlement:
+    """Take back what the member's wallet now holds, up to what the card payment owes."""
+    _check_request_id(request_id)
+    with one_at_a_time(node):
+        _finish_pending(node)
+        earlier = _earlier(node, request_id, "taken_back", intent, None)
+        if earlier is not None:
+            return earlier
+        row, settleable = _owed(node, intent)
+        if node.ledger.balance(member_account(row["member_id"])) <= 0:
+            raise Refusal(
+                409,
+                "nothing_to_take_back",
+                "{name}'s wallet holds nothing to take back yet.",
+                name=_name(node, row["member_id"]),
+            )
+        begun = _begin(node, request_id, "taken_back", row, treasurer, settleable, None)
+        return _finish_take_back(node, begun)
+
+
+def write_off(
+    node: Node, treasurer: Member, request_id: str, intent: str, reason: str
+) -> Settlement:
+    """The association bears what the card payment owes (see the module's docstring)."""
+    _check_request_id(request_id)
+    reason = _check_reason(reason)
+    with one_at_a_time(node):
+        _finish_pending(node)
+        earlier = _earlier(node, request_id, "written_off", intent, reason)
+        if earlier is not None:
+            return earlier
+        row, settleable = _owed(node, intent)
+        clearing = node.ledger.balance("clearing:stripe")
+        if clearing < settleable:
+            raise Refusal(
+                409,
+                "clearing_short",
+                "The node's Stripe account (clearing:stripe) holds only {available}, less than "
+                "the {amount} to write off: record Stripe's payouts as they were first.",
+                available=Money(clearing),
+                amount=Money(settleable),
+            )
+        begun = _begin(node, request_id, "written_off", row, treasurer, settleable, reason)
+        return _finish_write_off(node, begun)
+
+
+def unfreeze(
+    node: Node, treasurer: Member, request_id: str, member_id: str, reason: str
+) -> Settlement:
+    """Unfreeze a wallet by hand: only when its member owes nothing for card payments."""
+    _check_request_id(request_id)
+    reason = _check_reason(reason)
+    with one_at_a_time(node):
+        _finish_pending(node)
+        earlier = _earlier(node, request_id, "unfrozen", None, reason, member_id)
+        if earlier is not None:
+            return earlier
+        with node.ledger.reading() as conn:
+            member = members_repo.member(conn, member_id)
+            owed = repo.shortfall_of(conn, member_id)
+        if member is None or member["role"] not in WALLET_ROLES:
+            raise Refusal(404, "unknown_member", "There is no member with this id.")
+        if member["frozen_reason"] is None:
+            raise Refusal(409, "not_frozen", "This wallet is not frozen.")
+        if owed:
+            raise Refusal(
+                409,
+                "still_owed",
+                "{name} still owes {owed} for card payments taken back: take their units "
+                "back or write the shortfall off first.",
+                name=member["display_name"],
+                owed=Money(owed, node.ledger.chart.local),
+            )
+        row = _settlement_row(request_id, "unfrozen", member_id, None, treasurer, 0, reason)
+        with node.engine.begin() as conn:
+            settlement_id = _insert(conn, {**row, "done_ms": row["created_ms"]})
+            repo.unfreeze(conn, member_id)
+    forget_principals(node)
+    found = find_settlement(node, settlement_id)
+    assert found is not None
+    return found
+
+
+# -- the steps -----------------------------------------------------------------------------------
+
+
+def _owed(node: Node, intent: str) -> tuple[RowMapping, int]:
+    """The card payment and what of its shortfall may be settled now."""
+    with node.ledger.reading() as conn:
+        row = repo.card_payment(conn, intent)
+        open_owed = repo.owed_in_open_disputes(conn, intent) if row is not None else 0
+    if row is None or row["topup_transfer_id"] is None:
+        raise Refusal(404, "unknown_card_payment", "There is no card payment with this reference.")
+    if row["shortfall"] <= 0:
+        raise Refusal(409, "nothing_owed", "Nothing is owed on this card payment.")
+    if row["shortfall"] <= open_owed:
+        raise Refusal(
+            409,
+            "dispute_open",
+            "What this card payment owes comes from a dispute still open: it is settled once "
+            "Stripe decides (won, nothing is owed any more).",
+        )
+    return row, int(row["shortfall"] - open_owed)
+
+
+def _begin(
+    node: Node,
+    request_id: str,
+    action: str,
+    row: RowMapping,
+    treasurer: Member,
+    amount: int,
+    reason: str | None,
+) -> RowMapping:
+    """The settlement's row, written before anything is posted."""
+    values = _settlement_row(
+        request_id, action, row["member_id"], row["payment_intent"], treasurer, amount, reason
+    )
+    with node.engine.begin() as conn:
+        settlement_id = _insert(conn, values)
+        begun = repo.settlement(conn, settlement_id)
+    assert begun is not None
+    return begun
+
+
+def _settlement_row(
+    request_id: str,
+    action: str,
+    member_id: str,
+    intent: str | None,
+    treasurer: Member,
+    amount: int,
+    reason: str | None,
+) -> dict[str, Any]:
+    return {
+        "request_id": request_id,
+        "action": action,
+        "member_id": member_id,
+        "payment_intent": intent,
+        "amount": amount,
+        "reason": reason,
+        "treasurer_id": treasurer.id,
+        "created_ms": now_ms(),
+    }
+
+
+def _insert(conn: Connection, values: dict[str, Any]) -> int:
+    settlement_id = repo.insert_settlement(conn, values)
+    if settlement_id is None:  # the same request id, from another process meanwhile
+        raise _reused_id()
+    return settlement_id
+
+
+def _finish_take_back(node: Node, begun: RowMapping) -> Settlement:
+    """Take the units (at most what is owed now), then record it: the shortfall shrinks."""
+    row, settleable = _owed(node, begun["payment_intent"])
+    reversal_id, taken = take(
+        node,
+        "card_reversal",
+        _order_id("card-takeback", begun),
+        TAKE_BACK_RULE,
+        source=member_account(row["member_id"]),
+        due=min(settleable, begun["amount"]),
+        at_once=True,
+        ref=row["topup_transfer_id"],
+        memo=_memo("taken back", begun),
+    )
+    if reversal_id is None:
+        _drop(node, begun)
+        raise Refusal(
+            409,
+            "nothing_to_take_back",
+            "{name}'s wallet holds nothing to take back yet.",
+            name=_name(node, row["member_id"]),
+        )
+    return _done(node, begun, taken, reversal_id, None)
+
+
+def _finish_write_off(node: Node, begun: RowMapping) -> Settlement:
+    """The association's euros into the reserve (a bank top-up of the member), then the
+    same units out with the euros Stripe kept (a card reversal): the member's balance does
+    not move. If the reversal is refused, the top-up is corrected: nothing stays done."""
+    with node.ledger.reading() as conn:
+        row = repo.card_payment(conn, begun["payment_intent"])
+    assert row is not None
+    wallet, order_id = member_account(row["member_id"]), _order_id("card-writeoff", begun)
+    local = node.ledger.chart.local
+    topup_id, cents = order(
+        node,
+        TREASURER,
+        "topup",
+        order_id,
+        at_once=True,
+        to=wallet,
+        amount=begun["amount"],
+        currency=local,
+        source="bank",
+        ext=order_id,
+        memo=_memo("written off", begun),
+    )
+    try:
+        reversal_id, _ = order(
+            node,
+            NODE,
+            "card_reversal",
+            order_id,
+            at_once=True,
+            rule=WRITE_OFF_RULE,
+            currency=local,
+            amount=cents,
+            ref=row["topup_transfer_id"],
+            **{"from": wallet},
+        )
+    except LedgerError as exc:
+        _undo_topup(node, begun, topup_id)
+        raise refusal_of(exc) from None
+    return _done(node, begun, cents, reversal_id, topup_id)
+
+
+def _undo_topup(node: Node, begun: RowMapping, topup_id: int) -> None:
+    log.warning("write-off %s: no reversal followed its top-up; correcting it", begun["id"])
+    order(
+        node,
+        TREASURER,
+        "correction",
+        _order_id("card-writeoff-undo", begun),
+        at_once=True,
+        ref=topup_id,
+        memo=f"write-off {begun['id']} could not be completed: its top-up is undone",
+    )
+    _drop(node, begun)
+
+
+def _done(
+    node: Node, begun: RowMapping, cents: int, reversal_id: int, topup_id: int | None
+) -> Settlement:
+    """Record what was taken out: the shortfall shrinks (the wallet thaws at zero)."""
+    done = {"amount": cents, "reversal_id": reversal_id, "topup_id": topup_id}
+
+    def finish(conn: Connection) -> None:
+        repo.finish_settlement(conn, begun["id"], done_ms=now_ms(), **done)
+
+    change(node, begun["payment_intent"], reversed=cents, shortfall=-cents, also=finish)
+    found = find_settlement(node, begun["id"])
+    assert found is not None
+    return found
+
+
+def _drop(node: Node, begun: RowMapping) -> None:
+    with node.engine.begin() as conn:
+        repo.drop_settlement(conn, begun["id"])
+
+
+def _finish_pending(node: Node) -> None:
+    """Settlements whose row was written but not completed (the node stopped in between,
+    or a refusal came after a post): completed from what the ledger holds, or dropped if
+    nothing was posted. Called with the lock held, so no settlement is under way."""
+    with node.ledger.reading() as conn:
+        pending = repo.pending_settlements(conn)
+        posted = {
+            row["id"]: (
+                repo.transfer_of(conn, NODE, _order_id(_KIND[row["action"]], row)),
+                repo.transfer_of(conn, TREASURER, _order_id("card-writeoff", row)),
+                repo.transfer_of(conn, TREASURER, _order_id("card-writeoff-undo", row)),
+            )
+            for row in pending
+        }
+    for row in pending:
+        reversal, topup, undone = posted[row["id"]]
+        if reversal is not None:
+            cents = int(reversal.fields["amount"])
+            _done(node, row, cents, reversal.id, topup.id if topup is not None else None)
+        elif row["action"] == "written_off" and topup is not None and undone is None:
+            _undo_topup(node, row, topup.id)
+        else:
+            _drop(node, row)
+
+
+_KIND = {"taken_back": "card-takeback", "written_off": "card-writeoff", "unfrozen": "none"}
+
+
+def _order_id(kind: str, settlement: RowMapping) -> str:
+    return client_id(kind, str(settlement["id"]))
+
+
+def _memo(what: str, settlement: RowMapping) -> str:
+    why = f": {settlement['reason']}" if settlement["reason"] else ""
+    text = (
+        f"card shortfall of {settlement['payment_intent']} {what} by treasurer "
+        f"{settlement['treasurer_id']} (settlement {settlement['id']}){why}"
+    )
+    return text[:280]
+
+
+def _earlier(
+    node: Node,
+    request_id: str,
+    action: str,
+    intent: str | None,
+    reason: str | None,
+    member_id: str | None = None,
+) -> Settlement | None:
+    """The settlement this request id already made (the same request sent again), or a
+    conflict if it made another."""
+    with node.ledger.reading() as conn:
+        found = repo.settlement_by_request(conn, request_id)
+    if found is None:
+        return None
+    same = (found["action"], found["payment_intent"], found["reason"]) == (action, intent, reason)
+    if not same or (member_id is not None and found["member_id"] != member_id):
+        raise _reused_id()
+    return Settlement.of(found, replayed=True)
+
+
+def _name(node: Node, member_id: str) -> str:
+    with node.ledger.reading() as conn:
+        member = members_repo.member(conn, member_id)
+    return member_id if member is None else str(member["display_name"])
+
+
+def _check_request_id(request_id: str) -> None:
+    if not REQUEST_ID.match(request_id):
+        raise Refusal(
+            422,
+            "bad_request_id",
+            "A request id is 1 to 48 letters, digits or _.:- (a UUID is fine).",
+        )
+
+
+def _check_reason(reason: str) -> str:
+    reason = " ".join(reason.split())
+    if not reason or len(reason) > MAX_REASON or not reason.isprintable():
+        raise Refusal(
+            422,
+            "reason_missing",
+            "Say why, in a few words (at most {maximum} characters).",
+            maximum=MAX_REASON,
+        )
+    return reason
+
+
+def _reused_id() -> Refusal:
+    return Refusal(
+        409,
+        "idempotency_conflict",
+        "This request id was already used for a different request.",
+    )
