@@ -36,7 +36,7 @@ def make_engine(url: str, *, pool_size: int = 16, echo: bool = False) -> Engine:
     if url.startswith("sqlite"):
         database = make_url(url).database
         in_file = bool(database) and database != ":memory:" and "mode=memory" not in url
-        turns = _WriteTurns(f"{database}.write-lock") if in_file else None
+        turns = Turns(f"{database}.write-lock", BUSY_TIMEOUT_S) if in_file else None
         factory = type("SouConnection", (_TurnTakingConnection,), {"turns": turns})
         engine = create_engine(
             url,
@@ -89,18 +89,18 @@ def _sqlite_events(engine: Engine) -> None:
             raise
 
 
-class _WriteTurns:
-    """One writing transaction at a time among the threads and processes of a node: a
-    thread lock inside the process, an exclusive `flock` between processes."""
+class Turns:
+    """One holder at a time among the threads and the processes of a node: a thread lock
+    inside the process, an exclusive `flock` on `path` between processes. Not re-entrant."""
 
-    def __init__(self, path: str) -> None:
-        self.path = path
+    def __init__(self, path: str | os.PathLike[str], timeout: float = -1) -> None:
+        self.path, self.timeout = path, timeout  # -1: wait as long as it takes
         self._threads = threading.Lock()
         self._fd: int | None = None
 
     def take(self) -> None:
-        if not self._threads.acquire(timeout=BUSY_TIMEOUT_S):
-            raise sqlite3.OperationalError("database is locked (no writing turn in 60 s)")
+        if not self._threads.acquire(timeout=self.timeout):
+            raise TimeoutError(f"no turn on {self.path} in {self.timeout} s")
         try:
             if self._fd is None:
                 self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
@@ -114,17 +114,26 @@ class _WriteTurns:
         fcntl.flock(self._fd, fcntl.LOCK_UN)
         self._threads.release()
 
+    def __enter__(self) -> None:
+        self.take()
+
+    def __exit__(self, *exc: object) -> None:
+        self.give()
+
 
 class _TurnTakingConnection(sqlite3.Connection):
     """A connection that gives its writing turn back once its transaction has ended,
     whichever way it ends (commit, rollback, the pool's reset, close)."""
 
-    turns: _WriteTurns | None = None
+    turns: Turns | None = None
     _holding = False
 
     def take_turn(self) -> None:
         if self.turns is not None and not self._holding:
-            self.turns.take()
+            try:
+                self.turns.take()
+            except TimeoutError:  # as SQLite itself says it when its busy timeout ends
+                raise sqlite3.OperationalError("database is locked") from None
             self._holding = True
 
     def give_turn(self) -> None:

@@ -19,10 +19,7 @@ then writes the row. The helpers they share are here: node orders posted once pe
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
-import os
-import threading
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -32,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from ledger.errors import LedgerError
 from ledger.operations import NODE
 from ledger.orders import CLIENT_ID
+from node.database import Turns
 from node.web import Money, Refusal
 from wallet_api.auth import Member, forget_principals, now_ms
 from wallet_api.cards import repository as repo
@@ -194,33 +192,9 @@ def one_at_a_time(node: Node) -> AbstractContextManager[None]:
     turns = node.extras.get("card_payments_turns")
     if turns is None:
         path = Path(node.settings.data_dir) / "card-payments.lock"
-        turns = node.extras.setdefault("card_payments_turns", _Turns(path))
-    assert isinstance(turns, _Turns)
+        turns = node.extras.setdefault("card_payments_turns", Turns(path))
+    assert isinstance(turns, Turns)
     return turns
-
-
-class _Turns:
-    """One holder at a time (see `one_at_a_time`); not re-entrant."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._threads = threading.Lock()
-        self._fd: int | None = None
-
-    def __enter__(self) -> None:
-        self._threads.acquire()
-        try:
-            if self._fd is None:
-                self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-            fcntl.flock(self._fd, fcntl.LOCK_EX)
-        except BaseException:
-            self._threads.release()
-            raise
-
-    def __exit__(self, *exc: object) -> None:
-        assert self._fd is not None
-        fcntl.flock(self._fd, fcntl.LOCK_UN)
-        self._threads.release()
 
 
 def unclaimed(row: RowMapping) -> int:
