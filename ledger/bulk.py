@@ -11,7 +11,7 @@ in one pipeline. SQLite, in-process, takes plain executemany.
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from sqlalchemy import Connection
@@ -50,18 +50,17 @@ def insert(
         return (
             f"INSERT INTO {table} ({names}) SELECT {names} FROM "
             f"json_populate_recordset(NULL::{table}, %(rows)s::json)",
-            {"rows": json.dumps([_jsonable(row, columns) for row in rows])},
+            {"rows": json.dumps(list(rows), default=_bytea)},
         )
     return (f"INSERT INTO {table} ({names}) VALUES ({', '.join(':' + c for c in columns)})", rows)
 
 
-def _jsonable(row: dict[str, Any], columns: Iterable[str]) -> dict[str, Any]:
-    # bytea's text form is \x followed by hex.
-    return {
-        c: "\\x" + v.hex() if isinstance(v, bytes) else v
-        for c in columns
-        if (v := row[c]) is not None
-    }
+def _bytea(value: Any) -> str:
+    """What JSON cannot carry as is (the encoder asks only for that): bytes, as bytea's text
+    form, \\x followed by hex. A row's keys other than the columns are ignored."""
+    if isinstance(value, bytes):
+        return "\\x" + value.hex()
+    raise TypeError(f"{type(value).__name__} is not a column value")
 
 
 def add_to_balances(conn: Connection, deltas: dict[int, int]) -> Statement:
@@ -118,12 +117,15 @@ def _driver(conn: Connection) -> tuple[Any, Any]:
     return driver, dbapi
 
 
-def run(conn: Connection, statements: Sequence[Statement]) -> None:
-    """Execute the statements in the connection's transaction (pipelined on PostgreSQL);
-    errors come back as SQLAlchemy's exceptions, as from any other statement."""
+def run(conn: Connection, statements: Sequence[Statement], *, commit: bool = False) -> None:
+    """Execute the statements in the connection's transaction (pipelined on PostgreSQL),
+    and then commit it if asked (in the same round trip on PostgreSQL); errors come back as
+    SQLAlchemy's exceptions, as from any other statement."""
     if not postgres(conn):
         for sql, params in statements:
             conn.exec_driver_sql(sql, params)
+        if commit:
+            conn.commit()
         return
     driver, dbapi = _driver(conn)
     sql, params = "", None
@@ -131,5 +133,10 @@ def run(conn: Connection, statements: Sequence[Statement]) -> None:
         with driver.pipeline(), driver.cursor() as cursor:
             for sql, params in statements:
                 cursor.execute(sql, params)
+            if commit:
+                sql, params = "COMMIT", None
+                cursor.execute(sql)
     except dbapi.Error as exc:
         raise DBAPIError.instance(sql, params, exc, dbapi.Error) from exc
+    if commit:
+        conn.commit()  # the driver knows it is done: this only closes SQLAlchemy's transaction

@@ -5,13 +5,15 @@ order, as if posted one after the other; a batch is one commit, so many payers s
 fsync (group commit). Within the transaction the accounts touched are locked in id order
 (PostgreSQL) or the whole database is (SQLite, BEGIN IMMEDIATE), balances are read under
 that lock, and every order is checked against the running balances before anything is
-written. The database re-checks what it can (CHECK no overdraft, zero-sum and backing
-triggers, unique client ids and nonces).
+written. On PostgreSQL a batch of payments is usually judged on the balances this process
+last committed, and its write, in the same round trip as the commit, locks the rows and
+goes on only if they still hold them (see `_balances`). The database re-checks what it can
+(CHECK no overdraft, zero-sum and backing triggers, unique client ids and nonces).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -76,11 +78,18 @@ class Batch:
     # or nonce (one query less per batch), and is re-run carefully if they fire.
     careful: bool = False
     take_ids: Callable[[Connection, int], list[int]] = repo.allocate_transfer_ids
+    # Balances this process saw committed, by account id, shared across batches (None: read
+    # them under lock every time). A batch judged on them needs no round trip before its
+    # write, which checks them (see `_balances`).
+    known_balances: dict[int, int] | None = None
+    lock_first: bool = False  # judge on balances read under lock, whatever is known
+    expectation: repo.Expectation | None = None
+    base: dict[int, int] = field(default_factory=dict)  # balances before this batch
     outcomes: list[Outcome | None] = field(default_factory=list)
 
 
 def post_batch(conn: Connection, items: Sequence[Checked], batch: Batch) -> list[Outcome]:
-    """Post `items` inside the caller's transaction; return one outcome per item."""
+    """Post `items` in one transaction on `conn` and commit it; one outcome per item."""
     batch.outcomes = [None] * len(items)
     if batch.careful:
         _replays(conn, items, batch, range(len(items)))
@@ -89,13 +98,13 @@ def post_batch(conn: Connection, items: Sequence[Checked], batch: Batch) -> list
         _reused_nonces(conn, items, batch)
     plans = _plans(conn, items, batch)
     accepted = _apply(conn, items, plans, batch)
-    written = _write(conn, items, plans, accepted, batch)
     if not batch.careful:
         # A refused order may be a resent one whose first sending was posted before this
         # batch (the phone lost the answer): it gets that result, or a conflict, not the
-        # refusal. Transfers this batch wrote came after it, so they do not count.
+        # refusal.
         refused = [i for i, o in enumerate(batch.outcomes) if isinstance(o, LedgerError)]
-        _replays(conn, items, batch, refused, ignore=written)
+        _replays(conn, items, batch, refused)
+    _write(conn, items, plans, accepted, batch)
     return [o if o is not None else LedgerError("not posted") for o in batch.outcomes]
 
 
@@ -113,23 +122,15 @@ def _refuse_expired(items: Sequence[Checked], batch: Batch) -> None:
 
 
 def _replays(
-    conn: Connection,
-    items: Sequence[Checked],
-    batch: Batch,
-    indexes: Iterable[int],
-    ignore: Collection[int] = (),
+    conn: Connection, items: Sequence[Checked], batch: Batch, indexes: Iterable[int]
 ) -> None:
     """Same client id + same order -> the first result; + another order -> a conflict."""
     live = list(indexes)
     if not live:
         return
-    found = {
-        client: stored
-        for client, stored in repo.transfers_by_client_id(
-            conn, {(items[i].signer, items[i].order.client_id) for i in live}
-        ).items()
-        if stored.id not in ignore
-    }
+    found = repo.transfers_by_client_id(
+        conn, {(items[i].signer, items[i].order.client_id) for i in live}
+    )
     if not found:
         return
     legs = repo.postings_of(conn, [t.id for t in found.values()])
@@ -209,11 +210,7 @@ def _apply(
     """Judge each order in turn against running balances, as if posted one after the other;
     return the accepted indexes."""
     accounts = batch.accounts
-    balances, revoked = repo.lock_balances(
-        conn,
-        {accounts[c].id for p in plans.values() for c in p.postings},
-        {items[i].order.key_id for i in plans},
-    )
+    balances, revoked = _balances(conn, items, plans, batch)
     deps = repo.dependents(
         conn,
         {p.ref for p in plans.values() if p.ref is not None}
@@ -260,6 +257,44 @@ def _apply(
         nonces.add((order.key_id, order.nonce))
         accepted.append(i)
     return accepted
+
+
+def _balances(
+    conn: Connection, items: Sequence[Checked], plans: dict[int, Plan], batch: Batch
+) -> tuple[dict[int, int], set[str]]:
+    """The balances to judge the batch on, and which of its signers' keys are revoked.
+
+    Read under lock, one round trip; or, when this process knows every balance the
+    judgment reads (those of the accounts debited that may not go negative) and no order
+    refers to another transfer (what hangs on it is read under lock), taken from what it
+    knows. The write then locks the same rows in the same order and commits only if they
+    hold those balances and no signer's key was revoked since (`repo.Expectation`); if not,
+    the batch is judged again under lock. Either way each order is judged on the balances
+    it will be committed against."""
+    if not plans:
+        return {}, set()
+    accounts = batch.accounts
+    touched = {accounts[c].id for p in plans.values() for c in p.postings}
+    signers = {items[i].order.key_id for i in plans}
+    known = batch.known_balances
+    if known is not None and not (batch.careful or batch.lock_first or _refers(plans)):
+        read = {
+            accounts[code].id
+            for plan in plans.values()
+            for code, amount in plan.postings.items()
+            if amount < 0 and not accounts[code].may_go_negative
+        }
+        if read <= known.keys():
+            batch.base = {i: known[i] for i in touched if i in known}
+            batch.expectation = repo.Expectation(touched, {i: known[i] for i in read}, signers)
+            return {i: batch.base.get(i, 0) for i in touched}, set()
+    balances, revoked = repo.lock_balances(conn, touched, signers)
+    batch.base = dict(balances)
+    return balances, revoked
+
+
+def _refers(plans: dict[int, Plan]) -> bool:
+    return any(p.ref is not None or p.unrefund is not None for p in plans.values())
 
 
 def _refusal(
@@ -323,14 +358,13 @@ def _write(
     plans: dict[int, Plan],
     accepted: list[int],
     batch: Batch,
-) -> list[int]:
-    """Write the accepted transfers; return their ids."""
-    ids: list[int] = []
+) -> None:
+    """Write the accepted transfers and commit."""
+    transfer_rows: list[dict[str, Any]] = []
+    posting_rows: list[dict[str, Any]] = []
+    deltas: dict[int, int] = {}
     if accepted:
         ids = batch.take_ids(conn, len(accepted))
-        transfer_rows: list[dict[str, Any]] = []
-        posting_rows: list[dict[str, Any]] = []
-        deltas: dict[int, int] = {}
         for transfer_id, i in zip(ids, accepted, strict=True):
             order, plan = items[i].order, plans[i]
             transfer_rows.append(
@@ -372,7 +406,9 @@ def _write(
             batch.outcomes[i] = Posted(
                 transfer_id, order.kind, plan.postings, batch.now_ms, leaf_hash=leaf
             )
-        repo.write_batch(conn, transfer_rows, posting_rows, deltas)
+    repo.write_batch(conn, transfer_rows, posting_rows, deltas, batch.expectation)
+    if batch.known_balances is not None:  # committed
+        batch.known_balances.update((i, b + deltas.get(i, 0)) for i, b in batch.base.items())
     for i, outcome in enumerate(batch.outcomes):
         if isinstance(outcome, _Pending):
             first = batch.outcomes[outcome.first]
@@ -380,4 +416,3 @@ def _write(
             batch.outcomes[i] = Posted(
                 first.transfer_id, first.kind, first.postings, first.created_ms, replayed=True
             )
-    return ids

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, RowMapping, and_, func, literal_column, or_, select, tuple_
+from sqlalchemy.exc import DBAPIError
 
 from ledger import bulk
 from ledger.models import (
@@ -94,6 +95,25 @@ def insert_account(conn: Connection, ref: dict[str, Any]) -> int:
     return int(result.scalar_one())
 
 
+@dataclass(frozen=True, slots=True)
+class Expectation:
+    """What a batch was judged on without reading under lock: the balances it read (by
+    account id), the accounts it writes, the keys that signed it. The write's round trip
+    locks the accounts in id order and refuses to commit unless the balances still hold and
+    no key was revoked: `StaleBalances`."""
+
+    accounts: set[int]
+    balances: dict[int, int]
+    keys: set[str]
+
+
+class StaleBalances(Exception):
+    """A balance changed or a key was revoked since this process saw it: judge again."""
+
+
+STALE = "SOU01"  # the SQLSTATE of sou_expect_balances' refusal (migration 0006)
+
+
 def lock_balances(
     conn: Connection, account_ids: Collection[int], key_ids: Collection[str]
 ) -> tuple[dict[int, int], set[str]]:
@@ -103,7 +123,7 @@ def lock_balances(
     if not account_ids:
         return {}, set()
     where, params = bulk.among(conn, "id", sorted(account_ids))
-    lock = " FOR UPDATE" if bulk.postgres(conn) else ""
+    lock = " FOR NO KEY UPDATE" if bulk.postgres(conn) else ""
     key_where, key_params = bulk.among(conn, "key_id", key_ids, "text")
     rows, revoked = bulk.fetch(
         conn,
@@ -281,19 +301,34 @@ def write_batch(
     rows: Sequence[dict[str, Any]],
     posting_rows: Sequence[dict[str, Any]],
     deltas: dict[int, int],
+    expectation: Expectation | None = None,
 ) -> None:
-    """Write a batch's postings, transfers, log queue entries and balances. Postings go
-    first: the transfer row's insert checks they balance (see the migration)."""
-    queue_rows = [{"transfer_id": r["id"]} for r in rows]
+    """Check the expectation (PostgreSQL), write a batch's postings, transfers, log queue
+    entries and balances, and commit: one round trip on PostgreSQL. Postings go first: the
+    transfer row's insert checks they balance (see the migration)."""
     moved = {k: v for k, v in deltas.items() if v}
-    bulk.run(
-        conn,
-        [
+    queue_rows = [{"transfer_id": r["id"]} for r in rows]
+    statements = [] if expectation is None else [_expect(expectation)]
+    if rows:
+        statements += [
             bulk.insert(conn, "postings", POSTING_COLUMNS, posting_rows),
             bulk.insert(conn, "transfers", TRANSFER_COLUMNS, rows),
             bulk.insert(conn, "log_queue", ("transfer_id",), queue_rows),
             *([bulk.add_to_balances(conn, moved)] if moved else []),
-        ],
+        ]
+    try:
+        bulk.run(conn, statements, commit=True)
+    except DBAPIError as exc:
+        if getattr(exc.orig, "sqlstate", None) == STALE:
+            raise StaleBalances(str(exc.orig)) from exc
+        raise
+
+
+def _expect(expectation: Expectation) -> bulk.Statement:
+    seen = [{"id": i, "balance": expectation.balances.get(i)} for i in sorted(expectation.accounts)]
+    return (
+        "SELECT sou_expect_balances(%(seen)s::json, %(keys)s::json)",
+        {"seen": json.dumps(seen), "keys": json.dumps(sorted(expectation.keys))},
     )
 
 

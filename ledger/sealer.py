@@ -45,6 +45,13 @@ class _Overtaken(Exception):
     pass
 
 
+class DanglingQueueEntry(Exception):
+    """A log queue entry names a transfer or key event that is not stored. Only a hand
+    writing to the database makes one (the ledger queues an entry in the same transaction
+    as what it names, and history is never deleted): sealing stops, loudly, rather than
+    sign a log that skips or invents an entry."""
+
+
 @dataclass(frozen=True)
 class Sealed:
     leaves: int  # appended this round
@@ -144,6 +151,14 @@ class Sealer:
             [t for _, t, _ in queued if t is not None and t not in known],
             [e for _, _, e in queued if e is not None],
         )
+        for qid, tid, eid in queued:
+            stored = (tid in known or tid in t_rows) if tid is not None else eid in e_rows
+            if not stored:
+                what = f"transfer {tid}" if tid is not None else f"key event {eid}"
+                raise DanglingQueueEntry(
+                    f"log queue entry {qid} names {what}, which is not stored; "
+                    "nothing is sealed until that entry is removed"
+                )
         leaves: list[dict[str, Any]] = []
         nodes: list[dict[str, Any]] = []
         for _, tid, eid in queued:

@@ -69,6 +69,9 @@ class Ledger:
         self.origin = info["origin"]
         self.chart = Chart(info["currency"])
         self._accounts: dict[str, AccountRef] = {}
+        # Balances as this process last committed or read them (PostgreSQL: a batch judged
+        # on them saves a round trip; its write checks them under lock).
+        self._balances: dict[int, int] | None = {} if engine.dialect.name == "postgresql" else None
         self._spare_ids: list[int] = []
         self._ids_lock = threading.Lock()
         self._keys: dict[str, tuple[KeyRef, nacl.signing.VerifyKey]] = {}
@@ -247,6 +250,18 @@ class Ledger:
             return RefusedByDatabase("the database refused this transfer; nothing was posted")
 
     def _post_once(self, items: Sequence[Checked], *, careful: bool) -> list[Outcome]:
+        try:
+            return self._post_batch(items, careful=careful)
+        except repo.StaleBalances:
+            # Another writer (a process, a thread) moved a balance this process knew, or
+            # revoked a signer's key: nothing was written; judge again on locked rows.
+            if self._balances is not None:
+                self._balances.clear()
+            return self._post_batch(items, careful=careful, lock_first=True)
+
+    def _post_batch(
+        self, items: Sequence[Checked], *, careful: bool, lock_first: bool = False
+    ) -> list[Outcome]:
         batch = Batch(
             self.chart,
             self.max_amount,
@@ -254,8 +269,10 @@ class Ledger:
             self._accounts,
             careful=careful,
             take_ids=self._take_ids,
+            known_balances=self._balances,
+            lock_first=lock_first,
         )
-        with self.engine.begin() as conn:
+        with self.engine.connect() as conn:
             return post_batch(conn, items, batch)
 
     def _take_ids(self, conn: Connection, count: int) -> list[int]:

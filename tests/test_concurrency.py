@@ -25,12 +25,20 @@ import pytest
 from sqlalchemy import Engine, func, select, text
 
 from ledger.audit import audit
-from ledger.errors import IdempotencyConflict, InsufficientFunds, InvalidReference, LedgerError
+from ledger.canonical import canonical
+from ledger.errors import (
+    IdempotencyConflict,
+    InsufficientFunds,
+    InvalidReference,
+    LedgerError,
+    NodeBusy,
+    RevokedKey,
+)
 from ledger.models import accounts, log_leaves, log_queue, postings, transfers
 from ledger.poster import Poster
 from ledger.posting import Outcome, Posted
 from ledger.sealer import Sealer
-from ledger.service import Ledger
+from ledger.service import Ledger, key_event
 from ledger.signing import SignedOrder, SigningKey
 from node.database import make_engine
 from node.sealer import SealerThread
@@ -484,6 +492,21 @@ def test_sealer_running_with_payments_logs_each_transfer_once(book: Book, engine
     seal_and_audit(engine)
 
 
+def test_a_stopped_poster_has_sealed_everything_it_posted(book: Book, engine: Engine) -> None:
+    payer, shop = book.member("payer", 10_000), book.member("shop")
+    # No round comes due while posting: only the one that stopping runs seals them.
+    poster = Poster(book.ledger, sealer=Sealer(engine, NODE_KEY, ORIGIN), seal_every=10**6)
+    poster.start()
+    futures = [poster.submit(book.payment(payer, shop, 1 + n)) for n in range(20)]
+    posted = [f.result(timeout=60) for f in futures]
+    poster.stop()
+    assert count(engine, log_queue) == 0
+    with engine.connect() as conn:
+        leaves = set(conn.scalars(select(log_leaves.c.transfer_id)))
+    assert {p.transfer_id for p in posted} <= leaves
+    assert isinstance(poster.submit(book.payment(payer, shop, 1)).exception(), NodeBusy)
+
+
 # -- 7. kill -9 in the middle of posting -----------------------------------------------------
 
 ACKED_BEFORE_KILL = 300
@@ -596,3 +619,46 @@ def check_after_crash(engine: Engine, acked: list[int], payers: list[str]) -> No
     report = audit(engine, node_public_key=NODE_KEY.public_key, workers=1)
     assert report.ok, report.findings[:10]
     seal_and_audit(engine)
+
+
+# -- 8. what one process knows, another changes ----------------------------------------------
+# On PostgreSQL a node judges a batch on the balances it last committed and checks them when
+# it writes; another process (here: a second Ledger on the same database) may have moved
+# them, or revoked a key, in between.
+
+
+def test_a_balance_another_process_lowered_is_judged_at_its_new_value(book: Book) -> None:
+    payer, shop = book.member("payer", 1_000), book.member("shop")
+    other = Book(Ledger(book.ledger.engine), NODE_KEY, book.keys)
+    assert isinstance(book.post(book.payment(payer, shop, 100)), Posted)  # 900 left
+    assert isinstance(other.post(other.payment(payer, shop, 850)), Posted)  # 50 left
+    refused = book.post(book.payment(payer, shop, 100))
+    assert isinstance(refused, InsufficientFunds), refused
+    assert refused.params["available"] == 50
+    assert book.balance(payer) == 50
+    assert_balances_replay(book.ledger.engine)
+
+
+def test_a_balance_another_process_raised_is_judged_at_its_new_value(book: Book) -> None:
+    payer, shop = book.member("payer", 1_000), book.member("shop")
+    other = Book(Ledger(book.ledger.engine), NODE_KEY, book.keys)
+    assert isinstance(book.post(book.payment(payer, shop, 950)), Posted)  # 50 left
+    other.topup(payer, 1_000)  # 1,050
+    posted = book.post(book.payment(payer, shop, 1_000))
+    assert isinstance(posted, Posted), posted
+    assert book.balance(payer) == 50
+    assert_balances_replay(book.ledger.engine)
+
+
+def test_a_key_another_process_revoked_signs_nothing_more(book: Book) -> None:
+    payer, shop = book.member("payer", 1_000), book.member("shop")
+    assert isinstance(book.post(book.payment(payer, shop, 100)), Posted)
+    other = Ledger(book.ledger.engine)
+    key = book.keys[payer]
+    event = key_event(
+        "revoke", origin=ORIGIN, owner=payer, public_key=key.public_key, signer=NODE_KEY
+    )
+    other.revoke_key(event, NODE_KEY.sign_bytes(canonical(event)))
+    refused = book.post(book.payment(payer, shop, 100))
+    assert isinstance(refused, RevokedKey), refused
+    assert book.balance(payer) == 900

@@ -29,7 +29,7 @@ from ledger import repository as repo
 from ledger.models import postings, transfers
 from ledger.operations import TREASURER
 from ledger.posting import Posted
-from ledger.sealer import Sealer
+from ledger.sealer import DanglingQueueEntry, Sealer
 from tests.conftest import NODE_KEY, ORIGIN
 from tests.factories import Book
 
@@ -583,3 +583,35 @@ def test_a_fractional_amount_is_refused_on_sqlite(village: Village) -> None:
         r"sou: |CHECK constraint failed|datatype mismatch",
         raw_transfer(village, {village.alice: -1.5, village.bob: 1.5}),
     )
+
+
+# -- the log's work list -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("column", "named"), [("transfer_id", "transfer 999999"), ("key_event_id", "key event 999999")]
+)
+def test_a_log_queue_entry_naming_nothing_is_never_sealed(
+    village: Village, book: Book, column: str, named: str
+) -> None:
+    """A foreign key refuses it on SQLite. PostgreSQL lost that key (migration 0006, one
+    lookup less per payment): there the sealer refuses to seal past it, and resumes once
+    the entry is gone."""
+    ghost = sql(f"INSERT INTO log_queue ({column}) VALUES (999999)")
+    if not is_postgresql(village):
+        refused(village.engine, "FOREIGN KEY constraint failed", ghost)
+        return
+    accepted(village.engine, ghost)
+    later = book.ledger.transfer(book.payment(village.alice, village.bob, 100))
+    sealer = Sealer(village.engine, NODE_KEY, ORIGIN)
+    with village.engine.connect() as conn:
+        size = repo.log_size(conn)
+    with pytest.raises(DanglingQueueEntry, match=f"names {named}, which is not stored"):
+        sealer.seal()
+    with village.engine.connect() as conn:
+        assert repo.log_size(conn) == size  # nothing sealed, not even the payment after it
+        assert repo.leaf_index(conn, later.transfer_id) is None
+    accepted(village.engine, sql(f"DELETE FROM log_queue WHERE {column} = 999999"))
+    assert sealer.seal_all() == 1
+    with village.engine.connect() as conn:
+        assert repo.leaf_index(conn, later.transfer_id) == size
