@@ -5,7 +5,8 @@ the right owner, not revoked, postings exactly those its order implies, zero sum
 stored balance against replayed postings, no forbidden negative balance, the backing
 invariant, and the Merkle log (every leaf recomputed from its transfer, every stored node
 from the leaves, every checkpoint's root and signature). Transfers are checked in ranges,
-by worker processes when there are many, all reading one database snapshot.
+by worker processes when there are many, all reading one database snapshot, while this
+process checks the rest.
 """
 
 from __future__ import annotations
@@ -22,9 +23,9 @@ from sqlalchemy import Connection, Engine, func, select, tuple_
 
 from ledger import repository as repo
 from ledger.audit_checks import KeyState
-from ledger.audit_log import check_log
+from ledger.audit_log import check_log, guess_tree, read_log
 from ledger.audit_report import Finding, Report
-from ledger.audit_transfers import audit_transfers
+from ledger.audit_transfers import TransferAudit, shared_snapshot
 from ledger.canonical import canonical, unb64
 from ledger.chart import EUR, RULES, Chart, kind_of
 from ledger.checkpoint import verifier_key
@@ -62,21 +63,30 @@ def audit(
     started = time.perf_counter()
     report = Report()
     with _snapshot(engine) as conn:
+        source = shared_snapshot(conn)  # before anything else is read
         meta = repo.read_meta(conn)
         chart, origin = Chart(meta["currency"]), meta["origin"]
         keys, event_leaves = _replay_keys(conn, origin, node_public_key, report)
-        transfers = audit_transfers(
-            conn, chart.local, origin, keys, workers or os.cpu_count() or 1, progress
-        )
-        report.transfers = transfers.count
-        report.findings.extend(transfers.findings)
-        _check_replays(conn, report)
-        _check_accounts(conn, chart, transfers.sums, report)
         node_key = node_public_key or next(
             (k.public_key for k in keys.values() if k.owner == NODE), None
         )
         verifier = verifier_key(origin, node_key) if node_key else ""
-        check_log(conn, origin, verifier, transfers.leaves, event_leaves, witnessed, report)
+        replays = Report()  # reported after the transfers, as they always were
+        with TransferAudit(
+            conn, source, chart.local, origin, keys, workers or os.cpu_count() or 1, progress
+        ) as checking:
+            # While worker processes check the transfers, this one checks the rest.
+            _check_replays(conn, replays)
+            checking.poll()
+            log = read_log(conn)
+            checking.poll()
+            guess_tree(log, origin, verifier, witnessed)
+            transfers = checking.result()
+        report.transfers = transfers.count
+        report.findings.extend(transfers.findings)
+        report.findings.extend(replays.findings)
+        _check_accounts(conn, chart, transfers.sums, report)
+        check_log(log, origin, verifier, transfers.leaves, event_leaves, witnessed, report)
     report.seconds = time.perf_counter() - started
     report.findings.sort(key=lambda f: (f.transfer_id or 0, f.check, f.message))
     return report
@@ -196,9 +206,10 @@ def _check_replays(conn: Connection, report: Report) -> None:
                 )
             else:
                 first[key] = row.id
-    paid = (
+    refunded = select(t.c.ref_id).where(t.c.kind == "refund")
+    paid = (  # of the payments refunded only: summing every transfer's costs a scan
         select(p.c.transfer_id, func.sum(p.c.amount).label("paid"))
-        .where(p.c.amount > 0)
+        .where(p.c.amount > 0, p.c.transfer_id.in_(refunded))
         .group_by(p.c.transfer_id)
         .subquery()
     )

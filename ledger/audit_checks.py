@@ -6,6 +6,7 @@ results also say what it adds to each balance and what its log leaf is.
 
 This module imports no database code: the audit runs it in worker processes (one per
 core: the Ed25519 checks are most of the cost), which start in a few tens of milliseconds.
+Per transfer, the Python here costs about a fifth of what verifying its signature does.
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+import nacl.bindings
 import nacl.exceptions
-import nacl.signing
 
 from ledger.audit_report import Finding
 from ledger.chart import Chart
@@ -29,6 +30,8 @@ from ledger.orders import MAX_SAFE_INTEGER, Order
 Row = tuple[Any, ...]
 Leg = tuple[str, str, int]  # account code, currency, amount
 Work = tuple[Row, list[Leg], Original | None]
+PUBLIC_KEY_SIZE = nacl.bindings.crypto_sign_PUBLICKEYBYTES
+SIGNATURE_SIZE = nacl.bindings.crypto_sign_BYTES
 
 
 @dataclass(frozen=True)
@@ -58,23 +61,25 @@ class Transfers:
 class TransferChecks:
     def __init__(self, local: str, origin: str, keys: dict[str, KeyState]) -> None:
         self.chart, self.origin, self.keys = Chart(local), origin, keys
-        self.verifiers = {k: nacl.signing.VerifyKey(s.public_key) for k, s in keys.items()}
+        self.plain = Context(self.chart, MAX_SAFE_INTEGER)  # for orders without a reference
+        # libsodium reads 32 bytes of key whatever it is given: a key of another length never
+        # verifies anything.
+        self.public_keys = {
+            k: s.public_key for k, s in keys.items() if len(s.public_key) == PUBLIC_KEY_SIZE
+        }
 
     def check(self, work: list[Work]) -> Transfers:
-        result = Transfers()
-        sums = result.sums
+        result = Transfers(len(work))
+        sums, leaves, findings = result.sums, result.leaves, result.findings
         for row, legs, original in work:
             tid = row[0]
-            result.count += 1
             for code, _, amount in legs:
                 sums[code] = sums.get(code, 0) + amount
-            result.leaves[tid] = leaf_hash(transfer_leaf(tid, row[9], row[6], row[7], legs))
+            leaves[tid] = leaf_hash(transfer_leaf(tid, row[9], row[6], row[7], legs))
             problem = self._check(row, legs, original)
             if problem:
                 check, message = problem
-                result.findings.append(
-                    Finding(check, f"transfer {tid}: {message}", transfer_id=tid)
-                )
+                findings.append(Finding(check, f"transfer {tid}: {message}", transfer_id=tid))
         return result
 
     def _check(
@@ -86,10 +91,8 @@ class TransferChecks:
         key = self.keys.get(key_id)
         if key is None:
             return "signature", f"signed by unknown key {key_id}"
-        message = order_json.encode()
-        try:
-            self.verifiers[key_id].verify(message, sig)
-        except (nacl.exceptions.BadSignatureError, ValueError, TypeError):
+        message, sig = order_json.encode(), bytes(sig)  # bytes, whatever the driver gave
+        if not self._verifies(key_id, message, sig):
             return "signature", "the signature does not match the stored order"
         try:
             fields = json.loads(order_json)
@@ -123,6 +126,16 @@ class TransferChecks:
             return "order", "posted after the order expired"
         return self._check_postings(order, key, lines, original)
 
+    def _verifies(self, key_id: str, message: bytes, signature: bytes) -> bool:
+        public_key = self.public_keys.get(key_id)
+        if public_key is None or len(signature) != SIGNATURE_SIZE:
+            return False
+        try:  # the bare libsodium call: no key object made per transfer
+            nacl.bindings.crypto_sign_open(signature + message, public_key)
+        except (nacl.exceptions.BadSignatureError, ValueError, TypeError):
+            return False
+        return True
+
     def _check_postings(
         self, order: Order, key: KeyState, lines: list[Leg], original: Original | None
     ) -> tuple[str, str] | None:
@@ -139,9 +152,17 @@ class TransferChecks:
         if key.owner not in op.signers(order):
             return "signature", f"a key of {key.owner} may not sign a {order.kind}"
         try:
-            expected = op.plan(order, Context(self.chart, MAX_SAFE_INTEGER, original)).postings
+            context = self.plain
+            if original is not None:
+                context = Context(self.chart, MAX_SAFE_INTEGER, original)
+            expected = op.plan(order, context).postings
         except LedgerError as exc:
             return "order", f"the signed order is not valid: {exc.message}"
+        except (KeyError, TypeError, ValueError, AttributeError):
+            if original is None:
+                raise
+            # Operations trust what the ledger posted; an altered original can break that.
+            return "order", f"transfer {original.id}, which it refers to, is not as it was posted"
         if expected != legs:
             return "postings", (
                 f"postings {_fmt(legs)} differ from those its order implies {_fmt(expected)}"
@@ -151,17 +172,3 @@ class TransferChecks:
 
 def _fmt(amounts: dict[str, int]) -> str:
     return ", ".join(f"{k} {v:+d}" for k, v in sorted(amounts.items()))
-
-
-# In a worker process: the checks, made once from what the pool's initializer received.
-_worker: TransferChecks | None = None
-
-
-def start_worker(local: str, origin: str, keys: dict[str, KeyState]) -> None:
-    global _worker
-    _worker = TransferChecks(local, origin, keys)
-
-
-def check_in_worker(work: list[Work]) -> Transfers:
-    assert _worker is not None, "start_worker runs first, as the pool's initializer"
-    return _worker.check(work)

@@ -1,22 +1,75 @@
 """Audit of the Merkle log: every leaf recomputed from what it records, every stored inner
 node from the leaves, every checkpoint's root and signature, and the checkpoints kept
-outside the database."""
+outside the database.
+
+The log is read once (`read_log`). The tree over its stored leaf hashes is built and checked
+while the transfers are (`guess_tree`): when every transfer gives the leaf sealed for it,
+that tree is the one the audit needs, and only the comparison is left for the end."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from sqlalchemy import Connection
 
+from ledger import bulk
 from ledger.audit_report import Finding, Report
 from ledger.checkpoint import CheckpointError, open_checkpoint
-from ledger.merkle import MemoryNodes, root
+from ledger.merkle import HASH_SIZE, MemoryNodes, root
 
 Entry = tuple[int | None, int | None]  # (transfer id, key event id) of a leaf
 
 
+@dataclass
+class Tree:
+    """The tree over one list of leaf hashes, and what depends on it alone: the stored inner
+    nodes that differ from it, and the findings on the checkpoints."""
+
+    leaves: list[bytes]
+    nodes: MemoryNodes
+    differing: list[tuple[int, int]]  # leaf ranges of differing stored nodes, smallest first
+    beyond: int  # one past the last leaf a stored node covers, or the size
+    findings: list[Finding]
+    checkpoints: int
+
+
+@dataclass
+class StoredLog:
+    """The log as the audit's snapshot holds it."""
+
+    leaves: list[tuple[int, int | None, int | None, bytes]]  # idx, transfer, key event, hash
+    queued: list[Entry]
+    nodes: list[tuple[int, int, bytes]]  # level, idx, hash
+    checkpoints: list[tuple[int, bytes, str]]  # tree size, root, signed note
+    guess: Tree | None = None  # see guess_tree
+
+
+def read_log(conn: Connection) -> StoredLog:
+    """Every row of the log's tables, in the audit's snapshot (hashes come as bytes from
+    both drivers)."""
+    return StoredLog(
+        bulk.rows(conn, "SELECT idx, transfer_id, key_event_id, hash FROM log_leaves ORDER BY idx"),
+        bulk.rows(conn, "SELECT transfer_id, key_event_id FROM log_queue"),
+        bulk.rows(conn, "SELECT level, idx, hash FROM log_nodes"),
+        bulk.rows(conn, "SELECT tree_size, root, note FROM checkpoints ORDER BY tree_size"),
+    )
+
+
+def guess_tree(stored: StoredLog, origin: str, verifier: str, witnessed: Sequence[str]) -> None:
+    """Check the tree of the stored leaf hashes while the transfers are being checked:
+    `check_log` keeps it when every entry gives the leaf that was sealed for it, as in a
+    ledger nobody altered."""
+    leaves: list[bytes] = []
+    for idx, _, _, digest in stored.leaves:
+        leaves.extend(bytes(HASH_SIZE) for _ in range(idx - len(leaves)))  # as _leaves does
+        leaves.append(digest)
+    if all(len(digest) == HASH_SIZE for digest in leaves):
+        stored.guess = _tree(stored, leaves, origin, verifier, witnessed)
+
+
 def check_log(
-    conn: Connection,
+    stored: StoredLog,
     origin: str,
     verifier: str,
     transfer_leaves: dict[int, bytes],
@@ -24,17 +77,30 @@ def check_log(
     witnessed: Sequence[str],
     report: Report,
 ) -> None:
-    recomputed, entries, flagged = _leaves(conn, transfer_leaves, event_leaves, report)
+    recomputed, entries, flagged = _leaves(stored, transfer_leaves, event_leaves, report)
     report.leaves = len(recomputed)
-    _unsealed(conn, transfer_leaves, event_leaves, entries, report)
-    nodes = MemoryNodes.from_leaves(recomputed)
-    _check_nodes(conn, nodes, flagged, entries, report)
-    _check_checkpoints(conn, origin, verifier, nodes, len(recomputed), report)
-    _check_witnessed(witnessed, origin, verifier, nodes, len(recomputed), report)
+    _unsealed(stored, transfer_leaves, event_leaves, entries, report)
+    tree = stored.guess
+    if tree is None or tree.leaves != recomputed:
+        tree = _tree(stored, recomputed, origin, verifier, witnessed)
+    _report_nodes(tree, flagged, entries, report)
+    report.checkpoints += tree.checkpoints
+    report.findings.extend(tree.findings)
+
+
+def _tree(
+    stored: StoredLog, leaves: list[bytes], origin: str, verifier: str, witnessed: Sequence[str]
+) -> Tree:
+    nodes = MemoryNodes.from_leaves(leaves)
+    differing, beyond = _differing_nodes(stored, nodes, len(leaves))
+    checked = Report()
+    _check_checkpoints(stored, origin, verifier, nodes, len(leaves), checked)
+    _check_witnessed(witnessed, origin, verifier, nodes, len(leaves), checked)
+    return Tree(leaves, nodes, differing, beyond, checked.findings, checked.checkpoints)
 
 
 def _leaves(
-    conn: Connection,
+    stored: StoredLog,
     transfer_leaves: dict[int, bytes],
     event_leaves: dict[int, bytes],
     report: Report,
@@ -43,26 +109,26 @@ def _leaves(
     recomputed: list[bytes] = []
     entries: list[Entry] = []
     flagged: set[int] = set()
-    rows = conn.exec_driver_sql(
-        "SELECT idx, transfer_id, key_event_id, hash FROM log_leaves ORDER BY idx"
-    )
-    for idx, tid, eid, stored in rows:
+    for idx, tid, eid, digest in stored.leaves:
         while len(recomputed) < idx:  # a hole: keep positions, flag it
             gap = len(recomputed)
             report.findings.append(Finding("log", f"leaf {gap} is missing", leaf=gap))
-            recomputed.append(bytes(32))
+            recomputed.append(bytes(HASH_SIZE))
             entries.append((None, None))
             flagged.add(gap)
         idx = len(recomputed)
-        expected = transfer_leaves.get(tid) if tid is not None else event_leaves.get(eid)
+        if tid is not None:
+            expected = transfer_leaves.get(tid)
+        else:
+            expected = event_leaves.get(eid) if eid is not None else None
         what = f"transfer {tid}" if tid is not None else f"key event {eid}"
         if expected is None:
             report.findings.append(
                 Finding("log", f"leaf {idx}: {what} is missing", transfer_id=tid, leaf=idx)
             )
             flagged.add(idx)
-            expected = bytes(stored)
-        elif expected != bytes(stored):
+            expected = digest
+        elif expected != digest:
             report.findings.append(
                 Finding(
                     "log",
@@ -78,7 +144,7 @@ def _leaves(
 
 
 def _unsealed(
-    conn: Connection,
+    stored: StoredLog,
     transfer_leaves: dict[int, bytes],
     event_leaves: dict[int, bytes],
     entries: list[Entry],
@@ -86,8 +152,8 @@ def _unsealed(
 ) -> None:
     """Every transfer and key event is in the log, or waiting in its queue."""
     queued_t: set[int] = set()
-    queued_e: set[int] = set()
-    for tid, eid in conn.exec_driver_sql("SELECT transfer_id, key_event_id FROM log_queue"):
+    queued_e: set[int | None] = set()
+    for tid, eid in stored.queued:
         (queued_t.add(tid) if tid is not None else queued_e.add(eid))
     report.unsealed = len(queued_t) + len(queued_e)
     sealed_t = {tid for tid, _ in entries if tid is not None}
@@ -102,33 +168,40 @@ def _unsealed(
         report.findings.append(Finding("log", f"key event {eid} is not in the log"))
 
 
-def _check_nodes(
-    conn: Connection, nodes: MemoryNodes, flagged: set[int], entries: list[Entry], report: Report
-) -> None:
+def _differing_nodes(
+    stored: StoredLog, nodes: MemoryNodes, size: int
+) -> tuple[list[tuple[int, int]], int]:
+    """The leaf ranges of the stored inner nodes that differ from the tree's, smallest first,
+    and one past the last leaf any stored node covers (at least `size`)."""
+    differing: list[tuple[int, int]] = []
+    beyond = size
+    for level, idx, digest in stored.nodes:
+        first, last = idx << level, ((idx + 1) << level) - 1
+        if last >= size:  # sealed over leaves that are no longer there
+            beyond = max(beyond, last + 1)
+        elif nodes.perfect(level, idx) != digest:
+            differing.append((first, last))
+    differing.sort(key=lambda r: r[1] - r[0])
+    return differing, beyond
+
+
+def _report_nodes(tree: Tree, flagged: set[int], entries: list[Entry], report: Report) -> None:
     """Stored inner nodes must be those of the leaves: a difference shows reordering.
 
     Only the smallest differing subtrees not already explained by a changed or missing
     leaf are reported, so one altered row gives one finding, not one per tree level."""
     size = len(entries)
-    differing: list[tuple[int, int]] = []
-    beyond = size
-    for level, idx, digest in conn.exec_driver_sql("SELECT level, idx, hash FROM log_nodes"):
-        first, last = idx << level, ((idx + 1) << level) - 1
-        if last >= size:  # sealed over leaves that are no longer there
-            beyond = max(beyond, last + 1)
-        elif nodes.perfect(level, idx) != bytes(digest):
-            differing.append((first, last))
-    if beyond > size:
+    if tree.beyond > size:
         report.findings.append(
             Finding(
                 "log",
-                f"the log was sealed up to at least leaf {beyond - 1} but has only {size} leaves",
+                f"the log was sealed up to at least leaf {tree.beyond - 1} but has only "
+                f"{size} leaves",
                 leaf=size,
             )
         )
-    differing.sort(key=lambda r: r[1] - r[0])
     reported: list[tuple[int, int]] = []
-    for first, last in differing:
+    for first, last in tree.differing:
         if any(first <= leaf <= last for leaf in flagged) or any(
             first <= a and b <= last for a, b in reported
         ):
@@ -148,13 +221,11 @@ def _check_nodes(
 
 
 def _check_checkpoints(
-    conn: Connection, origin: str, verifier: str, nodes: MemoryNodes, size: int, report: Report
+    stored: StoredLog, origin: str, verifier: str, nodes: MemoryNodes, size: int, report: Report
 ) -> None:
     latest = intact = 0  # the largest checkpoint whose tree the log still has, before a break
     broken = False
-    for tree_size, stored_root, text in conn.exec_driver_sql(
-        "SELECT tree_size, root, note FROM checkpoints ORDER BY tree_size"
-    ):
+    for tree_size, stored_root, text in stored.checkpoints:
         report.checkpoints += 1
         latest = max(latest, tree_size)
         try:
@@ -162,7 +233,7 @@ def _check_checkpoints(
         except CheckpointError as exc:
             report.findings.append(Finding("checkpoint", f"checkpoint {tree_size}: {exc}"))
             continue
-        if note.size != tree_size or note.root != bytes(stored_root):
+        if note.size != tree_size or note.root != stored_root:
             report.findings.append(
                 Finding(
                     "checkpoint",
