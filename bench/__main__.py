@@ -28,17 +28,16 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import nacl.signing
-from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from bench import http
+from bench.databases import PG_ADMIN, postgres_database
 from ledger.audit import audit
 from ledger.canonical import canonical
 from ledger.chart import member_account
@@ -52,9 +51,6 @@ from node.runtime import migrate
 from node.sealer import SealerThread
 
 ORIGIN = "bench.sou.localhost/village"
-PG_ADMIN = os.environ.get(
-    "SOU_BENCH_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-)
 
 
 @dataclass
@@ -97,16 +93,8 @@ def database(kind: str, workdir: Path) -> Iterator[str]:
     if kind == "sqlite":
         yield f"sqlite:///{workdir / 'bench.db'}"
         return
-    name = f"sou_bench_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(PG_ADMIN).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with postgres_database("sou_bench") as url:
+        yield url
 
 
 # -- the village -------------------------------------------------------------------------------

@@ -36,14 +36,11 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
-from sqlalchemy import create_engine, func, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import func, select
 
+from bench.databases import postgres_database
 from wallet_api.client import WalletClient
 
-PG_ADMIN = os.environ.get(
-    "SOU_BENCH_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-)
 ORIGIN = "bench.sou.localhost/village"
 PASSWORD = "bench password 2026"
 OFFICE = "guichet"
@@ -84,16 +81,8 @@ def fresh_database(kind: str) -> Iterator[str]:
     if kind == "sqlite":
         yield ""
         return
-    name = f"sou_bench_http_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(PG_ADMIN).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with postgres_database("sou_bench_http") as url:
+        yield url
 
 
 def node_env(data_dir: Path, database_url: str) -> dict[str, str]:
