@@ -118,8 +118,9 @@ class LocalStripe:
         return self.client.v1.charges.retrieve(latest if isinstance(latest, str) else latest.id)
 
     def events(self, kind: str) -> list[dict[str, Any]]:
-        found = self.client.v1.events.list(params={"type": kind})
-        return [event.to_dict() for event in found.data]
+        """Every event of `kind` the server sent, all pages (earlier tests' too)."""
+        found = self.client.v1.events.list(params={"type": kind, "limit": 100})
+        return [event.to_dict() for event in found.auto_paging_iter()]
 
 
 def event(kind: str, obj: dict[str, Any], event_id: str | None = None) -> dict[str, Any]:
