@@ -200,13 +200,12 @@ def test_transfers_committed_after_the_snapshot_are_not_read(
     assert during.transfers == before.transfers == _alone(engine).transfers - len(late)
 
 
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)  # SQLite exports none
 def test_on_postgresql_workers_read_the_audits_own_snapshot(
     book: Book, engine: Engine, db_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Even a change to old history after the audit started is invisible to the workers:
     they import the snapshot the audit's transaction exported."""
-    if engine.dialect.name != "postgresql":
-        pytest.skip("SQLite workers hold their own read transactions (history is append-only)")
     ids = _village(book)
     Sealer(engine, NODE_KEY, ORIGIN).seal_all()
     shared = audit_module.shared_snapshot
@@ -227,7 +226,13 @@ def test_on_postgresql_workers_read_the_audits_own_snapshot(
 
 
 @pytest.mark.parametrize(
-    "reach", ["no snapshot to share", "the export refused", "the snapshot out of reach"]
+    ("db_url", "reach"),
+    [
+        *((db, "no snapshot to share") for db in ("sqlite", "postgresql")),
+        ("postgresql", "the export refused"),  # only PostgreSQL exports snapshots
+        *((db, "the snapshot out of reach") for db in ("sqlite", "postgresql")),
+    ],
+    indirect=["db_url"],
 )
 def test_workers_that_cannot_read_leave_the_reading_to_the_audit(
     book: Book,
@@ -239,8 +244,6 @@ def test_workers_that_cannot_read_leave_the_reading_to_the_audit(
 ) -> None:
     """The audit's process reads the ranges then: and sends them to the workers, or checks
     those the workers could not read itself. The report is the same."""
-    if reach == "the export refused" and engine.dialect.name != "postgresql":
-        pytest.skip("only PostgreSQL exports snapshots")
     ids = _village(book)
     Sealer(engine, NODE_KEY, ORIGIN).seal_all()
     _alter(db_url, f"DELETE FROM transfers WHERE id = {ids['payment']}")
