@@ -109,6 +109,7 @@ def serve(
 
     from node.app import create_served_app
     from node.runtime import open_node
+    from node.serving import serve_balanced
 
     settings = _settings()
     logging.basicConfig(
@@ -132,7 +133,8 @@ def serve(
     # Each process opens its own node from the same settings (environment and file); the
     # database connections are shared out between them.
     os.environ["SOU_POOL_SIZE"] = str(max(8, settings.pool_size // processes))
-    uvicorn.run("node.app:create_served_app", factory=True, workers=processes, **options)
+    host, port = options.pop("host"), options.pop("port")
+    raise typer.Exit(serve_balanced(host, port, processes, options))
 
 
 def _default_workers() -> int:
