@@ -166,6 +166,22 @@ def _unsealed(
         )
     for eid in sorted(event_leaves.keys() - sealed_e - queued_e):
         report.findings.append(Finding("log", f"key event {eid} is not in the log"))
+    # An entry waiting for the log that names nothing stored: the sealer refuses to seal
+    # past it (DanglingQueueEntry), so the log stops growing until someone removes it.
+    for tid in sorted(queued_t - transfer_leaves.keys()):
+        report.findings.append(
+            Finding(
+                "log",
+                f"the log queue names transfer {tid}, which is not stored: sealing is stuck",
+                transfer_id=tid,
+            )
+        )
+    for eid in sorted(e for e in queued_e - event_leaves.keys() if e is not None):
+        report.findings.append(
+            Finding(
+                "log", f"the log queue names key event {eid}, which is not stored: sealing is stuck"
+            )
+        )
 
 
 def _differing_nodes(

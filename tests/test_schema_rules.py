@@ -26,6 +26,7 @@ from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import IntegrityError
 
 from ledger import repository as repo
+from ledger.audit import audit
 from ledger.models import postings, transfers
 from ledger.operations import TREASURER
 from ledger.posting import Posted
@@ -602,6 +603,9 @@ def test_a_log_queue_entry_naming_nothing_is_never_sealed(
         refused(village.engine, "FOREIGN KEY constraint failed", ghost)
         return
     accepted(village.engine, ghost)
+    report = audit(village.engine, node_public_key=NODE_KEY.public_key, workers=1)
+    stuck = f"the log queue names {named}, which is not stored: sealing is stuck"
+    assert [f.message for f in report.findings] == [stuck]
     later = book.ledger.transfer(book.payment(village.alice, village.bob, 100))
     sealer = Sealer(village.engine, NODE_KEY, ORIGIN)
     with village.engine.connect() as conn:
@@ -615,3 +619,4 @@ def test_a_log_queue_entry_naming_nothing_is_never_sealed(
     assert sealer.seal_all() == 1
     with village.engine.connect() as conn:
         assert repo.leaf_index(conn, later.transfer_id) == size
+    assert audit(village.engine, node_public_key=NODE_KEY.public_key, workers=1).findings == []
