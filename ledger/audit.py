@@ -19,7 +19,7 @@ from typing import Any
 
 import nacl.exceptions
 import nacl.signing
-from sqlalchemy import Connection, Engine, func, select, tuple_
+from sqlalchemy import Connection, Engine, and_, func, or_, select, tuple_
 
 from ledger import repository as repo
 from ledger.audit_checks import KeyState
@@ -239,7 +239,8 @@ def _check_replays(conn: Connection, report: Report) -> None:
 
 
 def _check_card_reversals(conn: Connection, report: Report) -> None:
-    """Card reversals of one top-up never take back more units than it issued."""
+    """Card reversals and write-offs of one top-up never give back more than it issued:
+    a reversal counts by the units it returns, a write-off by the euros it puts back."""
     t, p, a = transfers_table, postings_table, accounts_table
     issued = (
         select(p.c.transfer_id, func.sum(-p.c.amount).label("issued"))
@@ -253,7 +254,12 @@ def _check_card_reversals(conn: Connection, report: Report) -> None:
         .join(p, p.c.transfer_id == t.c.id)
         .join(a, a.c.id == p.c.account_id)
         .join(issued, issued.c.transfer_id == t.c.ref_id)
-        .where(t.c.kind == "card_reversal", a.c.code == "issuance:digital")
+        .where(
+            or_(
+                and_(t.c.kind == "card_reversal", a.c.code == "issuance:digital"),
+                and_(t.c.kind == "card_write_off", a.c.code == "reserve:digital"),
+            )
+        )
         .group_by(t.c.ref_id, issued.c.issued)
     )
     for ref, reversed_, last, amount in conn.execute(reversals):
@@ -261,7 +267,7 @@ def _check_card_reversals(conn: Connection, report: Report) -> None:
             report.findings.append(
                 Finding(
                     "order",
-                    f"transfer {last}: card reversals of top-up {ref} add up to "
+                    f"transfer {last}: card reversals and write-offs of top-up {ref} add up to "
                     f"{reversed_}, more than its {amount}",
                     transfer_id=last,
                 )

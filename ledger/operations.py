@@ -238,6 +238,26 @@ def _within_topup(cents: int, original: Original) -> None:
         raise InvalidOrder("amount", "must not exceed the card top-up")
 
 
+# -- what a card payment taken back left owed, written off (signed by the treasurer) --
+
+
+def _card_write_off(order: Order, ctx: Context) -> Plan:
+    original = _card_topup(ctx)
+    cents = _local_amount(order, ctx)
+    orders.text(order.fields, "ext", max_length=128, required=False)  # the bank's reference
+    _within_topup(cents, original)
+    # The association bears what a card payment taken back left owed: a bank top-up of the
+    # member (its euros into the reserve) and a card reversal of the same units (out with
+    # the euros Stripe kept), in one transfer. Their issuance, wallet and external:eur legs
+    # cancel out: no unit moves. Counted against the top-up like a reversal.
+    return Plan(
+        {"reserve:digital": cents, "clearing:stripe": -cents},
+        ref=original.id,
+        refund=cents,
+        refund_limit=original.postings[original.fields["to"]],
+    )
+
+
 def _payout(order: Order, ctx: Context) -> Plan:
     original = _original(ctx)
     net = original.postings["payouts:pending"]
@@ -343,6 +363,13 @@ OPERATIONS: dict[str, Operation] = {
                 ("card_release", _card_release),
                 ("card_reversal", _card_reversal),
             )
+        ),
+        Operation(
+            "card_write_off",
+            frozenset({"amount", "currency", "ref", "ext"}),
+            _treasurer,  # the association's euros: the treasurer's word, as a bank top-up
+            _card_write_off,
+            references=frozenset({"topup"}),
         ),
         Operation(
             "payout",

@@ -4,8 +4,9 @@ treasurer's API and page, on SQLite and PostgreSQL.
 
 A charge disputed again after a dispute closed is held and decided anew; a refund after a
 lost dispute takes back only what no reversal took yet; the treasurer takes a member's
-later units back or writes the shortfall off (the association's euros into the reserve, the
-units out with the euros Stripe kept), and unfreezes a wallet only when nothing is owed.
+later units back or writes the shortfall off (one transfer: the association's euros into the
+reserve, the card euros Stripe kept out of clearing), and unfreezes a wallet only when nothing
+is owed; a settlement interrupted is finished or dropped.
 Deliveries and settlements racing each other act once; refusals say why in French and
 English and change nothing; the audit stays clean after every scenario.
 """
@@ -28,8 +29,10 @@ import httpx
 import pytest
 from sqlalchemy import func, select, update
 
+from ledger import repository as ledger_repo
 from ledger.models import transfers
 from ledger.operations import card_escrow
+from node.web import Refusal
 from tests.people import Person, fund, join, operator
 from tests.test_card_topups import (
     _audit_clean,
@@ -72,12 +75,14 @@ def _count(s: StripeSite, kind: str, client_id_prefix: str = "") -> int:
 
 
 def _taken_back(s: StripeSite, intent: str) -> int:
-    """Units the ledger's reversals took out for this card payment's top-up."""
+    """What the ledger gave back of this card payment's top-up: the units its reversals took
+    out, and what the treasurer wrote off."""
     topup = _row(s, intent)["topup_transfer_id"]  # type: ignore[index]
     with s.node.ledger.reading() as conn:
         rows = conn.execute(
             select(transfers.c.order_json).where(
-                transfers.c.kind == "card_reversal", transfers.c.ref_id == topup
+                transfers.c.kind.in_(("card_reversal", "card_write_off")),
+                transfers.c.ref_id == topup,
             )
         ).scalars()
         return sum(int(json.loads(row)["amount"]) for row in rows)
@@ -368,6 +373,12 @@ def test_the_treasurer_takes_back_later_units_until_nothing_is_owed(
     _audit_clean(s)
 
 
+def _postings(s: StripeSite, transfer_id: int) -> dict[str, int]:
+    """A transfer's legs, as stored."""
+    with s.node.ledger.reading() as conn:
+        return ledger_repo.postings_of(conn, [transfer_id])[transfer_id]
+
+
 def test_a_write_off_puts_the_associations_euros_in_and_takes_the_units_out(
     stripe_site: StripeSite,
 ) -> None:
@@ -436,25 +447,29 @@ def test_a_write_off_puts_the_associations_euros_in_and_takes_the_units_out(
         "treasurer_id": treasurer.id,
     }
     assert _pick(done, expected) == expected
-    assert done["topup_id"] and done["reversal_id"]
-    # The association's 20 euros are in the reserve, the units out with Stripe's: every unit
-    # stays backed and the member's balance does not move.
+    # One transfer brought the euros in and settled the card payment: nothing half done.
+    assert done["topup_id"] == done["reversal_id"]
+    # The association's 20 euros are in the reserve, the card euros Stripe kept out of the
+    # node's Stripe account: every unit stays backed and the member's balance does not move.
     assert _balance(s, "reserve:digital") == reserve + 2_000
     assert _balance(s, "clearing:stripe") == clearing - 2_000
     assert _balance(s, "issuance:digital") == issued
     assert hugo.balance() == 0
     assert not _frozen(hugo)
     with s.node.ledger.reading() as conn:
-        topup = conn.execute(select(transfers).where(transfers.c.id == done["topup_id"])).one()
-    assert (topup.kind, topup.initiator) == ("topup", "role:treasurer")
-    assert f'"ext":"card-writeoff:{done["id"]}"' in topup.order_json
-    assert "Hugo moved away" in topup.order_json  # the reason is in the signed order too
+        written = conn.execute(select(transfers).where(transfers.c.id == done["topup_id"])).one()
+    assert (written.kind, written.initiator) == ("card_write_off", "role:treasurer")
+    assert written.ref_id == _row(s, intent)["topup_transfer_id"]  # type: ignore[index]
+    assert _postings(s, written.id) == {"reserve:digital": 2_000, "clearing:stripe": -2_000}
+    assert f'"ext":"card-writeoff:{done["id"]}"' in written.order_json
+    assert "Hugo moved away" in written.order_json  # the reason is in the signed order too
     assert _taken_back(s, intent) == 2_000
+    assert _count(s, "topup", "card-writeoff:") == 0
 
     replay = treasurer.post(write_off, json={"id": request_id, "reason": "Hugo moved away"})
     assert replay.status_code == 200 and replay.json()["replayed"] is True
     _refused(treasurer.post(write_off, json={"id": _new_id(), "reason": "y"}), 409, "nothing_owed")
-    assert _count(s, "topup", "card-writeoff:") == 1
+    assert _count(s, "card_write_off") == 1
     _audit_clean(s)
 
 
@@ -579,7 +594,7 @@ def test_settlements_racing_settle_once(stripe_site: StripeSite) -> None:
     answers = _race(4, write_off)
     assert sorted(a.status_code for a in answers) == [201, 409, 409, 409]
     assert {a.json()["error"] for a in answers if a.status_code == 409} == {"nothing_owed"}
-    assert _count(s, "topup", "card-writeoff:") == 1
+    assert _count(s, "card_write_off") == 1
     assert _taken_back(s, written) == 2_000
 
     same_id = _new_id()
@@ -650,10 +665,12 @@ def test_the_card_payments_lock_holds_between_the_nodes_processes(node: Any) -> 
 def test_an_interrupted_settlement_is_finished_or_undone(stripe_site: StripeSite) -> None:
     s = stripe_site
     node = s.node
+    local = node.ledger.chart.local
     treasurer = operator(s.site, "treasurer")
-    lea, jules = join(s.site, "Léa"), join(s.site, "Jules")
+    lea, jules, hugo = join(s.site, "Léa"), join(s.site, "Jules"), join(s.site, "Hugo")
     took = _owing(s, lea, 2_000, 2_000, 2_000)
-    undone = _owing(s, jules, 1_000, 1_000, 1_000)
+    never = _owing(s, jules, 1_000, 1_000, 1_000)
+    one_post = _owing(s, hugo, 1_200, 1_200, 1_200)
     fund(s.site, lea, 700)
     me = get_member(node, treasurer.id)
 
@@ -671,37 +688,85 @@ def test_an_interrupted_settlement_is_finished_or_undone(stripe_site: StripeSite
             at_once=True,
             ref=row["topup_transfer_id"],
         )
-    # A write-off posted the association's top-up, then stopped before the reversal.
+    # A write-off posted its transfer, then the node stopped before recording it.
     with service.one_at_a_time(node):
-        row, owed = shortfalls._owed(node, undone)
-        cut = shortfalls._begin(node, _new_id(), "written_off", row, me, owed, "stopped")
-        service.order(
+        row, owed = shortfalls._owed(node, one_post)
+        new = shortfalls._begin(node, _new_id(), "written_off", row, me, owed, "one post")
+        client_id = shortfalls._order_id("card-writeoff", new)
+        written, _ = service.order(
             node,
             "role:treasurer",
-            "topup",
-            shortfalls._order_id("card-writeoff", cut),
+            "card_write_off",
+            client_id,
             at_once=True,
-            to=jules.account,
             amount=owed,
-            currency=node.ledger.chart.local,
-            source="bank",
+            currency=local,
+            ref=row["topup_transfer_id"],
+            ext=client_id,
         )
     # One begun and nothing posted.
     with service.one_at_a_time(node):
-        row, owed = shortfalls._owed(node, undone)
+        row, owed = shortfalls._owed(node, never)
         shortfalls._begin(node, _new_id(), "written_off", row, me, owed, "never posted")
-    assert jules.balance() == 1_000  # the lone top-up, for now
+    assert all(_frozen(p) for p in (lea, jules, hugo))  # nothing recorded yet
 
-    # The next look at the page finishes the first, undoes the second, drops the third.
+    # The next look at the page finishes the first two from what they posted, drops the
+    # third.
     assert treasurer.get("/treasurer/cards").status_code == 200
     assert _pick(_payment(lea, took), {"shortfall": 1_300}) == {"shortfall": 1_300}
     assert lea.balance() == 0
-    assert _pick(_payment(jules, undone), {"shortfall": 1_000}) == {"shortfall": 1_000}
-    assert jules.balance() == 0 and _count(s, "correction") == 1
+    assert _pick(_payment(jules, never), {"shortfall": 1_000}) == {"shortfall": 1_000}
+    assert jules.balance() == 0
+    assert _payment(hugo, one_post)["shortfall"] == 0
+    assert hugo.balance() == 0 and not _frozen(hugo)
     history = treasurer.get(f"{API}/card-settlements").json()
-    assert [(h["action"], h["amount"]) for h in history] == [("taken_back", 700)]
+    shown = [(h["action"], h["amount"], h["topup_id"], h["reversal_id"]) for h in history]
+    assert shown[0] == ("written_off", 1_200, written, written)
+    assert shown[1][:3] == ("taken_back", 700, None) and shown[1][3] is not None
     with node.ledger.reading() as conn:
-        assert conn.scalar(select(func.count()).select_from(card_settlements)) == 1
+        assert conn.scalar(select(func.count()).select_from(card_settlements)) == 2
+    still_owed = treasurer.get(f"{API}/card-shortfalls").json()
+    assert {o["payment_intent"] for o in still_owed} == {took, never}
+    _audit_clean(s)
+
+
+def test_a_write_off_the_ledger_refuses_changes_nothing(stripe_site: StripeSite) -> None:
+    """Stripe's payout recorded between the check of the node's Stripe account and the post:
+    the ledger refuses the write-off, and nothing of it stays, not even its row."""
+    s = stripe_site
+    node = s.node
+    treasurer = operator(s.site, "treasurer")
+    hugo = join(s.site, "Hugo")
+    intent = _owing(s, hugo, 2_000, 2_000, 2_000)
+    me = get_member(node, treasurer.id)
+    payout = sign_as(
+        node,
+        "role:treasurer",
+        "settlement",
+        "po-meanwhile",
+        amount=_balance(s, "clearing:stripe") - 500,
+        ext="po_meanwhile",
+    )
+    post(node, payout)
+    before = (_state(s, hugo), _payment(hugo, intent), _balance(s, "clearing:stripe"))
+
+    request_id = _new_id()
+    with service.one_at_a_time(node), pytest.raises(Refusal) as refused:
+        row, owed = shortfalls._owed(node, intent)
+        begun = shortfalls._begin(node, request_id, "written_off", row, me, owed, "Gone")
+        shortfalls._finish_write_off(node, begun)
+    assert (refused.value.status, refused.value.code) == (409, "insufficient_funds")
+    assert (_state(s, hugo), _payment(hugo, intent), _balance(s, "clearing:stripe")) == before
+    assert _frozen(hugo) and _count(s, "card_write_off") == 0
+
+    # Once more card euros came in, the same request writes it off (its id was not spent).
+    louis = join(s.site, "Louis")
+    _credited(s, louis, _top_up(s, louis, 2_000))
+    answer = treasurer.post(
+        f"{API}/card-shortfalls/{intent}/write-off", json={"id": request_id, "reason": "Gone"}
+    )
+    assert answer.status_code == 201, answer.text
+    assert not _frozen(hugo) and _taken_back(s, intent) == 2_000
     _audit_clean(s)
 
 

@@ -96,6 +96,11 @@ class SettlementOut(BaseModel):
     treasurer_id: str
     treasurer_name: str
     created_ms: int
-    reversal_id: int | None = Field(description="The card reversal that took the units.")
-    topup_id: int | None = Field(description="A write-off: the association's euros, a top-up.")
+    reversal_id: int | None = Field(
+        description="The transfer that settled it: a card reversal, or a card write-off."
+    )
+    topup_id: int | None = Field(
+        description="A write-off: the transfer that put the association's euros in (the "
+        "card write-off itself)."
+    )
     replayed: bool = False

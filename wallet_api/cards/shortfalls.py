@@ -6,9 +6,11 @@ The treasurer settles a shortfall in one of two ways:
   most what is owed (the ledger caps the reversals of a top-up at its amount);
 - **write it off**: the association bears the loss. The euros left Stripe's balance with the
   refund; the units stayed in circulation. So that every unit stays backed, the association
-  puts as many euros of its own into the reserve: a bank `topup` signed with the treasurer's
-  key credits the member, and a `card_reversal` of the same units takes them out with the
-  euros Stripe kept. The member's balance does not move; the reserve covers every unit.
+  puts as many euros of its own into the reserve: one `card_write_off` signed with the
+  treasurer's key, referring to the card top-up, moves them into `reserve:digital` and takes
+  out of `clearing:stripe` the euros Stripe no longer holds (a bank top-up of the member and
+  a card reversal of the same units, in one transfer). The member's balance does not move;
+  the reserve covers every unit.
 
 When nothing is owed any more the wallet thaws. A frozen wallet may also be unfrozen by
 hand, but only when its member owes nothing for card payments. What a dispute still open
@@ -46,7 +48,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 TAKE_BACK_RULE = "treasurer.card_shortfall.take_back"
-WRITE_OFF_RULE = "treasurer.card_shortfall.write_off"
 REQUEST_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,47}$")
 MAX_REASON = 200
 RECENT = 50
@@ -338,58 +339,31 @@ def _finish_take_back(node: Node, begun: RowMapping) -> Settlement:
 
 
 def _finish_write_off(node: Node, begun: RowMapping) -> Settlement:
-    """The association's euros into the reserve (a bank top-up of the member), then the
-    same units out with the euros Stripe kept (a card reversal): the member's balance does
-    not move. If the reversal is refused, the top-up is corrected: nothing stays done."""
+    """The association's euros into the reserve and the card's out of clearing, in one
+    `card_write_off` transfer: the member's balance does not move. Refused, it posted
+    nothing and the settlement's row is dropped: nothing stays done."""
     with node.ledger.reading() as conn:
         row = repo.card_payment(conn, begun["payment_intent"])
     assert row is not None
-    wallet, order_id = member_account(row["member_id"]), _order_id("card-writeoff", begun)
-    local = node.ledger.chart.local
-    topup_id, cents = order(
-        node,
-        TREASURER,
-        "topup",
-        order_id,
-        at_once=True,
-        to=wallet,
-        amount=begun["amount"],
-        currency=local,
-        source="bank",
-        ext=order_id,
-        memo=_memo("written off", begun),
-    )
+    order_id = _order_id("card-writeoff", begun)
     try:
-        reversal_id, _ = order(
+        write_off_id, cents = order(
             node,
-            NODE,
-            "card_reversal",
+            TREASURER,
+            "card_write_off",
             order_id,
             at_once=True,
-            rule=WRITE_OFF_RULE,
-            currency=local,
-            amount=cents,
+            amount=begun["amount"],
+            currency=node.ledger.chart.local,
             ref=row["topup_transfer_id"],
-            **{"from": wallet},
+            ext=order_id,  # the reference of the treasurer's bank transfer to the reserve
+            memo=_memo("written off", begun),
         )
     except LedgerError as exc:
-        _undo_topup(node, begun, topup_id)
+        _drop(node, begun)
         raise refusal_of(exc) from None
-    return _done(node, begun, cents, reversal_id, topup_id)
-
-
-def _undo_topup(node: Node, begun: RowMapping, topup_id: int) -> None:
-    log.warning("write-off %s: no reversal followed its top-up; correcting it", begun["id"])
-    order(
-        node,
-        TREASURER,
-        "correction",
-        _order_id("card-writeoff-undo", begun),
-        at_once=True,
-        ref=topup_id,
-        memo=f"write-off {begun['id']} could not be completed: its top-up is undone",
-    )
-    _drop(node, begun)
+    # One transfer both brought the euros in (`topup_id`) and settled the card top-up.
+    return _done(node, begun, cents, write_off_id, write_off_id)
 
 
 def _done(
@@ -413,31 +387,34 @@ def _drop(node: Node, begun: RowMapping) -> None:
 
 
 def _finish_pending(node: Node) -> None:
-    """Settlements whose row was written but not completed (the node stopped in between,
-    or a refusal came after a post): completed from what the ledger holds, or dropped if
-    nothing was posted. Called with the lock held, so no settlement is under way."""
+    """Settlements whose row was written but not completed (the node stopped in between):
+    completed from the transfer the ledger holds, or dropped if nothing was posted. Called
+    with the lock held, so no settlement is under way."""
     with node.ledger.reading() as conn:
         pending = repo.pending_settlements(conn)
         posted = {
-            row["id"]: (
-                repo.transfer_of(conn, NODE, _order_id(_KIND[row["action"]], row)),
-                repo.transfer_of(conn, TREASURER, _order_id("card-writeoff", row)),
-                repo.transfer_of(conn, TREASURER, _order_id("card-writeoff-undo", row)),
+            row["id"]: repo.transfer_of(
+                conn, _SIGNER[row["action"]], _order_id(_KIND[row["action"]], row)
             )
             for row in pending
         }
     for row in pending:
-        reversal, topup, undone = posted[row["id"]]
-        if reversal is not None:
-            cents = int(reversal.fields["amount"])
-            _done(node, row, cents, reversal.id, topup.id if topup is not None else None)
-        elif row["action"] == "written_off" and topup is not None and undone is None:
-            _undo_topup(node, row, topup.id)
-        else:
+        transfer = posted[row["id"]]
+        if transfer is None:
             _drop(node, row)
+            continue
+        cents = int(transfer.fields["amount"])
+        _done(
+            node,
+            row,
+            cents,
+            transfer.id,
+            transfer.id if transfer.kind == "card_write_off" else None,
+        )
 
 
 _KIND = {"taken_back": "card-takeback", "written_off": "card-writeoff", "unfrozen": "none"}
+_SIGNER = {"taken_back": NODE, "written_off": TREASURER, "unfrozen": NODE}
 
 
 def _order_id(kind: str, settlement: RowMapping) -> str:
