@@ -2,17 +2,24 @@
 real `stripe` library, delivering signed webhooks to the node served by uvicorn.
 
 Use the fixtures: `localstripe` (one server for the session), `stripe_node` (the `node`
-pointed at it, PaymentIntent mode, before its app starts) and `stripe_site` (the node served
-on a free port, localstripe's webhooks going to it). To pay an intent as its customer would:
-`stripe.pay(intent_id)` (localstripe confirms only an intent that has a payment method).
+pointed at it, PaymentIntent mode, before its app starts), `stripe_site` (the node served
+on a free port, localstripe's webhooks going to it) and `checkout_site` (the same, with
+Stripe Checkout, the node's default). To pay an intent as its customer would:
+`stripe.pay(intent_id)` (localstripe confirms only an intent that has a payment method); to
+pay a Checkout Session on its page: `stripe.pay_checkout(session_url)`.
 
-Two things localstripe (1.15, the last release) does not do as this `stripe` library's API
-version expects are adjusted as it starts, in `_LAUNCH`: it would pickle its whole store to
-the shared /tmp/localstripe.pickle on every write (parallel test runs would share it), and
-it predates `allowed_payment_method_types` (API version 2026-09-30 replaced
-`payment_method_types` by it): it is read as the old name. It sends `payment_intent.*`
-webhooks itself, but neither `charge.refunded` nor anything about disputes (it has no
-disputes): tests sign those events with the webhook secret, as Stripe does (`signed`).
+What localstripe (1.15, the last release) lacks or does otherwise than this `stripe`
+library's API version expects is adjusted as it starts, in `_LAUNCH`: it would pickle its
+whole store to the shared /tmp/localstripe.pickle on every write (parallel test runs would
+share it), and it predates `allowed_payment_method_types` (API version 2026-09-30 replaced
+`payment_method_types` by it): it is read as the old name. It has no Checkout Sessions:
+`tests/localstripe_checkout.py`, loaded by `_LAUNCH`, adds them (create, retrieve) and the
+hosted page their `url` points at, where paying makes and confirms the session's
+PaymentIntent (localstripe then sends its own `payment_intent.succeeded`), sends
+`checkout.session.completed` and goes back to `success_url` (read its docstring). It sends
+`payment_intent.*` webhooks itself, but neither `charge.refunded` nor anything about
+disputes (it has no disputes): tests sign those events with the webhook secret, as Stripe
+does (`signed`).
 """
 
 from __future__ import annotations
@@ -52,6 +59,10 @@ def _init_allowed(self, allowed_payment_method_types=None, **kwargs):
     _init(self, **kwargs)
 
 resources.PaymentIntent.__init__ = _init_allowed
+sys.path.insert(0, sys.argv[2])  # tests/, for Checkout Sessions
+import localstripe_checkout
+
+localstripe_checkout.install()
 sys.argv = ["localstripe", "--port", sys.argv[1], "--from-scratch"]
 server.start()
 """
@@ -105,6 +116,23 @@ class LocalStripe:
         self.client.v1.payment_intents.update(intent_id, params={"payment_method": card})
         return self.client.v1.payment_intents.confirm(intent_id)
 
+    def pay_checkout(self, url: str, card: str = "4242 4242 4242 4242") -> httpx.Response:
+        """Pay a Checkout Session on its page (`url`), as its customer does: the answer sends
+        the browser back to the session's success URL (303), or shows why the card was
+        refused (4242… pays, 4000 0000 0000 0341 is declined)."""
+        form = {
+            "email": "payer@village.test",
+            "cardNumber": card,
+            "cardExpiry": "12 / 34",
+            "cardCvc": "123",
+            "billingName": "Payer",
+        }
+        return httpx.post(url, data=form, follow_redirects=False, timeout=30)
+
+    def checkout_session(self, url: str) -> Any:
+        """The Checkout Session whose page is `url`, as Stripe has it now."""
+        return self.client.v1.checkout.sessions.retrieve(url.rsplit("/", 1)[-1])
+
     def intent(self, amount: int, metadata: dict[str, str] | None = None) -> Any:
         """A PaymentIntent made straight at Stripe (as Checkout or the dashboard do)."""
         return self.client.v1.payment_intents.create(
@@ -121,6 +149,11 @@ class LocalStripe:
         """Every event of `kind` the server sent, all pages (earlier tests' too)."""
         found = self.client.v1.events.list(params={"type": kind, "limit": 100})
         return [event.to_dict() for event in found.auto_paging_iter()]
+
+    def sent(self, kind: str, about: str) -> dict[str, Any]:
+        """The event of `kind` about the object `about` (an id) that the server made: sent,
+        unless it was told to hold its webhooks."""
+        return next(e for e in self.events(kind) if e["data"]["object"]["id"] == about)
 
 
 def event(kind: str, obj: dict[str, Any], event_id: str | None = None) -> dict[str, Any]:
@@ -156,7 +189,7 @@ def localstripe(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStrip
     log_path = tmp_path_factory.mktemp("localstripe") / "localstripe.log"
     with Path(log_path).open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-c", _LAUNCH, str(port)],
+            [sys.executable, "-c", _LAUNCH, str(port), str(Path(__file__).parent)],
             stdout=log,
             stderr=subprocess.STDOUT,
             cwd=log_path.parent,
@@ -236,3 +269,11 @@ def stripe_site(stripe_node: Any, localstripe: LocalStripe, request: pytest.Fixt
     # The same node (started by the served app): requests made in-process, cookies kept.
     site = TestClient(create_app(stripe_node.settings, stripe_node), base_url="http://127.0.0.1")
     return StripeSite(url, stripe_node, localstripe, site)
+
+
+@pytest.fixture
+def checkout_site(stripe_site: StripeSite) -> StripeSite:
+    """`stripe_site` with Stripe Checkout: a top-up sends the payer to the session's page
+    (served by localstripe), Stripe sends them back to the node."""
+    stripe_site.node.settings.stripe_checkout = True
+    return stripe_site

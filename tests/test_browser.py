@@ -1,7 +1,8 @@
 """The residents' pages in a real headless Chromium, on a node served for real (SQLite and
 PostgreSQL): joining, the device key made by WebCrypto, sending money, receipts checked in
 the browser, refusals in French and in English, logging in and out, keys and tokens; and the
-whole path from joining to a card top-up (a local Stripe) to paying another member.
+whole path from joining to a card top-up (on Stripe's Checkout page, served by a local
+Stripe) to paying another member.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from node.i18n import translations
 from tests.conftest import PASSWORD
 from tests.people import Person, fund, join
 
-# Fixtures: `chromium` and `open_browser`; `stripe_site` (localstripe and the node set for it).
+# Fixtures: `chromium` and `open_browser`; `checkout_site` (localstripe, the node set for it).
 pytest_plugins = ["tests.browser", "tests.stripe_server"]
 
 FR = translations("fr")
@@ -364,27 +365,43 @@ def test_revoking_this_devices_key_then_the_wallet_makes_a_new_one(
 
 
 def test_join_top_up_by_card_then_pay_another_member(
-    stripe_site: Any, open_browser: Callable[..., Page]
+    checkout_site: Any, open_browser: Callable[..., Page]
 ) -> None:
+    s = checkout_site
+    s.stripe.hold_webhooks(s.webhook_url)  # Stripe's webhook comes when the test says
     page = open_browser()
+    # Stripe's Checkout page is the one page not served by the node (localstripe serves it).
+    page.context.route(lambda url: url.startswith(s.stripe.url + "/"), lambda r: r.continue_())
     me = sign_up(page, "Camille")
     page.goto("/topup")
     page.fill("#card-form #amount", "20,50")
     page.click("#card-form button[type=submit]")
-    page.wait_for_url(re.compile(r"/topup/card/[A-Za-z0-9_]+$"))
+    page.wait_for_url(f"{s.stripe.url}/**")
+    expect(page.locator("#total")).to_have_text("20.50 EUR")
+    page.fill("#email", "camille@village.test")
+    page.fill("#cardNumber", "4242 4242 4242 4242")
+    page.fill("#cardExpiry", "12 / 34")
+    page.fill("#cardCvc", "123")
+    page.fill("#billingName", "Camille")
+    page.click("#submit")
+    page.wait_for_url(re.compile(r"/topup/card/pi_[A-Za-z0-9]+$"))  # back on the node
     intent = page.url.rsplit("/", 1)[-1]
     status = page.locator("#topup-status")
     expect(status).to_have_attribute("data-status", "created")
-    assert balance(page) == 0  # nothing before Stripe says the card paid
+    expect(page.locator("#topup-message")).to_have_text(
+        french("Waiting for Stripe to confirm your payment…")
+    )
+    assert balance(page) == 0  # nothing before Stripe's webhook says the card paid
 
-    stripe_site.stripe.pay(intent)  # the customer pays, as on Stripe's page
-    expect(status).to_have_attribute("data-status", "credited")  # the webhook came
+    sent = s.stripe.sent("payment_intent.succeeded", intent)
+    assert s.deliver(sent).status_code == 200  # Stripe's own webhook arrives
+    expect(status).to_have_attribute("data-status", "credited")  # the page follows it
     assert balance(page) == 2_050
     page.goto("/wallet")
     expect(page.locator("#balance")).to_have_text("20,50 SOU")
     expect(page.locator("#history tbody tr").first).to_contain_text(french("Top-up"))
 
-    louis = join(stripe_site.site, "Louis")
+    louis = join(s.site, "Louis")
     send(page, louis.id, "20,50", "Tout")
     expect(page.locator("#sent")).to_be_visible()
     assert balance(page) == 0 and louis.balance() == 2_050

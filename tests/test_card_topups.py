@@ -5,21 +5,21 @@ A wallet is credited once per PaymentIntent whatever the deliveries (duplicated,
 late, out of order, eight at once); forged, tampered and stale webhooks are refused; refunds
 and disputes take units back or hold them, never below zero, freezing who owes; the ledger
 stays balanced and passes the audit. localstripe sends `payment_intent.*` events itself;
-refunds and disputes it does not announce are signed here as Stripe signs them.
+refunds and disputes it does not announce are signed here as Stripe signs them. Checkout
+(the node's default) is paid on the session's page, which localstripe serves here
+(`tests/localstripe_checkout.py`), as its customer pays on Stripe's.
 """
 
 from __future__ import annotations
 
-import json
+import re
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any, ClassVar
-from urllib.parse import parse_qsl
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
 import httpx
-import pytest
 from sqlalchemy import func, select, update
 
 from ledger.audit import audit
@@ -148,11 +148,7 @@ def test_a_paid_topup_is_credited_once_whatever_stripe_sends(stripe_site: Stripe
 
     # Stripe's own event again (the same id), then new events about the same intent: one
     # as Stripe had it when the intent was made (out of order), one a late failure.
-    sent = next(
-        e
-        for e in s.stripe.events("payment_intent.succeeded")
-        if e["data"]["object"]["id"] == intent
-    )
+    sent = s.stripe.sent("payment_intent.succeeded", intent)
     again = s.deliver(sent)
     assert again.status_code == 200 and again.json()["outcome"].startswith("duplicate")
     assert s.deliver(s.event("payment_intent.succeeded", sent["data"]["object"])).json() == {
@@ -514,95 +510,142 @@ def test_the_topup_page_follows_a_card_payment_until_credited(stripe_site: Strip
     assert louis.get(where).status_code == 404
 
 
-class _StubStripe(BaseHTTPRequestHandler):
-    """Stripe's Checkout API as far as the node uses it (localstripe has no Checkout)."""
-
-    calls: ClassVar[list[tuple[str, str, dict[str, str]]]] = []
-    session: ClassVar[dict[str, Any]] = {}
-    failing: ClassVar[bool] = False
-
-    def _answer(self, status: int, body: dict[str, Any]) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def do_POST(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        form = dict(parse_qsl(self.rfile.read(length).decode()))
-        self.calls.append(("POST", self.path, form))
-        if self.failing:
-            self._answer(500, {"error": {"type": "api_error", "message": "down"}})
-            return
-        self._answer(200, {**self.session, "url": "https://checkout.stripe.test/c/pay/cs_1"})
-
-    def do_GET(self) -> None:
-        self.calls.append(("GET", self.path, {}))
-        self._answer(200, self.session)
-
-    def log_message(self, *args: Any) -> None:
-        pass
+# -- Stripe Checkout (the node's default) ------------------------------------------------------
 
 
-@pytest.fixture
-def stub_stripe(node: Any) -> Any:
-    server = ThreadingHTTPServer(("127.0.0.1", free_port()), _StubStripe)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    _StubStripe.calls, _StubStripe.failing = [], False
-    node.settings.stripe_secret_key = "sk_test_stub"
-    node.settings.stripe_webhook_secret = "whsec_stub"
-    node.settings.stripe_api_base = f"http://127.0.0.1:{server.server_address[1]}"
-    node.settings.stripe_checkout = True
-    yield _StubStripe
-    server.shutdown()
-    server.server_close()
-
-
-def test_checkout_sends_people_to_stripe_and_follows_them_back(stub_stripe: Any, site: Any) -> None:
-    camille, louis = join(site, "Camille"), join(site, "Louis")
-    stub_stripe.session = {
-        "id": "cs_1",
-        "object": "checkout.session",
-        "payment_intent": None,
-        "client_reference_id": camille.id,
-        "amount_total": 2_000,
-        "metadata": {"sou_member": camille.id, "sou_node": "test.sou.localhost/village"},
-    }
-    answer = camille.post("/api/v1/topups/card", json={"amount": 2_000})
+def _checkout(person: Person, cents: int) -> str:
+    """Start a card top-up through the API: the address of Stripe's Checkout page."""
+    answer = person.post("/api/v1/topups/card", json={"amount": cents})
     assert answer.status_code == 201, answer.text
-    assert answer.json() == {"checkout_url": "https://checkout.stripe.test/c/pay/cs_1"}
-    method, path, form = stub_stripe.calls[-1]
-    assert (method, path) == ("POST", "/v1/checkout/sessions")
+    assert set(answer.json()) == {"checkout_url"}
+    return str(answer.json()["checkout_url"])
+
+
+def _return(person: Person, paid: httpx.Response) -> Any:
+    """Follow Stripe's page back to the node, as the payer's browser does."""
+    assert paid.status_code == 303, paid.text
+    back = httpx.URL(paid.headers["location"])
+    assert str(back).startswith("http://127.0.0.1/topup/card/checkout?session_id=cs_"), back
+    return person.get(back.raw_path.decode(), follow_redirects=False)
+
+
+def _received(s: StripeSite, kind: str) -> int:
+    """How many events of `kind` the node took in."""
+    with s.node.ledger.reading() as conn:
+        return int(conn.scalar(select(func.count()).where(stripe_events.c.type == kind)) or 0)
+
+
+def test_checkout_is_paid_on_stripes_page_and_credited_once_by_the_webhook(
+    checkout_site: StripeSite,
+) -> None:
+    s = checkout_site
+    camille = join(s.site, "Camille")
+    url = _checkout(camille, 2_000)
+    assert url.startswith(s.stripe.url + "/")
+    # What the node asked of Stripe: one payment of the amount, for this member, back to us.
+    session = s.stripe.checkout_session(url).to_dict()
     expected = {
         "mode": "payment",
-        "line_items[0][price_data][currency]": "eur",
-        "line_items[0][price_data][unit_amount]": "2000",
-        "line_items[0][price_data][product_data][name]": "Top-up SOU",
-        "line_items[0][quantity]": "1",
-        "payment_intent_data[metadata][sou_member]": camille.id,
-        "payment_intent_data[metadata][sou_node]": "test.sou.localhost/village",
+        "status": "open",
+        "payment_status": "unpaid",
+        "payment_intent": None,
+        "amount_total": 2_000,
+        "currency": "eur",
         "client_reference_id": camille.id,
         "success_url": "http://127.0.0.1/topup/card/checkout?session_id={CHECKOUT_SESSION_ID}",
         "cancel_url": "http://127.0.0.1/topup?cancelled=1",
     }
-    assert _pick(form, expected) == expected
-    page = camille.post(
+    assert _pick(session, expected) == expected
+    page = httpx.get(url)
+    assert "Top-up SOU" in page.text and "20.00 EUR" in page.text
+    assert camille.get("/api/v1/topups/card").json() == []  # nothing before it is paid
+
+    declined = s.stripe.pay_checkout(url, card="4000 0000 0000 0341")
+    assert declined.status_code == 402 and "Your card was declined." in declined.text
+    assert s.stripe.checkout_session(url).status == "open"  # the payer may try another card
+    paid = s.stripe.pay_checkout(url)
+    back = _return(camille, paid)
+    intent = s.stripe.checkout_session(url).payment_intent
+    assert back.status_code == 303 and back.headers["location"] == f"/topup/card/{intent}"
+    # The payment Checkout made names the member and this node (`payment_intent_data`).
+    made = s.stripe.client.v1.payment_intents.retrieve(intent).to_dict()
+    assert made["metadata"] == {"sou_member": camille.id, "sou_node": s.node.ledger.origin}
+    assert _credited(s, camille, intent)["amount"] == 2_000
+    assert camille.balance() == 2_000
+
+    # Once everything Stripe sent has come (the declined attempt, the session completed),
+    # and the payer came back a second time, the wallet still holds one top-up.
+    for kind in ("payment_intent.payment_failed", "checkout.session.completed"):
+        s.wait_until(partial(_received, s, kind), what=f"{kind} delivered")
+    again = _return(camille, paid)
+    assert again.headers["location"] == f"/topup/card/{intent}"
+    assert [p["payment_intent"] for p in camille.get("/api/v1/topups/card").json()] == [intent]
+    assert camille.balance() == 2_000 and _topups(s, intent) == 1
+    _audit_clean(s)
+
+
+def test_back_from_checkout_before_the_webhook_the_payment_is_under_way(
+    checkout_site: StripeSite,
+) -> None:
+    s = checkout_site
+    s.stripe.hold_webhooks(s.webhook_url)  # Stripe's webhook comes when the test says
+    camille, louis = join(s.site, "Camille"), join(s.site, "Louis")
+    url = _checkout(camille, 2_500)
+    session_id = url.rsplit("/", 1)[-1]
+    unpaid = camille.get(f"/topup/card/checkout?session_id={session_id}")
+    assert unpaid.status_code == 404  # back without paying: no payment to follow
+    paid = s.stripe.pay_checkout(url)
+
+    # Someone else who gets hold of the address Stripe sent Camille back to sees nothing.
+    assert _return(louis, paid).status_code == 404
+    assert louis.get("/api/v1/topups/card").json() == []
+    back = _return(camille, paid)
+    assert back.status_code == 303, back.text
+    intent = back.headers["location"].rsplit("/", 1)[-1]
+    waiting = camille.get(f"/topup/card/{intent}?lang=en")
+    assert 'data-status="created"' in waiting.text
+    assert "Waiting for Stripe to confirm your payment" in waiting.text
+    assert camille.balance() == 0 and _payment(camille, intent)["status"] == "created"
+    assert louis.get(f"/topup/card/{intent}").status_code == 404
+
+    # Stripe's own webhook, signed by localstripe, arrives: the wallet is credited.
+    assert s.deliver(s.stripe.sent("payment_intent.succeeded", intent)).status_code == 200
+    done = camille.get(f"/topup/card/{intent}?lang=en")
+    assert 'data-status="credited"' in done.text, done.text
+    assert "Paid: your wallet was credited with 25.00 SOU" in done.text
+    assert camille.balance() == 2_500
+    completed = s.stripe.sent("checkout.session.completed", session_id)
+    assert completed["data"]["object"]["payment_intent"] == intent
+    assert s.deliver(completed).json()["outcome"] == "ignored"  # it credits nothing more
+    assert camille.balance() == 2_500 and _topups(s, intent) == 1
+    _audit_clean(s)
+
+
+def test_a_cancelled_checkout_or_stripe_unreachable_pays_nothing(
+    checkout_site: StripeSite,
+) -> None:
+    s = checkout_site
+    camille = join(s.site, "Camille")
+    started = camille.post(
         "/topup/card", data={"amount": "20", "csrf": camille.csrf}, follow_redirects=False
     )
-    assert page.status_code == 303
-    assert page.headers["location"] == "https://checkout.stripe.test/c/pay/cs_1"
+    assert started.status_code == 303, started.text
+    url = started.headers["location"]
+    assert url.startswith(s.stripe.url + "/") and "20.00 EUR" in httpx.get(url).text
+    # The payer changes their mind on Stripe's page and takes its way back.
+    way_back = re.search(r'id="back" href="([^"]+)"', httpx.get(url).text)
+    assert way_back is not None and way_back[1] == "http://127.0.0.1/topup?cancelled=1"
+    cancelled = camille.get(httpx.URL(way_back[1]).raw_path.decode() + "&lang=en")
+    assert "The card payment was cancelled: nothing was paid." in cancelled.text
+    assert camille.get("/api/v1/topups/card").json() == [] and camille.balance() == 0
+    unknown = camille.get("/topup/card/checkout?session_id=cs_test_neverMade")
+    assert unknown.status_code == 404
 
-    stub_stripe.session = {**stub_stripe.session, "payment_intent": "pi_fromCheckout"}
-    back = camille.get("/topup/card/checkout?session_id=cs_1", follow_redirects=False)
-    assert back.status_code == 303 and back.headers["location"] == "/topup/card/pi_fromCheckout"
-    assert camille.get("/api/v1/topups/card/pi_fromCheckout").json()["status"] == "created"
-    assert louis.get("/topup/card/checkout?session_id=cs_1").status_code == 404
-    cancelled = camille.get("/topup?cancelled=1&lang=en")
-    assert "cancelled" in cancelled.text
-
-    stub_stripe.failing = True
+    s.node.settings.stripe_api_base = f"http://127.0.0.1:{free_port()}"  # Stripe is down
     down = camille.post("/api/v1/topups/card", json={"amount": 2_000})
     assert down.status_code == 502 and down.json()["error"] == "stripe_error"
+    form = camille.post("/topup/card", data={"amount": "20", "csrf": camille.csrf})
+    assert form.status_code == 502 and 'id="topup-refusal"' in form.text
+    back = camille.get(f"/topup/card/checkout?session_id={url.rsplit('/', 1)[-1]}")
+    assert back.status_code == 502
+    assert camille.get("/api/v1/topups/card").json() == [] and camille.balance() == 0
