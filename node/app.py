@@ -59,6 +59,9 @@ def create_app(settings: Settings | None = None, node: Node | None = None) -> Fa
 
     for module in FEATURES:
         app.include_router(importlib.import_module(module).router)
+    from wallet_api.endpoints import DirectPayments
+
+    app.add_middleware(DirectPayments)
     app.mount("/static", StaticFiles(packages=[("node", "static")]), name="static")
 
     @app.get("/healthz", tags=["node"])

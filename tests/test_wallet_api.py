@@ -21,6 +21,8 @@ from ledger.signing import SigningKey, new_order
 from tests import log_verifier
 from tests.conftest import PASSWORD
 from tests.people import Person, fund, join, new_client, operator
+from wallet_api.auth import forget_principals
+from wallet_api.endpoints import DirectPayments
 
 # -- helpers -----------------------------------------------------------------------------------
 
@@ -823,6 +825,86 @@ def test_bearer_tokens_need_no_csrf(site: TestClient, pair: tuple[Person, Person
         assert (answer.status_code, answer.json()["error"]) == (403, "token_scope"), path
     assert len(camille.get("/api/v1/me/keys").json()) == 1
     assert len(camille.get("/api/v1/me/tokens").json()) == 1
+
+
+def test_device_payments_answered_before_routing_answer_as_the_endpoint_does(
+    site: TestClient, pair: tuple[Person, Person], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Payments by a remembered wallet token skip FastAPI's routing (`DirectPayments`); the
+    answers, accepted or refused, are those the endpoint gives. Anything it does not take
+    (a token not remembered, a malformed body, another content type) reaches the endpoint."""
+    camille, louis = pair
+    made = camille.post("/api/v1/me/tokens", json={"scope": "wallet", "label": "phone"})
+    device = new_client(site)
+    device.headers["Authorization"] = f"Bearer {made.json()['token']}"
+    direct: list[bool] = []
+    pay = DirectPayments._pay
+
+    async def counted(self: DirectPayments, *args: Any) -> bool:
+        direct.append(await pay(self, *args))
+        return direct[-1]
+
+    monkeypatch.setattr(DirectPayments, "_pay", counted)
+
+    def both(make: Callable[[], Any], lang: str = "fr", **headers: str) -> list[Any]:
+        """A request made by `make()` answered by the endpoint (the token forgotten first),
+        then another directly (the token remembered by the first)."""
+        answers = []
+        for forget in (True, False):
+            if forget:
+                forget_principals(node_of(site))
+            body = make()
+            sent = {"Accept-Language": lang, **headers}
+            if isinstance(body, bytes):
+                answers.append(device.post("/api/v1/transfers", content=body, headers=sent))
+            else:
+                answers.append(device.post("/api/v1/transfers", json=body, headers=sent))
+        return answers
+
+    def alike(answers: list[Any]) -> dict[str, Any]:
+        by_endpoint, directly = answers
+        assert by_endpoint.status_code == directly.status_code, (by_endpoint.text, directly.text)
+        for header in ("content-type", "content-language"):
+            assert by_endpoint.headers.get(header) == directly.headers.get(header), header
+        return {"endpoint": by_endpoint.json(), "direct": directly.json()}
+
+    # Accepted: 201, then 200 for the same order sent again.
+    order = signed(camille, to=louis.account, amount=300)
+    first, again = both(lambda: order)
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert again.json() == {**first.json(), "replayed": True}
+    assert direct == [False, True]  # the endpoint answered the first, the replay directly
+    paid = alike(both(lambda: signed(camille, to=louis.account, amount=200)))
+    assert paid["endpoint"]["postings"] == paid["direct"]["postings"]
+    assert direct[-2:] == [False, True]
+
+    # Refused by the ledger or the wallet rules, in the reader's language: the same words.
+    for changes, code in [
+        ({"to": louis.account, "amount": 0}, "invalid_order"),
+        ({"to": louis.account, "amount": 4_301}, "insufficient_funds"),
+        ({"to": camille.account}, "invalid_order"),
+        ({"to": "member:nobody-0000"}, "unknown_member"),
+        ({"to": louis.account, "from_": louis.account}, "not_your_wallet"),
+    ]:
+        refused = alike(both(lambda: signed(camille, **changes)))  # noqa: B023
+        assert refused["endpoint"] == refused["direct"]
+        assert refused["direct"]["error"] == code, refused
+        assert direct[-2:] == [False, True]
+    # Not taken: left to the endpoint, which refuses as ever.
+    for make, headers in [
+        (lambda: {**signed(camille, to=louis.account), "sig": ""}, {}),
+        (
+            lambda: json.dumps(signed(camille, to=louis.account)).encode(),
+            {"Content-Type": "text/plain"},
+        ),
+        (lambda: b"{not json", {"Content-Type": "application/json"}),
+    ]:
+        taken = len(direct)
+        refused = alike(both(make, **headers))
+        assert refused["endpoint"] == refused["direct"]
+        assert refused["direct"]["error"] == "invalid_request", refused
+        assert direct[taken:] in ([False, False], [])  # offered, then given back; or not offered
+    assert camille.balance() == 4_300 and louis.balance() == 700
 
 
 def test_pos_token_reads_its_merchants_payments_only(

@@ -217,6 +217,16 @@ def _look_up(node: Node, caller: tuple[str, bytes]) -> _Seen:
     return seen
 
 
+def wallet_principal(node: Node, hashed: bytes) -> Member | None:
+    """The wallet holder a token (by its hash) stands for, if remembered and still fresh:
+    what `principal` and `WalletHolder` would find, without a read. None: ask them."""
+    seen = _still_fresh(node, ("token", hashed))
+    found = None if seen is None else seen.found
+    if found is None or found.scope != "wallet" or found.member.role not in WALLET_ROLES:
+        return None
+    return found.member
+
+
 async def _check_csrf(request: Request) -> None:
     if request.url.path.startswith("/stripe/"):
         return  # webhooks are authenticated by Stripe's signature instead
