@@ -17,7 +17,7 @@ import sqlite3
 import threading
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
 BUSY_TIMEOUT_S = 60
@@ -119,6 +119,44 @@ class Turns:
 
     def __exit__(self, *exc: object) -> None:
         self.give()
+
+
+class AdvisoryTurns:
+    """One holder at a time among every process that uses the same PostgreSQL database,
+    on this machine or another: a thread lock inside the process, a session advisory lock
+    `key` between processes, held on a connection of its own (PostgreSQL lets it go if
+    that connection is lost). Not re-entrant."""
+
+    def __init__(self, engine: Engine, key: int) -> None:
+        self.engine, self.key = engine, key
+        self._threads = threading.Lock()
+        self._conn: Connection | None = None
+
+    def __enter__(self) -> None:
+        self._threads.acquire()
+        try:
+            conn = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+            try:
+                conn.exec_driver_sql("SELECT pg_advisory_lock(%s)", (self.key,))
+            except BaseException:
+                conn.close()
+                raise
+            self._conn = conn
+        except BaseException:
+            self._threads.release()
+            raise
+
+    def __exit__(self, *exc: object) -> None:
+        conn, self._conn = self._conn, None
+        assert conn is not None
+        try:
+            conn.exec_driver_sql("SELECT pg_advisory_unlock(%s)", (self.key,))
+        except BaseException:
+            conn.invalidate()  # its session ends, and the lock with it
+            raise
+        finally:
+            conn.close()
+            self._threads.release()
 
 
 class _TurnTakingConnection(sqlite3.Connection):

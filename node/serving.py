@@ -98,8 +98,9 @@ class Balancer:
                 connection, _ = self.listener.accept()
             except (BlockingIOError, InterruptedError):
                 return
-            except OSError as exc:  # e.g. out of file descriptors: try again later
+            except OSError as exc:  # e.g. out of file descriptors: try again shortly
                 log.warning("could not accept a connection: %s", exc)
+                time.sleep(0.1)
                 return
             with connection:
                 self._hand_over(connection)

@@ -27,7 +27,8 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import create_engine, func, select, update
+from sqlalchemy.pool import NullPool
 
 from ledger import repository as ledger_repo
 from ledger.models import transfers
@@ -641,22 +642,35 @@ def test_a_take_back_racing_a_new_refund_ends_the_same_either_way(
 
 
 def test_the_card_payments_lock_holds_between_the_nodes_processes(node: Any) -> None:
-    """Webhooks and settlements take turns across the processes of `sou serve` too: while
-    one holds the lock, another open file of the same lock (another process's) cannot."""
-    path = Path(node.settings.data_dir) / "card-payments.lock"
+    """Webhooks and settlements take turns across the processes of `sou serve` too (and, on
+    PostgreSQL, of nodes on other machines): while one holds the lock, another process
+    cannot take it; once let go, it can."""
+    if node.engine.dialect.name == "postgresql":
+        other = create_engine(node.settings.resolved_database_url, poolclass=NullPool)
+
+        def taken_elsewhere() -> bool:
+            with other.connect() as conn:  # another session: as another process's
+                lock = "SELECT pg_try_advisory_lock(%(k)s), pg_advisory_unlock_all()"
+                got = conn.exec_driver_sql(lock, {"k": service.CARD_PAYMENTS_LOCK}).one()[0]
+                return not got
+    else:
+        path = Path(node.settings.data_dir) / "card-payments.lock"
+
+        def taken_elsewhere() -> bool:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT)  # another open file: another process's
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            finally:
+                os.close(fd)
+            return False
+
     with service.one_at_a_time(node):
-        other = os.open(path, os.O_RDWR)
-        try:
-            with pytest.raises(BlockingIOError):
-                fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        finally:
-            os.close(other)
-    other = os.open(path, os.O_RDWR)
-    try:
-        fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)  # free again once let go
-        fcntl.flock(other, fcntl.LOCK_UN)
-    finally:
-        os.close(other)
+        assert taken_elsewhere()
+    assert not taken_elsewhere()
+    with service.one_at_a_time(node):  # taken again after being let go
+        assert taken_elsewhere()
 
 
 # -- a settlement interrupted (the node stopped between posting and recording) ----------------

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from ledger.errors import LedgerError
 from ledger.operations import NODE
 from ledger.orders import CLIENT_ID
-from node.database import Turns
+from node.database import AdvisoryTurns, Turns
 from node.web import Money, Refusal
 from wallet_api.auth import Member, forget_principals, now_ms
 from wallet_api.cards import repository as repo
@@ -48,6 +48,7 @@ FROZEN = (
     "repaid before this wallet can pay again."
 )
 TAKE_ATTEMPTS = 5
+CARD_PAYMENTS_LOCK = 0x50550002  # PostgreSQL advisory lock id (the sealer's is 0x50550001)
 
 
 @dataclass(frozen=True)
@@ -188,12 +189,17 @@ def one_at_a_time(node: Node) -> AbstractContextManager[None]:
     """The node's lock over card payments: webhook deliveries (of one event, or of events of
     one payment) and the treasurer's settlements each read a card payment's row, post, then
     write the row. It holds among the threads and the processes of the node (`sou serve`
-    runs several): a thread lock inside a process, an exclusive `flock` between them."""
+    runs several): a thread lock inside a process; between processes, an advisory lock of
+    the PostgreSQL database (whichever machine they run on), or on SQLite, whose processes
+    share a machine, an exclusive `flock` beside it."""
     turns = node.extras.get("card_payments_turns")
     if turns is None:
-        path = Path(node.settings.data_dir) / "card-payments.lock"
-        turns = node.extras.setdefault("card_payments_turns", Turns(path))
-    assert isinstance(turns, Turns)
+        if node.engine.dialect.name == "postgresql":
+            turns = AdvisoryTurns(node.engine, CARD_PAYMENTS_LOCK)
+        else:
+            turns = Turns(Path(node.settings.data_dir) / "card-payments.lock")
+        turns = node.extras.setdefault("card_payments_turns", turns)
+    assert isinstance(turns, AdvisoryTurns | Turns)
     return turns
 
 
