@@ -278,8 +278,13 @@ def allocate_transfer_ids(conn: Connection, count: int) -> list[int]:
         )
         return [int(i) for i in conn.scalars(query)]
     # SQLite: the transaction holds the write lock (BEGIN IMMEDIATE), so max(id) is ours.
-    top = conn.scalar(select(func.coalesce(func.max(transfers.c.id), 0)))
-    return list(range(int(top or 0) + 1, int(top or 0) + 1 + count))
+    # Plain SQL: built and compiled by SQLAlchemy, this cost ~5% of a payment's CPU, and
+    # under the write lock.
+    top = int(conn.exec_driver_sql(TOP_TRANSFER_ID).scalar_one())
+    return list(range(top + 1, top + 1 + count))
+
+
+TOP_TRANSFER_ID = "SELECT coalesce(max(id), 0) FROM transfers"
 
 
 TRANSFER_COLUMNS = (

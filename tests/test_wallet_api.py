@@ -8,6 +8,7 @@ import base64
 import json
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from typing import Any
 
 import pytest
@@ -16,11 +17,13 @@ from sqlalchemy import func, select, text
 
 from ledger.audit import audit
 from ledger.canonical import b64
+from ledger.errors import NodeBusy
 from ledger.models import log_queue, transfers
 from ledger.signing import SigningKey, new_order
 from tests import log_verifier
 from tests.conftest import PASSWORD
 from tests.people import Person, fund, join, new_client, operator
+from wallet_api import service
 from wallet_api.auth import forget_principals
 from wallet_api.endpoints import DirectPayments
 
@@ -825,6 +828,35 @@ def test_bearer_tokens_need_no_csrf(site: TestClient, pair: tuple[Person, Person
         assert (answer.status_code, answer.json()["error"]) == (403, "token_scope"), path
     assert len(camille.get("/api/v1/me/keys").json()) == 1
     assert len(camille.get("/api/v1/me/tokens").json()) == 1
+
+
+def test_a_payment_not_posted_in_time_is_answered_busy_and_can_be_sent_again(
+    site: TestClient, pair: tuple[Person, Person], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The poster holds the order past the wait (a stalled database): the payer hears 503
+    and may send the same order again; it is posted once, and the late outcome of the first
+    changes nothing."""
+    camille, louis = pair
+    poster = node_of(site).poster
+    stalled: list[Future[Any]] = []
+
+    def submit(order: Any) -> Future[Any]:
+        stalled.append(Future())
+        return stalled[-1]
+
+    monkeypatch.setattr(service, "POST_TIMEOUT_S", 0.2)
+    monkeypatch.setattr(poster, "submit", submit)
+    order = signed(camille, to=louis.account, amount=300)
+    for lang, words in (("en", "The node is busy; try again in a moment."), ("fr", None)):
+        answer = send(camille, order, lang)
+        assert (answer.status_code, answer.json()["error"]) == (503, "node_busy"), answer.text
+        assert words is None or answer.json()["message"] == words
+    monkeypatch.undo()
+    for late in stalled:  # the batch committed after all, or failed: nobody is waiting
+        late.set_exception(NodeBusy("late"))
+    assert send(camille, order).status_code == 201
+    assert send(camille, order).json()["replayed"] is True
+    assert (camille.balance(), louis.balance()) == (4_700, 300)
 
 
 def test_device_payments_answered_before_routing_answer_as_the_endpoint_does(
