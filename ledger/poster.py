@@ -8,11 +8,12 @@ The writer takes everything checked, up to `max_batch`, and posts it in one tran
 one fsync for many payments, and no lock queue in the database. Outcomes are the same as
 posting each order alone, in arrival order.
 
-Given a sealer, the writer also has a sealing round run at most every `seal_every` seconds,
-after a batch's callers have their answer, so payments never wait for the log. On SQLite,
-where one transaction writes at a time, the writer seals between batches itself (a second
-writer would only queue on the database lock); on PostgreSQL a sealing thread does it while
-the writer goes on posting.
+Given a sealer, the writer also has a sealing thread run a round at most every
+`seal_every` seconds, after a batch's callers have their answer, so payments never wait for
+the log. The round reads and hashes while the writer goes on posting, and writes in a short
+transaction of its own (on SQLite it takes its turn of the write lock like a batch; sealing
+between batches in the writer held up that process's payments for the whole round: p99
+43 -> 38 ms in the HTTP benchmark).
 """
 
 from __future__ import annotations
@@ -50,7 +51,6 @@ class Poster:
         self.max_batch = max_batch
         self.sealer = sealer
         self.seal_every = seal_every
-        self._seal_inline = ledger.engine.dialect.name == "sqlite"
         self._sealed_at = 0.0
         self._submitted: queue.SimpleQueue[_Submitted | None] = queue.SimpleQueue()
         self._queue: queue.SimpleQueue[_Ready | None] = queue.SimpleQueue()
@@ -66,7 +66,7 @@ class Poster:
     def start(self) -> Poster:
         self._checker = _thread("sou-checker", self._check_loop)
         self._writer = _thread("sou-poster", self._run)
-        if self.sealer is not None and not self._seal_inline:
+        if self.sealer is not None:
             self._sealing = _thread("sou-poster-sealer", self._seal_loop)
         return self
 
@@ -132,8 +132,6 @@ class Poster:
                 self._seal_soon()
                 continue
             if first is None:
-                if self._seal_inline:
-                    self._seal()  # what the last batches committed
                 return
             batch: list[_Ready] = [first]
             while len(batch) < self.max_batch:
@@ -153,10 +151,7 @@ class Poster:
         if self.sealer is None:
             return
         self._sealed_at = time.monotonic()
-        if self._seal_inline:
-            self._seal()
-        else:
-            self._seal_wanted.set()
+        self._seal_wanted.set()
 
     def _seal_loop(self) -> None:
         while True:
