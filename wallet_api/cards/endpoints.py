@@ -139,9 +139,10 @@ def write_off(
     response: Response,
     treasurer: Treasurer,
 ) -> SettlementOut:
-    """The association bears what the payment owes: its euros go into the reserve (a bank
-    top-up signed by the treasurer) and the units leave circulation (a card reversal); the
-    member's balance does not change and the wallet thaws."""
+    """The association bears what the payment owes: one `card_write_off` transfer, signed
+    with the treasurer's key, puts its euros into the reserve so that the units the member
+    spent stay backed; the member's balance does not change and the wallet thaws. The same
+    `id` again answers the first result, with status 200."""
     node = node_of(request)
     done = shortfalls.write_off(node, treasurer, body.id, payment_intent, body.reason)
     return _settled(done, response)
