@@ -98,14 +98,24 @@ def post_batch(conn: Connection, items: Sequence[Checked], batch: Batch) -> list
         _reused_nonces(conn, items, batch)
     plans = _plans(conn, items, batch)
     accepted = _apply(conn, items, plans, batch)
-    if not batch.careful:
-        # A refused order may be a resent one whose first sending was posted before this
-        # batch (the phone lost the answer): it gets that result, or a conflict, not the
-        # refusal.
-        refused = [i for i, o in enumerate(batch.outcomes) if isinstance(o, LedgerError)]
-        _replays(conn, items, batch, refused)
+    # A refused order may be a copy of one posted meanwhile (a phone resending on a bad
+    # connection, another process taking the first copy): it gets that result, not the
+    # refusal. Looked for after the judgment: judged under lock, whatever took the money or
+    # the nonce has committed and is seen (also when the careful look before missed it);
+    # judged on known balances, the write checks them and has the batch judged again under
+    # lock if anything moved them.
+    _replays(conn, items, batch, _refused(batch))
     _write(conn, items, plans, accepted, batch)
     return [o if o is not None else LedgerError("not posted") for o in batch.outcomes]
+
+
+def _refused(batch: Batch) -> list[int]:
+    return [
+        i
+        for i, outcome in enumerate(batch.outcomes)
+        if isinstance(outcome, LedgerError)
+        and not isinstance(outcome, IdempotencyConflict | _Pending)
+    ]
 
 
 def _live(batch: Batch) -> list[int]:

@@ -227,27 +227,37 @@ class Ledger:
         """Post checked orders in one transaction (see `posting.post_batch`)."""
         if not items:
             return []
-        for attempt in range(MAX_BATCH_RETRIES):
+        # First optimistic; after a unique key fired (a client id or nonce taken meanwhile)
+        # or PostgreSQL broke a deadlock, carefully, looking for them before writing.
+        for careful in (False, True):
             try:
-                # First optimistic; after a unique key fired (a reused client id or
-                # nonce), carefully, looking for them before writing.
-                return self._post_once(items, careful=attempt > 0)
+                return self._post_once(items, careful=careful)
             except DBAPIError as exc:
-                if not _retryable(exc) or attempt == MAX_BATCH_RETRIES - 1:
+                if not _retryable(exc):
                     raise
-                if attempt > 0 and len(items) > 1:
-                    # Another process took a client id or nonce between our read and our
-                    # write, or PostgreSQL broke a deadlock: go one by one, where the
-                    # checks see what the other committed.
-                    return [self._post_alone(item) for item in items]
-        raise AssertionError("unreachable")
+        # Again: another process took a client id or nonce between our read and our write,
+        # or one order breaks a database rule. One by one, each order meets its own fate.
+        return [self._post_alone(item) for item in items]
 
     def _post_alone(self, item: Checked) -> Outcome:
-        try:
-            return self.post_checked([item])[0]
-        except IntegrityError as exc:  # only this order breaks a database rule
-            log.error("the database refused order %s: %s", item.order.client_id, exc.orig)
-            return RefusedByDatabase("the database refused this transfer; nothing was posted")
+        clashes = breaks = 0
+        while True:
+            try:
+                return self._post_once([item], careful=True)[0]
+            except IntegrityError as exc:
+                # Once may be a copy of this order committed while we wrote (the next
+                # careful look finds it); twice in a row, this order breaks a rule of the
+                # schema that Python missed.
+                clashes += 1
+                if clashes == 2:
+                    log.error("the database refused order %s: %s", item.order.client_id, exc.orig)
+                    return RefusedByDatabase(
+                        "the database refused this transfer; nothing was posted"
+                    )
+            except DBAPIError as exc:  # a deadlock broken, a serialization failure
+                breaks += 1
+                if not _retryable(exc) or breaks == MAX_BATCH_RETRIES:
+                    raise
 
     def _post_once(self, items: Sequence[Checked], *, careful: bool) -> list[Outcome]:
         try:

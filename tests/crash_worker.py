@@ -104,6 +104,55 @@ def race_in_process(
         engine.dispose()
 
 
+def copies_in_process(
+    url: str,
+    signed: list[tuple[dict[str, Any], bytes]],
+    copies: int,
+    barrier: Any,
+    results: Any,
+) -> None:
+    """One node process sent every order `copies` times at once, as a phone retrying on a
+    bad connection does: a group-commit Poster, one thread per copy, started with the
+    other processes by `barrier`. Puts on `results` one (order index, outcome, transfer id
+    or error code, replayed) per copy."""
+    engine = make_engine(url, pool_size=8)
+    found: list[tuple[int, str, Any, bool]] = []
+    lock = threading.Lock()
+    poster: Poster | None = None
+    try:
+        poster = Poster(Ledger(engine)).start()
+        orders = [SignedOrder(order, sig) for order, sig in signed]
+        barrier.wait(timeout=120)
+
+        def send(i: int) -> None:
+            try:
+                outcome: Any = poster.post(orders[i]) if poster else None
+                line = (i, "posted", outcome.transfer_id, outcome.replayed)
+            except LedgerError as exc:
+                line = (i, "refused", exc.code, False)
+            except Exception as exc:
+                line = (i, "error", repr(exc), False)
+            with lock:
+                found.append(line)
+
+        threads = [
+            threading.Thread(target=send, args=(i,))
+            for _ in range(copies)
+            for i in range(len(orders))
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    except BaseException as exc:
+        found.append((-1, "error", repr(exc), False))
+    finally:
+        if poster is not None:
+            poster.stop()
+        results.put(found)
+        engine.dispose()
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="post payments until killed")
     parser.add_argument("url")

@@ -285,6 +285,57 @@ def test_processes_cannot_overspend_one_account(book: Book, engine: Engine, db_u
     )
 
 
+COPIES = 8  # of each order, in each process
+
+
+def test_copies_of_orders_in_flight_across_processes_are_answered_as_replays(
+    book: Book, engine: Engine, db_url: str
+) -> None:
+    # The payer can afford the ten orders exactly once each: a copy judged after its
+    # original was posted finds the money gone, and must still be answered as the replay.
+    payer = book.member("retrying-phone")
+    shop = book.member("shop")
+    amounts = [300 + 10 * i for i in range(10)]
+    book.topup(payer, sum(amounts))
+    orders = [book.payment(payer, shop, amount) for amount in amounts]
+    transfers_before = count(engine, transfers)
+
+    context = multiprocessing.get_context("spawn")
+    barrier, queue = context.Barrier(PROCESSES), context.Queue()
+    signed = [(o.order, o.signature) for o in orders]
+    children = [
+        context.Process(
+            target=crash_worker.copies_in_process,
+            daemon=True,
+            args=(db_url, signed, COPIES, barrier, queue),
+        )
+        for _ in range(PROCESSES)
+    ]
+    for child in children:
+        child.start()
+    try:
+        reports = [queue.get(timeout=180) for _ in children]
+    finally:
+        for child in children:
+            child.join(timeout=30)
+            if child.is_alive():
+                child.kill()
+    assert [c.exitcode for c in children] == [0] * PROCESSES
+
+    lines = [line for report in reports for line in report]
+    assert len(lines) == PROCESSES * COPIES * len(orders)
+    answers = Counter((kind, code) for _, kind, code, _ in lines if kind != "posted")
+    assert not answers, f"copies of posted orders were answered {dict(answers)}"
+    by_order: dict[int, set[int]] = {}
+    for i, _, transfer_id, _ in lines:
+        by_order.setdefault(i, set()).add(transfer_id)
+    assert all(len(ids) == 1 for ids in by_order.values()), by_order
+    assert sum(not replayed for *_, replayed in lines) == len(orders)
+    assert count(engine, transfers) == transfers_before + len(orders)
+    assert (book.balance(payer), book.balance(shop)) == (0, sum(amounts))
+    assert_balances_replay(engine)
+
+
 def as_outcome(kind: str, found: Any, legs: dict[str, int] | None) -> Outcome:
     """An outcome as a child process reported it: (posted, id, postings) or (refused, code)."""
     if kind == "posted" and legs is not None:

@@ -35,3 +35,14 @@ def test_when_python_misses_a_rule_the_database_refuses_only_that_order(
     assert isinstance(outcomes[0], Posted)
     assert refused(outcomes[1]) == "refused_by_database"
     assert (book.balance(alice), book.balance(bob), book.balance(carol)) == (1_000, 300, 200)
+
+
+def test_an_order_alone_that_only_the_database_refuses_is_a_refusal(
+    book: Book, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Posted on its own (not in a batch with others), the order gets the same named
+    refusal, not the database's exception."""
+    alice, carol = book.member("alice", 1_000), book.member("carol")
+    monkeypatch.setattr(posting, "_overdraft", lambda *args: None)
+    assert refused(book.post(book.payment(alice, carol, 5_000))) == "refused_by_database"
+    assert (book.balance(alice), book.balance(carol)) == (1_000, 0)
