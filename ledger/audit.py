@@ -15,6 +15,7 @@ import json
 import os
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import nacl.exceptions
@@ -27,7 +28,7 @@ from ledger.audit_log import check_log, guess_tree, read_log
 from ledger.audit_report import Finding, Report
 from ledger.audit_transfers import TransferAudit, shared_snapshot
 from ledger.canonical import canonical, unb64
-from ledger.chart import EUR, RULES, Chart, kind_of
+from ledger.chart import EUR, RULES, SYSTEM_ACCOUNTS, Chart, kind_of
 from ledger.checkpoint import verifier_key
 from ledger.errors import LedgerError
 from ledger.leaves import key_event_leaf
@@ -40,7 +41,7 @@ from ledger.models import transfers as transfers_table
 from ledger.operations import NODE
 from ledger.service import KEY_OFFICERS
 
-__all__ = ["Finding", "Report", "audit"]
+__all__ = ["Finding", "NoLedger", "Report", "audit"]
 
 Progress = Callable[[int, int], None]
 
@@ -64,8 +65,7 @@ def audit(
     report = Report()
     with _snapshot(engine) as conn:
         source = shared_snapshot(conn)  # before anything else is read
-        meta = repo.read_meta(conn)
-        chart, origin = Chart(meta["currency"]), meta["origin"]
+        origin, chart = _identity(conn, report)
         keys, event_leaves = _replay_keys(conn, origin, node_public_key, report)
         node_key = node_public_key or next(
             (k.public_key for k in keys.values() if k.owner == NODE), None
@@ -90,6 +90,79 @@ def audit(
     report.seconds = time.perf_counter() - started
     report.findings.sort(key=lambda f: (f.transfer_id or 0, f.check, f.message))
     return report
+
+
+class NoLedger(Exception):
+    """The database holds no ledger at all (not a damaged one: that is a finding)."""
+
+
+META_NAMES = ("origin", "currency")
+
+
+def _identity(conn: Connection, report: Report) -> tuple[str, Chart]:
+    """The log's origin and the local currency, from what is signed: the node key's own
+    registration names the origin, the orders name the currency. `ledger_meta`, which the
+    node reads them from, must say the same."""
+    meta = repo.read_meta(conn)
+    first_event = conn.scalar(select(key_events.c.event_json).order_by(key_events.c.id).limit(1))
+    if first_event is None and not meta:
+        raise NoLedger("this database holds no ledger yet: run `sou init`")
+    signed_origin = _json_field(first_event, "node")
+    origin = signed_origin or meta.get("origin") or ""
+    if meta.get("origin") != origin:
+        report.findings.append(
+            Finding(
+                "meta",
+                f"ledger_meta: the origin is {meta.get('origin')!r}, but the node key's signed "
+                f"registration names {origin!r}",
+            )
+        )
+    candidates = [_signed_currency(conn), _issuance_currency(conn), meta.get("currency")]
+    currency = next((c for c in candidates if c and _is_local_currency(c)), "SOU")
+    if meta.get("currency") != currency:
+        report.findings.append(
+            Finding(
+                "meta",
+                f"ledger_meta: the currency is {meta.get('currency')!r}, but the ledger's "
+                f"orders and accounts are in {currency!r}",
+            )
+        )
+    for name in sorted(meta.keys() - set(META_NAMES)):
+        report.findings.append(Finding("meta", f"ledger_meta: unexpected entry {name!r}"))
+    return origin, Chart(currency)
+
+
+def _json_field(text: str | None, name: str) -> str | None:
+    try:
+        value = json.loads(text or "null")
+    except ValueError:
+        return None
+    found = value.get(name) if isinstance(value, dict) else None
+    return found if isinstance(found, str) else None
+
+
+def _signed_currency(conn: Connection) -> str | None:
+    """The first currency other than the euro named by a stored order."""
+    t = transfers_table
+    for text in conn.scalars(select(t.c.order_json).order_by(t.c.id).limit(200)):
+        currency = _json_field(text, "currency")
+        if currency is not None and currency != EUR:
+            return currency
+    return None
+
+
+def _issuance_currency(conn: Connection) -> str | None:
+    a = accounts_table
+    found = conn.scalar(select(a.c.currency).where(a.c.code == "issuance:digital"))
+    return str(found) if found is not None else None
+
+
+def _is_local_currency(code: str | None) -> bool:
+    try:
+        Chart(code or "")
+    except ValueError:
+        return False
+    return True
 
 
 def _snapshot(engine: Engine) -> Connection:
@@ -120,7 +193,9 @@ def _replay_keys(
         )
     for row in conn.execute(select(keys_table)).mappings():
         state = keys.get(row["key_id"])
-        stored = KeyState(row["owner"], bytes(row["public_key"]), row["revoked_ms"])
+        stored = KeyState(
+            row["owner"], bytes(row["public_key"]), row["revoked_ms"], row["registered_ms"]
+        )
         if state != stored:
             report.findings.append(
                 Finding("keys", f"key {row['key_id']} differs from its signed key events")
@@ -147,7 +222,7 @@ def _apply_key_event(
     if genesis:  # the node key registers itself first
         if owner != NODE or event["signer"] != kid or (trusted and public_key != trusted):
             return "the log does not start with the trusted node key"
-        signer = KeyState(owner, public_key, None)
+        signer = KeyState(owner, public_key, None, row["created_ms"])
     else:
         signer = keys.get(event["signer"])  # type: ignore[assignment]
         if signer is None or signer.revoked_ms is not None:
@@ -157,9 +232,9 @@ def _apply_key_event(
     if not _verifies(signer.public_key, row["event_json"].encode(), row["signature"]):
         return "bad signature"
     if action == "register":
-        keys[kid] = KeyState(owner, public_key, None)
+        keys[kid] = KeyState(owner, public_key, None, row["created_ms"])
     elif kid in keys:
-        keys[kid] = KeyState(keys[kid].owner, keys[kid].public_key, row["created_ms"])
+        keys[kid] = replace(keys[kid], revoked_ms=row["created_ms"])
     return None
 
 
@@ -277,9 +352,32 @@ def _check_card_reversals(conn: Connection, report: Report) -> None:
 # -- accounts and backing ------------------------------------------------------------------
 
 
+def _check_account_row(row: Any, chart: Chart, report: Report) -> None:
+    """Every stored attribute of an account is what the chart says of its code."""
+    code = row["code"]
+    expected = {
+        "kind": kind_of(code).value,
+        "currency": chart.currency_of(code),
+        "may_go_negative": chart.may_go_negative(code),
+    }
+    for column, value in expected.items():
+        found = bool(row[column]) if column == "may_go_negative" else row[column]
+        if found == value:
+            continue
+        message = f"account {code}: its row says {column} {found!r}, the chart {value!r}"
+        if column == "may_go_negative" and found:
+            message = f"account {code} may go below zero in its row, which the chart forbids"
+        report.findings.append(Finding("account", message, account=code))
+
+
 def _check_accounts(conn: Connection, chart: Chart, sums: dict[str, int], report: Report) -> None:
     stored = {r["code"]: r for r in repo.all_accounts(conn)}
     report.accounts = len(stored)
+    for code in SYSTEM_ACCOUNTS:
+        if code not in stored:
+            report.findings.append(
+                Finding("account", f"system account {code} is missing", account=code)
+            )
     backing = outstanding = 0
     for code in sorted(stored.keys() | sums.keys()):
         row, replayed = stored.get(code), sums.get(code, 0)
@@ -299,16 +397,13 @@ def _check_accounts(conn: Connection, chart: Chart, sums: dict[str, int], report
         try:
             rule = RULES[kind_of(code)]
         except LedgerError:
-            report.findings.append(Finding("balance", f"{code} is outside the chart", account=code))
+            report.findings.append(Finding("account", f"{code} is outside the chart", account=code))
             continue
         if replayed < 0 and not rule.may_go_negative:
             report.findings.append(
                 Finding("balance", f"account {code} is below zero ({replayed})", account=code)
             )
-        if row["currency"] != chart.currency_of(code) or row["kind"] != kind_of(code).value:
-            report.findings.append(
-                Finding("balance", f"account {code} has the wrong currency or kind", account=code)
-            )
+        _check_account_row(row, chart, report)
         backing += replayed if rule.backing else 0
         outstanding += replayed if rule.outstanding else 0
     if backing < outstanding:

@@ -39,6 +39,7 @@ class KeyState:
     owner: str
     public_key: bytes
     revoked_ms: int | None
+    registered_ms: int | None = None
 
 
 @dataclass

@@ -29,6 +29,7 @@ class Tree:
     leaves: list[bytes]
     nodes: MemoryNodes
     differing: list[tuple[int, int]]  # leaf ranges of differing stored nodes, smallest first
+    missing: list[tuple[int, int]]  # (level, index) of the inner nodes a sealed log stores
     beyond: int  # one past the last leaf a stored node covers, or the size
     findings: list[Finding]
     checkpoints: int
@@ -95,8 +96,9 @@ def _tree(
     differing, beyond = _differing_nodes(stored, nodes, len(leaves))
     checked = Report()
     _check_checkpoints(stored, origin, verifier, nodes, len(leaves), checked)
-    _check_witnessed(witnessed, origin, verifier, nodes, len(leaves), checked)
-    return Tree(leaves, nodes, differing, beyond, checked.findings, checked.checkpoints)
+    _check_witnessed(witnessed, stored, origin, verifier, nodes, len(leaves), checked)
+    missing = _missing_nodes(stored, len(leaves))
+    return Tree(leaves, nodes, differing, missing, beyond, checked.findings, checked.checkpoints)
 
 
 def _leaves(
@@ -201,6 +203,21 @@ def _differing_nodes(
     return differing, beyond
 
 
+def _missing_nodes(stored: StoredLog, size: int) -> list[tuple[int, int]]:
+    """The inner nodes the sealer stores for `size` leaves (every perfect subtree of height
+    one or more) that are not stored: receipts, proofs and the next sealing round read them."""
+    present = {(level, idx) for level, idx, _ in stored.nodes}
+    return [
+        (level, idx)
+        for level in range(1, size.bit_length())
+        for idx in range(size >> level)
+        if (level, idx) not in present
+    ]
+
+
+MAX_NAMED_NODES = 10
+
+
 def _report_nodes(tree: Tree, flagged: set[int], entries: list[Entry], report: Report) -> None:
     """Stored inner nodes must be those of the leaves: a difference shows reordering.
 
@@ -214,6 +231,23 @@ def _report_nodes(tree: Tree, flagged: set[int], entries: list[Entry], report: R
                 f"the log was sealed up to at least leaf {tree.beyond - 1} but has only "
                 f"{size} leaves",
                 leaf=size,
+            )
+        )
+    for level, idx in tree.missing[:MAX_NAMED_NODES]:
+        first, last = idx << level, ((idx + 1) << level) - 1
+        report.findings.append(
+            Finding(
+                "log",
+                f"the log's stored node at level {level}, index {idx} (over leaves "
+                f"{first}..{last}) is missing: receipts and sealing need it",
+                leaf=first,
+            )
+        )
+    if len(tree.missing) > MAX_NAMED_NODES:
+        report.findings.append(
+            Finding(
+                "log",
+                f"{len(tree.missing) - MAX_NAMED_NODES} more of the log's stored nodes are missing",
             )
         )
     reported: list[tuple[int, int]] = []
@@ -241,6 +275,7 @@ def _check_checkpoints(
 ) -> None:
     latest = intact = 0  # the largest checkpoint whose tree the log still has, before a break
     broken = False
+    sizes = {tree_size for tree_size, _, _ in stored.checkpoints}
     for tree_size, stored_root, text in stored.checkpoints:
         report.checkpoints += 1
         latest = max(latest, tree_size)
@@ -249,6 +284,14 @@ def _check_checkpoints(
         except CheckpointError as exc:
             report.findings.append(Finding("checkpoint", f"checkpoint {tree_size}: {exc}"))
             continue
+        if note.previous and note.previous not in sizes:
+            report.findings.append(
+                Finding(
+                    "checkpoint",
+                    f"checkpoint {tree_size} was signed after checkpoint {note.previous}, "
+                    "which is no longer stored",
+                )
+            )
         if note.size != tree_size or note.root != stored_root:
             report.findings.append(
                 Finding(
@@ -278,10 +321,18 @@ def _check_checkpoints(
 
 
 def _check_witnessed(
-    notes: Sequence[str], origin: str, verifier: str, nodes: MemoryNodes, size: int, report: Report
+    notes: Sequence[str],
+    stored: StoredLog,
+    origin: str,
+    verifier: str,
+    nodes: MemoryNodes,
+    size: int,
+    report: Report,
 ) -> None:
     """Checkpoints kept outside the database anchor the log: removing its last entries
-    and their checkpoints leaves a log consistent with itself, but not with these."""
+    and their checkpoints leaves a log consistent with itself, but not with these; and the
+    node stored every checkpoint it signed."""
+    sizes = {tree_size for tree_size, _, _ in stored.checkpoints}
     for note in notes:
         try:
             seen = open_checkpoint(note, verifier, origin=origin)
@@ -302,5 +353,13 @@ def _check_witnessed(
                     "checkpoint",
                     f"the log's first {seen.size} leaves are not those of the "
                     "checkpoint witnessed at that size",
+                )
+            )
+        elif seen.size not in sizes:
+            report.findings.append(
+                Finding(
+                    "checkpoint",
+                    f"the checkpoint of size {seen.size} kept outside the database is no "
+                    "longer stored in it",
                 )
             )

@@ -8,7 +8,10 @@ A checkpoint note looks like this (https://c2sp.org/tlog-checkpoint)::
 
     — <key name> <base64(4-byte key ID || 64-byte Ed25519 signature)>
 
-The signature covers the three body lines, newlines included.  The key ID is
+Sou adds one extension line, ``previous <tree size>``: the size of the checkpoint the
+sealer signed before this one (0 for the log's first), so that the signed checkpoints form a
+chain and removing a stored one is seen by the audit. Verifiers that do not know it ignore it,
+as the spec asks. The signature covers the body lines, newlines included.  The key ID is
 SHA-256(key name || "\\n" || 0x01 || public key)[:4] (https://c2sp.org/signed-note).
 Signatures by other keys (witness cosignatures, a rotated key) are ignored, as
 the spec requires; a failing signature by the trusted key rejects the note.
@@ -32,6 +35,7 @@ _DASH = "\u2014"  # EM DASH, which opens every signature line
 _MAX_SIGNATURES = 100  # the spec asks for at least 16; more is a malformed note
 _SIZE = re.compile(r"0|[1-9][0-9]{0,19}")  # decimal, no sign, no leading zero, < 2**64
 _KEY_ID = re.compile(r"[0-9a-f]{8}")
+PREVIOUS = "previous"  # Sou's extension line: the size the last checkpoint signed
 
 
 class CheckpointError(ValueError):
@@ -45,27 +49,39 @@ class Checkpoint:
     origin: str
     size: int
     root: bytes
+    previous: int | None = None  # the size of the checkpoint signed before, if it says
 
 
-def checkpoint_body(origin: str, size: int, root: bytes) -> str:
-    """The signed text: origin, size and base64 root, one per line."""
+def checkpoint_body(origin: str, size: int, root: bytes, previous: int | None = None) -> str:
+    """The signed text: origin, size and base64 root, one per line, then the previous
+    checkpoint's size if given."""
     _check_origin(origin)
     if not 0 <= size < 2**64:
         raise CheckpointError(f"tree size must be between 0 and 2**64 - 1, got {size}")
     if len(root) != HASH_SIZE:
         raise CheckpointError(f"a root hash is {HASH_SIZE} bytes, got {len(root)}")
-    return f"{origin}\n{size}\n{base64.b64encode(root).decode()}\n"
+    body = f"{origin}\n{size}\n{base64.b64encode(root).decode()}\n"
+    if previous is not None:
+        if not 0 <= previous < size:
+            raise CheckpointError(f"the previous checkpoint's size must be below {size}")
+        body += f"{PREVIOUS} {previous}\n"
+    return body
 
 
 def sign_checkpoint(
-    origin: str, size: int, root: bytes, key_name: str, signing_key: nacl.signing.SigningKey
+    origin: str,
+    size: int,
+    root: bytes,
+    key_name: str,
+    signing_key: nacl.signing.SigningKey,
+    previous: int | None = None,
 ) -> str:
     """The whole checkpoint note, signed by `key_name` with `signing_key`.
 
     tlog-checkpoint recommends that the key name be the origin.
     """
     _check_key_name(key_name)
-    body = checkpoint_body(origin, size, root)
+    body = checkpoint_body(origin, size, root, previous)
     public_key = bytes(signing_key.verify_key)
     signature = signing_key.sign(body.encode()).signature
     stamp = base64.b64encode(note_key_id(key_name, public_key) + signature).decode()
@@ -92,7 +108,7 @@ def open_checkpoint(note: str, verifier: str, *, origin: str | None = None) -> C
 
     If `origin` is given the checkpoint must be for that log.  Raises
     CheckpointError for anything malformed, unsigned by the key, or forged.
-    Extension lines after the root are refused: Sou never writes them, and
+    Extension lines after the root are refused but Sou's one `previous` line:
     tlog-checkpoint advises against them since monitors cannot audit them.
     """
     name, kid, verify_key = _parse_verifier(verifier)
@@ -192,15 +208,29 @@ def _parse_signature_line(line: str) -> tuple[str, bytes]:
 
 
 def _parse_body(body: str) -> Checkpoint:
-    """Origin, size and root from the verified text; extension lines are refused."""
+    """Origin, size, root and the previous size from the verified text; other extension
+    lines are refused."""
     lines = body.split("\n")[:-1]
-    if len(lines) != 3:
-        raise CheckpointError("checkpoint text must be exactly origin, size and root lines")
-    origin, size_line, root_line = lines
+    if len(lines) not in (3, 4):
+        raise CheckpointError("checkpoint text must be origin, size and root lines")
+    origin, size_line, root_line = lines[:3]
     _check_origin(origin)
-    if not _SIZE.fullmatch(size_line) or int(size_line) >= 2**64:
-        raise CheckpointError(f"tree size {size_line!r} is not a plain decimal number")
+    size = _parse_size(size_line, "tree size")
     root = _b64decode(root_line, "root hash")
     if len(root) != HASH_SIZE:
         raise CheckpointError(f"root hash is {len(root)} bytes, not {HASH_SIZE}")
-    return Checkpoint(origin=origin, size=int(size_line), root=root)
+    previous = None
+    if len(lines) == 4:
+        word, _, value = lines[3].partition(" ")
+        if word != PREVIOUS:
+            raise CheckpointError("checkpoint has an extension line Sou does not write")
+        previous = _parse_size(value, "previous tree size")
+        if previous >= size:
+            raise CheckpointError(f"previous tree size {previous} is not below {size}")
+    return Checkpoint(origin=origin, size=size, root=root, previous=previous)
+
+
+def _parse_size(text: str, what: str) -> int:
+    if not _SIZE.fullmatch(text) or int(text) >= 2**64:
+        raise CheckpointError(f"{what} {text!r} is not a plain decimal number")
+    return int(text)

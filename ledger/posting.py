@@ -211,7 +211,7 @@ def _plan(item: Checked, originals: dict[int, Original], batch: Batch) -> Plan:
 def _resolve_accounts(conn: Connection, codes: set[str], batch: Batch) -> None:
     missing = codes - batch.accounts.keys()
     if missing:
-        batch.accounts.update(repo.accounts_by_code(conn, missing))
+        batch.accounts.update(repo.accounts_by_code(conn, missing, batch.chart))
 
 
 def _apply(

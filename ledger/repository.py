@@ -11,6 +11,7 @@ from sqlalchemy import Connection, RowMapping, and_, func, literal_column, or_, 
 from sqlalchemy.exc import DBAPIError
 
 from ledger import bulk
+from ledger.chart import Chart, kind_of
 from ledger.models import (
     accounts,
     checkpoints,
@@ -76,16 +77,22 @@ def write_meta(conn: Connection, values: dict[str, str]) -> None:
 # -- accounts --------------------------------------------------------------------------------
 
 
-def accounts_by_code(conn: Connection, codes: Collection[str]) -> dict[str, AccountRef]:
-    query = select(
-        accounts.c.id,
-        accounts.c.code,
-        accounts.c.currency,
-        accounts.c.kind,
-        accounts.c.may_go_negative,
-    ).where(accounts.c.code.in_(list(codes)))
+def accounts_by_code(
+    conn: Connection, codes: Collection[str], chart: Chart
+) -> dict[str, AccountRef]:
+    """The accounts of these codes that exist. What an account may do comes from its kind
+    in the chart, never from its row: a row altered to let a wallet go negative changes
+    nothing (and the audit reports it); a row whose currency differs from the chart's makes
+    the database refuse postings to it (their foreign key names the currency)."""
+    query = select(accounts.c.id, accounts.c.code).where(accounts.c.code.in_(list(codes)))
     return {
-        r.code: AccountRef(r.id, r.code, r.currency, r.kind, bool(r.may_go_negative))
+        r.code: AccountRef(
+            r.id,
+            r.code,
+            chart.currency_of(r.code),
+            kind_of(r.code).value,
+            chart.may_go_negative(r.code),
+        )
         for r in conn.execute(query)
     }
 

@@ -123,7 +123,7 @@ class Sealer:
             leaves, nodes, oldest = self._append(conn, queued, frontier)
         root = frontier.root()
         note = sign_checkpoint(
-            self.origin, frontier.size, root, self.origin, self.node_key.nacl_key
+            self.origin, frontier.size, root, self.origin, self.node_key.nacl_key, previous=size
         )
         checkpoint = {
             "tree_size": frontier.size,

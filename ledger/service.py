@@ -114,7 +114,7 @@ class Ledger:
         if conn is None:
             with self.engine.begin() as own:
                 return self.open_account(code, own)
-        if repo.accounts_by_code(conn, [code]):
+        if repo.accounts_by_code(conn, [code], self.chart):
             raise AccountExists(f"account {code!r} already exists", account=code)
         _insert_account(conn, self.chart, code, self._now_ms())
 
@@ -122,14 +122,14 @@ class Ledger:
         """Open those of `codes` that do not exist yet (system accounts added by an upgrade,
         an escrow about to be used)."""
         with self.engine.begin() as conn:
-            missing = set(codes) - set(repo.accounts_by_code(conn, codes))
+            missing = set(codes) - set(repo.accounts_by_code(conn, codes, self.chart))
             for code in sorted(missing):
                 _insert_account(conn, self.chart, code, self._now_ms())
 
     def account(self, code: str) -> AccountRef:
         if code not in self._accounts:
             with self.reading() as conn:
-                self._accounts.update(repo.accounts_by_code(conn, [code]))
+                self._accounts.update(repo.accounts_by_code(conn, [code], self.chart))
         if code not in self._accounts:
             raise UnknownAccount(f"no account {code!r}", account=code)
         return self._accounts[code]

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from sqlalchemy.exc import SQLAlchemyError
 
 from node.settings import Settings
 
@@ -172,28 +173,44 @@ def audit(
 
     The checkpoint the node keeps in its data directory is always checked too.
     Exit 0 when everything holds, 1 with the list of findings otherwise."""
+    from ledger.audit import NoLedger
     from ledger.audit import audit as run_audit
     from node import witness
+    from node.database import make_engine, read_only
+    from node.keystore import KeyFileError, key_path, load_key
+    from node.runtime import is_initialised
 
-    node = _open()
+    # The audit opens the database read-only and never through the node, which would
+    # migrate the schema and reopen missing system accounts: it reports what it finds.
+    settings = _settings()
+    engine = read_only(make_engine(settings.resolved_database_url, pool_size=2))
     try:
+        if not is_initialised(engine):
+            raise _fail("this node is not initialised yet: run `sou init`")
         try:
-            witnessed = witness.witnessed(node.settings.data_dir) + [
+            node_key = load_key(key_path(settings.keys_dir, "node"))
+            witnessed = witness.witnessed(settings.data_dir) + [
                 path.read_text() for path in checkpoint or []
             ]
+        except KeyFileError as exc:
+            raise _fail(str(exc)) from exc
         except OSError as exc:
             raise _fail(f"cannot read a checkpoint: {exc}") from exc
         with _progress(enabled=sys.stderr.isatty()) as bar:
             task = bar.add_task("Auditing transfers", total=None)
             report = run_audit(
-                node.engine,
-                node_public_key=node.node_key.public_key,
+                engine,
+                node_public_key=node_key.public_key,
                 witnessed=witnessed,
                 workers=workers or os.cpu_count() or 1,
                 progress=lambda done, total: bar.update(task, completed=done, total=total),
             )
+    except NoLedger as exc:
+        raise _fail(str(exc)) from exc
+    except SQLAlchemyError as exc:
+        raise _fail(f"cannot read the database: {exc}") from exc
     finally:
-        node.close()
+        engine.dispose()
     if as_json:
         typer.echo(json.dumps(report.as_dict(), indent=2, ensure_ascii=False))
     else:

@@ -197,3 +197,20 @@ class _TurnTakingConnection(sqlite3.Connection):
             super().close()
         finally:
             self.give_turn()
+
+
+def read_only(engine: Engine) -> Engine:
+    """Make every connection `engine` opens refuse writes: what only reads (the audit)
+    changes nothing, even by mistake."""
+
+    @event.listens_for(engine, "connect")
+    def _refuse_writes(dbapi_connection: Any, _record: Any) -> None:
+        if engine.dialect.name == "sqlite":
+            dbapi_connection.execute("PRAGMA query_only = ON")
+            return
+        cursor = dbapi_connection.cursor()
+        cursor.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
+        cursor.close()
+        dbapi_connection.commit()
+
+    return engine.execution_options(sqlite_deferred=True)  # not BEGIN IMMEDIATE: a write

@@ -90,6 +90,27 @@ def test_note_has_the_exact_signed_note_layout() -> None:
     assert sign_checkpoint(ORIGIN, 8, ROOT, ORIGIN, KEY) == hand_signed(body)
 
 
+def test_a_checkpoint_names_the_one_signed_before_it() -> None:
+    note = sign_checkpoint(ORIGIN, 8, ROOT, ORIGIN, KEY, previous=5)
+    assert note.startswith(f"{ORIGIN}\n8\n{base64.b64encode(ROOT).decode()}\nprevious 5\n\n")
+    assert open_checkpoint(note, VKEY) == Checkpoint(ORIGIN, 8, ROOT, previous=5)
+    # A verifier that knows nothing of the line reads the checkpoint all the same.
+    assert log_verifier.open_checkpoint(note, VKEY) == (ORIGIN, 8, ROOT)
+    first = sign_checkpoint(ORIGIN, 3, ROOT, ORIGIN, KEY, previous=0)
+    assert open_checkpoint(first, VKEY).previous == 0
+
+
+@pytest.mark.parametrize(
+    "line", ["previous 8", "previous 9", "previous -1", "previous 05", "previous", "prev 5"]
+)
+def test_a_previous_line_not_below_the_size_or_malformed_is_refused(line: str) -> None:
+    body = f"{ORIGIN}\n8\n{base64.b64encode(ROOT).decode()}\n{line}\n"
+    with pytest.raises(CheckpointError):
+        open_checkpoint(hand_signed(body), VKEY)
+    with pytest.raises(CheckpointError):
+        checkpoint_body(ORIGIN, 8, ROOT, previous=8)
+
+
 def test_empty_tree_checkpoint() -> None:
     empty_root = hashlib.sha256(b"").digest()
     note = sign_checkpoint(ORIGIN, 0, empty_root, ORIGIN, KEY)

@@ -322,6 +322,31 @@ def test_an_accounts_identity_never_changes_and_it_is_never_deleted(
     accepted(engine, sql("UPDATE accounts SET balance = balance + 1 WHERE code = :c", c=code))
 
 
+NEGATIVE_BY_KIND = r"sou: an account may go negative only by its kind|ck_accounts_negative_by_kind"
+
+
+@pytest.mark.parametrize(
+    ("code", "kind", "currency", "may_go_negative"),
+    [
+        ("member:mallory", "member", "SOU", True),
+        ("issuance:digital2", "issuance", "SOU", False),
+        ("external:eur2", "external", "EUR", False),
+    ],
+)
+def test_an_account_is_opened_only_with_the_flags_of_its_kind(
+    village: Village, code: str, kind: str, currency: str, may_go_negative: bool
+) -> None:
+    insert = sql(
+        "INSERT INTO accounts (code, currency, kind, may_go_negative, balance, created_ms) "
+        "VALUES (:c, :cur, :k, :neg, 0, 1)",
+        c=code,
+        cur=currency,
+        k=kind,
+        neg=may_go_negative,
+    )
+    refused(village.engine, NEGATIVE_BY_KIND, insert)
+
+
 def test_a_key_is_revoked_once_and_never_changed(village: Village) -> None:
     engine, kid = village.engine, village.keys[village.carol]
     other = village.keys[village.bob]

@@ -43,6 +43,7 @@ from node.keystore import key_path, save_key
 from node.runtime import Node
 from node.settings import Settings
 from tests.conftest import NODE_KEY, ORIGIN, TREASURER_KEY, Template, pg_database
+from tests.factories import register
 
 INES, HUGO, LEA = member_account("ines"), member_account("hugo"), member_account("lea")
 JULES, CAFE = member_account("jules"), member_account("cafe-de-la-place")
@@ -594,6 +595,53 @@ def test_a_stored_balance_changed(village_url: str, data_dir: Path) -> None:
     assert "stored balance 51780, history gives 1780" in report["findings"][0]["message"]
 
 
+def _widen(conn: Connection) -> None:
+    """Inès's wallet allowed to go below zero in its row."""
+    conn.execute(
+        text("UPDATE accounts SET may_go_negative = :t WHERE code = :c"), {"t": True, "c": INES}
+    )
+
+
+def test_a_wallet_row_allowed_to_go_negative_is_reported(village_url: str, data_dir: Path) -> None:
+    report = tampered(data_dir, village_url, _widen)
+    assert [(f["check"], f.get("account")) for f in report["findings"]] == [("account", INES)]
+    assert "may go below zero in its row" in report["findings"][0]["message"]
+
+
+@pytest.mark.parametrize("column", ["kind", "currency"])
+def test_an_account_row_differing_from_the_chart_is_reported(
+    village_url: str, data_dir: Path, column: str
+) -> None:
+    value = {"kind": "issuance", "currency": "EUR"}[column]
+
+    def tamper(conn: Connection) -> None:
+        conn.execute(
+            text(f"UPDATE accounts SET {column} = :v WHERE code = :c"), {"v": value, "c": HUGO}
+        )
+
+    report = tampered(data_dir, village_url, tamper)
+    assert ("account", HUGO) in [(f["check"], f.get("account")) for f in report["findings"]]
+
+
+def test_a_wallet_row_allowed_to_go_negative_lets_no_payment_overdraw(village_url: str) -> None:
+    """What an account may do comes from the chart: the live node refuses the overdraft
+    whatever the row says, and writes nothing."""
+    engine = make_engine(village_url)
+    try:
+        ledger = Ledger(engine)
+        ines = register(ledger, NODE_KEY, INES)  # her new phone, as sign-up registers it
+        with attacker(village_url) as conn:
+            _widen(conn)
+        balance = ledger.balance(INES)
+        order = new_order("payment", ines, ORIGIN, to=HUGO, amount=balance + 100_000)
+        order.update({"from": INES, "currency": "SOU"})
+        outcome = Ledger(engine).post([ines.sign(order)])[0]
+        assert getattr(outcome, "code", None) == "insufficient_funds", outcome
+        assert ledger.balance(INES) == balance
+    finally:
+        engine.dispose()
+
+
 # -- removing history ----------------------------------------------------------------------
 
 
@@ -797,13 +845,16 @@ def test_a_checkpoint_changed(village_url: str, data_dir: Path, what: str) -> No
 
     report = tampered(data_dir, village_url, tamper)
     assert {f["check"] for f in report["findings"]} == {"checkpoint"}
-    (finding,) = report["findings"]
-    if what == "deleted":  # the latest checkpoint
-        assert finding["message"] == (
-            f"the log has {TRANSFERS + KEY_EVENTS} leaves but the latest checkpoint signs {size}"
-        )
+    messages = {f["message"] for f in report["findings"]}
+    if what == "deleted":  # the latest checkpoint, which the node also keeps on disk
+        leaves = TRANSFERS + KEY_EVENTS
+        assert messages == {
+            f"the log has {leaves} leaves but the latest checkpoint signs {size}",
+            f"the checkpoint of size {leaves} kept outside the database is no longer stored in it",
+        }
     else:
-        assert finding["message"].startswith(f"checkpoint {size}: ")
+        (message,) = messages
+        assert message.startswith(f"checkpoint {size}: ")
 
 
 # -- what the audit does not see -----------------------------------------------------------
@@ -900,3 +951,122 @@ def test_the_last_sealing_round_removed(village_url: str, data_dir: Path) -> Non
         f"a checkpoint of size {size} was witnessed but the log has only {size - 1} leaves: "
         "entries were removed"
     ]
+
+
+# -- the log's stored tree, older checkpoints, key rows --------------------------------------
+
+
+def test_a_stored_log_node_deleted(village_url: str, data_dir: Path) -> None:
+    """The 32 first leaves' subtree: receipts and sealing read it, so the audit says so."""
+
+    def tamper(conn: Connection) -> None:
+        conn.execute(text("DELETE FROM log_nodes WHERE level = 5 AND idx = 0"))
+
+    report = tampered(data_dir, village_url, tamper)
+    assert [(f["check"], f["message"]) for f in report["findings"]] == [
+        (
+            "log",
+            "the log's stored node at level 5, index 0 (over leaves 0..31) is missing: "
+            "receipts and sealing need it",
+        )
+    ]
+
+
+def test_an_older_checkpoint_deleted(village_url: str, data_dir: Path) -> None:
+    """Each signed checkpoint names the one signed before it: none can go unseen."""
+    sizes: list[int] = []
+
+    def tamper(conn: Connection) -> None:
+        sizes.extend(conn.scalars(text("SELECT tree_size FROM checkpoints ORDER BY tree_size")))
+        conn.execute(text("DELETE FROM checkpoints WHERE tree_size = :s"), {"s": sizes[1]})
+
+    report = tampered(data_dir, village_url, tamper)
+    assert len(sizes) >= 4  # the village is sealed in several rounds
+    assert [(f["check"], f["message"]) for f in report["findings"]] == [
+        (
+            "checkpoint",
+            f"checkpoint {sizes[2]} was signed after checkpoint {sizes[1]}, "
+            "which is no longer stored",
+        )
+    ]
+
+
+@pytest.mark.parametrize("column", ["registered_ms", "revoked_ms"])
+def test_a_key_rows_times_changed(village_url: str, data_dir: Path, column: str) -> None:
+    kid = ""
+
+    def tamper(conn: Connection) -> None:
+        nonlocal kid
+        kid = conn.scalar(text("SELECT key_id FROM keys WHERE owner = :o"), {"o": HUGO})
+        conn.execute(text(f"UPDATE keys SET {column} = 1 WHERE key_id = :k"), {"k": kid})
+
+    report = tampered(data_dir, village_url, tamper)
+    assert [(f["check"], f["message"]) for f in report["findings"]] == [
+        ("keys", f"key {kid} differs from its signed key events")
+    ]
+
+
+# -- what the node reads to open: the audit reads it, and writes nothing -----------------------
+
+
+def test_a_system_account_deleted_is_reported_and_not_made_again(
+    village_url: str, data_dir: Path
+) -> None:
+    def tamper(conn: Connection) -> None:
+        conn.execute(text("DELETE FROM accounts WHERE code = 'notes:stock'"))
+
+    report = tampered(data_dir, village_url, tamper)
+    assert [(f["check"], f["message"]) for f in report["findings"]] == [
+        ("account", "system account notes:stock is missing")
+    ]
+    engine = create_engine(village_url, poolclass=NullPool)
+    try:
+        with engine.connect() as conn:
+            assert (
+                conn.scalar(text("SELECT count(*) FROM accounts WHERE code = 'notes:stock'")) == 0
+            )
+    finally:
+        engine.dispose()
+    code, again = sou_audit(data_dir, village_url)  # the same, the second time too
+    assert (code, again["findings"]) == (1, report["findings"])
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (
+            "UPDATE ledger_meta SET value = 'elsewhere.example/other' WHERE name = 'origin'",
+            "ledger_meta: the origin is 'elsewhere.example/other', but the node key's signed "
+            f"registration names '{ORIGIN}'",
+        ),
+        (
+            "UPDATE ledger_meta SET value = 'EUSKO' WHERE name = 'currency'",
+            "ledger_meta: the currency is 'EUSKO', but the ledger's orders and accounts are in "
+            "'SOU'",
+        ),
+        (
+            "DELETE FROM ledger_meta WHERE name = 'origin'",
+            "ledger_meta: the origin is None, but the node key's signed registration names "
+            f"'{ORIGIN}'",
+        ),
+        (
+            "DELETE FROM ledger_meta",
+            "ledger_meta: the origin is None, but the node key's signed registration names "
+            f"'{ORIGIN}'",
+        ),
+        (
+            "INSERT INTO ledger_meta (name, value) VALUES ('max_amount', '99999999')",
+            "ledger_meta: unexpected entry 'max_amount'",
+        ),
+    ],
+)
+def test_ledger_meta_altered_is_a_finding_naming_it(
+    village_url: str, data_dir: Path, change: str, expected: str
+) -> None:
+    def tamper(conn: Connection) -> None:
+        conn.execute(text(change))
+
+    report = tampered(data_dir, village_url, tamper)
+    assert expected in [f["message"] for f in report["findings"] if f["check"] == "meta"]
+    # The rest is audited with what is signed: no finding on transfers or the log.
+    assert {f["check"] for f in report["findings"]} == {"meta"}

@@ -477,7 +477,7 @@ def create_operator(
     member_id = _record_person(node, person, email, password)
     if office is not None:
         with node.ledger.reading() as conn:
-            opened = ledger_repo.accounts_by_code(conn, [office_cash(office)])
+            opened = ledger_repo.accounts_by_code(conn, [office_cash(office)], node.ledger.chart)
         if not opened:  # a new office: its till and the role key that signs its receipts
             node.ledger.open_account(office_cash(office))
             add_operator(node, f"role:office:{office}")
