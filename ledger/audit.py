@@ -251,10 +251,16 @@ def _verifies(public_key: bytes, message: bytes, signature: bytes) -> bool:
 # -- what must happen once ------------------------------------------------------------------
 
 
+# Transfers that give back (part of) the one they reference, at most all of it: refunds of
+# a payment; releases and refunds of an escrow payment (a plugin's escrow holds exactly
+# what its payments brought and its rules have not yet paid out).
+GIVING_BACK = ("refund", "escrow_release", "escrow_refund")
+
+
 def _check_replays(conn: Connection, report: Report) -> None:
     """An order is posted once (key + nonce, initiator + client id), a transfer is paid out
-    or corrected once, and refunds never exceed their payment. The database's unique keys
-    say so too, but an audit does not take the schema's word for it."""
+    or corrected once, and refunds and escrow releases never exceed their payment. The
+    database's unique keys say so too, but an audit does not take the schema's word for it."""
     t, p = transfers_table, postings_table
     once = (
         ((t.c.key_id, t.c.nonce), "replays transfer {} (same key and nonce)", None),
@@ -281,7 +287,7 @@ def _check_replays(conn: Connection, report: Report) -> None:
                 )
             else:
                 first[key] = row.id
-    refunded = select(t.c.ref_id).where(t.c.kind == "refund")
+    refunded = select(t.c.ref_id).where(t.c.kind.in_(GIVING_BACK))
     paid = (  # of the payments refunded only: summing every transfer's costs a scan
         select(p.c.transfer_id, func.sum(p.c.amount).label("paid"))
         .where(p.c.amount > 0, p.c.transfer_id.in_(refunded))
@@ -296,7 +302,7 @@ def _check_replays(conn: Connection, report: Report) -> None:
         select(t.c.ref_id, func.sum(p.c.amount), func.max(t.c.id), paid.c.paid)
         .join(p, p.c.transfer_id == t.c.id)
         .join(paid, paid.c.transfer_id == t.c.ref_id)
-        .where(t.c.kind == "refund", p.c.amount > 0, ~corrected)
+        .where(t.c.kind.in_(GIVING_BACK), p.c.amount > 0, ~corrected)
         .group_by(t.c.ref_id, paid.c.paid)
     )
     for ref, refunded, last, amount in conn.execute(refunds):
@@ -304,9 +310,8 @@ def _check_replays(conn: Connection, report: Report) -> None:
             report.findings.append(
                 Finding(
                     "order",
-                    f"transfer {last}: refunds of payment "
-                    f"{ref} add up to {refunded}, more than its "
-                    f"{amount}",
+                    f"transfer {last}: what was given back of transfer {ref} (refunds, "
+                    f"escrow releases) adds up to {refunded}, more than its {amount}",
                     transfer_id=last,
                 )
             )

@@ -258,6 +258,67 @@ def _card_write_off(order: Order, ctx: Context) -> Plan:
     )
 
 
+# -- escrows of plugins: a member pays in, the plugin's rules release or refund -------------
+
+PLUGIN = "plugin:"  # owners of plugins' keys: plugin:<name>
+RESERVED_ESCROWS = frozenset({"card"})  # escrows of the node's own rules
+
+
+def plugin_escrow(plugin: str, ref: str) -> str:
+    """The escrow account of a plugin for one purpose (a contract, a campaign...)."""
+    return f"escrow:{plugin}:{ref}"
+
+
+def _escrow(order: Order, name: str) -> str:
+    code = orders.account(order.fields, name)
+    if kind_of(code) is not Kind.ESCROW or code.split(":")[1] in RESERVED_ESCROWS:
+        raise InvalidOrder(name, "must be a plugin's escrow account")
+    return code
+
+
+def _escrow_payment(order: Order, ctx: Context) -> Plan:
+    payer, escrow = _member(order, "from"), _escrow(order, "to")
+    cents = _local_amount(order, ctx)
+    return Plan({payer: -cents, escrow: cents})
+
+
+def _escrow_out(order: Order, ctx: Context, *, back_to_payer: bool) -> Plan:
+    """A release (to whoever the plugin's rule pays) or a refund (to the payer) of units an
+    escrow payment brought: together at most what that payment brought."""
+    original = _original(ctx)
+    escrow, member = _escrow(order, "from"), _member(order, "to")
+    if escrow != original.fields.get("to"):
+        raise InvalidReference(
+            "units leave the escrow account that the payment went into", ref=original.id
+        )
+    if back_to_payer and member != original.fields.get("from"):
+        raise InvalidReference("a refund goes back to the one who paid", ref=original.id)
+    cents = _local_amount(order, ctx)
+    return Plan(
+        {escrow: -cents, member: cents},
+        ref=original.id,
+        refund=cents,
+        refund_limit=original.postings[escrow],
+    )
+
+
+def _escrow_release(order: Order, ctx: Context) -> Plan:
+    return _escrow_out(order, ctx, back_to_payer=False)
+
+
+def _escrow_refund(order: Order, ctx: Context) -> Plan:
+    return _escrow_out(order, ctx, back_to_payer=True)
+
+
+def _escrow_plugin(order: Order) -> frozenset[str]:
+    # Only the key of the plugin whose escrow it is moves units out of it.
+    try:
+        escrow = _escrow(order, "from")
+    except InvalidOrder:
+        return frozenset()
+    return frozenset({PLUGIN + escrow.split(":")[1]})
+
+
 def _payout(order: Order, ctx: Context) -> Plan:
     original = _original(ctx)
     net = original.postings["payouts:pending"]
@@ -372,6 +433,25 @@ OPERATIONS: dict[str, Operation] = {
             references=frozenset({"topup"}),
         ),
         Operation(
+            "escrow_payment",
+            frozenset({"from", "to", "amount", "currency"}),
+            _debtor,
+            _escrow_payment,
+        ),
+        *(
+            Operation(
+                kind,
+                frozenset({"from", "to", "amount", "currency", "ref"}),
+                _escrow_plugin,
+                plan,
+                references=frozenset({"escrow_payment"}),
+            )
+            for kind, plan in (
+                ("escrow_release", _escrow_release),
+                ("escrow_refund", _escrow_refund),
+            )
+        ),
+        Operation(
             "payout",
             frozenset({"ref", "amount", "bank_ref"}),
             _treasurer,
@@ -430,6 +510,7 @@ __all__ = [
     "EUR",
     "NODE",
     "OPERATIONS",
+    "PLUGIN",
     "TREASURER",
     "Context",
     "Operation",
@@ -437,4 +518,5 @@ __all__ = [
     "Plan",
     "currencies",
     "operation",
+    "plugin_escrow",
 ]

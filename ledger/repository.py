@@ -246,7 +246,10 @@ class Dependents:
 # credit to the payer, a card reversal's units returned to issuance (its other positive leg,
 # the euros, would count them twice), a card write-off's euros into the reserve.
 _TAKEN_BACK = or_(
-    and_(transfers.c.kind == "refund", postings.c.amount > 0),
+    and_(
+        transfers.c.kind.in_(("refund", "escrow_release", "escrow_refund")),
+        postings.c.amount > 0,
+    ),
     and_(transfers.c.kind == "card_reversal", accounts.c.code == "issuance:digital"),
     and_(transfers.c.kind == "card_write_off", accounts.c.code == "reserve:digital"),
 )

@@ -35,7 +35,7 @@ from ledger.errors import (
     WrongNode,
     WrongSigner,
 )
-from ledger.operations import NODE, TREASURER, operation
+from ledger.operations import NODE, PLUGIN, TREASURER, operation
 from ledger.orders import read_common
 from ledger.posting import Batch, Checked, Outcome, Posted, post_batch
 from ledger.repository import AccountRef, KeyRef
@@ -199,8 +199,8 @@ class Ledger:
             raise WrongSigner(
                 f"a key of {key.owner} cannot sign this {order.kind}", key=order.key_id
             )
-        if key.owner == NODE and "rule" not in order.fields:
-            raise InvalidOrder("rule", "an order signed by the node names the rule that made it")
+        if (key.owner == NODE or key.owner.startswith(PLUGIN)) and "rule" not in order.fields:
+            raise InvalidOrder("rule", "an order signed by a rule names the rule that made it")
         return Checked(order, op, key.owner)
 
     def post(self, signed_orders: Sequence[SignedOrder]) -> list[Outcome]:
