@@ -474,3 +474,31 @@ def active_operator_keys(conn: Connection) -> list[RowMapping]:
         .order_by(keys.c.owner, keys.c.key_id)
     )
     return list(conn.execute(query).mappings())
+
+
+# -- the log, read for proofs ----------------------------------------------------------------
+
+
+def checkpoint_note(conn: Connection, tree_size: int) -> str | None:
+    """The signed note of the checkpoint of exactly `tree_size` leaves, if the log has one."""
+    return conn.scalar(select(checkpoints.c.note).where(checkpoints.c.tree_size == tree_size))
+
+
+def checkpoints_before(conn: Connection, before: int | None, limit: int) -> list[RowMapping]:
+    """A page of checkpoints (size, note, time), newest first, smaller than `before`."""
+    query = select(checkpoints.c.tree_size, checkpoints.c.note, checkpoints.c.created_ms)
+    if before is not None:
+        query = query.where(checkpoints.c.tree_size < before)
+    query = query.order_by(checkpoints.c.tree_size.desc()).limit(limit)
+    return list(conn.execute(query).mappings())
+
+
+def leaf_state(conn: Connection, transfer_id: int) -> tuple[bool, int | None, bool]:
+    """Whether the transfer is stored, its leaf index, and whether it waits in the log queue.
+    One statement, so that a round sealing it meanwhile (queue entry out, leaf in) is seen
+    before or after, never half-way, as a leaf the log lost."""
+    stored = select(transfers.c.id).where(transfers.c.id == transfer_id).exists()
+    leaf = select(log_leaves.c.idx).where(log_leaves.c.transfer_id == transfer_id)
+    queued = select(log_queue.c.id).where(log_queue.c.transfer_id == transfer_id).exists()
+    row = conn.execute(select(stored, leaf.scalar_subquery(), queued)).one()
+    return bool(row[0]), (None if row[1] is None else int(row[1])), bool(row[2])

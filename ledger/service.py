@@ -321,6 +321,11 @@ def _insert_account(conn: Connection, chart: Chart, code: str, now_ms: int) -> N
     )
 
 
+KEY_EVENT_FIELDS = frozenset(
+    {"v", "node", "action", "key", "owner", "public_key", "signer", "nonce", "created"}
+)
+
+
 def key_event(
     action: str,
     *,
@@ -347,23 +352,33 @@ def key_event(
 def _check_key_event(
     ledger: Ledger, conn: Connection, event: dict[str, Any], signature: bytes, action: str
 ) -> None:
-    if event.get("action") != action or event.get("node") != ledger.origin:
-        raise InvalidOrder("event", f"must be a {action} event for this node")
+    """Refuse a key event unless its named signer's registered, unrevoked key signed exactly
+    these bytes, and that signer may change the owner's keys. Runs before anything is
+    written: `sou audit` would find a bad event only once it is in the log for good."""
+    if event.keys() != KEY_EVENT_FIELDS or event["v"] != 1 or type(event["v"]) is not int:
+        raise InvalidOrder("event", "must carry exactly the fields of a version 1 key event")
+    if event["action"] != action:
+        raise InvalidOrder("action", f"must be {action}")
+    if event["node"] != ledger.origin:
+        raise WrongNode("this key event is for another node", node=ledger.origin)
+    owner = event["owner"]
+    if not isinstance(owner, str) or not owner:
+        raise InvalidOrder("owner", "must name who holds the key")
     try:
-        public_key = unb64(str(event.get("public_key")))
+        public_key = unb64(event["public_key"])
     except ValueError:
         raise InvalidOrder("public_key", "must be base64url") from None
-    if len(public_key) != 32 or event.get("key") != key_id(public_key):
+    if len(public_key) != 32 or event["key"] != key_id(public_key):
         raise InvalidOrder("public_key", "must be a 32-byte Ed25519 key matching `key`")
-    signer, verifier = ledger._verify_key(str(event.get("signer")), conn)
+    signer, verifier = ledger._verify_key(str(event["signer"]), conn)
     signer_row = repo.key_row(conn, signer.key_id)
     if signer_row is not None and signer_row["revoked_ms"] is not None:
         raise RevokedKey("the signing key is revoked", key=signer.key_id)
     try:
         verifier.verify(canonical(event), signature)
-    except (nacl.exceptions.BadSignatureError, ValueError):
+    except (nacl.exceptions.BadSignatureError, ValueError, TypeError):
+        # ValueError: not 64 bytes, or not canonical JSON; TypeError: not bytes at all.
         raise BadSignature("the signature does not match this key event") from None
-    owner = event.get("owner")
     if signer.owner != owner and signer.owner not in KEY_OFFICERS:
         raise WrongSigner(f"a key of {signer.owner} cannot change keys of {owner}")
     existing = repo.key_row(conn, str(event["key"]))

@@ -2,16 +2,19 @@
 
 `TABLE` says, for each route, which callers may use it. The test sends each caller a
 plausible request to each route: a caller not allowed must be refused (401 or 403, or sent
-to the login page for a page), an allowed caller must get through (anything but those, and
-never a 5xx). A route of the app missing from the table fails the test by name: a new
-endpoint must say who may use it.
+to the login page for a page); an allowed caller must get the route's success (the status
+it declares, 303 to a page other than the login for a form), or else the domain refusal
+its row writes down for that caller with that data (a card payment on a node without
+Stripe keys, say). "Not refused" is not enough: a 404, 409 or 422 on a request the table
+thinks plausible hides whether the caller was let in at all. A route of the app missing
+from the table fails the test by name: a new endpoint must say who may use it.
 """
 
 from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +26,7 @@ from ledger.canonical import b64
 from ledger.signing import SigningKey, new_order
 from tests.conftest import PASSWORD
 from tests.people import Person, fund, join, operator
+from tests.test_wallet_api import wait_sealed
 
 ANONYMOUS, RESIDENT, MERCHANT = "anonymous", "resident", "merchant"
 OFFICE, TREASURER, ADMIN = "office", "treasurer", "admin"
@@ -51,6 +55,13 @@ class World:
     victim: Person  # whose keys the operators recover
     transfer: int  # a payment from the resident to the merchant
     redemption_fee: int
+    # What the callers may revoke or decide, one each (see `world`).
+    spare_keys: dict[str, str] = field(default_factory=dict)
+    spare_tokens: dict[str, int] = field(default_factory=dict)
+    deposits: list[int] = field(default_factory=list)  # office deposits to reconcile
+    reconversions: list[int] = field(default_factory=list)  # pending requests
+    client_ids: dict[str, str] = field(default_factory=dict)  # of an order each holder sent
+    checkpoint_size: int = 0  # of the latest checkpoint, once all the above is sealed
 
     def unique(self, stem: str) -> str:
         return f"{stem}-{next(_serial)}"
@@ -79,15 +90,36 @@ def new_key(_: World, __: str) -> dict[str, str]:
 
 
 @dataclass(frozen=True)
+class Answer:
+    """What an allowed caller must get: a status, and for a refusal its stable `error`
+    code (JSON) or a piece of its English message (`says`, for a page)."""
+
+    status: int
+    error: str | None = None
+    says: str | None = None
+
+
+def answering(
+    callers: Iterable[str], status: int, error: str = "", says: str = ""
+) -> dict[str, Answer]:
+    """The same expected answer for each of `callers`."""
+    return {c: Answer(status, error or None, says or None) for c in callers}
+
+
+@dataclass(frozen=True)
 class Rule:
     """Who may call a route, and a plausible request: a JSON `body` or a `form`, `query`
-    parameters, and values for path parameters (defaults in PATH_VALUES)."""
+    parameters, and values for path parameters (defaults in PATH_VALUES; `caller_path` for
+    those that depend on the caller, such as its own key). `answers` are the domain
+    refusals some allowed callers must get with this data instead of the success."""
 
     allowed: frozenset[str]
     body: Callable[[World, str], Any] | None = None
     form: Callable[[World, str], dict[str, str]] | None = None
     query: Callable[[World, str], dict[str, Any]] | None = None
     path: dict[str, Callable[[World], Any]] = field(default_factory=dict)
+    caller_path: dict[str, Callable[[World, str], Any]] = field(default_factory=dict)
+    answers: dict[str, Answer] = field(default_factory=dict)
     # Refused callers may get 404: the route does not reveal what exists (receipts).
     hides: bool = False
     ends_session: bool = False
@@ -102,12 +134,20 @@ PATH_VALUES: dict[str, Callable[[World], Any]] = {
     "reconversion_id": lambda w: UNKNOWN_ID,
 }
 RECEIPT = {"transfer_id": lambda w: w.transfer}
+OPERATORS = frozenset({OFFICE, TREASURER, ADMIN})
+# Stripe has no keys on the test node: card payments are refused as the node documents.
+NO_STRIPE = "card_topup_unavailable"
 
 TABLE: dict[tuple[str, str], Rule] = {
     # -- the node -------------------------------------------------------------------------
     ("GET", "/healthz"): Rule(EVERYONE),
     ("GET", "/api/v1/node"): Rule(EVERYONE),
     ("GET", "/api/v1/checkpoint"): Rule(EVERYONE),
+    ("GET", "/api/v1/checkpoints"): Rule(EVERYONE, query=lambda w, c: {"limit": 5}),
+    ("GET", "/api/v1/checkpoints/{tree_size}"): Rule(
+        EVERYONE, path={"tree_size": lambda w: w.checkpoint_size}
+    ),
+    ("GET", "/api/v1/log/consistency"): Rule(EVERYONE, query=lambda w, c: {"from": 1, "to": 1}),
     # -- joining, sessions, tokens ----------------------------------------------------------
     ("POST", "/api/v1/members"): Rule(
         PEOPLE,
@@ -127,11 +167,19 @@ TABLE: dict[tuple[str, str], Rule] = {
     ("POST", "/api/v1/me/tokens"): Rule(
         PASSWORD_HOLDERS, body=lambda w, c: {"scope": "wallet", "label": "matrix"}
     ),
-    ("DELETE", "/api/v1/me/tokens/{token_id}"): Rule(LOGGED_IN),
+    ("DELETE", "/api/v1/me/tokens/{token_id}"): Rule(
+        LOGGED_IN,
+        # Each its own token; operators (who make none) try the resident's.
+        caller_path={"token_id": lambda w, c: w.spare_tokens.get(c, w.spare_tokens[RESIDENT])},
+        answers=answering(OPERATORS, 404, "unknown_token"),
+    ),
     # -- keys -----------------------------------------------------------------------------
     ("GET", "/api/v1/me/keys"): Rule(HOLDERS),
     ("POST", "/api/v1/me/keys"): Rule(PASSWORD_HOLDERS, body=new_key),
-    ("DELETE", "/api/v1/me/keys/{key_id}"): Rule(HOLDERS),
+    ("DELETE", "/api/v1/me/keys/{key_id}"): Rule(
+        HOLDERS,  # each its own spare key; the others try someone else's
+        caller_path={"key_id": lambda w, c: w.spare_keys.get(c, w.spare_keys[MERCHANT])},
+    ),
     ("POST", "/api/v1/members/{member_id}/keys/recover"): Rule(
         NOBODY_BUT({OFFICE, ADMIN}), body=new_key
     ),
@@ -139,6 +187,10 @@ TABLE: dict[tuple[str, str], Rule] = {
     ("GET", "/api/v1/wallet"): Rule(HOLDERS),
     ("GET", "/api/v1/wallet/history"): Rule(HOLDERS, query=lambda w, c: {"limit": 5}),
     ("POST", "/api/v1/transfers"): Rule(HOLDERS, body=World.payment),
+    ("GET", "/api/v1/transfers"): Rule(
+        HOLDERS,  # each its own order's id; the others try the resident's
+        query=lambda w, c: {"client_id": w.client_ids.get(c, w.client_ids[RESIDENT])},
+    ),
     ("GET", "/api/v1/transfers/{transfer_id}/receipt"): Rule(
         NOBODY_BUT({RESIDENT, MERCHANT, WALLET_TOKEN, TREASURER, ADMIN}), path=RECEIPT, hides=True
     ),
@@ -159,11 +211,17 @@ TABLE: dict[tuple[str, str], Rule] = {
     ("GET", "/api/v1/admin/members"): Rule(NOBODY_BUT({ADMIN}), query=lambda w, c: {"q": "vic"}),
     ("GET", "/api/v1/members/{member_id}/keys"): Rule(NOBODY_BUT({OFFICE, ADMIN})),
     # -- card top-ups ---------------------------------------------------------------------
-    ("POST", "/api/v1/topups/card"): Rule(HOLDERS, body=lambda w, c: {"amount": 2_000}),
+    ("POST", "/api/v1/topups/card"): Rule(
+        HOLDERS, body=lambda w, c: {"amount": 2_000}, answers=answering(HOLDERS, 409, NO_STRIPE)
+    ),
     ("GET", "/api/v1/topups/card"): Rule(HOLDERS),
-    ("GET", "/api/v1/topups/card/{payment_intent}"): Rule(HOLDERS),
+    ("GET", "/api/v1/topups/card/{payment_intent}"): Rule(
+        HOLDERS, answers=answering(HOLDERS, 404, "unknown_card_payment")
+    ),
     # Authenticated by Stripe's signature, not by who calls.
-    ("POST", "/stripe/webhook"): Rule(EVERYONE, body=lambda w, c: {"id": "evt_x"}),
+    ("POST", "/stripe/webhook"): Rule(
+        EVERYONE, body=lambda w, c: {"id": "evt_x"}, answers=answering(EVERYONE, 409, NO_STRIPE)
+    ),
     # -- the exchange office and the treasury ---------------------------------------------
     ("GET", "/api/v1/office"): Rule(NOBODY_BUT({OFFICE})),
     ("POST", "/api/v1/office/cash-ins"): Rule(
@@ -180,19 +238,27 @@ TABLE: dict[tuple[str, str], Rule] = {
     ),
     ("GET", "/api/v1/treasury/offices"): Rule(NOBODY_BUT({TREASURER})),
     ("POST", "/api/v1/treasury/deposits/{transfer_id}/reconciled"): Rule(
-        NOBODY_BUT({TREASURER}), body=lambda w, c: {"bank_ref": "VIR-1"}
+        NOBODY_BUT({TREASURER}),
+        body=lambda w, c: {"bank_ref": "VIR-1"},
+        path={"transfer_id": lambda w: w.deposits[0]},
     ),
     # -- card shortfalls (the treasurer) ---------------------------------------------------
     ("GET", "/api/v1/treasury/card-shortfalls"): Rule(NOBODY_BUT({TREASURER})),
     ("POST", "/api/v1/treasury/card-shortfalls/{payment_intent}/take-backs"): Rule(
-        NOBODY_BUT({TREASURER}), body=lambda w, c: {"id": w.unique("take")}
+        NOBODY_BUT({TREASURER}),
+        body=lambda w, c: {"id": w.unique("take")},
+        answers=answering({TREASURER}, 404, "unknown_card_payment"),  # no card payments
     ),
     ("POST", "/api/v1/treasury/card-shortfalls/{payment_intent}/write-off"): Rule(
-        NOBODY_BUT({TREASURER}), body=lambda w, c: {"id": w.unique("off"), "reason": "Gone"}
+        NOBODY_BUT({TREASURER}),
+        body=lambda w, c: {"id": w.unique("off"), "reason": "Gone"},
+        answers=answering({TREASURER}, 404, "unknown_card_payment"),
     ),
     ("GET", "/api/v1/treasury/frozen-wallets"): Rule(NOBODY_BUT({TREASURER})),
     ("POST", "/api/v1/treasury/frozen-wallets/{member_id}/unfrozen"): Rule(
-        NOBODY_BUT({TREASURER}), body=lambda w, c: {"id": w.unique("thaw"), "reason": "Paid"}
+        NOBODY_BUT({TREASURER}),
+        body=lambda w, c: {"id": w.unique("thaw"), "reason": "Paid"},
+        answers=answering({TREASURER}, 409, "not_frozen"),  # only card disputes freeze one
     ),
     ("GET", "/api/v1/treasury/card-settlements"): Rule(NOBODY_BUT({TREASURER})),
     # -- reconversions (merchants only: residents_may_reconvert is off by default) --------
@@ -203,14 +269,19 @@ TABLE: dict[tuple[str, str], Rule] = {
     ("GET", "/api/v1/reconversions"): Rule(HOLDERS),
     ("GET", "/api/v1/treasury/reconversions"): Rule(NOBODY_BUT({TREASURER})),
     ("POST", "/api/v1/treasury/reconversions/{reconversion_id}/paid"): Rule(
-        NOBODY_BUT({TREASURER}), body=lambda w, c: {"bank_ref": "VIR-2"}
+        NOBODY_BUT({TREASURER}),
+        body=lambda w, c: {"bank_ref": "VIR-2"},
+        path={"reconversion_id": lambda w: w.reconversions[0]},
     ),
     ("POST", "/api/v1/treasury/reconversions/{reconversion_id}/rejected"): Rule(
-        NOBODY_BUT({TREASURER}), body=lambda w, c: {"reason": "Not this month"}
+        NOBODY_BUT({TREASURER}),
+        body=lambda w, c: {"reason": "Not this month"},
+        path={"reconversion_id": lambda w: w.reconversions[1]},
     ),
     # -- pages ----------------------------------------------------------------------------
     ("GET", "/"): Rule(PEOPLE),
-    ("GET", "/join"): Rule(PEOPLE),
+    # A member who joined already is sent on to their wallet (operators to the home page).
+    ("GET", "/join"): Rule(PEOPLE, answers=answering(LOGGED_IN, 303)),
     ("POST", "/join"): Rule(
         PEOPLE,
         form=lambda w, c: {
@@ -232,9 +303,19 @@ TABLE: dict[tuple[str, str], Rule] = {
     ("GET", "/send"): Rule(HOLDERS),
     ("GET", "/keys"): Rule(HOLDERS),
     ("GET", "/topup"): Rule(HOLDERS),
-    ("POST", "/topup/card"): Rule(HOLDERS, form=lambda w, c: {"amount": "20"}),
-    ("GET", "/topup/card/checkout"): Rule(HOLDERS, query=lambda w, c: {"session_id": "cs_x"}),
-    ("GET", "/topup/card/{payment_intent}"): Rule(HOLDERS),
+    ("POST", "/topup/card"): Rule(
+        HOLDERS,
+        form=lambda w, c: {"amount": "20"},
+        answers=answering(HOLDERS, 409, says="Card top-ups are not set up"),
+    ),
+    ("GET", "/topup/card/checkout"): Rule(
+        HOLDERS,
+        query=lambda w, c: {"session_id": "cs_x"},
+        answers=answering(HOLDERS, 409, says="Card top-ups are not set up"),
+    ),
+    ("GET", "/topup/card/{payment_intent}"): Rule(
+        HOLDERS, answers=answering(HOLDERS, 404, says="no card payment")
+    ),
     ("GET", "/office"): Rule(NOBODY_BUT({OFFICE})),
     ("POST", "/office"): Rule(
         NOBODY_BUT({OFFICE}),
@@ -253,11 +334,12 @@ TABLE: dict[tuple[str, str], Rule] = {
             "id": w.unique("take"),
             "payment_intent": "pi_unknown0000",
         },
+        answers=answering({TREASURER}, 404, says="no card payment"),
     ),
     ("GET", "/treasurer/offices"): Rule(NOBODY_BUT({TREASURER})),
     ("POST", "/treasurer/offices"): Rule(
         NOBODY_BUT({TREASURER}),
-        form=lambda w, c: {"transfer_id": str(UNKNOWN_ID), "bank_ref": "VIR-3"},
+        form=lambda w, c: {"transfer_id": str(w.deposits[1]), "bank_ref": "VIR-3"},
     ),
     ("GET", "/reconversion"): Rule(NOBODY_BUT({MERCHANT})),
     ("GET", "/admin/members"): Rule(NOBODY_BUT({ADMIN}), query=lambda w, c: {"q": "vic"}),
@@ -290,7 +372,7 @@ TABLE: dict[tuple[str, str], Rule] = {
     ("POST", "/treasurer"): Rule(
         NOBODY_BUT({TREASURER}),
         form=lambda w, c: {
-            "reconversion_id": str(UNKNOWN_ID),
+            "reconversion_id": str(w.reconversions[2]),
             "decision": "rejected",
             "reason": "Not this month",
         },
@@ -306,6 +388,16 @@ def app_routes(site: TestClient) -> Iterator[tuple[str, str, str]]:
             continue
         for method in sorted((route.methods or set()) - {"HEAD", "OPTIONS"}):
             yield method, path, route.name or "?"
+
+
+def success(site: TestClient, method: str, path: str, rule: Rule) -> int:
+    """The status a route answers on success: 303 for a form, else the one it declares."""
+    if rule.form is not None:
+        return 303
+    for route in iter_route_contexts(site.app.routes):  # type: ignore[attr-defined]
+        if route.path == path and method in (route.methods or ()):
+            return int(getattr(route, "status_code", None) or 200)
+    raise AssertionError(f"no route {method} {path}")
 
 
 # -- the callers -----------------------------------------------------------------------------
@@ -326,6 +418,11 @@ class Caller:
         return {"Cookie": f"sou_session={session}", "X-CSRF-Token": self.person.csrf}
 
 
+def created(answer: Any) -> Any:
+    assert answer.status_code == 201, answer.text
+    return answer.json()
+
+
 @pytest.fixture
 def world(site: TestClient) -> World:
     resident, merchant = join(site, "Resident"), join(site, "Marchand", "merchant")
@@ -343,11 +440,35 @@ def world(site: TestClient) -> World:
             "/api/v1/me/tokens", json={"scope": "pos", "label": "counter"}
         ).json()["token"],
     }
-    paid = resident.pay(merchant, 500)
+    payment = resident.order(to=merchant.account, amount=500)
+    paid = resident.post("/api/v1/transfers", json=payment)
     assert paid.status_code == 201, paid.text
     quote = merchant.get("/api/v1/reconversions/quote", params={"amount": 1_000})
-    fee = quote.json()["fee"] if quote.status_code == 200 else 0
-    return World(site, people, tokens, victim, paid.json()["transfer_id"], fee)
+    assert quote.status_code == 200, quote.text
+    world = World(site, people, tokens, victim, paid.json()["transfer_id"], quote.json()["fee"])
+    world.client_ids = dict.fromkeys((RESIDENT, WALLET_TOKEN), payment["order"]["id"])
+    # A device key and an API token for each holder to revoke (a wallet token revokes
+    # another of the resident's), the POS token aiming at one of the merchant's.
+    owners = {RESIDENT: resident, WALLET_TOKEN: resident, MERCHANT: merchant, POS_TOKEN: merchant}
+    for caller, owner in owners.items():
+        key = created(owner.post("/api/v1/me/keys", json=new_key(world, caller)))
+        token = created(owner.post("/api/v1/me/tokens", json={"scope": "wallet", "label": "x"}))
+        world.spare_keys[caller], world.spare_tokens[caller] = key["key_id"], token["id"]
+    # Cash the office took to the bank (which backs reconversions), to be reconciled; and
+    # reconversions waiting for the treasurer.
+    for n in range(2):
+        deposit = {"id": world.unique("dep"), "amount": 20_000, "slip_ref": f"SLIP-{n}"}
+        world.deposits.append(
+            created(people[OFFICE].post("/api/v1/office/deposits", json=deposit))["transfer_id"]
+        )
+    for _ in range(3):
+        redemption = world.redemption(MERCHANT)
+        world.client_ids[MERCHANT] = redemption["order"]["id"]
+        asked = merchant.post("/api/v1/reconversions", json=redemption)
+        world.reconversions.append(created(asked)["id"])
+    wait_sealed(site)
+    world.checkpoint_size = site.get("/api/v1/checkpoints").json()["items"][0]["tree_size"]
+    return world
 
 
 def callers(world: World) -> dict[str, Caller]:
@@ -360,8 +481,15 @@ def callers(world: World) -> dict[str, Caller]:
 
 def call(world: World, caller: Caller, method: str, path: str, rule: Rule) -> Any:
     values = {**PATH_VALUES, **rule.path}
-    url = re.sub(r"\{(\w+)\}", lambda m: str(values[m.group(1)](world)), path)
-    kwargs: dict[str, Any] = {"headers": caller.headers(), "follow_redirects": False}
+
+    def value(name: str) -> str:
+        if name in rule.caller_path:
+            return str(rule.caller_path[name](world, caller.name))
+        return str(values[name](world))
+
+    url = re.sub(r"\{(\w+)\}", lambda m: value(m.group(1)), path)
+    headers = {**caller.headers(), "Accept-Language": "en"}  # `Answer.says` is English
+    kwargs: dict[str, Any] = {"headers": headers, "follow_redirects": False}
     if rule.body is not None:
         kwargs["json"] = rule.body(world, caller.name)
     if rule.form is not None:
@@ -380,6 +508,16 @@ def refused(answer: Any, rule: Rule) -> bool:
         return True
     location = answer.headers.get("location", "")
     return answer.status_code in (302, 303, 307) and location.startswith("/login")
+
+
+def answered(answer: Any, expected: Answer, rule: Rule) -> bool:
+    """The allowed caller got `expected`: its status, and for a refusal its own reason."""
+    if answer.status_code != expected.status or refused(answer, rule):
+        return False
+    if expected.error is not None:
+        is_json = answer.headers.get("content-type", "").startswith("application/json")
+        return is_json and answer.json().get("error") == expected.error
+    return expected.says is None or expected.says in answer.text
 
 
 # -- the tests -------------------------------------------------------------------------------
@@ -404,14 +542,19 @@ def test_each_caller_gets_exactly_the_routes_allowed(world: World) -> None:
         rule = TABLE.get((method, path))
         if rule is None:
             continue  # reported by test_every_route_is_in_the_table
+        ok = success(world.site, method, path, rule)
         for caller in CALLERS:
             answer = call(world, who[caller], method, path, rule)
-            allowed = caller in rule.allowed
-            if answer.status_code >= 500 or refused(answer, rule) == allowed:
-                verdict = "refused" if refused(answer, rule) else "let through"
+            if caller in rule.allowed:
+                expected = rule.answers.get(caller, Answer(ok))
+                right, wanted = answered(answer, expected, rule), str(expected)
+            else:
+                right, wanted = refused(answer, rule), "a refusal"
+            if not right:
                 wrong.append(
-                    f"{method} {path} ({name}) as {caller}: {verdict} with "
-                    f"{answer.status_code} {answer.text[:120]!r}"
+                    f"{method} {path} ({name}) as {caller}: expected {wanted}, got "
+                    f"{answer.status_code} {answer.headers.get('location', '')} "
+                    f"{answer.text[:120]!r}"
                 )
             person = who[caller].person
             if rule.ends_session and person is not None:

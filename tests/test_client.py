@@ -224,6 +224,110 @@ def test_tokens_keys_and_log_out(
     assert gone.value.status == 401
 
 
+# -- a checkpoint kept, checked against the log as it is later -------------------------------
+
+
+def test_a_checkpoint_kept_early_is_proven_extended_by_todays_log(
+    site: TestClient, wallets: tuple[WalletClient, WalletClient]
+) -> None:
+    camille, louis = wallets
+    first = camille.pay(louis.account(), 100)
+    camille.verified_receipt(first.transfer_id)  # waits until it is sealed
+    kept = camille.checkpoint()  # printed and put in a drawer
+    kept_size = camille.trusted_checkpoint(kept).size
+    for n in range(6):
+        camille.pay(louis.account(), n + 1)
+        if n % 2:
+            wait_sealed(site)  # a few sealing rounds, a few checkpoints
+    # Months later, a script with no account on the node, the node's key held since then.
+    resident = WalletClient(http=new_client(site), node_public_key=camille.node_info().node_key)
+    today = resident.prove_extends(kept)
+    assert today.size > kept_size
+    assert today == resident.trusted_checkpoint(resident.checkpoint())
+    assert resident.checkpoint(kept_size) == kept  # the node still serves the kept one
+    assert resident.prove_extends(resident.checkpoint()) == today  # a log extends itself
+    # The first payment's receipt, against the kept checkpoint rather than the node's latest.
+    old = camille.verified_receipt(first.transfer_id, kept=kept)
+    assert (old.tree_size, old.checkpoint) == (kept_size, kept)
+    latest = camille.verified_receipt(first.transfer_id)
+    assert latest.tree_size == today.size
+    with pytest.raises(ApiError) as other_size:
+        camille.verify_receipt(latest, kept=kept)  # the proof leads to today's root only
+    assert other_size.value.error == "bad_receipt"
+
+
+def test_forged_checkpoints_and_altered_proofs_are_refused_by_the_client(
+    site: TestClient, wallets: tuple[WalletClient, WalletClient]
+) -> None:
+    from ledger.checkpoint import sign_checkpoint
+
+    camille, louis = wallets
+    camille.verified_receipt(camille.pay(louis.account(), 100).transfer_id)
+    kept = camille.checkpoint()
+    head = camille.trusted_checkpoint(kept)
+    for n in range(3):
+        camille.pay(louis.account(), n + 1)
+    wait_sealed(site)
+
+    def refused(note: str, client: WalletClient = camille) -> str:
+        with pytest.raises(ApiError) as caught:
+            client.prove_extends(note)
+        assert caught.value.status is None
+        return caught.value.error
+
+    # Notes the node's key did not sign: altered, or signed by another key.
+    assert refused(kept.replace(f"\n{head.size}\n", f"\n{head.size + 1}\n")) == "bad_checkpoint"
+    stranger = SigningKey.generate().nacl_key
+    other_key = sign_checkpoint(head.origin, head.size, head.root, head.origin, stranger)
+    assert refused(other_key) == "bad_checkpoint"
+    # Notes the node's key did sign, of a history today's log does not extend: a node that
+    # rewrote its log, or one that shrank it, is caught.
+    node_key = site.app.state.node.node_key.nacl_key  # type: ignore[attr-defined]
+    rewritten = sign_checkpoint(head.origin, head.size, bytes(32), head.origin, node_key)
+    assert refused(rewritten) == "log_not_extended"
+    ahead = sign_checkpoint(head.origin, 10**9, head.root, head.origin, node_key)
+    assert refused(ahead) == "log_not_extended"
+
+    # A proof altered on its way (one bit of one hash), or dropped.
+    def altering(change: Any) -> WalletClient:
+        real = camille.http
+
+        class Altering(httpx.BaseTransport):
+            def handle_request(self, request: httpx.Request) -> httpx.Response:
+                answer = real._transport.handle_request(request)
+                if request.url.path != "/api/v1/log/consistency":
+                    return answer
+                answer.read()
+                body = answer.json()
+                body["proof"] = change(body["proof"])
+                return httpx.Response(answer.status_code, json=body)
+
+        flaky = httpx.Client(transport=Altering(), base_url=str(site.base_url))
+        return WalletClient(http=flaky, node_public_key=camille.node_info().node_key)
+
+    assert altering(lambda p: p).prove_extends(kept).size > head.size  # unaltered: fine
+    flipped = altering(lambda p: [("B" if p[0][0] == "A" else "A") + p[0][1:], *p[1:]])
+    assert refused(kept, flipped) == "log_not_extended"
+    assert refused(kept, altering(lambda p: [])) == "log_not_extended"
+    assert refused(kept, altering(lambda p: ["not base64!"])) == "log_not_extended"
+
+
+def test_a_device_that_lost_an_answer_finds_its_order_by_client_id(
+    wallets: tuple[WalletClient, WalletClient],
+) -> None:
+    camille, louis = wallets
+    order = camille.payment_order(louis.account(), 450, client_id="panier-amap-12")
+    assert camille.find_order("panier-amap-12") is None  # not sent yet: send it
+    paid = camille.send(order)  # ...and the answer is lost
+    found = camille.find_order("panier-amap-12")
+    assert found is not None and found.transfer_id == paid.transfer_id
+    assert (found.kind, found.postings) == ("payment", paid.postings)
+    assert louis.find_order("panier-amap-12") is None  # only one's own orders
+    camille.verified_receipt(found.transfer_id)
+    again = camille.find_order("panier-amap-12")
+    assert again is not None and again.sealed
+
+
 # -- many payers at once, over a real socket -----------------------------------------------------
 
 

@@ -5,12 +5,17 @@ logs in with email and password (keeping the session cookie and its CSRF token) 
 bearer API token, and signs its own payment orders. A retried payment sends the very same
 signed order, so the node posts it once. A receipt is checked against the checkpoint signed
 by the node's key: a member need not take the node's word that a payment is in the log.
+A checkpoint kept (say, printed last month) is proven to be a past state of today's log by
+`prove_extends`, and a receipt can be checked against it: the node cannot rewrite history
+behind a resident who kept one.
 
     with WalletClient("https://sou.example.org") as wallet:
         wallet.log_in("camille@example.org", "correct horse battery")
         wallet.register_key("phone")
         paid = wallet.pay("louis-3f2a", 1250, memo="Covoiturage")
         wallet.verified_receipt(paid.transfer_id)
+        kept = wallet.checkpoint()  # keep it; later, against the log as it is then:
+        wallet.prove_extends(kept)
 
 Every refusal is an `ApiError` carrying the API's `error` code and its message (in the
 client's language), whether the node refused or the client found a receipt it cannot trust.
@@ -27,8 +32,8 @@ from typing import Any
 import httpx
 
 from ledger.canonical import b64, unb64
-from ledger.checkpoint import CheckpointError, open_checkpoint, verifier_key
-from ledger.merkle import leaf_hash, verify_inclusion
+from ledger.checkpoint import Checkpoint, CheckpointError, open_checkpoint, verifier_key
+from ledger.merkle import leaf_hash, verify_consistency, verify_inclusion
 from ledger.signing import SignedOrder, SigningKey, new_order
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -124,6 +129,18 @@ class Receipt:
     @property
     def entry(self) -> dict[str, Any]:
         return dict(json.loads(self.leaf))
+
+
+@dataclass(frozen=True)
+class OrderFound:
+    """What became of an order this member's device sent: the transfer it made."""
+
+    transfer_id: int
+    client_id: str
+    kind: str
+    postings: dict[str, int]
+    created_ms: int
+    sealed: bool  # in the signed log already: its receipt can be had
 
 
 @dataclass(frozen=True)
@@ -381,14 +398,76 @@ class WalletClient:
                 time.sleep(min(2.0, 0.1 * 2**attempt))
         raise AssertionError("unreachable")
 
+    def find_order(self, client_id: str) -> OrderFound | None:
+        """The transfer made from this member's order of `client_id` (its `id`), or None if
+        the node never posted it: after a lost answer, a device learns what became of its
+        order, and may send the very same signed order again if it is None."""
+        try:
+            answer = self._json("GET", "/api/v1/transfers", params={"client_id": client_id})
+        except ApiError as exc:
+            if exc.error == "unknown_order":
+                return None
+            raise
+        return OrderFound(**answer)
+
+    # -- the log's checkpoints -----------------------------------------------------------
+
+    def checkpoint(self, tree_size: int | None = None) -> str:
+        """The signed checkpoint of the log: the latest, or the one of `tree_size` entries.
+        A note to keep as it is (text); `trusted_checkpoint` reads it."""
+        path = "/api/v1/checkpoint" if tree_size is None else f"/api/v1/checkpoints/{tree_size}"
+        return self.request("GET", path).text
+
+    def trusted_checkpoint(self, note: str) -> Checkpoint:
+        """The log size and root a checkpoint note states, once checked: signed by the node's
+        log key (pinned, see `node_info`) for this node's log. ApiError `bad_checkpoint`
+        otherwise."""
+        try:
+            return self._open(note)
+        except CheckpointError as exc:
+            raise ApiError(
+                None, "bad_checkpoint", f"this checkpoint cannot be trusted: {exc}"
+            ) from exc
+
+    def _open(self, note: str) -> Checkpoint:
+        info = self.node_info()
+        assert self._node_key is not None
+        return open_checkpoint(note, verifier_key(info.origin, self._node_key), origin=info.origin)
+
+    def prove_extends(self, kept: str) -> Checkpoint:
+        """Prove that today's log extends a checkpoint kept earlier: both notes signed by the
+        node's key, and the node's consistency proof (RFC 6962) leading from the kept root
+        to today's. Returns today's checkpoint; ApiError `bad_checkpoint` for a note that is
+        not the node's, `log_not_extended` when the log is not the kept one grown."""
+        old = self.trusted_checkpoint(kept)
+        new = self.trusted_checkpoint(self.checkpoint())
+        if new.size < old.size:
+            raise _not_extended(f"it holds {new.size} entries, fewer than the {old.size} kept")
+        answer = self._json(
+            "GET", "/api/v1/log/consistency", params={"from": old.size, "to": new.size}
+        )
+        try:
+            proof = [unb64(h) for h in answer["proof"]]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise _not_extended("the node's consistency proof is not a list of hashes") from exc
+        if not verify_consistency(old.size, new.size, old.root, new.root, proof):
+            raise _not_extended("the consistency proof does not lead from one root to the other")
+        return new
+
     # -- receipts ------------------------------------------------------------------------
 
-    def receipt(self, transfer_id: int, *, wait_s: float = 10.0) -> Receipt:
-        """A transfer's receipt; waits up to `wait_s` for the node to seal it into the log."""
+    def receipt(
+        self, transfer_id: int, *, tree_size: int | None = None, wait_s: float = 10.0
+    ) -> Receipt:
+        """A transfer's receipt against the latest checkpoint, or the one of `tree_size`
+        entries; waits up to `wait_s` for the node to seal the transfer into the log."""
         deadline = time.monotonic() + wait_s
+        params = {} if tree_size is None else {"tree_size": tree_size}
         while True:
             try:
-                answer = self._json("GET", f"/api/v1/transfers/{transfer_id}/receipt")
+                answer = self._json(
+                    "GET", f"/api/v1/transfers/{transfer_id}/receipt", params=params
+                )
             except ApiError as exc:
                 if exc.error != "not_sealed_yet" or time.monotonic() > deadline:
                     raise
@@ -403,16 +482,16 @@ class WalletClient:
                 answer["checkpoint"],
             )
 
-    def verify_receipt(self, receipt: Receipt, order: SignedOrder | None = None) -> dict[str, Any]:
+    def verify_receipt(
+        self, receipt: Receipt, order: SignedOrder | None = None, *, kept: str | None = None
+    ) -> dict[str, Any]:
         """Check a receipt against the node's key: the checkpoint is signed by it, for this
-        node's log, and the inclusion proof leads from the leaf to its root. With `order`,
-        the leaf must also hold exactly that signed order. Returns the log entry."""
-        info = self.node_info()
-        assert self._node_key is not None
+        node's log, and the inclusion proof leads from the leaf to its root. With `kept` (a
+        checkpoint note of the receipt's size that the member kept), the proof must lead to
+        that one's root instead of the one the node sent. With `order`, the leaf must also
+        hold exactly that signed order. Returns the log entry."""
         try:
-            head = open_checkpoint(
-                receipt.checkpoint, verifier_key(info.origin, self._node_key), origin=info.origin
-            )
+            head = self._open(kept if kept is not None else receipt.checkpoint)
         except CheckpointError as exc:
             raise _bad_receipt(f"its checkpoint cannot be trusted: {exc}") from exc
         if head.size != receipt.tree_size:
@@ -433,10 +512,15 @@ class WalletClient:
             raise _bad_receipt("its leaf does not hold the order that was sent")
         return entry
 
-    def verified_receipt(self, transfer_id: int, order: SignedOrder | None = None) -> Receipt:
-        """Fetch a receipt and check it (see `verify_receipt`)."""
-        found = self.receipt(transfer_id)
-        self.verify_receipt(found, order)
+    def verified_receipt(
+        self, transfer_id: int, order: SignedOrder | None = None, *, kept: str | None = None
+    ) -> Receipt:
+        """Fetch a receipt and check it (see `verify_receipt`): against the latest checkpoint,
+        or against `kept`, a checkpoint note the member kept (the proof is asked for its
+        size)."""
+        size = None if kept is None else self.trusted_checkpoint(kept).size
+        found = self.receipt(transfer_id, tree_size=size)
+        self.verify_receipt(found, order, kept=kept)
         return found
 
 
@@ -455,6 +539,12 @@ def _error_of(answer: httpx.Response) -> ApiError:
 
 def _bad_receipt(why: str) -> ApiError:
     return ApiError(None, "bad_receipt", f"this receipt does not prove the transfer: {why}")
+
+
+def _not_extended(why: str) -> ApiError:
+    return ApiError(
+        None, "log_not_extended", f"today's log does not extend the checkpoint kept: {why}"
+    )
 
 
 def _device_key(row: Mapping[str, Any]) -> DeviceKey:

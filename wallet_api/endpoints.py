@@ -10,9 +10,10 @@ from pydantic import ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ledger.errors import LedgerError
+from ledger.orders import CLIENT_ID
 from ledger.posting import Posted
 from ledger.signing import SignedOrder
-from node.web import Refusal, problem, refusal_of
+from node.web import REFUSALS, Refusal, problem, refusal_of
 from wallet_api import repository as repo
 from wallet_api import service
 from wallet_api.auth import (
@@ -35,6 +36,8 @@ from wallet_api.schemas import (
     KEY_ID,
     MEMBER_ID,
     Balance,
+    Checkpoints,
+    ConsistencyOut,
     DeviceKeyCreate,
     DeviceKeyOut,
     History,
@@ -51,10 +54,32 @@ from wallet_api.schemas import (
     TokenCreate,
     TokenCreated,
     TokenOut,
+    TransferFound,
     TransferOut,
 )
 
 router = APIRouter(prefix="/api/v1", tags=["wallet"])
+
+
+# A refusal's body, documented as JSON explicitly: a route answering text (a checkpoint)
+# would otherwise document its refusals as text too.
+PROBLEM_JSON = {"application/json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+
+
+def refusals(described: dict[int | str, str]) -> dict[int | str, dict[str, Any]]:
+    """The refusals one route documents besides the app's (REFUSALS in node/web.py):
+    {status: "`code`: when..."}."""
+    every = {status: str(value["description"]) for status, value in REFUSALS.items()}
+    return {
+        str(status): {"description": text, "content": PROBLEM_JSON}
+        for status, text in {**every, **described}.items()
+    }
+
+
+LOG_DAMAGED = (
+    "`log_damaged`: a part of the stored log that the proof needs is missing or unreadable; "
+    "the treasurer should run `sou audit`. (Or busy: send the same request again later.)"
+)
 
 
 def member_out(member: Member) -> MemberOut:
@@ -234,13 +259,52 @@ def transfer_out(posted: Posted) -> TransferOut:
     )
 
 
-@router.get("/transfers/{transfer_id}/receipt", response_model=ReceiptOut)
+@router.get(
+    "/transfers",
+    response_model=TransferFound,
+    responses=refusals(
+        {
+            404: "`unknown_order`: no transfer came from an order of yours with this id.",
+            403: "`no_wallet`, `token_scope`: only a wallet's holder looks up their orders.",
+        }
+    ),
+)
+def transfer_by_client_id(
+    request: Request,
+    member: WalletHolder,
+    client_id: Annotated[str, Query(pattern=CLIENT_ID.pattern, max_length=64)],
+) -> TransferFound:
+    """What became of an order you sent, by its `id` (say, after a lost answer): the
+    transfer it made and whether it is sealed in the log; 404 if the node never posted it."""
+    return TransferFound(**service.transfer_by_client_id(node_of(request), member, client_id))
+
+
+@router.get(
+    "/transfers/{transfer_id}/receipt",
+    response_model=ReceiptOut,
+    responses=refusals(
+        {
+            404: "`unknown_transfer`: not a transfer of yours; "
+            "`unknown_checkpoint`: the log has no checkpoint of `tree_size` entries.",
+            409: "`not_sealed_yet`: not in the signed log yet; "
+            "`not_in_that_tree`: logged after the checkpoint of `tree_size` entries.",
+            503: LOG_DAMAGED,
+        }
+    ),
+)
 def receipt(
-    transfer_id: Annotated[int, Path(ge=1, le=2**53)], request: Request, principal: MaybeMember
+    transfer_id: Annotated[int, Path(ge=1, le=2**53)],
+    request: Request,
+    principal: MaybeMember,
+    tree_size: Annotated[
+        int | None,
+        Query(ge=1, le=2**53, description="A checkpoint's size; the latest if absent."),
+    ] = None,
 ) -> ReceiptOut:
-    """The transfer's leaf, its inclusion proof and the signed checkpoint it leads to."""
+    """The transfer's leaf, its inclusion proof and the signed checkpoint it leads to: the
+    latest, or the checkpoint of `tree_size` entries (one you kept, say)."""
     member = principal.member if principal and principal.scope == "wallet" else None
-    return ReceiptOut(**service.receipt(node_of(request), member, transfer_id))
+    return ReceiptOut(**service.receipt(node_of(request), member, transfer_id, tree_size))
 
 
 @router.get("/node", response_model=NodeInfo, tags=["node"])
@@ -249,13 +313,64 @@ def node_info(request: Request) -> NodeInfo:
     return NodeInfo(**service.node_keys(node_of(request)))
 
 
-@router.get("/checkpoint", response_class=PlainTextResponse, tags=["node"])
+@router.get(
+    "/checkpoint",
+    response_class=PlainTextResponse,
+    tags=["node"],
+    responses=refusals({404: "`no_checkpoint`: the log has none yet."}),
+)
 def checkpoint(request: Request) -> str:
     """The latest signed checkpoint (C2SP signed note)."""
     latest = service.node_keys(node_of(request))["checkpoint"]
     if latest is None:
         raise Refusal(404, "no_checkpoint", "The log has no checkpoint yet.")
     return str(latest)
+
+
+@router.get("/checkpoints", response_model=Checkpoints, tags=["node"])
+def checkpoints(
+    request: Request,
+    before: Annotated[int | None, Query(ge=1, le=2**53)] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> Checkpoints:
+    """The checkpoints the node signed, newest first; page with `before` (a tree size)."""
+    items = service.checkpoints(node_of(request), before=before, limit=limit)
+    return Checkpoints(
+        items=items, next_before=items[-1]["tree_size"] if len(items) == limit else None
+    )
+
+
+@router.get(
+    "/checkpoints/{tree_size}",
+    response_class=PlainTextResponse,
+    tags=["node"],
+    responses=refusals({404: "`unknown_checkpoint`: the log has no checkpoint of this size."}),
+)
+def checkpoint_of_size(tree_size: Annotated[int, Path(ge=1, le=2**53)], request: Request) -> str:
+    """The checkpoint the node signed when its log held `tree_size` entries."""
+    return service.checkpoint_of_size(node_of(request), tree_size)
+
+
+@router.get(
+    "/log/consistency",
+    response_model=ConsistencyOut,
+    tags=["node"],
+    responses=refusals(
+        {
+            404: "`beyond_the_log`: `to` is larger than the latest checkpoint's size.",
+            422: "`bad_tree_sizes`: `from` is larger than `to`; `invalid_request`: not sizes.",
+            503: LOG_DAMAGED,
+        }
+    ),
+)
+def consistency(
+    request: Request,
+    old_size: Annotated[int, Query(alias="from", ge=1, le=2**53)],
+    to: Annotated[int, Query(ge=1, le=2**53)],
+) -> ConsistencyOut:
+    """The RFC 6962 proof that the log of `to` entries extends the log of `from` entries:
+    with both checkpoints, anyone can check that the log only grew in between."""
+    return ConsistencyOut(**service.consistency(node_of(request), old_size, to))
 
 
 @router.post("/admin/operators", status_code=201, response_model=MemberOut, tags=["admin"])

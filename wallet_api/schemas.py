@@ -138,6 +138,34 @@ class ReceiptOut(BaseModel):
     checkpoint: str
 
 
+class TransferFound(BaseModel):
+    transfer_id: int
+    client_id: str = Field(description="The `id` the order was signed with.")
+    kind: str
+    postings: dict[str, int]
+    created_ms: int
+    sealed: bool = Field(description="In the signed log already: its receipt can be had.")
+
+
+class ConsistencyOut(BaseModel):
+    from_: int = Field(alias="from", description="The smaller tree size.")
+    to: int = Field(description="The larger tree size.")
+    proof: list[str] = Field(description="RFC 6962 consistency proof, base64 hashes.")
+
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+
+
+class CheckpointOut(BaseModel):
+    tree_size: int
+    created_ms: int
+    note: str = Field(description="The signed checkpoint (C2SP signed note).")
+
+
+class Checkpoints(BaseModel):
+    items: list[CheckpointOut]
+    next_before: int | None = Field(description="Pass as `before` for the next page.")
+
+
 class NodeKey(BaseModel):
     owner: str
     key: str

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
 import secrets
 import unicodedata
@@ -26,7 +27,7 @@ from ledger import proofs
 from ledger import repository as ledger_repo
 from ledger.canonical import b64, canonical, unb64
 from ledger.chart import member_account
-from ledger.errors import LedgerError, NodeBusy
+from ledger.errors import LedgerError, NodeBusy, UnknownTransfer
 from ledger.operations import NODE
 from ledger.posting import Posted
 from ledger.service import key_event
@@ -45,6 +46,8 @@ from wallet_api.auth import (
 
 if TYPE_CHECKING:
     from node.runtime import Node
+
+log = logging.getLogger(__name__)
 
 MAX_DEVICE_KEYS = 10
 POST_TIMEOUT_S = 60  # a payment not committed by then is answered 503: send it again
@@ -180,7 +183,7 @@ def log_out(node: Node, token_hash: bytes) -> None:
 
 def node_key_event(node: Node, action: str, owner: str, public_key: bytes) -> dict[str, Any]:
     return key_event(
-        action, origin=node.ledger.origin, owner=owner, public_key=public_key, signer=node.node_key
+        action, origin=node.ledger.origin, owner=owner, public_key=public_key, signer=signer
     )
 
 
@@ -387,16 +390,34 @@ def post(node: Node, envelope: SignedOrder) -> Posted:
     return node.ledger.transfer(envelope)
 
 
-def receipt(node: Node, member: Member | None, transfer_id: int) -> dict[str, Any]:
-    """A transfer's receipt, for the members it touched (operators see every receipt)."""
+def receipt(
+    node: Node, member: Member | None, transfer_id: int, tree_size: int | None = None
+) -> dict[str, Any]:
+    """A transfer's receipt, for the members it touched (operators see every receipt):
+    against the latest checkpoint, or the one of `tree_size` leaves a member kept."""
     with node.ledger.reading() as conn:
         allowed = member is not None and (
             member.role in ("treasurer", "admin")
             or (member.has_wallet and repo.touches(conn, transfer_id, member.account))
         )
         if not allowed:
-            raise Refusal(404, "unknown_transfer", "There is no such transfer in your history.")
-        found = proofs.receipt(conn, transfer_id)
+            raise _unknown_transfer()
+        try:
+            found = proofs.receipt(conn, transfer_id, tree_size)
+        except UnknownTransfer:
+            raise _unknown_transfer() from None
+        except proofs.NoCheckpoint as exc:
+            raise _no_checkpoint_of(exc.tree_size) from None
+        except proofs.NotInTree as exc:
+            raise Refusal(
+                409,
+                "not_in_that_tree",
+                "This transfer entered the log after its first {size} entries: "
+                "ask for a later checkpoint.",
+                size=exc.tree_size,
+            ) from None
+        except proofs.LogDamaged as exc:
+            raise log_damaged(exc) from None
     if found is None:
         raise Refusal(
             409, "not_sealed_yet", "This transfer is not in the signed log yet; try in a second."
@@ -413,6 +434,96 @@ def receipt(node: Node, member: Member | None, transfer_id: int) -> dict[str, An
 
 def node_keys(node: Node) -> dict[str, Any]:
     """The keys that sign the log and operator actions, and the latest checkpoint."""
+def _unknown_transfer() -> Refusal:
+    return Refusal(404, "unknown_transfer", "There is no such transfer in your history.")
+
+
+def _no_checkpoint_of(size: int) -> Refusal:
+    return Refusal(
+        404, "unknown_checkpoint", "The log has no checkpoint of {size} entries.", size=size
+    )
+
+
+def log_damaged(exc: proofs.LogDamaged) -> Refusal:
+    """What a reader of a proof is told when the stored tree cannot give it (logged once)."""
+    log.error("a proof of the log was asked for, but the stored log is damaged: %s", exc)
+    return Refusal(
+        503,
+        "log_damaged",
+        "The log's stored tree is damaged, so no proof can be given now. "
+        "The treasurer should run `sou audit`.",
+    )
+
+
+def consistency(node: Node, old_size: int, new_size: int) -> dict[str, Any]:
+    """The RFC 6962 proof that the log of `new_size` entries extends the one of `old_size`,
+    for sizes up to the latest checkpoint."""
+    if old_size > new_size:
+        raise Refusal(
+            422,
+            "bad_tree_sizes",
+            "The first size ({old}) must not be larger than the second ({new}).",
+            old=old_size,
+            new=new_size,
+        )
+    with node.ledger.reading() as conn:
+        try:
+            proof = proofs.consistency(conn, old_size, new_size)
+        except proofs.BeyondLog as exc:
+            raise Refusal(
+                404,
+                "beyond_the_log",
+                "The log has signed {latest} entries so far, not {size}.",
+                latest=exc.latest,
+                size=exc.tree_size,
+            ) from None
+        except proofs.LogDamaged as exc:
+            raise log_damaged(exc) from None
+    return {"from": old_size, "to": new_size, "proof": [b64(h) for h in proof]}
+
+
+def checkpoint_of_size(node: Node, tree_size: int) -> str:
+    """The signed note the node published when its log held `tree_size` entries."""
+    with node.ledger.reading() as conn:
+        note = ledger_repo.checkpoint_note(conn, tree_size)
+    if note is None:
+        raise _no_checkpoint_of(tree_size)
+    return note
+
+
+def checkpoints(node: Node, *, before: int | None, limit: int) -> list[dict[str, Any]]:
+    """A page of the node's checkpoints, newest first (sizes below `before`)."""
+    with node.ledger.reading() as conn:
+        return [dict(row) for row in ledger_repo.checkpoints_before(conn, before, limit)]
+
+
+def transfer_by_client_id(node: Node, member: Member, client_id: str) -> dict[str, Any]:
+    """What became of an order the member's device sent with this client id (its `id`):
+    the transfer it made, and whether it is in the signed log yet. Only the member's own
+    orders are found; anyone else's id is as unknown as an id never used."""
+    _wallet(member)
+    with node.ledger.reading() as conn:
+        found = ledger_repo.transfers_by_client_id(conn, [(member.account, client_id)])
+        stored = found.get((member.account, client_id))
+        if stored is None:
+            raise Refusal(
+                404,
+                "unknown_order",
+                "No transfer was made from an order of yours with this id: the node has not "
+                "posted it, and the same signed order can be sent again.",
+            )
+        postings = ledger_repo.postings_of(conn, [stored.id])[stored.id]
+        sealed = ledger_repo.leaf_index(conn, stored.id) is not None
+    return {
+        "transfer_id": stored.id,
+        "client_id": stored.client_id,
+        "kind": stored.kind,
+        "postings": postings,
+        "created_ms": stored.created_ms,
+        "sealed": sealed,
+    }
+
+
     with node.ledger.reading() as conn:
         latest = ledger_repo.latest_checkpoint(conn)
         keys = ledger_repo.active_operator_keys(conn)
