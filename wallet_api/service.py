@@ -183,7 +183,7 @@ def log_out(node: Node, token_hash: bytes) -> None:
 
 def node_key_event(node: Node, action: str, owner: str, public_key: bytes) -> dict[str, Any]:
     return key_event(
-        action, origin=node.ledger.origin, owner=owner, public_key=public_key, signer=signer
+        action, origin=node.ledger.origin, owner=owner, public_key=public_key, signer=node.node_key
     )
 
 
