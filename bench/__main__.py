@@ -3,7 +3,9 @@
 For SQLite and PostgreSQL, in one run on this machine:
   - signed transfers per second posted in-process by 64 concurrent payers through the
     group-commit poster (orders are signed beforehand, as payers' devices do), paying many
-    merchants, then all paying one hot merchant;
+    merchants; then all paying one hot merchant; then the same 64 threads paying many
+    merchants from one hot payer's account, and from 4 payers' (an exchange office, an
+    escrow releasing: one account debited many times at once);
   - the sealer's lag (commit -> sealed in the Merkle log) during that load;
   - `sou audit` time for the ledger so built (about 100,000 transfers), as transfers/s;
 and, as references measured in the same run: pgbench TPC-B tps on the same PostgreSQL
@@ -59,8 +61,12 @@ class EngineFigures:
     payers: int
     spread_tps: float = 0.0
     spread_batches: float = 0.0  # mean orders per commit
-    hot_tps: float = 0.0
+    hot_tps: float = 0.0  # one hot merchant
     hot_ratio: float = 0.0
+    hot_payer_tps: float = 0.0
+    hot_payer_ratio: float = 0.0
+    hot_payers_tps: float = 0.0  # HOT_PAYERS payers
+    hot_payers_ratio: float = 0.0
     sealer_lag_p50_ms: float = 0.0
     sealer_lag_max_ms: float = 0.0
     audit_transfers: int = 0
@@ -149,13 +155,35 @@ def build_village(url: str, payers: int, merchants: int, funds: int) -> Village:
     return Village(ledger, node_key, payer_list, shops)
 
 
-def presign(village: Village, per_payer: int, hot: bool) -> list[list[SignedOrder]]:
-    """Each payer's orders, signed ahead of time as their devices would."""
+HOT_PAYERS = 4  # the "few accounts" case: a market's exchange office and a few escrows
+
+
+@dataclass(frozen=True)
+class Load:
+    """Who pays whom: thread t pays from payer t % payers, to one merchant or to many."""
+
+    label: str
+    figure: str  # EngineFigures' attribute for its rate
+    payers: int | None = None  # None: every thread its own payer
+    one_merchant: bool = False
+
+
+LOADS = (
+    Load("many merchants", "spread_tps"),
+    Load("one hot merchant", "hot_tps", one_merchant=True),
+    Load("one hot payer", "hot_payer_tps", payers=1),
+    Load(f"{HOT_PAYERS} hot payers", "hot_payers_tps", payers=HOT_PAYERS),
+)
+
+
+def presign(village: Village, per_thread: int, load: Load) -> list[list[SignedOrder]]:
+    """Each thread's orders, signed ahead of time as the payers' devices would."""
     plans = []
-    for p, (code, key) in enumerate(village.payers):
+    for p in range(len(village.payers)):
+        code, key = village.payers[p % (load.payers or len(village.payers))]
         orders = []
-        for n in range(per_payer):
-            shop = village.merchants[0 if hot else (p + n) % len(village.merchants)]
+        for n in range(per_thread):
+            shop = village.merchants[0 if load.one_merchant else (p + n) % len(village.merchants)]
             orders.append(
                 key.sign(
                     new_order(
@@ -221,21 +249,21 @@ def bench_engine(kind: str, url: str, args: argparse.Namespace) -> EngineFigures
     figures = EngineFigures(kind, args.payers)
     say(f"[{kind}] building the village: {args.payers} payers, {args.merchants} shops")
     village = build_village(url, args.payers, args.merchants, funds=10_000_000)
-    per_payer = args.transfers // (2 * args.payers)
+    per_thread = args.transfers // (len(LOADS) * args.payers)
     lags: list[int] = []
-    for hot in (False, True):
-        label = "one hot merchant" if hot else "many merchants"
-        say(f"[{kind}] signing {per_payer * args.payers} orders ({label})")
-        plans = presign(village, per_payer, hot)
+    for load in LOADS:
+        say(f"[{kind}] signing {per_thread * args.payers} orders ({load.label})")
+        plans = presign(village, per_thread, load)
         say(f"[{kind}] posting them from {args.payers} threads")
         tps, per_commit, round_lags = run_load(village, plans)
         lags += round_lags
-        if hot:
-            figures.hot_tps = tps
-        else:
-            figures.spread_tps, figures.spread_batches = tps, per_commit
+        setattr(figures, load.figure, tps)
+        if load.figure == "spread_tps":
+            figures.spread_batches = per_commit
         say(f"[{kind}]   {tps:,.0f} transfers/s, {per_commit:.1f} orders per commit")
     figures.hot_ratio = figures.hot_tps / figures.spread_tps
+    figures.hot_payer_ratio = figures.hot_payer_tps / figures.spread_tps
+    figures.hot_payers_ratio = figures.hot_payers_tps / figures.spread_tps
     figures.sealer_lag_p50_ms = statistics.median(lags) if lags else 0.0
     figures.sealer_lag_max_ms = max(lags, default=0)
     say(f"[{kind}] auditing")
@@ -329,6 +357,10 @@ def print_table(figures: Figures) -> None:
         ("  orders per commit", "spread_batches", "{:.1f}"),
         ("signed transfers/s, one hot merchant", "hot_tps", "{:,.0f}"),
         ("  hot / spread", "hot_ratio", "{:.0%}"),
+        ("signed transfers/s, one hot payer", "hot_payer_tps", "{:,.0f}"),
+        ("  hot / spread", "hot_payer_ratio", "{:.0%}"),
+        (f"signed transfers/s, {HOT_PAYERS} hot payers", "hot_payers_tps", "{:,.0f}"),
+        ("  hot / spread", "hot_payers_ratio", "{:.0%}"),
         ("sealer lag p50 (ms)", "sealer_lag_p50_ms", "{:.0f}"),
         ("sealer lag max (ms)", "sealer_lag_max_ms", "{:.0f}"),
         ("audit: transfers checked", "audit_transfers", "{:,}"),
@@ -368,8 +400,9 @@ def main() -> None:
         "--transfers",
         type=int,
         default=102_400,
-        help="payments posted per engine, half spread, half hot (default "
-        "102,400: the audit then checks about 100,000 transfers)",
+        help="payments posted per engine, a quarter for each load: spread, one hot "
+        f"merchant, one hot payer, {HOT_PAYERS} hot payers (default 102,400: the audit "
+        "then checks about 100,000 transfers)",
     )
     parser.add_argument("--payers", type=int, default=64)
     parser.add_argument("--merchants", type=int, default=16)

@@ -8,8 +8,11 @@ the server started; payers and shops join, log in, register a device key and tak
 token through the API with `wallet_api.client.WalletClient`; the office credits the payers
 (cash-in API). Every payer's orders are signed before the clock starts. The timed part sends
 them over one keep-alive connection per payer, each payer waiting for an answer before its
-next order, as a device does. Figures are printed, never asserted. SOU_* variables set when
-it runs reach the node (e.g. SOU_POOL_SIZE=64).
+next order, as a device does. Then, on the same node, the same load from one hot payer and
+from a few (--http-hot-payers): connection c pays with the token and orders of payer
+c % k, so every server process posts for the same accounts at once, as an exchange office
+or escrows releasing do. Figures are printed, never asserted. SOU_* variables set when it
+runs reach the node (e.g. SOU_POOL_SIZE=64).
 
     python -m bench --only http                  # both databases
     python -m bench.http --engines sqlite --server uvicorn --workers 2
@@ -51,6 +54,7 @@ class HttpFigures:
     engine: str
     server: str  # how the node was served
     clients: int
+    payers: int  # accounts paying: as many as clients, or a few hot ones
     payments: int = 0
     seconds: float = 0.0
     per_second: float = 0.0
@@ -61,6 +65,7 @@ class HttpFigures:
     errors: int = 0
     error_sample: list[str] = field(default_factory=list)
     posted_in_ledger: int = 0  # payments the ledger holds after the run (warm-up included)
+    spread_ratio: float = 1.0  # payments/s over those of the same node with `clients` payers
     # CPU time per payment, in ms: what the node and the load generator each cost, whatever
     # else the machine runs (the throughput is bounded by cores / their sum).
     server_cpu_ms: float = 0.0
@@ -192,7 +197,6 @@ def serving(
 class Payer:
     wallet: WalletClient
     token: str
-    bodies: list[bytes] = field(default_factory=list)
 
 
 def people(base_url: str, payers: int, shops: int, funds: int) -> tuple[list[Payer], list[str]]:
@@ -231,12 +235,18 @@ def people(base_url: str, payers: int, shops: int, funds: int) -> tuple[list[Pay
     return found, accounts
 
 
-def presign(payers: list[Payer], shops: list[str], per_payer: int) -> None:
-    """Each payer's orders, signed by its device key and serialised, before the clock."""
-    for p, payer in enumerate(payers):
-        for n in range(per_payer):
-            order = payer.wallet.payment_order(shops[(p + n) % len(shops)], 1 + n % 7, ttl_s=3_600)
-            payer.bodies.append(json.dumps(order.to_json(), separators=(",", ":")).encode())
+def presign(payers: list[Payer], links: int, shops: list[str], per_link: int) -> list[list[bytes]]:
+    """Each connection's orders, signed by its payer's device key and serialised, before
+    the clock: connection c pays for payers[c % len(payers)], to many shops."""
+    bodies = []
+    for c in range(links):
+        wallet = payers[c % len(payers)].wallet
+        orders = (
+            wallet.payment_order(shops[(c + n) % len(shops)], 1 + n % 7, ttl_s=3_600)
+            for n in range(per_link)
+        )
+        bodies.append([json.dumps(o.to_json(), separators=(",", ":")).encode() for o in orders])
+    return bodies
 
 
 # -- the load: one keep-alive connection per payer ------------------------------------------------
@@ -281,14 +291,17 @@ class Connection:
 
 
 async def load(
-    base_url: str, payers: list[Payer], warmup: int
+    base_url: str, payers: list[Payer], bodies: list[list[bytes]], warmup: int
 ) -> tuple[float, list[float], list[str]]:
-    """Connect every payer and warm up (not timed), then send the rest at once; (seconds,
-    latencies and errors of the timed part)."""
-    links = await asyncio.gather(*(Connection.open(base_url, p.token) for p in payers))
+    """Open the connections (connection c with the token of payers[c % len(payers)]) and
+    warm up (not timed), then send the rest at once; (seconds, latencies and errors of the
+    timed part)."""
+    links = await asyncio.gather(
+        *(Connection.open(base_url, payers[c % len(payers)].token) for c in range(len(bodies)))
+    )
     warm_errors: list[str] = []
     await asyncio.gather(
-        *(c.pay_all(p.bodies[:warmup], [], warm_errors) for c, p in zip(links, payers, strict=True))
+        *(c.pay_all(b[:warmup], [], warm_errors) for c, b in zip(links, bodies, strict=True))
     )
     if warm_errors:
         raise RuntimeError(f"payments refused during the warm-up: {warm_errors[:3]}")
@@ -296,10 +309,7 @@ async def load(
     errors: list[str] = []
     started = time.perf_counter()
     await asyncio.gather(
-        *(
-            c.pay_all(p.bodies[warmup:], latencies, errors)
-            for c, p in zip(links, payers, strict=True)
-        )
+        *(c.pay_all(b[warmup:], latencies, errors) for c, b in zip(links, bodies, strict=True))
     )
     seconds = time.perf_counter() - started
     for link in links:
@@ -322,11 +332,12 @@ def count_payments(env: dict[str, str]) -> int:
         engine.dispose()
 
 
-def bench_engine(kind: str, args: argparse.Namespace, workdir: Path) -> HttpFigures:
+def bench_engine(kind: str, args: argparse.Namespace, workdir: Path) -> list[HttpFigures]:
+    """One node for `kind`: the spread load, then each hot payers' load; a row for each."""
     server = "sou serve"
     if args.server == "uvicorn":
         server = f"uvicorn --workers {args.workers} --http {args.http} --loop {args.loop}"
-    figures = HttpFigures(kind, server, args.clients)
+    rows: list[HttpFigures] = []
     data_dir = workdir / f"node-{kind}"
     with fresh_database(kind) as database_url:
         env = node_env(data_dir, database_url)
@@ -347,15 +358,35 @@ def bench_engine(kind: str, args: argparse.Namespace, workdir: Path) -> HttpFigu
         with serve as (base_url, pid):
             say(f"[http {kind}] {args.clients} payers and {args.shops} shops join ({server})")
             payers, shops = people(base_url, args.clients, args.shops, funds=1_000_000)
-            per_payer = args.warmup + args.payments // args.clients
-            say(f"[http {kind}] signing {per_payer * args.clients} orders")
-            presign(payers, shops, per_payer)
-            say(f"[http {kind}] paying from {args.clients} connections")
-            server_cpu, client_cpu = cpu_seconds(pid), time.process_time()
-            with profiling(pid, args.profile, kind):
-                seconds, latencies, errors = asyncio.run(load(base_url, payers, args.warmup))
-            server_cpu, client_cpu = cpu_seconds(pid) - server_cpu, time.process_time() - client_cpu
-        figures.posted_in_ledger = count_payments(env)
+            for count in [args.clients, *args.hot_payers]:
+                figures = HttpFigures(kind, server, args.clients, count)
+                rows.append(figures)
+                pay(figures, args, base_url, pid, payers[:count], shops)
+                figures.spread_ratio = figures.per_second / rows[0].per_second
+        posted = count_payments(env)
+    for figures in rows:
+        figures.posted_in_ledger = posted
+    return rows
+
+
+def pay(
+    figures: HttpFigures,
+    args: argparse.Namespace,
+    base_url: str,
+    pid: int,
+    payers: list[Payer],
+    shops: list[str],
+) -> None:
+    """Time one load: args.clients connections paying for `payers`; fill in `figures`."""
+    kind, who = figures.engine, f"{len(payers)} payers"
+    per_link = args.warmup + args.payments // args.clients
+    say(f"[http {kind}] signing {per_link * args.clients} orders of {who}")
+    bodies = presign(payers, args.clients, shops, per_link)
+    say(f"[http {kind}] paying from {args.clients} connections for {who}")
+    server_cpu, client_cpu = cpu_seconds(pid), time.process_time()
+    with profiling(pid, args.profile, f"{kind}-{len(payers)}"):
+        seconds, latencies, errors = asyncio.run(load(base_url, payers, bodies, args.warmup))
+    server_cpu, client_cpu = cpu_seconds(pid) - server_cpu, time.process_time() - client_cpu
     figures.payments, figures.seconds, figures.errors = len(latencies), seconds, len(errors)
     figures.per_second = (len(latencies) - len(errors)) / seconds
     ms = sorted(x * 1000 for x in latencies)
@@ -374,14 +405,15 @@ def bench_engine(kind: str, args: argparse.Namespace, workdir: Path) -> HttpFigu
         f"{figures.server_cpu_ms:.2f} ms and load generator {figures.client_cpu_ms:.2f} ms "
         "per payment"
     )
-    return figures
 
 
 def print_table(rows: list[HttpFigures]) -> None:
     print(f"\nHTTP payments through the API ({rows[0].clients} clients, {rows[0].server})")
-    print(f"{'':30}" + "".join(f"{r.engine:>14}" for r in rows))
+    print(f"{'':30}" + "".join(f"{r.engine:>12}" for r in rows))
+    print(f"{'accounts paying':30}" + "".join(f"{r.payers:>12}" for r in rows))
     for label, attr, fmt in [
         ("payments/s", "per_second", "{:,.0f}"),
+        ("  of the spread rate", "spread_ratio", "{:.0%}"),
         ("latency p50 (ms)", "p50_ms", "{:.1f}"),
         ("latency p90 (ms)", "p90_ms", "{:.1f}"),
         ("latency p99 (ms)", "p99_ms", "{:.1f}"),
@@ -392,10 +424,10 @@ def print_table(rows: list[HttpFigures]) -> None:
         ("errors", "errors", "{:,}"),
         ("payments in the ledger", "posted_in_ledger", "{:,}"),
     ]:
-        print(f"{label:30}" + "".join(f"{fmt.format(getattr(r, attr)):>14}" for r in rows))
+        print(f"{label:30}" + "".join(f"{fmt.format(getattr(r, attr)):>12}" for r in rows))
     for r in rows:
         for sample in r.error_sample:
-            print(f"  {r.engine} error: {sample}")
+            print(f"  {r.engine}, {r.payers} payers, error: {sample}")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -406,9 +438,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         dest="payments",
         type=int,
         default=32_000,
-        help="payments timed per engine (default 32,000), after a warm-up",
+        help="payments timed per engine and load (default 32,000), after a warm-up",
     )
     parser.add_argument("--http-warmup", dest="warmup", type=int, default=5, help="per client")
+    parser.add_argument(
+        "--http-hot-payers",
+        dest="hot_payers",
+        type=lambda text: [int(n) for n in text.split(",") if n],
+        default=[1, 4],
+        help="after the spread load, the same from so few payers over all the connections "
+        "(comma-separated counts; default 1,4; '' for none)",
+    )
     parser.add_argument(
         "--server",
         choices=("sou", "uvicorn"),
@@ -442,7 +482,7 @@ def run(args: argparse.Namespace) -> list[HttpFigures]:
     rows = []
     with tempfile.TemporaryDirectory(prefix="sou-bench-http-") as workdir:
         for kind in args.engines.split(","):
-            rows.append(bench_engine(kind.strip(), args, Path(workdir)))
+            rows += bench_engine(kind.strip(), args, Path(workdir))
     print_table(rows)
     return rows
 

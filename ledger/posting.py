@@ -7,14 +7,15 @@ fsync (group commit). Within the transaction the accounts touched are locked in 
 that lock, and every order is checked against the running balances before anything is
 written. On PostgreSQL a batch of payments is usually judged on the balances this process
 last committed, and its write, in the same round trip as the commit, locks the rows and
-goes on only if they still hold them (see `_balances`). The database re-checks what it can
-(CHECK no overdraft, zero-sum and backing triggers, unique client ids and nonces).
+goes on only if they still give every order the outcome it was given (see `_balances`).
+The database re-checks what it can (CHECK no overdraft, zero-sum and backing triggers,
+unique client ids and nonces).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sqlalchemy import Connection
@@ -67,6 +68,15 @@ Outcome = Posted | LedgerError
 
 
 @dataclass
+class Reads:
+    """What the judgment made of the balances it read, by account id: the least that an
+    accepted debit left on each (`margins`), and those that refused an order (`exact`)."""
+
+    margins: dict[int, int] = field(default_factory=dict)
+    exact: set[int] = field(default_factory=set)
+
+
+@dataclass
 class Batch:
     """Everything one batch needs besides the connection."""
 
@@ -78,13 +88,15 @@ class Batch:
     # or nonce (one query less per batch), and is re-run carefully if they fire.
     careful: bool = False
     take_ids: Callable[[Connection, int], list[int]] = repo.allocate_transfer_ids
-    # Balances this process saw committed, by account id, shared across batches (None: read
-    # them under lock every time). A batch judged on them needs no round trip before its
-    # write, which checks them (see `_balances`).
+    # Balances as this process last committed them, by account id, shared across batches
+    # (None: read them under lock every time). Another process's writes since may have
+    # moved them. A batch judged on them needs no round trip before its write, which checks
+    # what the judgment needed of them (see `_balances`).
     known_balances: dict[int, int] | None = None
     lock_first: bool = False  # judge on balances read under lock, whatever is known
     expectation: repo.Expectation | None = None
     base: dict[int, int] = field(default_factory=dict)  # balances before this batch
+    reads: Reads = field(default_factory=Reads)
     outcomes: list[Outcome | None] = field(default_factory=list)
 
 
@@ -98,12 +110,13 @@ def post_batch(conn: Connection, items: Sequence[Checked], batch: Batch) -> list
         _reused_nonces(conn, items, batch)
     plans = _plans(conn, items, batch)
     accepted = _apply(conn, items, plans, batch)
+    _bound_expectation(batch)
     # A refused order may be a copy of one posted meanwhile (a phone resending on a bad
     # connection, another process taking the first copy): it gets that result, not the
     # refusal. Looked for after the judgment: judged under lock, whatever took the money or
     # the nonce has committed and is seen (also when the careful look before missed it);
-    # judged on known balances, the write checks them and has the batch judged again under
-    # lock if anything moved them.
+    # judged on known balances, the write checks that those which refused an order have not
+    # moved, and has the batch judged again under lock if they have.
     _replays(conn, items, batch, _refused(batch))
     _write(conn, items, plans, accepted, batch)
     return [o if o is not None else LedgerError("not posted") for o in batch.outcomes]
@@ -247,7 +260,7 @@ def _apply(
             continue
         if outcome is not None or i not in plans:
             continue  # refused on its own (expired, malformed, unknown account...)
-        refusal = _refusal(order, plans[i], revoked, nonces, deps, balances, accounts)
+        refusal = _refusal(order, plans[i], revoked, nonces, deps, balances, accounts, batch.reads)
         if refusal is not None:
             batch.outcomes[i] = refusal
             continue
@@ -277,10 +290,10 @@ def _balances(
     Read under lock, one round trip; or, when this process knows every balance the
     judgment reads (those of the accounts debited that may not go negative) and no order
     refers to another transfer (what hangs on it is read under lock), taken from what it
-    knows. The write then locks the same rows in the same order and commits only if they
-    hold those balances and no signer's key was revoked since (`repo.Expectation`); if not,
-    the batch is judged again under lock. Either way each order is judged on the balances
-    it will be committed against."""
+    knows. The write then locks the same rows in the same order and commits only if no
+    signer's key was revoked since and each balance still gives every order the outcome it
+    was given (`_bound_expectation`); if not, the batch is judged again under lock. Either
+    way each order's outcome is the one the balances it is committed against give it."""
     if not plans:
         return {}, set()
     accounts = batch.accounts
@@ -296,7 +309,8 @@ def _balances(
         }
         if read <= known.keys():
             batch.base = {i: known[i] for i in touched if i in known}
-            batch.expectation = repo.Expectation(touched, {i: known[i] for i in read}, signers)
+            # What the judgment needs of each balance is known once it is made.
+            batch.expectation = repo.Expectation(touched, {}, signers)
             return {i: batch.base.get(i, 0) for i in touched}, set()
     balances, revoked = repo.lock_balances(conn, touched, signers)
     batch.base = dict(balances)
@@ -307,6 +321,24 @@ def _refers(plans: dict[int, Plan]) -> bool:
     return any(p.ref is not None or p.unrefund is not None for p in plans.values())
 
 
+def _bound_expectation(batch: Batch) -> None:
+    """What a batch judged on known balances needs of them at its write. A balance that
+    refused an order must be what it was (the refusal says what was available); any other
+    balance read may have moved, by another process's payments meanwhile, as long as every
+    debit accepted still fits: shifted by d, each running balance shifts by d, so at
+    least its value less the least an accepted debit left on it. One account debited by
+    several processes at once moves between any one's read and its write: requiring its
+    value would send almost every batch of it to be judged again under lock."""
+    expected, reads = batch.expectation, batch.reads
+    if expected is None:
+        return
+    batch.expectation = replace(
+        expected,
+        balances={i: batch.base[i] for i in reads.exact},
+        floors={i: batch.base[i] - m for i, m in reads.margins.items() if i not in reads.exact},
+    )
+
+
 def _refusal(
     order: Order,
     plan: Plan,
@@ -315,12 +347,13 @@ def _refusal(
     deps: dict[int, Dependents],
     balances: dict[int, int],
     accounts: dict[str, AccountRef],
+    reads: Reads,
 ) -> LedgerError | None:
     if order.key_id in revoked:
         return RevokedKey("the key that signed this order is revoked", key=order.key_id)
     if (order.key_id, order.nonce) in nonces:
         return ReplayedNonce("this order's nonce was already used", nonce=order.nonce)
-    return _claim_refusal(plan, deps) or _overdraft(plan, balances, accounts)
+    return _claim_refusal(plan, deps) or _overdraft(plan, balances, accounts, reads)
 
 
 class _Pending(LedgerError):
@@ -351,14 +384,19 @@ def _claim_refusal(plan: Plan, deps: dict[int, Dependents]) -> LedgerError | Non
 
 
 def _overdraft(
-    plan: Plan, balances: dict[int, int], accounts: dict[str, AccountRef]
+    plan: Plan, balances: dict[int, int], accounts: dict[str, AccountRef], reads: Reads
 ) -> LedgerError | None:
     for code, amount in plan.postings.items():
         ref = accounts[code]
-        if amount < 0 and not ref.may_go_negative and balances[ref.id] + amount < 0:
+        if amount >= 0 or ref.may_go_negative:
+            continue
+        left = balances[ref.id] + amount
+        if left < 0:
+            reads.exact.add(ref.id)
             return InsufficientFunds(
                 f"not enough on {code}", account=code, available=balances[ref.id], needed=-amount
             )
+        reads.margins[ref.id] = min(left, reads.margins.get(ref.id, left))
     return None
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Connection, RowMapping, and_, func, literal_column, or_, select, tuple_
@@ -104,21 +104,24 @@ def insert_account(conn: Connection, ref: dict[str, Any]) -> int:
 
 @dataclass(frozen=True, slots=True)
 class Expectation:
-    """What a batch was judged on without reading under lock: the balances it read (by
-    account id), the accounts it writes, the keys that signed it. The write's round trip
-    locks the accounts in id order and refuses to commit unless the balances still hold and
-    no key was revoked: `StaleBalances`."""
+    """What a batch was judged on without reading under lock: the accounts it writes, what
+    its judgment needs of their balances (by account id: exactly a value, or at least a
+    floor), the keys that signed it. The write's round trip locks the accounts in id order
+    and refuses to commit unless the balances still meet those needs and no key was
+    revoked: `StaleBalances`."""
 
     accounts: set[int]
     balances: dict[int, int]
     keys: set[str]
+    floors: dict[int, int] = field(default_factory=dict)
 
 
 class StaleBalances(Exception):
-    """A balance changed or a key was revoked since this process saw it: judge again."""
+    """A balance no longer meets what a judgment needed of it, or a key was revoked, since
+    this process saw them: judge again."""
 
 
-STALE = "SOU01"  # the SQLSTATE of sou_expect_balances' refusal (migration 0006)
+STALE = "SOU01"  # the SQLSTATE of sou_expect_balances' refusal (migrations 0006, 0008)
 
 
 def lock_balances(
@@ -243,8 +246,9 @@ class Dependents:
 
 
 # The leg that measures what a transfer gives back of the one it references: a refund's
-# credit to the payer, a card reversal's units returned to issuance (its other positive leg,
-# the euros, would count them twice), a card write-off's euros into the reserve.
+# credit to the payer, an escrow release's or refund's credit to a member, a card reversal's
+# units returned to issuance (its other positive leg, the euros, would count them twice), a
+# card write-off's euros into the reserve.
 _TAKEN_BACK = or_(
     and_(
         transfers.c.kind.in_(("refund", "escrow_release", "escrow_refund")),
@@ -341,7 +345,10 @@ def write_batch(
 
 
 def _expect(expectation: Expectation) -> bulk.Statement:
-    seen = [{"id": i, "balance": expectation.balances.get(i)} for i in sorted(expectation.accounts)]
+    seen = [
+        {"id": i, "balance": expectation.balances.get(i), "floor": expectation.floors.get(i)}
+        for i in sorted(expectation.accounts)
+    ]
     return (
         "SELECT sou_expect_balances(%(seen)s::json, %(keys)s::json)",
         {"seen": json.dumps(seen), "keys": json.dumps(sorted(expectation.keys))},

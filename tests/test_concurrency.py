@@ -713,3 +713,64 @@ def test_a_key_another_process_revoked_signs_nothing_more(book: Book) -> None:
     refused = book.post(book.payment(payer, shop, 100))
     assert isinstance(refused, RevokedKey), refused
     assert book.balance(payer) == 900
+
+
+# One account debited from two processes at once (an exchange office, escrows releasing):
+# each process's balance of it lags the other's payments. A batch whose debits that lagging
+# balance covers commits as judged, if the true balance covers them too; it is judged again
+# on locked rows only once the account is truly short.
+
+
+def test_one_account_debited_by_two_processes_in_turn_is_judged_again_only_when_short(
+    book: Book, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ledger import repository as repo
+
+    payer, shop = book.member("payer", 1_000), book.member("shop")
+    other = Book(Ledger(book.ledger.engine), NODE_KEY, book.keys)
+    locked = []
+    lock_balances = repo.lock_balances
+
+    def counted(conn: Any, account_ids: Any, key_ids: Any) -> Any:
+        locked.append(account_ids)
+        return lock_balances(conn, account_ids, key_ids)
+
+    monkeypatch.setattr(repo, "lock_balances", counted)
+    outcomes: list[Outcome] = []
+    reads_under_lock = []
+    for turn in range(8):  # two payments of 70 a turn: 14 of the 16 are affordable
+        node = (book, other)[turn % 2]
+        before = len(locked)
+        outcomes += node.ledger.post([node.payment(payer, shop, 70) for _ in range(2)])
+        reads_under_lock.append(len(locked) - before)
+
+    assert all(isinstance(o, Posted) for o in outcomes[:14]), outcomes[:14]
+    assert [type(o) for o in outcomes[14:]] == [InsufficientFunds] * 2
+    assert [o.params["available"] for o in outcomes[14:]] == [20, 20]  # type: ignore[union-attr]
+    assert (book.balance(payer), book.balance(shop)) == (20, 980)
+    assert_balances_replay(book.ledger.engine)
+    if book.ledger.engine.dialect.name == "postgresql":
+        # Read under lock: each process's first batch (it does not know the balance yet),
+        # and the last, which its lagging balance would have accepted.
+        assert reads_under_lock == [1, 1, 0, 0, 0, 0, 0, 1]
+    else:  # SQLite reads every batch's balances under its write lock
+        assert reads_under_lock == [1] * 8
+
+
+def test_a_refusal_judged_on_a_balance_another_process_lowered_tells_what_is_left(
+    book: Book,
+) -> None:
+    payer, shop = book.member("payer", 1_000), book.member("shop")
+    other = Book(Ledger(book.ledger.engine), NODE_KEY, book.keys)
+    assert isinstance(book.post(book.payment(payer, shop, 700)), Posted)  # 300 left
+    assert isinstance(other.post(other.payment(payer, shop, 50)), Posted)  # 250 left
+    # Judged on 300, the first fits either way, but the refusal of the second would tell
+    # of 100 where 50 are left: it is judged again.
+    paid, refused = book.ledger.post(
+        [book.payment(payer, shop, 200), book.payment(payer, shop, 150)]
+    )
+    assert isinstance(paid, Posted), paid
+    assert isinstance(refused, InsufficientFunds), refused
+    assert refused.params["available"] == 50
+    assert book.balance(payer) == 50
+    assert_balances_replay(book.ledger.engine)
