@@ -39,7 +39,7 @@ from ledger.models import keys as keys_table
 from ledger.models import postings as postings_table
 from ledger.models import transfers as transfers_table
 from ledger.operations import NODE
-from ledger.service import KEY_OFFICERS
+from ledger.service import may_change_keys
 
 __all__ = ["Finding", "NoLedger", "Report", "audit"]
 
@@ -227,7 +227,7 @@ def _apply_key_event(
         signer = keys.get(event["signer"])  # type: ignore[assignment]
         if signer is None or signer.revoked_ms is not None:
             return "signed by an unknown or revoked key"
-        if signer.owner != owner and signer.owner not in KEY_OFFICERS:
+        if not may_change_keys(signer.owner, owner):
             return f"a key of {signer.owner} may not change keys of {owner}"
     if not _verifies(signer.public_key, row["event_json"].encode(), row["signature"]):
         return "bad signature"

@@ -164,8 +164,13 @@ def key_by_id(conn: Connection, key_id: str) -> KeyRef | None:
     return None if row is None else KeyRef(row.key_id, row.owner, row.public_key, row.registered_ms)
 
 
-def key_row(conn: Connection, key_id: str) -> RowMapping | None:
-    return conn.execute(select(keys).where(keys.c.key_id == key_id)).mappings().first()
+def key_row(conn: Connection, key_id: str, *, hold: bool = False) -> RowMapping | None:
+    """The key's row; with `hold`, kept from being revoked until the transaction ends (on
+    SQLite the transaction's write lock does it)."""
+    query = select(keys).where(keys.c.key_id == key_id)
+    if hold:
+        query = query.with_for_update(read=True)
+    return conn.execute(query).mappings().first()
 
 
 def insert_key(conn: Connection, row: dict[str, Any]) -> None:

@@ -20,7 +20,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from ledger import repository as repo
 from ledger.canonical import b64, canonical, unb64
-from ledger.chart import SYSTEM_ACCOUNTS, Chart, kind_of
+from ledger.chart import SYSTEM_ACCOUNTS, Chart, Kind, kind_of
 from ledger.errors import (
     AccountExists,
     BadSignature,
@@ -43,8 +43,8 @@ from ledger.signing import SignedOrder, SigningKey, key_id
 
 log = logging.getLogger(__name__)
 
-# Who may register or revoke someone else's key (operator-assisted recovery).
-KEY_OFFICERS = frozenset({NODE, TREASURER, "role:admin"})
+# Who may register or revoke a member's key besides the member (recovery in person).
+KEY_OFFICERS = frozenset({TREASURER, "role:admin"})
 MAX_BATCH_RETRIES = 3
 ID_BLOCK = 1024
 
@@ -349,6 +349,15 @@ def key_event(
     }
 
 
+def may_change_keys(signer: str, owner: str) -> bool:
+    """Whether a key of `signer` may register or revoke keys of `owner`: its own; the node
+    any (it registers the roles' and the plugins' keys); a key officer a member's, never a
+    role's or the node's, which would let it sign checkpoints or another role's orders."""
+    if signer in (owner, NODE):
+        return True
+    return signer in KEY_OFFICERS and owner.startswith(f"{Kind.MEMBER}:")
+
+
 def _check_key_event(
     ledger: Ledger, conn: Connection, event: dict[str, Any], signature: bytes, action: str
 ) -> None:
@@ -371,7 +380,8 @@ def _check_key_event(
     if len(public_key) != 32 or event["key"] != key_id(public_key):
         raise InvalidOrder("public_key", "must be a 32-byte Ed25519 key matching `key`")
     signer, verifier = ledger._verify_key(str(event["signer"]), conn)
-    signer_row = repo.key_row(conn, signer.key_id)
+    # Held until the event commits: a revocation of the signer's key meanwhile waits.
+    signer_row = repo.key_row(conn, signer.key_id, hold=True)
     if signer_row is not None and signer_row["revoked_ms"] is not None:
         raise RevokedKey("the signing key is revoked", key=signer.key_id)
     try:
@@ -379,7 +389,7 @@ def _check_key_event(
     except (nacl.exceptions.BadSignatureError, ValueError, TypeError):
         # ValueError: not 64 bytes, or not canonical JSON; TypeError: not bytes at all.
         raise BadSignature("the signature does not match this key event") from None
-    if signer.owner != owner and signer.owner not in KEY_OFFICERS:
+    if not may_change_keys(signer.owner, owner):
         raise WrongSigner(f"a key of {signer.owner} cannot change keys of {owner}")
     existing = repo.key_row(conn, str(event["key"]))
     if action == "register" and existing is not None:

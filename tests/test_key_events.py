@@ -223,6 +223,22 @@ def test_a_key_event_signed_by_someone_who_may_not_make_it_is_refused(
     assert people.written() == before
 
 
+@pytest.mark.parametrize("owner", ["node", "role:admin", "role:office:bourg", "plugin:amap"])
+def test_a_key_officer_changes_members_keys_only(people: Keys, owner: str) -> None:
+    """The treasurer recovers a member's key, but may not give the node, a role or a plugin
+    a key of its choosing: with a node key it could sign checkpoints."""
+    before = people.written()
+    made = people.event("register", owner, SigningKey.generate(), TREASURER_KEY)
+    assert people.post("register", *made) == "wrong_signer"
+    assert people.written() == before
+    recovered = people.event("register", people.alice, SigningKey.generate(), TREASURER_KEY)
+    assert people.post("register", *recovered) is None
+    assert (
+        people.post("register", *people.event("register", owner, SigningKey.generate(), NODE_KEY))
+        is None
+    )
+
+
 def test_forgeries_refused_leave_a_log_the_audit_holds(people: Keys) -> None:
     for action in ("register", "revoke"):
         event, signature = people.genuine(action)

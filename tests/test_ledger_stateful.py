@@ -76,7 +76,7 @@ MAX_AMOUNT = 100_000  # the ledger under test is built with this max_amount
 MAX_TTL_S = 86_400  # Ledger's default
 NODE = "node"
 TREASURER = "role:treasurer"
-KEY_OFFICERS = {NODE, TREASURER, "role:admin"}
+KEY_OFFICERS = {TREASURER, "role:admin"}  # may change members' keys, nobody else's
 NEGATIVE_OK = {"issuance:digital", "issuance:paper", "external:eur"}
 MEMBER_CODE = re.compile(r"member:[a-z0-9][a-z0-9_.-]{0,47}")
 OFFICE_ID = re.compile(r"[a-z0-9][a-z0-9_.-]{0,47}")
@@ -1095,6 +1095,17 @@ class LedgerMachine(RuleBasedStateMachine):
             signer = self.member_key(data, pick(data, self.members, "signer"))
         self.key_event("register", member, key, signer)
 
+    @rule(data=st.data())
+    def register_key_of_a_role(self, data: st.DataObject) -> None:
+        """A new key for the node, a role or a plugin: only the node (or the owner itself)
+        may register one. A key officer changes members' keys only: were it able to register
+        a node key, it could sign checkpoints."""
+        offices = [f"role:office:{office}" for office in self.offices]
+        owner = pick(data, [NODE, TREASURER, "role:admin", "plugin:amap", *offices], "owner")
+        members = [k.key for k in self.model.keys.values() if k.owner.startswith("member:")]
+        signer = pick(data, [NODE_KEY, TREASURER_KEY, *members[:3]], "signer")
+        self.key_event("register", owner, self.new_key(), signer)
+
     @precondition(lambda self: self.members)
     @rule(data=st.data())
     def forged_key_event(self, data: st.DataObject) -> None:
@@ -1196,7 +1207,8 @@ class LedgerMachine(RuleBasedStateMachine):
             return "revoked_key"
         if forged:
             return "bad_signature"
-        if by.owner != owner and by.owner not in KEY_OFFICERS:
+        officer = by.owner in KEY_OFFICERS and owner.startswith("member:")
+        if by.owner not in (owner, NODE) and not officer:
             return "wrong_signer"
         existing = self.model.keys.get(key.key_id)
         if action == "register":
