@@ -82,16 +82,11 @@ def fetch(conn: Connection, statements: Sequence[Statement]) -> list[list[Any]]:
     if not postgres(conn):
         results = [conn.exec_driver_sql(sql, params) for sql, params in statements]
         return [list(r) if r.returns_rows else [] for r in results]
-    driver, dbapi = _driver(conn)
+    driver = _driver(conn)[0]
     cursors = [driver.cursor() for _ in statements]
-    sql, params = "", None
     try:
-        with driver.pipeline():
-            for cursor, (sql, params) in zip(cursors, statements, strict=True):
-                cursor.execute(sql, params)
+        _pipelined(conn, list(zip(cursors, statements, strict=True)))
         return [cursor.fetchall() if cursor.description else [] for cursor in cursors]
-    except dbapi.Error as exc:
-        raise DBAPIError.instance(sql, params, exc, dbapi.Error) from exc
     finally:
         for cursor in cursors:
             cursor.close()
@@ -111,6 +106,29 @@ def rows(conn: Connection, sql: str) -> list[tuple[Any, ...]]:
         cursor.close()
 
 
+def _pipelined(conn: Connection, work: Sequence[tuple[Any, Statement]]) -> None:
+    """Execute each statement on its cursor, all in one pipeline (one round trip). A failed
+    statement aborts those after it; the error raised is the failed statement's own, as
+    SQLAlchemy's exception. It is held until the pipeline has ended: an error leaving the
+    pipeline's block makes psycopg log a warning for the statements it then finds aborted
+    ("error ignored terminating ...: pipeline aborted"), once for every sealing round that
+    another process won."""
+    driver, dbapi = _driver(conn)
+    failed: Exception | None = None
+    try:
+        with driver.pipeline():
+            try:
+                for cursor, (sql, params) in work:
+                    cursor.execute(sql, params)
+            except dbapi.Error as exc:  # an earlier statement's error, seen while sending
+                failed = exc
+    except dbapi.Error as exc:  # the first error in the results; or, after `failed`, the
+        failed = failed or exc  # statements it aborted
+    if failed is not None:
+        sent = "\n".join(sql for _, (sql, _) in work)  # which one failed, the error says
+        raise DBAPIError.instance(sent, None, failed, dbapi.Error) from failed
+
+
 def _driver(conn: Connection) -> tuple[Any, Any]:
     driver, dbapi = conn.connection.driver_connection, conn.dialect.dbapi
     assert driver is not None and dbapi is not None
@@ -127,16 +145,8 @@ def run(conn: Connection, statements: Sequence[Statement], *, commit: bool = Fal
         if commit:
             conn.commit()
         return
-    driver, dbapi = _driver(conn)
-    sql, params = "", None
-    try:
-        with driver.pipeline(), driver.cursor() as cursor:
-            for sql, params in statements:
-                cursor.execute(sql, params)
-            if commit:
-                sql, params = "COMMIT", None
-                cursor.execute(sql)
-    except dbapi.Error as exc:
-        raise DBAPIError.instance(sql, params, exc, dbapi.Error) from exc
+    with _driver(conn)[0].cursor() as cursor:
+        sent = [*statements, *([("COMMIT", None)] if commit else [])]
+        _pipelined(conn, [(cursor, statement) for statement in sent])
     if commit:
         conn.commit()  # the driver knows it is done: this only closes SQLAlchemy's transaction

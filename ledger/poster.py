@@ -163,12 +163,8 @@ class Poster:
                 return
 
     def _seal(self) -> None:
-        if self.sealer is None:
-            return
-        try:
-            self.sealer.seal()
-        except Exception:  # the entries stay queued for the next round
-            log.exception("sealing failed; will retry")
+        if self.sealer is not None:
+            self.sealer.seal_in_background()  # on failure, the entries wait for the next round
 
     def _post(self, batch: list[_Ready]) -> None:
         try:

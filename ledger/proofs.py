@@ -20,14 +20,8 @@ from sqlalchemy import Connection
 from ledger import repository as repo
 from ledger.errors import UnknownTransfer
 from ledger.leaves import transfer_leaf
-from ledger.merkle import HASH_SIZE, consistency_proof, inclusion_proof
-from ledger.sealer import StoredNodes
-
-
-class LogDamaged(Exception):
-    """A part of the stored log that a proof needs is missing or unreadable (a node, a
-    leaf, the checkpoint over them); the message says which. No proof can be made over it
-    until the log is repaired."""
+from ledger.merkle import consistency_proof, inclusion_proof
+from ledger.sealer import LogDamaged, StoredNodes
 
 
 class NoCheckpoint(Exception):
@@ -52,22 +46,6 @@ class BeyondLog(Exception):
     def __init__(self, tree_size: int, latest: int) -> None:
         super().__init__(f"the log has signed {latest} leaves, not {tree_size}")
         self.tree_size, self.latest = tree_size, latest
-
-
-class _CheckedNodes:
-    """The stored nodes, refusing a missing or malformed one as `LogDamaged`."""
-
-    def __init__(self, conn: Connection) -> None:
-        self._stored = StoredNodes(conn)
-
-    def perfect(self, level: int, index: int) -> bytes:
-        try:
-            found = self._stored.perfect(level, index)
-        except KeyError:
-            raise LogDamaged(f"node (level {level}, index {index}) is missing") from None
-        if len(found) != HASH_SIZE:
-            raise LogDamaged(f"node (level {level}, index {index}) is not a hash")
-        return found
 
 
 @dataclass(frozen=True)
@@ -103,7 +81,7 @@ def receipt(conn: Connection, transfer_id: int, tree_size: int | None = None) ->
         transfer_leaf(transfer_id, created, order_json, signature, legs[transfer_id]),
         index,
         size,
-        inclusion_proof(index, size, _CheckedNodes(conn)),
+        inclusion_proof(index, size, StoredNodes(conn)),
         note,
     )
 
@@ -128,4 +106,4 @@ def consistency(conn: Connection, old_size: int, new_size: int) -> list[bytes]:
     latest = repo.log_size(conn)
     if new_size > latest:
         raise BeyondLog(new_size, latest)
-    return consistency_proof(old_size, new_size, _CheckedNodes(conn))
+    return consistency_proof(old_size, new_size, StoredNodes(conn))

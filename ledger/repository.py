@@ -371,11 +371,12 @@ def log_size(conn: Connection) -> int:
     return int(conn.exec_driver_sql(LOG_SIZE).scalar_one())
 
 
-def log_size_and_queue(
+def sealing_inputs(
     conn: Connection, limit: int
-) -> tuple[int, list[tuple[int, int | None, int | None]]]:
-    """The log's size and the first entries waiting to be sealed, in one round trip."""
-    size, queue = bulk.fetch(
+) -> tuple[int, list[tuple[int, int | None, int | None]], set[bytes]]:
+    """The log's size, the first entries waiting to be sealed, and the public keys the log
+    registers for the node (not revoked), in one round trip."""
+    size, queue, node_keys = bulk.fetch(
         conn,
         [
             (LOG_SIZE, None),
@@ -384,9 +385,13 @@ def log_size_and_queue(
                 f"LIMIT {int(limit)}",
                 None,
             ),
+            (
+                "SELECT public_key FROM keys WHERE owner = 'node' AND revoked_ms IS NULL",
+                None,
+            ),
         ],
     )
-    return int(size[0][0]), [tuple(row) for row in queue]
+    return int(size[0][0]), [tuple(row) for row in queue], {bytes(r[0]) for r in node_keys}
 
 
 def seal(

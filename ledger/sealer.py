@@ -5,10 +5,15 @@ computes the leaves and the new perfect subtrees, and signs a checkpoint for the
 leaves, nodes, checkpoint and the queue's removal commit together, so a crash mid-round
 leaves the log as it was. One sealer runs at a time (an advisory lock on PostgreSQL, the
 write lock on SQLite); a leaf's position is fixed the round it is sealed.
+
+A round signs only with the key the log registers for the node, and only over a stored tree
+it can read whole: otherwise it raises a `SealingStopped` that says what is wrong, and
+signs nothing until a person puts it right.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -21,15 +26,19 @@ from sqlalchemy.exc import IntegrityError
 from ledger import repository as repo
 from ledger.checkpoint import sign_checkpoint
 from ledger.leaves import key_event_leaf, transfer_leaf
-from ledger.merkle import Frontier, leaf_hash
+from ledger.merkle import HASH_SIZE, Frontier, leaf_hash
 from ledger.posting import Posted
-from ledger.signing import SigningKey
+from ledger.signing import SigningKey, key_id
+
+log = logging.getLogger(__name__)
 
 MAX_KNOWN = 200_000  # leaf hashes kept for the next rounds; beyond, they are read back
 
 
 class StoredNodes:
-    """Perfect-subtree hashes as stored by the sealer (leaves are level 0)."""
+    """Perfect-subtree hashes as stored by the sealer (leaves are level 0). One missing, or
+    not a hash, raises `LogTreeDamaged`: it is never recomputed from the leaves, which would
+    hide whatever removed it."""
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
@@ -37,7 +46,9 @@ class StoredNodes:
     def perfect(self, level: int, index: int) -> bytes:
         found = repo.node_hash(self.conn, level, index)
         if found is None:
-            raise KeyError((level, index))
+            raise LogTreeDamaged(level, index, "is missing")
+        if len(found) != HASH_SIZE:
+            raise LogTreeDamaged(level, index, f"holds {len(found)} bytes, not a hash")
         return found
 
 
@@ -45,11 +56,49 @@ class _Overtaken(Exception):
     pass
 
 
-class DanglingQueueEntry(Exception):
+class SealingStopped(Exception):
+    """Every round fails the same way until a person acts: nothing is signed meanwhile and
+    the entries wait in the queue. The message says what is wrong."""
+
+
+class DanglingQueueEntry(SealingStopped):
     """A log queue entry names a transfer or key event that is not stored. Only a hand
     writing to the database makes one (the ledger queues an entry in the same transaction
     as what it names, and history is never deleted): sealing stops, loudly, rather than
     sign a log that skips or invents an entry."""
+
+
+class LogDamaged(Exception):
+    """A part of the stored log that a proof or a round needs is missing or unreadable (a
+    node, a leaf, the checkpoint over them); the message says which. Nothing can be proved
+    or sealed over it until the log is repaired."""
+
+
+class LogTreeDamaged(SealingStopped, LogDamaged):
+    """A node of the stored tree is missing or malformed: only a hand on the database does
+    that. Sealing stops (the next checkpoint is computed from these nodes), and so does every
+    proof that needs the node."""
+
+    def __init__(self, level: int, index: int, problem: str) -> None:
+        super().__init__(
+            f"the log's stored tree is damaged: node (level {level}, index {index}) {problem}; "
+            "nothing is sealed or proved over it until it is restored. Run `sou audit` to see "
+            "what else changed"
+        )
+        self.level, self.index = level, index
+
+
+class UnregisteredNodeKey(SealingStopped):
+    """The sealer's key is not a key the log registers for the node (not revoked): a
+    checkpoint signed with it would make every receipt fail verification."""
+
+    def __init__(self, found: str, registered: Iterable[str]) -> None:
+        expected = ", ".join(sorted(registered)) or "none"
+        super().__init__(
+            f"the sealer's node key {found} is not the node key the log registers "
+            f"({expected}): no checkpoint is signed with it"
+        )
+        self.found = found
 
 
 @dataclass(frozen=True)
@@ -79,6 +128,8 @@ class Sealer:
         self.clock = clock
         self._frontier: Frontier | None = None
         self._one_round_at_a_time = threading.Lock()  # poster and sealer thread share it
+        self._problem: str | None = None  # what the last background round failed on
+        self._problem_lock = threading.Lock()
         # transfer id -> (leaf hash, created_ms), handed over by the poster
         self._known: dict[int, tuple[bytes, int]] = {}
 
@@ -104,6 +155,33 @@ class Sealer:
             self.on_checkpoint(sealed)  # only once committed
         return sealed
 
+    def seal_in_background(self) -> Sealed | None:
+        """A round as the background threads run it (the poster's, the sealer thread's), a
+        few times a second: never raises. A problem is logged when it appears, not at every
+        round, and again when it is over; meanwhile the entries wait in the queue."""
+        try:
+            sealed = self.seal()
+        except Exception as exc:
+            self._report(exc)
+            return None
+        if self._problem is not None:
+            with self._problem_lock:
+                was, self._problem = self._problem, None
+            if was is not None:
+                log.info("sealing works again (it had failed: %s)", was)
+        return sealed
+
+    def _report(self, exc: Exception) -> None:
+        problem = f"{type(exc).__name__}: {exc}"
+        with self._problem_lock:
+            seen, self._problem = problem == self._problem, problem
+        if seen:
+            log.debug("sealing still fails: %s", problem)
+        elif isinstance(exc, SealingStopped):
+            log.error("sealing stopped: %s", exc)
+        else:  # a database hiccup, or a bug: the queue waits for the next round
+            log.exception("sealing failed; will retry")
+
     def seal_all(self) -> int:
         total = 0
         while (sealed := self.seal()).leaves:
@@ -114,7 +192,9 @@ class Sealer:
         # Read and hash without holding the write lock (on SQLite, the whole database):
         # payments keep committing meanwhile. Then write, if no other sealer went first.
         with self.engine.connect().execution_options(sqlite_deferred=True) as conn:
-            size, queued = repo.log_size_and_queue(conn, self.max_leaves)
+            size, queued, node_keys = repo.sealing_inputs(conn, self.max_leaves)
+            if self.node_key.public_key not in node_keys:
+                raise UnregisteredNodeKey(self.node_key.key_id, map(key_id, node_keys))
             if self._frontier is None or self._frontier.size != size:
                 self._frontier = Frontier.from_nodes(size, StoredNodes(conn))
             if not queued:
@@ -135,11 +215,18 @@ class Sealer:
             with self.engine.begin() as conn:
                 if not repo.seal(conn, size, [q[0] for q in queued], leaves, nodes, checkpoint):
                     raise _Overtaken
-        except (_Overtaken, IntegrityError):  # another sealer sealed these: nothing written
+        except (_Overtaken, IntegrityError) as exc:  # nothing was written
             self._frontier = None
+            if isinstance(exc, IntegrityError) and not self._log_grew_past(size):
+                raise  # no other sealer: a row that should not be there, say which
+            log.debug("another sealer sealed the log past %d first", size)
             return Sealed(0, size, None)
         self._frontier = frontier
         return Sealed(len(leaves), frontier.size, oldest, note)
+
+    def _log_grew_past(self, size: int) -> bool:
+        with self.engine.connect().execution_options(sqlite_deferred=True) as conn:
+            return repo.log_size(conn) > size
 
     def _append(
         self, conn: Connection, queued: list[Any], frontier: Frontier

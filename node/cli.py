@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import logging.config
 import os
 import sys
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -35,7 +37,8 @@ EXIT_FINDINGS, EXIT_CANNOT_RUN = 1, 2
 
 
 def _fail(message: str) -> typer.Exit:
-    err.print(f"[red]error:[/red] {message}")
+    # Not cut into lines (a path stays whole, to copy), and printed as is, not as markup.
+    err.print("[red]error:[/red]", escape(message), soft_wrap=True)
     return typer.Exit(EXIT_CANNOT_RUN)
 
 
@@ -57,13 +60,21 @@ def init(
 ) -> None:
     """Create the node: data directory, keys, database schema, the ledger's first entries.
 
-    Does nothing (exit 0) if the node is already initialised."""
+    Does nothing (exit 0) if the node is already initialised; exit 2 if the database holds
+    a ledger but the data directory has no keys (those of its node must be copied)."""
+    from node.keystore import key_path
     from node.runtime import init_node
 
     settings = _settings()
     try:
         node = init_node(settings)
     except FileExistsError:
+        if not key_path(settings.keys_dir, "node").exists():
+            raise _fail(
+                f"this database already holds a ledger, but {settings.keys_dir} holds no node "
+                "key: to serve it from here, copy the keys directory of the node that ran "
+                f"`sou init` for it to {settings.keys_dir}"
+            ) from None
         err.print(f"The node in {settings.data_dir} is already initialised; nothing to do.")
         return
     try:
@@ -109,31 +120,31 @@ def serve(
     import uvicorn
 
     from node.app import create_served_app
+    from node.keystore import KeyFileError
     from node.runtime import open_node
-    from node.serving import serve_balanced
+    from node.serving import LOG_CONFIG, connections_per_process, serve_balanced
 
     settings = _settings()
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logging.config.dictConfig(LOG_CONFIG)
     try:
         node = open_node(settings)  # checked and migrated once, before any process serves
-    except RuntimeError as exc:
+    except (RuntimeError, KeyFileError) as exc:
         raise _fail(str(exc)) from exc
     processes = workers or settings.workers or _default_workers()
     options: dict[str, Any] = {
         "host": host or settings.host,
         "port": port or settings.port,
         "log_level": "info",
+        "log_config": LOG_CONFIG,
         "access_log": settings.access_log if access_log is None else access_log,
     }
     if processes == 1:
         uvicorn.run(create_served_app(settings, node), **options)
         return
     node.close()
-    # Each process opens its own node from the same settings (environment and file); the
-    # database connections are shared out between them.
-    os.environ["SOU_POOL_SIZE"] = str(max(8, settings.pool_size // processes))
+    # Each process opens its own node from the same settings (environment and file), with
+    # its share of the database connections.
+    os.environ["SOU_POOL_SIZE"] = str(connections_per_process(settings.pool_size, processes))
     host, port = options.pop("host"), options.pop("port")
     raise typer.Exit(serve_balanced(host, port, processes, options))
 
@@ -147,9 +158,13 @@ def _default_workers() -> int:
 @app.command()
 def seal() -> None:
     """Seal every committed transfer into the Merkle log now and sign a checkpoint."""
+    from ledger.sealer import SealingStopped
+
     node = _open()
     try:
         count = node.new_sealer().seal_all()
+    except SealingStopped as exc:
+        raise _fail(str(exc)) from exc
     finally:
         node.close()
     typer.echo(f"Sealed {count} entries.")

@@ -31,7 +31,13 @@ def normalise_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
-def make_engine(url: str, *, pool_size: int = 16, echo: bool = False) -> Engine:
+def make_engine(
+    url: str, *, pool_size: int = 16, max_overflow: int = 0, echo: bool = False
+) -> Engine:
+    """An engine that opens at most `pool_size` + `max_overflow` connections: a thread that
+    needs one more waits for one to be given back (at most 30 s). The node's processes open
+    no more than their share of `Settings.pool_size`, so that several nodes and processes
+    on one PostgreSQL server stay under its `max_connections`."""
     url = normalise_url(url)
     if url.startswith("sqlite"):
         database = make_url(url).database
@@ -42,7 +48,7 @@ def make_engine(url: str, *, pool_size: int = 16, echo: bool = False) -> Engine:
             url,
             echo=echo,
             pool_size=pool_size,
-            max_overflow=64,
+            max_overflow=max_overflow,
             connect_args={
                 "check_same_thread": False,
                 "timeout": BUSY_TIMEOUT_S,
@@ -53,7 +59,9 @@ def make_engine(url: str, *, pool_size: int = 16, echo: bool = False) -> Engine:
         return engine
     # No pre-ping: it would cost a round trip per batch of payments; connections broken by
     # a server restart fail once, and the poster answers those callers with the error.
-    return create_engine(url, echo=echo, pool_size=pool_size, max_overflow=64, pool_recycle=3600)
+    return create_engine(
+        url, echo=echo, pool_size=pool_size, max_overflow=max_overflow, pool_recycle=3600
+    )
 
 
 def _sqlite_events(engine: Engine) -> None:

@@ -1,24 +1,45 @@
-"""Opening the node: settings -> engine -> migrated schema -> ledger, keys, poster, sealer."""
+"""Opening the node: settings -> engine -> migrated schema -> ledger, keys, poster, sealer.
+
+Several nodes may serve one database: they must hold the same keys, those the log
+registers. A node whose key files are not the log's is refused at opening, and whenever it
+is about to sign with one (`Node.signing_key`): it would sign what nobody can verify.
+"""
 
 from __future__ import annotations
 
+import logging
+import time
 from dataclasses import dataclass, field
 from importlib.resources import files
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, inspect
+from sqlalchemy import Connection, Engine, inspect
 
+from ledger import repository as ledger_repo
 from ledger.chart import SYSTEM_ACCOUNTS
+from ledger.operations import NODE
 from ledger.poster import Poster
 from ledger.sealer import Sealer
 from ledger.service import Ledger
 from ledger.signing import SigningKey
 from node import witness
 from node.database import make_engine
-from node.keystore import key_path, load_key, private_dir, save_key
+from node.keystore import KeyFileError, key_path, load_key, private_dir, save_key
 from node.sealer import SealerThread
 from node.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# How long a signing key, once found to be the log's, is used before being checked again:
+# a key revoked meanwhile (by another node) stops being used within that time.
+KEY_CHECK_S = 2.0
+
+
+class KeysMismatch(KeyFileError):
+    """A key this node would sign with (the node key, a role key) is not a key the log
+    registers for its owner and has not revoked: the data directory's keys are not those
+    of the node that made this database. Nothing is signed with it."""
 
 
 def migrate(engine: Engine) -> None:
@@ -43,6 +64,47 @@ class Node:
     poster: Poster | None = None
     sealer: SealerThread | None = None
     extras: dict[str, object] = field(default_factory=dict)
+    # owner -> (key, checked against the log until this time.monotonic())
+    _signers: dict[str, tuple[SigningKey, float]] = field(default_factory=dict, repr=False)
+
+    def signing_key(self, owner: str) -> SigningKey:
+        """The key this node signs with as `owner` (`node`, `role:treasurer`,
+        `role:office:<id>`...), found to be the log's registered, unrevoked key for it at
+        most KEY_CHECK_S seconds ago. Raises KeysMismatch rather than hand out another."""
+        now = time.monotonic()
+        held = self._signers.get(owner)
+        if held is not None and now < held[1]:
+            return held[0]
+        try:
+            key = self.node_key if owner == NODE else self._role_key(owner)
+            self._check_registered(owner, key)
+        except KeyFileError as exc:  # a key that is not the log's, or a file unreadable
+            log.error("nothing is signed as %s: %s", owner, exc)
+            raise
+        self._signers[owner] = (key, now + KEY_CHECK_S)
+        return key
+
+    def _role_key(self, role: str) -> SigningKey:
+        path = key_path(self.settings.keys_dir, role)
+        if not path.exists():
+            with self.ledger.reading() as conn:
+                expected = _registered(conn).get(role, {})
+            raise KeysMismatch(
+                f"no key file at {path} for {role}, whose key the log registers "
+                f"({_listed(expected)}). {_copy_keys(self.settings)}"
+            )
+        return load_key(path)
+
+    def _check_registered(self, owner: str, key: SigningKey) -> None:
+        with self.ledger.reading() as conn:
+            row = ledger_repo.key_row(conn, key.key_id)
+            if (
+                row is None
+                or row["owner"] != owner
+                or row["revoked_ms"] is not None
+                or bytes(row["public_key"]) != key.public_key
+            ):
+                raise _mismatch(self.settings, owner, key, _registered(conn))
 
     def new_sealer(self) -> Sealer:
         """A sealer that also keeps each new checkpoint in the data directory."""
@@ -79,14 +141,81 @@ def engine_for(settings: Settings) -> Engine:
 
 
 def open_node(settings: Settings) -> Node:
+    """Open an initialised node. Raises RuntimeError (not initialised), KeyFileError (no
+    usable node key file) and KeysMismatch (keys that are not the log's) before writing
+    anything."""
     engine = engine_for(settings)
-    if not is_initialised(engine):
+    try:
+        if not is_initialised(engine):
+            raise RuntimeError("this node is not initialised yet: run `sou init`")
+        node_key = _node_key(settings)
+        with engine.connect().execution_options(sqlite_deferred=True) as conn:
+            check_keys(settings, conn, node_key)
+        migrate(engine)
+    except BaseException:
         engine.dispose()
-        raise RuntimeError("this node is not initialised yet: run `sou init`")
-    migrate(engine)
+        raise
     ledger = Ledger(engine, max_amount=settings.max_amount, max_ttl_s=settings.order_max_ttl)
     ledger.ensure_accounts(SYSTEM_ACCOUNTS)  # accounts that later versions added to the chart
-    return Node(settings, engine, ledger, load_key(key_path(settings.keys_dir, "node")))
+    return Node(settings, engine, ledger, node_key)
+
+
+def _node_key(settings: Settings) -> SigningKey:
+    path = key_path(settings.keys_dir, NODE)
+    if not path.exists():
+        raise KeyFileError(
+            f"no key file at {path}: this data directory holds no node. Run `sou init` to "
+            "make a new node, or copy the keys directory of the node that serves this "
+            f"database to {settings.keys_dir}"
+        )
+    return load_key(path)
+
+
+def check_keys(settings: Settings, conn: Connection, node_key: SigningKey) -> None:
+    """Refuse a node key, or a role key file, that is not the key the log registers for its
+    owner (and has not revoked): the data directory's keys must be those of the node that
+    ran `sou init` for this database."""
+    registered = _registered(conn)
+    if node_key.public_key not in registered.get(NODE, {}).values():
+        raise _mismatch(settings, NODE, node_key, registered)
+    for owner, keys in sorted(registered.items()):
+        path = key_path(settings.keys_dir, owner)
+        if owner == NODE or not path.exists():  # a role this node may never sign for
+            continue
+        held = load_key(path)
+        if held.public_key not in keys.values():
+            raise _mismatch(settings, owner, held, registered)
+
+
+def _registered(conn: Connection) -> dict[str, dict[str, bytes]]:
+    """The log's unrevoked keys of the node and of the roles: owner -> {key id: public key}."""
+    found: dict[str, dict[str, bytes]] = {}
+    for row in ledger_repo.active_operator_keys(conn):
+        found.setdefault(row["owner"], {})[row["key_id"]] = bytes(row["public_key"])
+    return found
+
+
+def _mismatch(
+    settings: Settings, owner: str, key: SigningKey, registered: dict[str, dict[str, bytes]]
+) -> KeysMismatch:
+    path = key_path(settings.keys_dir, owner)
+    return KeysMismatch(
+        f"{path} holds the key {key.key_id}, but the log of this database registers "
+        f"{_listed(registered.get(owner, {}))} as the {owner} key: these keys are not this "
+        f"database's. {_copy_keys(settings)}"
+    )
+
+
+def _listed(keys: dict[str, bytes]) -> str:
+    return " or ".join(sorted(keys)) or "no key (every one revoked)"
+
+
+def _copy_keys(settings: Settings) -> str:
+    return (
+        f"Copy {settings.keys_dir} from the node that ran `sou init` for this database (every "
+        "node serving one database holds the same keys), or point SOU_DATABASE_URL at this "
+        "node's own database"
+    )
 
 
 def init_node(settings: Settings) -> Node:
@@ -122,14 +251,11 @@ def add_operator(node: Node, role: str) -> SigningKey:
     from ledger.service import key_event
 
     key = _new_key(node.settings, role)
+    signer = node.signing_key(NODE)
     event = key_event(
-        "register",
-        origin=node.ledger.origin,
-        owner=role,
-        public_key=key.public_key,
-        signer=node.node_key,
+        "register", origin=node.ledger.origin, owner=role, public_key=key.public_key, signer=signer
     )
-    node.ledger.register_key(event, node.node_key.sign_bytes(canonical(event)))
+    node.ledger.register_key(event, signer.sign_bytes(canonical(event)))
     return key
 
 

@@ -6,12 +6,9 @@ not see: key events, and transfers committed by other processes (the CLI, other 
 
 from __future__ import annotations
 
-import logging
 import threading
 
 from ledger.sealer import Sealer
-
-log = logging.getLogger(__name__)
 
 
 class SealerThread:
@@ -35,7 +32,4 @@ class SealerThread:
         self._round()  # seal what the last batches committed
 
     def _round(self) -> None:
-        try:
-            self.sealer.seal()
-        except Exception:  # a database hiccup: the queue waits for the next round
-            log.exception("sealing failed; will retry")
+        self.sealer.seal_in_background()  # logs what fails, once; the queue waits

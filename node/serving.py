@@ -34,6 +34,50 @@ log = logging.getLogger("sou.serve")
 
 APP = "node.app:create_served_app"
 STOP_GRACE_S = 30  # after this, workers still running are killed
+# Database connections a process needs at least: the poster's writer and its sealing
+# thread, the sealer thread, the card-payments lock, and a few web threads.
+MIN_CONNECTIONS = 8
+
+# Every line of `sou serve`, in the parent and in each process, uvicorn's included: with its
+# time and the process it comes from. uvicorn's loggers have no handler of their own here:
+# their lines go through the root's.
+LOG_CONFIG: dict[str, Any] = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "timed": {"format": "%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s"}
+    },
+    "handlers": {
+        "stderr": {
+            "class": "logging.StreamHandler",
+            "formatter": "timed",
+            "stream": "ext://sys.stderr",
+        }
+    },
+    "loggers": {
+        **{
+            name: {"handlers": [], "propagate": True}
+            for name in ("uvicorn", "uvicorn.error", "uvicorn.access")
+        },
+        "alembic.runtime.plugins": {"level": "WARNING"},  # a line per plugin, per process
+    },
+    "root": {"handlers": ["stderr"], "level": "INFO"},
+}
+
+
+def connections_per_process(pool_size: int, processes: int) -> int:
+    """Each process's share of the node's database connections (`Settings.pool_size`)."""
+    share = max(MIN_CONNECTIONS, pool_size // processes)
+    if share * processes > pool_size:
+        log.warning(
+            "pool_size %d is too small for %d processes: each opens up to %d database "
+            "connections, %d in all",
+            pool_size,
+            processes,
+            share,
+            share * processes,
+        )
+    return share
 
 
 @dataclass

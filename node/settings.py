@@ -44,10 +44,12 @@ class Settings(BaseSettings):
     max_amount: int = Field(1_000_000, gt=0, description="Largest single transfer, in cents.")
     order_max_ttl: int = Field(86_400, gt=0, description="Longest validity of a signed order (s).")
     seal_interval: float = Field(0.2, gt=0, description="Seconds between sealer rounds.")
-    # At least the web server's worker threads (40) and the poster and sealer: fewer, and
-    # connections are opened and closed on every request under load. Shared out between
-    # the web server's processes.
-    pool_size: int = Field(64, gt=0, description="Database connections kept open by the node.")
+    # The most connections the node opens to the database, its web server processes
+    # together: each keeps its share open (at least 8) and never opens more. On PostgreSQL,
+    # every node's pool_size and the commands run beside them share max_connections.
+    pool_size: int = Field(
+        40, gt=0, description="Database connections of the node, all its processes together."
+    )
 
     # Membership and conversions
     membership_required: bool = Field(

@@ -23,6 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ledger.errors import LedgerError
 from node.i18n import LANG_COOKIE, LANGUAGES, gettext_for, language_of, money
+from node.keystore import KeyFileError
 
 CSRF_COOKIE = "sou_csrf"
 # Euros as people type them in forms: "20", "20,50", "20.5", "20 €".
@@ -282,6 +283,18 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(LedgerError)
     async def _ledger(request: Request, exc: LedgerError) -> Response:
         return problem(request, refusal_of(exc))
+
+    @app.exception_handler(KeyFileError)
+    async def _keys(request: Request, exc: KeyFileError) -> Response:
+        # A key the node would sign with is not the log's (`Node.signing_key` logged which
+        # and what to copy): nothing was signed; the same request works once it is put right.
+        refusal = Refusal(
+            503,
+            "node_keys_not_registered",
+            "This node cannot sign right now: its keys are not those its log registers, or "
+            "cannot be read. Its operator has been told; try again later.",
+        )
+        return problem(request, refusal)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> Response:

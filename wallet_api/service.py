@@ -31,7 +31,7 @@ from ledger.errors import LedgerError, NodeBusy, UnknownTransfer
 from ledger.operations import NODE
 from ledger.posting import Posted
 from ledger.service import key_event
-from ledger.signing import SignedOrder, SigningKey, new_order
+from ledger.signing import SignedOrder, new_order
 from ledger.signing import key_id as signing_key_id
 from node.web import Refusal
 from wallet_api import repository as repo
@@ -182,8 +182,10 @@ def log_out(node: Node, token_hash: bytes) -> None:
 
 
 def node_key_event(node: Node, action: str, owner: str, public_key: bytes) -> dict[str, Any]:
+    """A key event for the node key to sign, once it is found to be the log's node key."""
+    signer = node.signing_key(NODE)
     return key_event(
-        action, origin=node.ledger.origin, owner=owner, public_key=public_key, signer=node.node_key
+        action, origin=node.ledger.origin, owner=owner, public_key=public_key, signer=signer
     )
 
 
@@ -432,8 +434,6 @@ def receipt(
     }
 
 
-def node_keys(node: Node) -> dict[str, Any]:
-    """The keys that sign the log and operator actions, and the latest checkpoint."""
 def _unknown_transfer() -> Refusal:
     return Refusal(404, "unknown_transfer", "There is no such transfer in your history.")
 
@@ -524,6 +524,8 @@ def transfer_by_client_id(node: Node, member: Member, client_id: str) -> dict[st
     }
 
 
+def node_keys(node: Node) -> dict[str, Any]:
+    """The keys that sign the log and operator actions, and the latest checkpoint."""
     with node.ledger.reading() as conn:
         latest = ledger_repo.latest_checkpoint(conn)
         keys = ledger_repo.active_operator_keys(conn)
@@ -544,18 +546,8 @@ def transfer_by_client_id(node: Node, member: Member, client_id: str) -> dict[st
 
 def sign_as(node: Node, owner: str, kind: str, client_id: str, **fields: Any) -> SignedOrder:
     """An order signed by the node (naming the rule) or by an operator's role key."""
-    key = node.node_key if owner == NODE else operator_key(node, owner)
+    key = node.signing_key(owner)  # the log's key for `owner`, or KeysMismatch
     return key.sign(new_order(kind, key, node.ledger.origin, client_id=client_id, **fields))
-
-
-def operator_key(node: Node, role: str) -> SigningKey:
-    from node.runtime import role_key
-
-    cache = node.extras.setdefault("role_keys", {})
-    assert isinstance(cache, dict)
-    if role not in cache:
-        cache[role] = role_key(node.settings, role)
-    return cache[role]  # type: ignore[no-any-return]
 
 
 def posted_or_existing(node: Node, owner: str, signed: SignedOrder) -> Posted | None:
