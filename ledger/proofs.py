@@ -21,7 +21,8 @@ from ledger import repository as repo
 from ledger.errors import UnknownTransfer
 from ledger.leaves import transfer_leaf
 from ledger.merkle import consistency_proof, inclusion_proof
-from ledger.sealer import LogDamaged, StoredNodes
+from ledger.sealer import LogDamaged as LogDamaged  # what proofs raise, with their own
+from ledger.sealer import StoredNodes
 
 
 class NoCheckpoint(Exception):
