@@ -188,6 +188,8 @@ def audit(
 
     The checkpoint the node keeps in its data directory is always checked too.
     Exit 0 when everything holds, 1 with the list of findings otherwise."""
+    from sqlalchemy import make_url
+
     from ledger.audit import NoLedger
     from ledger.audit import audit as run_audit
     from node import witness
@@ -198,6 +200,12 @@ def audit(
     # The audit opens the database read-only and never through the node, which would
     # migrate the schema and reopen missing system accounts: it reports what it finds.
     settings = _settings()
+    url = make_url(settings.resolved_database_url)
+    if url.get_backend_name() == "sqlite" and not Path(url.database or "").is_file():
+        raise _fail(
+            f"there is no node in {settings.data_dir} (no database at {url.database}): set "
+            "SOU_DATA_DIR to the node's data directory, or run `sou init`"
+        )
     engine = read_only(make_engine(settings.resolved_database_url, pool_size=2))
     try:
         if not is_initialised(engine):

@@ -65,6 +65,13 @@ def test_commands_on_a_node_not_initialised_exit_2(tmp_path: Path) -> None:
         result = runner.invoke(cli, command, env=env)
         assert result.exit_code == 2
         assert "sou init" in result.output
+        if command == ["audit"]:  # it reads only: it makes no database file
+            assert not (tmp_path / "none.db").exists()
+    nowhere = tmp_path / "nowhere"
+    result = runner.invoke(cli, ["audit"], env=_env(nowhere, f"sqlite:///{nowhere / 'sou.db'}"))
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert f"no database at {nowhere / 'sou.db'}" in " ".join(result.output.split())
+    assert not nowhere.exists()
 
 
 def test_key_file_readable_by_others_is_refused(tmp_path: Path) -> None:
