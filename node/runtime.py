@@ -212,9 +212,9 @@ def _listed(keys: dict[str, bytes]) -> str:
 
 def _copy_keys(settings: Settings) -> str:
     return (
-        f"Copy {settings.keys_dir} from the node that ran `sou init` for this database (every "
-        "node serving one database holds the same keys), or point SOU_DATABASE_URL at this "
-        "node's own database"
+        "Copy the keys directory of the node that ran `sou init` for this database into "
+        f"{settings.keys_dir} (every node serving one database holds the same keys), or point "
+        "SOU_DATABASE_URL at this node's own database"
     )
 
 

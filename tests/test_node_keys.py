@@ -107,7 +107,10 @@ def test_a_node_with_another_node_key_is_refused_and_writes_nothing(
     message = str(refused.value)
     assert str(key_path(node_settings.keys_dir, "node")) in message
     assert stranger.key_id in message and registered.key_id in message
-    assert f"Copy {node_settings.keys_dir} from the node that ran `sou init`" in message
+    assert (
+        "Copy the keys directory of the node that ran `sou init` for this database into "
+        f"{node_settings.keys_dir}"
+    ) in message
 
     sealing = runner.invoke(cli, ["seal"], env=env_of(node_settings))
     assert sealing.exit_code == 2, sealing.output
