@@ -41,7 +41,7 @@ from node.database import make_engine
 from node.keystore import key_path, load_key, save_key
 from node.runtime import KeysMismatch, open_node, role_key
 from node.settings import Settings
-from tests.conftest import NODE_KEY, ORIGIN, TREASURER_KEY
+from tests.conftest import NODE_KEY, ORIGIN
 from tests.factories import Book, register
 from tests.people import join, operator
 
@@ -158,16 +158,12 @@ def test_a_running_node_whose_key_the_log_revoked_answers_503_and_signs_nothing(
     node: Any, site: Any
 ) -> None:
     camille = join(site, "Camille")
-    # Another node's treasurer revokes this node's key (a key event, as any process may).
-    treasurer = role_key(node.settings, "role:treasurer")
+    # The node key is revoked by another process (as after a leak: it signs its own end).
+    key = node.node_key
     event = key_event(
-        "revoke",
-        origin=node.ledger.origin,
-        owner="node",
-        public_key=node.node_key.public_key,
-        signer=treasurer,
+        "revoke", origin=node.ledger.origin, owner="node", public_key=key.public_key, signer=key
     )
-    Ledger(node.engine).revoke_key(event, treasurer.sign_bytes(canonical(event)))
+    Ledger(node.engine).revoke_key(event, key.sign_bytes(canonical(event)))
     node._signers.clear()  # as KEY_CHECK_S later
     before = log_state(node.settings.resolved_database_url)
 
@@ -179,6 +175,7 @@ def test_a_running_node_whose_key_the_log_revoked_answers_503_and_signs_nothing(
 
 def test_a_role_key_file_changed_under_a_running_node_signs_nothing(node: Any, site: Any) -> None:
     louis, office = join(site, "Louis"), operator(site, "office")
+    node.new_sealer().seal_all()  # what the joins queued: the sealer thread would seal it
     stranger = a_stranger_key(node.settings, "role:office:mairie")
     node._signers.clear()
     before = log_state(node.settings.resolved_database_url)
@@ -219,11 +216,11 @@ def test_a_sealer_given_another_key_signs_nothing(
 
 def test_a_sealer_whose_key_the_log_revoked_signs_nothing(book: Book, engine: Engine) -> None:
     successor = SigningKey.generate()
-    register(book.ledger, TREASURER_KEY, "node", successor)
+    register(book.ledger, NODE_KEY, "node", successor)
     event = key_event(
-        "revoke", origin=ORIGIN, owner="node", public_key=NODE_KEY.public_key, signer=TREASURER_KEY
+        "revoke", origin=ORIGIN, owner="node", public_key=NODE_KEY.public_key, signer=NODE_KEY
     )
-    book.ledger.revoke_key(event, TREASURER_KEY.sign_bytes(canonical(event)))
+    book.ledger.revoke_key(event, NODE_KEY.sign_bytes(canonical(event)))
     with pytest.raises(UnregisteredNodeKey, match=f"registers \\({successor.key_id}\\)"):
         Sealer(engine, NODE_KEY, ORIGIN).seal()
     assert Sealer(engine, successor, ORIGIN).seal_all() > 0
