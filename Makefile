@@ -35,7 +35,7 @@ run: $(VENV)/.installed
 test: $(VENV)/.installed-test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy ledger node wallet_api merchants pos audits plugins
+	$(BIN)/mypy ledger runtime web node wallet_api merchants pos audits plugins
 	$(BIN)/python -m pytest
 
 bench: $(VENV)/.installed-test
@@ -44,7 +44,7 @@ bench: $(VENV)/.installed-test
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy ledger node wallet_api merchants pos audits plugins
+	$(BIN)/mypy ledger runtime web node wallet_api merchants pos audits plugins
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

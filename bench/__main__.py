@@ -38,9 +38,9 @@ from pathlib import Path
 import nacl.signing
 from sqlalchemy.engine import make_url
 
+from audits.audit import audit
 from bench import http
 from bench.databases import PG_ADMIN, postgres_database
-from ledger.audit import audit
 from ledger.canonical import canonical
 from ledger.chart import member_account
 from ledger.errors import LedgerError
@@ -48,9 +48,9 @@ from ledger.poster import Poster
 from ledger.sealer import Sealed, Sealer
 from ledger.service import Ledger, key_event
 from ledger.signing import SignedOrder, SigningKey, new_order
-from node.database import make_engine
-from node.runtime import migrate
-from node.sealer import SealerThread
+from runtime.database import make_engine
+from runtime.node import migrate
+from runtime.sealer import SealerThread
 
 ORIGIN = "bench.sou.localhost/village"
 

@@ -319,8 +319,8 @@ async def load(
 
 def count_payments(env: dict[str, str]) -> int:
     from ledger.models import transfers
-    from node.database import make_engine
-    from node.settings import Settings
+    from runtime.database import make_engine
+    from runtime.settings import Settings
 
     settings = Settings(data_dir=Path(env["SOU_DATA_DIR"]), database_url=env["SOU_DATABASE_URL"])
     engine = make_engine(settings.resolved_database_url, pool_size=1)

@@ -16,9 +16,9 @@ from merchants.schemas import (
     Rejection,
     TreasuryReconversionOut,
 )
-from node.web import Refusal
 from wallet_api.auth import Member, Treasurer, WalletHolder, node_of
 from wallet_api.schemas import SignedOrderIn
+from web.refusals import Refusal
 
 router = APIRouter(prefix="/api/v1", tags=["reconversion"])
 ReconversionId = Annotated[int, Path(ge=1, le=2**53)]

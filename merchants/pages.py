@@ -1,5 +1,5 @@
 """The reconversion pages: a merchant's (`/reconversion`, whose script signs the
-redemption on the device, `node/static/reconversion.js`) and the treasurer's payout queue
+redemption on the device, `web/static/reconversion.js`) and the treasurer's payout queue
 (`/treasurer`, plain forms)."""
 
 from __future__ import annotations
@@ -11,10 +11,11 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from merchants import service
-from node.i18n import language_of
-from node.web import DoneId, Refusal, Text, done, number_format, page, say, when
 from wallet_api import service as wallet
 from wallet_api.auth import MaybeMember, node_of, signed_in
+from web.i18n import language_of
+from web.pages import DoneId, Text, done, number_format, page, say, when
+from web.refusals import Refusal
 
 router = APIRouter(include_in_schema=False)
 # How people read the state of a request (msgids, French in merchants.po).

@@ -21,13 +21,13 @@ from ledger.operations import TREASURER
 from ledger.orders import MAX_MEMO
 from ledger.signing import SignedOrder
 from merchants import repository as repo
-from node.settings import Settings
-from node.web import Money, Refusal
+from runtime.settings import Settings
 from wallet_api.auth import Member
 from wallet_api.service import post, sign_as
+from web.refusals import Money, Refusal
 
 if TYPE_CHECKING:
-    from node.runtime import Node
+    from runtime.node import Node
 
 RECENT = 50
 

@@ -30,8 +30,8 @@ def run_online() -> None:
     if connection is not None:
         run(connection)
         return
-    from node.database import make_engine
-    from node.settings import Settings
+    from runtime.database import make_engine
+    from runtime.settings import Settings
 
     engine = make_engine(
         config.get_main_option("sqlalchemy.url") or Settings().resolved_database_url

@@ -12,9 +12,10 @@ from sqlalchemy import func, select
 
 from ledger import repository as repo
 from ledger.models import log_queue
-from node.runtime import Node, open_node
-from node.settings import Settings
-from node.web import REFUSALS, install_error_handlers
+from runtime.node import Node, open_node
+from runtime.settings import Settings
+from web.pages import install_error_handlers
+from web.refusals import REFUSALS
 
 # The routers of the feature packages, API and pages.
 FEATURES = (
@@ -62,7 +63,7 @@ def create_app(settings: Settings | None = None, node: Node | None = None) -> Fa
     from wallet_api.endpoints import DirectPayments
 
     app.add_middleware(DirectPayments)
-    app.mount("/static", StaticFiles(packages=[("node", "static")]), name="static")
+    app.mount("/static", StaticFiles(packages=[("web", "static")]), name="static")
 
     @app.get("/healthz", tags=["node"])
     def healthz(request: Request) -> dict[str, object]:

@@ -20,11 +20,11 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from sqlalchemy.exc import SQLAlchemyError
 
-from node.settings import Settings
+from runtime.settings import Settings
 
 if TYPE_CHECKING:
-    from ledger.audit import Report
-    from node.runtime import Node
+    from audits.audit import Report
+    from runtime.node import Node
 
 app = typer.Typer(
     help="Sou: the node of a local complementary currency. Settings come from SOU_* "
@@ -62,8 +62,8 @@ def init(
 
     Does nothing (exit 0) if the node is already initialised; exit 2 if the database holds
     a ledger but the data directory has no keys (those of its node must be copied)."""
-    from node.keystore import key_path
-    from node.runtime import init_node
+    from runtime.keystore import key_path
+    from runtime.node import init_node
 
     settings = _settings()
     try:
@@ -93,8 +93,8 @@ def init(
 @app.command()
 def migrate() -> None:
     """Bring the database schema up to date (also done by `init` and `serve`)."""
-    from node.runtime import engine_for
-    from node.runtime import migrate as run
+    from runtime.node import engine_for
+    from runtime.node import migrate as run
 
     engine = engine_for(_settings())
     try:
@@ -120,9 +120,9 @@ def serve(
     import uvicorn
 
     from node.app import create_served_app
-    from node.keystore import KeyFileError
-    from node.runtime import open_node
     from node.serving import LOG_CONFIG, connections_per_process, serve_balanced
+    from runtime.keystore import KeyFileError
+    from runtime.node import open_node
 
     settings = _settings()
     logging.config.dictConfig(LOG_CONFIG)
@@ -190,12 +190,12 @@ def audit(
     Exit 0 when everything holds, 1 with the list of findings otherwise."""
     from sqlalchemy import make_url
 
-    from ledger.audit import NoLedger
-    from ledger.audit import audit as run_audit
-    from node import witness
-    from node.database import make_engine, read_only
-    from node.keystore import KeyFileError, key_path, load_key
-    from node.runtime import is_initialised
+    from audits.audit import NoLedger
+    from audits.audit import audit as run_audit
+    from runtime import witness
+    from runtime.database import make_engine, read_only
+    from runtime.keystore import KeyFileError, key_path, load_key
+    from runtime.node import is_initialised
 
     # The audit opens the database read-only and never through the node, which would
     # migrate the schema and reopen missing system accounts: it reports what it finds.
@@ -254,8 +254,8 @@ def operator(
     exchange-office operator (its till and role key are made with the first operator).
 
     The password is asked twice, or read from SOU_NEW_PASSWORD for scripts."""
-    from node.web import Refusal
     from wallet_api.service import create_operator
+    from web.refusals import Refusal
 
     if role not in ("admin", "treasurer", "office"):
         raise _fail("the role is admin, treasurer or office")
@@ -275,7 +275,7 @@ def operator(
 
 
 def _open() -> Node:
-    from node.runtime import open_node
+    from runtime.node import open_node
 
     try:
         return open_node(_settings())

@@ -18,8 +18,8 @@ from ledger.operations import NODE
 from ledger.posting import Posted
 from ledger.service import key_event
 from ledger.signing import SigningKey, new_order
-from node.keystore import key_path, save_key
-from node.runtime import Node, add_operator
+from runtime.keystore import key_path, save_key
+from runtime.node import Node, add_operator
 
 RESIDENTS = ("camille", "louis", "ines", "hugo", "lea", "jules")
 MERCHANTS = (
@@ -157,7 +157,7 @@ def _people(node: Node) -> None:
 
 
 def _role_key(node: Node, role: str) -> SigningKey:
-    from node.runtime import role_key
+    from runtime.node import role_key
 
     return role_key(node.settings, role)
 

@@ -26,8 +26,8 @@ from sqlalchemy.pool import NullPool
 
 from ledger.service import Ledger
 from ledger.signing import SigningKey
-from node.database import make_engine
-from node.runtime import migrate
+from runtime.database import make_engine
+from runtime.node import migrate
 from tests.factories import Book, register
 
 PG_ADMIN = os.environ.get(
@@ -171,8 +171,8 @@ class NodeTemplate:
 
 
 def _start_node(url: str, data_dir: Path) -> None:
-    from node.runtime import init_node
-    from node.settings import Settings
+    from runtime.node import init_node
+    from runtime.settings import Settings
     from wallet_api import service
 
     node = init_node(Settings(data_dir=data_dir, database_url=url, origin=ORIGIN))
@@ -211,7 +211,7 @@ def pg_node_template(
 def node_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
     """Settings of a fresh, initialised node (keys, database, the three operators), on
     SQLite and on PostgreSQL. Tests may change settings before opening the node."""
-    from node.settings import Settings
+    from runtime.settings import Settings
 
     data_dir = tmp_path / "data"
     if request.param == "sqlite":
@@ -229,7 +229,7 @@ def node_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[An
 @pytest.fixture
 def node(node_settings: Any) -> Iterator[Any]:
     """The opened node (not started: tests that need the poster use `site`)."""
-    from node.runtime import open_node
+    from runtime.node import open_node
 
     opened = open_node(node_settings)
     yield opened

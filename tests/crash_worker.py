@@ -33,8 +33,8 @@ from ledger.posting import Posted
 from ledger.sealer import Sealer
 from ledger.service import Ledger
 from ledger.signing import SignedOrder, SigningKey, new_order
-from node.database import make_engine
-from node.sealer import SealerThread
+from runtime.database import make_engine
+from runtime.sealer import SealerThread
 
 
 def payer_key(name: str, i: int) -> SigningKey:

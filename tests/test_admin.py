@@ -15,7 +15,6 @@ from fastapi.testclient import TestClient
 
 from ledger.canonical import b64
 from ledger.signing import SigningKey
-from node.i18n import translations
 from tests.conftest import PASSWORD
 from tests.people import Person, fund, join, new_client, operator
 from tests.test_pages import (
@@ -26,6 +25,7 @@ from tests.test_pages import (
 from tests.test_wallet_api import books, send, signed
 from wallet_api import repository as members_repo
 from wallet_api.cards import repository as cards_repo
+from web.i18n import translations
 
 ROOT = Path(__file__).resolve().parent.parent
 HTML = {"Accept": "text/html"}
@@ -465,7 +465,7 @@ def test_every_message_of_the_admin_pages_has_its_french() -> None:
     msgids: set[str] = set()
     for path in (ROOT / "wallet_api" / "admin").glob("*.py"):
         msgids |= python_msgids(path) | say_msgids(path)
-    for path in (ROOT / "node" / "templates" / "admin").glob("*.html"):
+    for path in (ROOT / "web" / "templates" / "admin").glob("*.html"):
         msgids |= template_msgids(path)
     assert len(msgids) > 60  # the extraction found the messages, not nothing
     catalogue = french_catalogue()

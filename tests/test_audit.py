@@ -12,10 +12,10 @@ import pytest
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.pool import NullPool
 
-from ledger import audit as audit_module
-from ledger import audit_transfers
-from ledger.audit import Report, audit
-from ledger.audit_transfers import Source
+from audits import audit as audit_module
+from audits import transfers as audit_transfers
+from audits.audit import Report, audit
+from audits.transfers import Source
 from ledger.operations import TREASURER
 from ledger.sealer import Sealer
 from tests.conftest import NODE_KEY, ORIGIN

@@ -15,9 +15,9 @@ from typing import Any
 from fastapi.testclient import TestClient
 from playwright.sync_api import Page, expect
 
-from node.i18n import translations
 from tests.conftest import PASSWORD
 from tests.people import Person, fund, join
+from web.i18n import translations
 
 # Fixtures: `chromium` and `open_browser`; `checkout_site` (localstripe, the node set for it).
 pytest_plugins = ["tests.browser", "tests.stripe_server"]

@@ -30,7 +30,7 @@ from tests.test_reconversion import state as reconversion_state
 pytest_plugins = ["tests.browser"]
 
 Browser = Callable[..., Page]
-STATIC = Path(__file__).resolve().parent.parent / "node" / "static"
+STATIC = Path(__file__).resolve().parent.parent / "web" / "static"
 
 
 def logged_in(open_browser: Browser, email: str, landing: str) -> Page:

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from sqlalchemy import false, func, select
 
+from audits.audit import audit
 from ledger import repository as repo
-from ledger.audit import audit
 from ledger.chart import RULES, kind_of
 from ledger.errors import LedgerError
 from ledger.models import transfers

@@ -33,7 +33,6 @@ from sqlalchemy.pool import NullPool
 from ledger import repository as ledger_repo
 from ledger.models import transfers
 from ledger.operations import card_escrow
-from node.web import Refusal
 from tests.people import Person, fund, join, operator
 from tests.test_card_topups import (
     _audit_clean,
@@ -53,6 +52,7 @@ from wallet_api.cards import service, shortfalls
 from wallet_api.cards.models import card_disputes, card_settlements
 from wallet_api.models import members
 from wallet_api.service import get_member, post, sign_as
+from web.refusals import Refusal
 
 if TYPE_CHECKING:
     from tests.stripe_server import StripeSite
@@ -873,8 +873,8 @@ def test_every_message_of_card_payments_has_its_french() -> None:
             said = isinstance(call, ast.Call) and getattr(call.func, "id", None) == "say"
             if said and len(call.args) >= 2 and isinstance(call.args[1], ast.Constant):
                 msgids.add(call.args[1].value)
-    templates = [*(root / "node" / "templates" / "cards").glob("*.html")]
-    for path in [*templates, root / "node" / "templates" / "treasurer" / "cards.html"]:
+    templates = [*(root / "web" / "templates" / "cards").glob("*.html")]
+    for path in [*templates, root / "web" / "templates" / "treasurer" / "cards.html"]:
         msgids |= template_msgids(path)
     assert len(msgids) > 60  # the extraction found the messages, not nothing
     catalogue = french_catalogue()

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 from sqlalchemy import func, select, update
 
-from ledger.audit import audit
+from audits.audit import audit
 from ledger.models import log_queue, transfers
 from ledger.operations import card_escrow
 from tests.live import free_port

@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, func, select, text
 
-from ledger.audit import audit
+from audits.audit import audit
 from ledger.canonical import canonical
 from ledger.errors import (
     IdempotencyConflict,
@@ -40,8 +40,8 @@ from ledger.posting import Outcome, Posted
 from ledger.sealer import Sealer
 from ledger.service import Ledger, key_event
 from ledger.signing import SignedOrder, SigningKey
-from node.database import make_engine
-from node.sealer import SealerThread
+from runtime.database import make_engine
+from runtime.sealer import SealerThread
 from tests import crash_worker
 from tests.conftest import NODE_KEY, ORIGIN
 from tests.factories import Book, register

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
+from audits.audit import audit
 from ledger import posting
-from ledger.audit import audit
 from ledger.operations import NODE, plugin_escrow
 from ledger.posting import Posted
 from ledger.sealer import Sealer

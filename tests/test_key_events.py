@@ -22,7 +22,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Connection, func, select
 
-from ledger.audit import audit
+from audits.audit import audit
 from ledger.canonical import b64, canonical
 from ledger.errors import LedgerError
 from ledger.models import key_events, keys, log_leaves, log_queue

@@ -49,7 +49,7 @@ from hypothesis.stateful import (
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
-from ledger.audit import audit
+from audits.audit import audit
 from ledger.canonical import b64, canonical, sha256
 from ledger.chart import BACKING_KINDS, OUTSTANDING_KINDS
 from ledger.errors import LedgerError
@@ -58,7 +58,7 @@ from ledger.posting import Posted
 from ledger.sealer import Sealer
 from ledger.service import Ledger, key_event
 from ledger.signing import SignedOrder, SigningKey, new_order
-from node.database import make_engine
+from runtime.database import make_engine
 from tests.conftest import (
     NODE_KEY,
     ORIGIN,

@@ -17,11 +17,11 @@ from ledger.checkpoint import verifier_key
 from ledger.merkle import consistency_proof, inclusion_proof
 from ledger.models import checkpoints, log_leaves, log_nodes
 from ledger.sealer import StoredNodes
-from node.i18n import translations
 from tests import log_verifier
 from tests.people import Person, fund, join, new_client, operator
 from tests.test_tamper import attacker
 from tests.test_wallet_api import wait_sealed
+from web.i18n import translations
 
 FR = translations("fr")
 

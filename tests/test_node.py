@@ -15,8 +15,8 @@ from typer.testing import CliRunner
 from ledger.canonical import b64
 from ledger.signing import SigningKey
 from node.cli import app as cli
-from node.keystore import KeyFileError, key_path, load_key, save_key
-from node.settings import Settings
+from runtime.keystore import KeyFileError, key_path, load_key, save_key
+from runtime.settings import Settings
 
 runner = CliRunner()
 
@@ -140,7 +140,7 @@ def test_operator_command_creates_a_login(tmp_path: Path, empty_db_url: str) -> 
         cli, ["operator", "admin", "a@b.fr", "--name", "A"], env=env | {"SOU_NEW_PASSWORD": "short"}
     )
     assert weak.exit_code == 2 and "10 characters" in weak.output
-    from node.runtime import open_node
+    from runtime.node import open_node
     from wallet_api.service import log_in
 
     node = open_node(Settings(data_dir=tmp_path / "data", database_url=empty_db_url))
@@ -158,7 +158,7 @@ def test_racing_sealer_rounds_keep_the_largest_checkpoint(tmp_path: Path) -> Non
     import threading
 
     from ledger.sealer import Sealed
-    from node import witness
+    from runtime import witness
 
     sizes = list(range(1, 201))
     random.Random(7).shuffle(sizes)

@@ -37,10 +37,10 @@ from ledger.sealer import Sealer, UnregisteredNodeKey
 from ledger.service import Ledger, key_event
 from ledger.signing import SigningKey
 from node.cli import app as cli
-from node.database import make_engine
-from node.keystore import key_path, load_key, save_key
-from node.runtime import KeysMismatch, open_node, role_key
-from node.settings import Settings
+from runtime.database import make_engine
+from runtime.keystore import key_path, load_key, save_key
+from runtime.node import KeysMismatch, open_node, role_key
+from runtime.settings import Settings
 from tests.conftest import NODE_KEY, ORIGIN
 from tests.factories import Book, register
 from tests.people import join, operator

@@ -11,10 +11,10 @@ from sqlalchemy import func, select
 
 from ledger import repository as ledger_repo
 from ledger.models import transfers
-from node.web import parse_euros
 from tests.people import Person, join, new_client, operator
 from wallet_api.office.models import office_deposits
 from wallet_api.service import post, sign_as
+from web.pages import parse_euros
 
 
 def node_of(site: Any) -> Any:

@@ -18,12 +18,12 @@ from fastapi.testclient import TestClient
 from jinja2.ext import babel_extract
 
 from ledger.canonical import b64
-from node.i18n import translations
 from tests.conftest import OPERATORS, PASSWORD
 from tests.people import Person, fund, join, new_client, operator
+from web.i18n import translations
 
 ROOT = Path(__file__).resolve().parent.parent
-LOCALE = ROOT / "node" / "locale" / "fr" / "LC_MESSAGES"
+LOCALE = ROOT / "web" / "locale" / "fr" / "LC_MESSAGES"
 HTML = {"Accept": "text/html"}
 ANONYMOUS_PAGES = ("/", "/join", "/login")
 MEMBER_PAGES = ("/wallet", "/send", "/keys")
@@ -77,7 +77,8 @@ def sign_up(client: TestClient, **fields: str) -> Any:
 # Python files whose refusals and labels are msgids, and the templates, covered by core.po
 # and wallet.po.
 PYTHON_SOURCES = (
-    "node/web.py",
+    "web/refusals.py",
+    "web/pages.py",
     "wallet_api/auth.py",
     "wallet_api/service.py",
     "wallet_api/endpoints.py",
@@ -121,7 +122,7 @@ def test_every_message_of_the_core_and_the_pages_has_its_french() -> None:
     for name in PYTHON_SOURCES:
         msgids |= python_msgids(ROOT / name)
     for pattern in TEMPLATES:
-        for path in (ROOT / "node" / "templates").glob(pattern):
+        for path in (ROOT / "web" / "templates").glob(pattern):
             msgids |= template_msgids(path)
     assert len(msgids) > 150  # the extraction found the messages, not nothing
     catalogue = french_catalogue()
@@ -217,7 +218,7 @@ def test_a_member_cannot_open_another_members_receipt(site: TestClient) -> None:
 
 def test_a_receipt_not_sealed_yet_says_so_then_shows_the_proof(node_settings: Any) -> None:
     from node.app import create_app
-    from node.runtime import open_node
+    from runtime.node import open_node
 
     node_settings.seal_interval = 3600  # the sealer stays away until the test seals
     node = open_node(node_settings)

@@ -15,19 +15,19 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
+from audits.audit import audit
 from ledger import repository as ledger_repo
-from ledger.audit import audit
 from ledger.models import transfers
 from ledger.signing import SignedOrder
 from merchants.models import reconversions
 from merchants.service import quote
-from node.settings import Settings
-from node.web import Refusal
+from runtime.settings import Settings
 from tests.people import Person, join, new_client, operator
 from tests.test_office import cash_in, deposit, reading
 from wallet_api import repository as members_repo
 from wallet_api.auth import forget_principals
 from wallet_api.service import post, sign_as
+from web.refusals import Refusal
 
 
 def node_of(site: Any) -> Any:

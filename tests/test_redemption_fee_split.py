@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine
 
+from audits.audit import audit
 from ledger import repository
-from ledger.audit import audit
 from ledger.chart import backing_delta
 from ledger.posting import Posted
 from ledger.sealer import Sealer

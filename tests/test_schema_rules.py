@@ -25,8 +25,8 @@ import pytest
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import IntegrityError
 
+from audits.audit import audit
 from ledger import repository as repo
-from ledger.audit import audit
 from ledger.models import postings, transfers
 from ledger.operations import TREASURER
 from ledger.posting import Posted

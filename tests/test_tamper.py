@@ -28,7 +28,7 @@ from sqlalchemy.pool import NullPool
 from typer.testing import CliRunner
 
 import node.cli
-from ledger.audit import audit
+from audits.audit import audit
 from ledger.canonical import canonical
 from ledger.chart import member_account
 from ledger.merkle import MemoryNodes
@@ -36,12 +36,12 @@ from ledger.operations import NODE, TREASURER
 from ledger.sealer import Sealer
 from ledger.service import Ledger
 from ledger.signing import SigningKey, new_order
-from node import witness
-from node.database import make_engine
 from node.demo import seed
-from node.keystore import key_path, save_key
-from node.runtime import Node
-from node.settings import Settings
+from runtime import witness
+from runtime.database import make_engine
+from runtime.keystore import key_path, save_key
+from runtime.node import Node
+from runtime.settings import Settings
 from tests.conftest import NODE_KEY, ORIGIN, TREASURER_KEY, Template, pg_database
 from tests.factories import register
 

@@ -15,7 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select, text
 
-from ledger.audit import audit
+from audits.audit import audit
 from ledger.canonical import b64
 from ledger.errors import NodeBusy
 from ledger.models import log_queue, transfers

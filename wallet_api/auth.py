@@ -23,12 +23,13 @@ from sqlalchemy import Connection, RowMapping
 from starlette.concurrency import run_in_threadpool
 
 from ledger.chart import member_account
-from node.web import CSRF_COOKIE, Refusal
 from wallet_api import repository as repo
 from wallet_api.models import WALLET_ROLES
+from web.pages import CSRF_COOKIE
+from web.refusals import Refusal
 
 if TYPE_CHECKING:
-    from node.runtime import Node
+    from runtime.node import Node
 
 SESSION_COOKIE = "sou_session"
 UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -319,7 +320,7 @@ PosDevice = Annotated[Member, Depends(_pos_device)]
 def signed_in(request: Request, p: Principal | None, *roles: str) -> Member | RedirectResponse:
     """The logged-in member if they have one of `roles`; the login page for an anonymous
     visitor; refused (403) for any other role, or for a device's API token."""
-    from node.web import to_login
+    from web.pages import to_login
 
     if p is None:
         return to_login(request)
@@ -333,7 +334,7 @@ def wallet_holder(
 ) -> Member | RedirectResponse:
     """The logged-in member with a wallet; the login page for a visitor, who comes back to
     `back` (this page by default); refused (403) for an operator."""
-    from node.web import to_login
+    from web.pages import to_login
 
     if p is None:
         return to_login(request, back)

@@ -13,7 +13,6 @@ from ledger.errors import LedgerError
 from ledger.orders import CLIENT_ID
 from ledger.posting import Posted
 from ledger.signing import SignedOrder
-from node.web import REFUSALS, Refusal, problem, refusal_of
 from wallet_api import repository as repo
 from wallet_api import service
 from wallet_api.auth import (
@@ -57,6 +56,8 @@ from wallet_api.schemas import (
     TransferFound,
     TransferOut,
 )
+from web.pages import problem
+from web.refusals import REFUSALS, Refusal, refusal_of
 
 router = APIRouter(prefix="/api/v1", tags=["wallet"])
 
@@ -67,7 +68,7 @@ PROBLEM_JSON = {"application/json": {"schema": {"$ref": "#/components/schemas/Pr
 
 
 def refusals(described: dict[int | str, str]) -> dict[int | str, dict[str, Any]]:
-    """The refusals one route documents besides the app's (REFUSALS in node/web.py):
+    """The refusals one route documents besides the app's (REFUSALS in web/refusals.py):
     {status: "`code`: when..."}."""
     every = {status: str(value["description"]) for status, value in REFUSALS.items()}
     return {

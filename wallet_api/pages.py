@@ -1,7 +1,7 @@
 """The residents' pages: home, join, log in and out, wallet, receipts, send money, keys.
 
-Server-rendered with `node.web.page`; the little JavaScript they need (device key, signing,
-checking a receipt) is `node/static/wallet.js`, over `sou.js`. Rules stay in `service.py`:
+Server-rendered with `web.pages.page`; the little JavaScript they need (device key, signing,
+checking a receipt) is `web/static/wallet.js`, over `sou.js`. Rules stay in `service.py`:
 these handlers read forms, call the service, and choose what to show.
 """
 
@@ -14,8 +14,6 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
 
-from node.i18n import language_of
-from node.web import Refusal, Text, number_format, page, say, when
 from wallet_api import repository as repo
 from wallet_api import service
 from wallet_api.auth import (
@@ -28,6 +26,9 @@ from wallet_api.auth import (
 )
 from wallet_api.endpoints import set_session_cookie
 from wallet_api.schemas import TradeDetails
+from web.i18n import language_of
+from web.pages import Text, number_format, page, say, when
+from web.refusals import Refusal
 
 router = APIRouter(include_in_schema=False)
 

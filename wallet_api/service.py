@@ -33,7 +33,6 @@ from ledger.posting import Posted
 from ledger.service import key_event
 from ledger.signing import SignedOrder, new_order
 from ledger.signing import key_id as signing_key_id
-from node.web import Refusal
 from wallet_api import repository as repo
 from wallet_api.auth import (
     Member,
@@ -43,9 +42,10 @@ from wallet_api.auth import (
     open_session,
     password_matches,
 )
+from web.refusals import Refusal
 
 if TYPE_CHECKING:
-    from node.runtime import Node
+    from runtime.node import Node
 
 log = logging.getLogger(__name__)
 
@@ -572,7 +572,7 @@ def create_operator(
 ) -> Member:
     """An operator: exchange office (with its till and role key), treasurer or admin."""
     from ledger.chart import office_cash
-    from node.runtime import add_operator
+    from runtime.node import add_operator
 
     if (role == "office") != (office is not None):
         raise Refusal(422, "bad_office", "An exchange-office operator works at one office.")

@@ -14,10 +14,11 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
-from node.web import Refusal, Text, day, done, page, say, when
 from wallet_api import service as wallet
 from wallet_api.admin import service
 from wallet_api.auth import MaybeMember, Member, node_of, signed_in
+from web.pages import Text, day, done, page, say, when
+from web.refusals import Refusal
 
 router = APIRouter(include_in_schema=False)
 

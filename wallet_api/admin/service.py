@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from ledger.canonical import unb64
-from node.web import Refusal
 from wallet_api import repository as members_repo
 from wallet_api import service as wallet
 from wallet_api.admin import repository as repo
@@ -23,9 +22,10 @@ from wallet_api.auth import Member
 from wallet_api.models import ROLES
 from wallet_api.office.service import find_wallet_member
 from wallet_api.schemas import DeviceKeyCreate, OperatorCreate
+from web.refusals import Refusal
 
 if TYPE_CHECKING:
-    from node.runtime import Node
+    from runtime.node import Node
 
 PER_PAGE = 20
 MAX_SEARCH = 120

@@ -4,7 +4,7 @@ of card shortfalls.
 `GET /topup` shows the card form and the exchange offices; `POST /topup/card` starts a card
 payment and sends the browser to Stripe's Checkout page, or (without Checkout) to
 `/topup/card/{payment_intent}`, which follows the payment until the wallet is credited
-(`node/static/cards.js` asks the status API every second).
+(`web/static/cards.js` asks the status API every second).
 
 `/treasurer/cards` lists what card payments taken back left owed, with a form to take the
 member's units back and one to write it off, the frozen wallets (unfrozen by hand only when
@@ -21,22 +21,12 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
 from ledger.errors import LedgerError
-from node.i18n import gettext_for
-from node.web import (
-    DoneId,
-    Refusal,
-    Text,
-    done,
-    page,
-    page_money,
-    parse_euros,
-    refusal_of,
-    say,
-    when,
-)
 from wallet_api.auth import MaybeMember, Member, node_of, signed_in, wallet_holder
 from wallet_api.cards import service, shortfalls
 from wallet_api.cards.endpoints import IntentId, base_url
+from web.i18n import gettext_for
+from web.pages import DoneId, Text, done, page, page_money, parse_euros, say, when
+from web.refusals import Refusal, refusal_of
 
 router = APIRouter(include_in_schema=False)
 

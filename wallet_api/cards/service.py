@@ -29,17 +29,17 @@ from typing import TYPE_CHECKING, Any
 from ledger.errors import LedgerError
 from ledger.operations import NODE
 from ledger.orders import CLIENT_ID
-from node.database import AdvisoryTurns, Turns
-from node.web import Money, Refusal
+from runtime.database import AdvisoryTurns, Turns
 from wallet_api.auth import Member, forget_principals, now_ms
 from wallet_api.cards import repository as repo
 from wallet_api.cards import stripe_api
 from wallet_api.service import post, sign_as
+from web.refusals import Money, Refusal
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection, RowMapping
 
-    from node.runtime import Node
+    from runtime.node import Node
 
 MEMBER_KEY, NODE_KEY = "sou_member", "sou_node"  # metadata we put on every PaymentIntent
 # Why a wallet is frozen, in plain words (a msgid: French in cards.po).

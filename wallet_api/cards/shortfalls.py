@@ -33,17 +33,17 @@ from ledger import repository as ledger_repo
 from ledger.chart import member_account
 from ledger.errors import LedgerError
 from ledger.operations import NODE, TREASURER
-from node.web import Money, Refusal, refusal_of
 from wallet_api import repository as members_repo
 from wallet_api.auth import Member, forget_principals, now_ms
 from wallet_api.cards import repository as repo
 from wallet_api.cards.service import change, client_id, one_at_a_time, order, take
 from wallet_api.models import WALLET_ROLES
+from web.refusals import Money, Refusal, refusal_of
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection, RowMapping
 
-    from node.runtime import Node
+    from runtime.node import Node
 
 log = logging.getLogger(__name__)
 

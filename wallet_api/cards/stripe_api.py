@@ -15,14 +15,14 @@ from typing import TYPE_CHECKING, Any
 
 import stripe
 
-from node.web import Refusal
+from web.refusals import Refusal
 
 if TYPE_CHECKING:
     from stripe.params import PaymentIntentCreateParams
     from stripe.params.checkout import SessionCreateParams
 
-    from node.runtime import Node
-    from node.settings import Settings
+    from runtime.node import Node
+    from runtime.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any
 
 from ledger.chart import member_account
 from ledger.operations import NODE, card_escrow
-from node.web import Refusal
 from wallet_api import repository as wallet_repo
 from wallet_api.auth import now_ms
 from wallet_api.cards import repository as repo
@@ -37,11 +36,12 @@ from wallet_api.cards.service import (
     unavailable,
     unclaimed,
 )
+from web.refusals import Refusal
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection, RowMapping
 
-    from node.runtime import Node
+    from runtime.node import Node
 
 CREDIT_RULE = "stripe.payment_intent.succeeded"
 REFUND_RULE = "stripe.charge.refunded"

@@ -15,9 +15,10 @@ import uuid
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from node.web import DoneId, Refusal, Text, done, page, page_money, parse_euros, say, when
 from wallet_api.auth import MaybeMember, node_of, signed_in
 from wallet_api.office import service
+from web.pages import DoneId, Text, done, page, page_money, parse_euros, say, when
+from web.refusals import Refusal
 
 router = APIRouter(include_in_schema=False)
 

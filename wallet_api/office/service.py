@@ -21,15 +21,15 @@ from ledger import repository as ledger_repo
 from ledger.chart import office_cash
 from ledger.errors import LedgerError
 from ledger.repository import StoredTransfer
-from node.web import Money, Refusal
 from wallet_api import repository as members_repo
 from wallet_api.auth import Member, now_ms
 from wallet_api.models import WALLET_ROLES
 from wallet_api.office import repository as repo
 from wallet_api.service import posted_or_existing, sign_as
+from web.refusals import Money, Refusal
 
 if TYPE_CHECKING:
-    from node.runtime import Node
+    from runtime.node import Node
 
 RECENT = 20
 REQUEST_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,47}$")

@@ -18,7 +18,7 @@ from typing import Any
 import nacl.bindings
 import nacl.exceptions
 
-from ledger.audit_report import Finding
+from audits.report import Finding
 from ledger.chart import Chart
 from ledger.errors import LedgerError
 from ledger.leaves import transfer_leaf

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection
 
+from audits.report import Finding, Report
 from ledger import bulk
-from ledger.audit_report import Finding, Report
 from ledger.checkpoint import CheckpointError, open_checkpoint
 from ledger.merkle import HASH_SIZE, MemoryNodes, root
 

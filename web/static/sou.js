@@ -134,7 +134,7 @@ const Sou = (() => {
       Object.prototype.hasOwnProperty.call(values, name) ? String(values[name]) : all));
   }
 
-  /** Cents as the server writes them (`money` in node/i18n.py), with the reader's separators:
+  /** Cents as the server writes them (`money` in web/i18n.py), with the reader's separators:
    *  formatCents(123450, {decimal: ",", group: "\u202f", currency: "SOU"}) → "1 234,50 SOU". */
   function formatCents(cents, { decimal = ".", group = "", currency = "" } = {}) {
     if (!Number.isSafeInteger(cents)) throw new TypeError("an amount is a whole number of cents");

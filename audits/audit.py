@@ -22,11 +22,11 @@ import nacl.exceptions
 import nacl.signing
 from sqlalchemy import Connection, Engine, and_, func, or_, select, tuple_
 
+from audits.checks import KeyState
+from audits.log import check_log, guess_tree, read_log
+from audits.report import Finding, Report
+from audits.transfers import TransferAudit, shared_snapshot
 from ledger import repository as repo
-from ledger.audit_checks import KeyState
-from ledger.audit_log import check_log, guess_tree, read_log
-from ledger.audit_report import Finding, Report
-from ledger.audit_transfers import TransferAudit, shared_snapshot
 from ledger.canonical import canonical, unb64
 from ledger.chart import EUR, RULES, SYSTEM_ACCOUNTS, Chart, kind_of
 from ledger.checkpoint import verifier_key

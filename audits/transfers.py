@@ -33,8 +33,8 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from ledger.audit_checks import KeyState, Leg, TransferChecks, Transfers, Work
-from ledger.audit_report import Finding
+from audits.checks import KeyState, Leg, TransferChecks, Transfers, Work
+from audits.report import Finding
 from ledger.operations import Original
 
 if TYPE_CHECKING:

@@ -1,33 +1,18 @@
-"""What every feature's endpoints share: refusals in the reader's language, templates, the
-anonymous CSRF cookie, and the pages' helpers (login redirect, messages, dates, amounts).
-Feature packages import this; it imports none of them.
+"""Refusals: what a request was refused for, in the reader's language, as a JSON problem
+(`error`, `message`, and the figures the message names) with its HTTP status. The ledger's
+named errors and the request validator's reasons are written here once for every feature.
 """
 
 from __future__ import annotations
 
 import re
-import secrets
-from datetime import UTC, date, datetime
-from decimal import Decimal
-from typing import Annotated, Any
-from urllib.parse import quote
+from typing import Any
 
-from babel.dates import format_date, format_datetime, get_timezone
-from babel.numbers import get_decimal_symbol, get_group_symbol
-from fastapi import FastAPI, Form, Query, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
-from jinja2 import Environment, PackageLoader, select_autoescape
+from fastapi import Request
 from pydantic import BaseModel, ConfigDict, Field
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ledger.errors import LedgerError
-from node.i18n import LANG_COOKIE, LANGUAGES, gettext_for, language_of, money
-from node.keystore import KeyFileError
-
-CSRF_COOKIE = "sou_csrf"
-# Euros as people type them in forms: "20", "20,50", "20.5", "20 €".
-EUROS_TYPED = re.compile(r"^([0-9]{1,12})(?:[.,]([0-9]+))?$")
+from web.i18n import gettext_for, language_of, money
 
 
 class Refusal(Exception):
@@ -223,18 +208,6 @@ def _reason(english: str) -> str:
     return english
 
 
-def parse_euros(text: str) -> int:
-    """Euros typed in a form as cents, exactly: more than 2 decimals, signs, thousands
-    separators or anything else is refused, never rounded, and no float is involved."""
-    cleaned = (text or "").replace("€", "").replace(" ", "").replace("\u00a0", "").strip()
-    found = EUROS_TYPED.match(cleaned)
-    if found is None or (found[2] is not None and len(found[2]) > 2):
-        raise Refusal(
-            422, "bad_euros", "Write the amount in euros, like 20 or 20,50 (at most 2 decimals)."
-        )
-    return int(Decimal(f"{found[1]}.{found[2] or '0'}").scaleb(2))
-
-
 class Money(int):
     """Cents in a refusal's params: an integer in the JSON answer, written the reader's way
     in the message (1 234,50 EUR in French, 1,234.50 EUR in English)."""
@@ -256,171 +229,3 @@ def refusal_of(exc: LedgerError) -> Refusal:
         named = Phrase(field, FIELD_NAMES[field]) if field in FIELD_NAMES else field
         params.update(field=named, reason=_reason(reason))
     return Refusal(LEDGER_STATUS.get(exc.code, 422), exc.code, message, **params)
-
-
-def problem(request: Request, refusal: Refusal) -> Response:
-    body = {"error": refusal.code, "message": refusal.text(request), **refusal.params}
-    headers = {"Content-Language": language_of(request)}
-    if refusal.status == 429 and "retry_after" in refusal.params:
-        headers["Retry-After"] = str(refusal.params["retry_after"])
-    if wants_html(request):
-        page = render(request, "error.html", refusal=refusal, message=body["message"])
-        return HTMLResponse(page, status_code=refusal.status, headers=headers)
-    return JSONResponse(body, status_code=refusal.status, headers=headers)
-
-
-def wants_html(request: Request) -> bool:
-    return not request.url.path.startswith(("/api/", "/stripe/")) and "text/html" in (
-        request.headers.get("accept", "")
-    )
-
-
-def install_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(Refusal)
-    async def _refusal(request: Request, exc: Refusal) -> Response:
-        return problem(request, exc)
-
-    @app.exception_handler(LedgerError)
-    async def _ledger(request: Request, exc: LedgerError) -> Response:
-        return problem(request, refusal_of(exc))
-
-    @app.exception_handler(KeyFileError)
-    async def _keys(request: Request, exc: KeyFileError) -> Response:
-        # A key the node would sign with is not the log's (`Node.signing_key` logged which
-        # and what to copy): nothing was signed; the same request works once it is put right.
-        refusal = Refusal(
-            503,
-            "node_keys_not_registered",
-            "This node cannot sign right now: its keys are not those its log registers, or "
-            "cannot be read. Its operator has been told; try again later.",
-        )
-        return problem(request, refusal)
-
-    @app.exception_handler(RequestValidationError)
-    async def _invalid(request: Request, exc: RequestValidationError) -> Response:
-        first = exc.errors()[0] if exc.errors() else {}
-        where = ".".join(str(p) for p in first.get("loc", ())[1:]) or "body"
-        refusal = Refusal(
-            422,
-            "invalid_request",
-            "The field {field} is not valid: {reason}.",
-            field=Phrase(where, FIELD_NAMES[where]) if where in FIELD_NAMES else where,
-            reason=validation_reason(dict(first)),
-        )
-        return problem(request, refusal)
-
-    @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
-        messages = {
-            404: "There is nothing at this address.",
-            405: "This method is not allowed here.",
-        }
-        message = messages.get(exc.status_code, str(exc.detail))
-        return problem(request, Refusal(exc.status_code, "http_error", message))
-
-
-templates = Environment(
-    loader=PackageLoader("node", "templates"),
-    autoescape=select_autoescape(("html",)),
-    extensions=["jinja2.ext.i18n"],
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
-
-
-def csrf_token(request: Request) -> str:
-    """The token forms must send back: the session's, or the anonymous cookie's."""
-    session = getattr(request.state, "session_csrf", None)
-    if session:
-        return str(session)
-    token = request.cookies.get(CSRF_COOKIE) or getattr(request.state, "new_csrf", None)
-    if not token:
-        token = secrets.token_urlsafe(24)
-        request.state.new_csrf = token
-    return str(token)
-
-
-def render(request: Request, name: str, **context: Any) -> str:
-    lang = language_of(request)
-    tr = gettext_for(request)
-    node = request.app.state.node
-    return templates.get_template(name).render(
-        request=request,
-        lang=lang,
-        languages=LANGUAGES,
-        gettext=tr.gettext,
-        ngettext=tr.ngettext,
-        _=tr.gettext,
-        csrf=csrf_token(request),
-        village=node.settings.village,
-        origin=node.ledger.origin,
-        residents_may_reconvert=node.settings.residents_may_reconvert,
-        currency=node.ledger.chart.local,
-        money=lambda cents, cur=node.ledger.chart.local: money(cents, lang, cur),
-        me=getattr(request.state, "member", None),
-        **context,
-    )
-
-
-def page(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
-    """A rendered page, setting the anonymous CSRF and language cookies when new."""
-    response = HTMLResponse(render(request, name, **context), status_code=status)
-    new_csrf = getattr(request.state, "new_csrf", None)
-    secure = request.url.scheme == "https"
-    if new_csrf:
-        response.set_cookie(CSRF_COOKIE, new_csrf, httponly=True, samesite="lax", secure=secure)
-    chosen = request.query_params.get("lang")
-    if chosen in LANGUAGES:
-        response.set_cookie(LANG_COOKIE, chosen, max_age=365 * 86400, samesite="lax")
-    return response
-
-
-# -- what the pages' handlers share ----------------------------------------------------------
-
-# A field of a posted form, as typed.
-Text = Annotated[str, Form()]
-# The id a page is sent back with after a success, naming what was done (see `done`).
-DoneId = Annotated[int | None, Query(ge=1, le=2**53)]
-
-
-def to_login(request: Request, back: str | None = None) -> RedirectResponse:
-    """Send an anonymous visitor to the login page, coming back to `back` afterwards (this
-    page, with its query, by default)."""
-    here = back or request.url.path + (f"?{request.url.query}" if request.url.query else "")
-    return RedirectResponse(f"/login?next={quote(here, safe='')}", status_code=303)
-
-
-def done(path: str, **what: int | str) -> RedirectResponse:
-    """Back to the page after a success, naming what was done (the page says it)."""
-    query = "&".join(f"{name}={quote(str(value), safe='')}" for name, value in what.items())
-    return RedirectResponse(f"{path}?{query}", status_code=303)
-
-
-def say(request: Request, message: str, **values: Any) -> str:
-    """A message of the page in the reader's language, its `{name}`s filled."""
-    return gettext_for(request).gettext(message).format(**values)
-
-
-def when(request: Request, ms: int) -> str:
-    """A moment as people of the page's language write it, in the node's time zone."""
-    zone = request.app.state.node.settings.timezone
-    moment = datetime.fromtimestamp(ms / 1000, UTC)
-    return format_datetime(moment, "short", tzinfo=get_timezone(zone), locale=language_of(request))
-
-
-def day(request: Request, moment: date) -> str:
-    """A day as people of the page's language write it: 31 décembre 2026."""
-    return format_date(moment, "long", locale=language_of(request))
-
-
-def page_money(request: Request, cents: int, currency: str | None = None) -> str:
-    """Cents as the page's reader writes them: "20,50 SOU" in French (the local unit unless
-    another currency is named)."""
-    local = request.app.state.node.ledger.chart.local
-    return money(cents, language_of(request), currency or local)
-
-
-def number_format(request: Request) -> dict[str, str]:
-    """Separators for the scripts that write amounts the way the server does."""
-    lang = language_of(request)
-    return {"decimal": get_decimal_symbol(lang), "group": get_group_symbol(lang)}

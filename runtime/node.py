@@ -23,11 +23,11 @@ from ledger.poster import Poster
 from ledger.sealer import Sealer
 from ledger.service import Ledger
 from ledger.signing import SigningKey
-from node import witness
-from node.database import make_engine
-from node.keystore import KeyFileError, key_path, load_key, private_dir, save_key
-from node.sealer import SealerThread
-from node.settings import Settings
+from runtime import witness
+from runtime.database import make_engine
+from runtime.keystore import KeyFileError, key_path, load_key, private_dir, save_key
+from runtime.sealer import SealerThread
+from runtime.settings import Settings
 
 log = logging.getLogger(__name__)
 

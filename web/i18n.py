@@ -1,6 +1,6 @@
 """French first, English too: gettext catalogues read with Babel, the language chosen per request.
 
-The catalogue of a language is every `node/locale/<lang>/LC_MESSAGES/*.po` file (one per
+The catalogue of a language is every `web/locale/<lang>/LC_MESSAGES/*.po` file (one per
 feature, so that features do not edit one shared file). Messages are written in English in
 the code and templates; French is a translation like any other. The files are compiled in
 memory at start: there is no build step. `pybabel extract -F babel.cfg` lists the msgids.
@@ -29,7 +29,7 @@ LANG_COOKIE = "sou_lang"
 @cache
 def translations(lang: str) -> gettext.NullTranslations:
     """The catalogue of one language (English, the source language, needs none)."""
-    folder = files("node") / "locale" / lang / "LC_MESSAGES"
+    folder = files("web") / "locale" / lang / "LC_MESSAGES"
     found = folder.iterdir() if folder.is_dir() else iter(())
     parts = sorted((p for p in found if p.name.endswith(".po")), key=lambda p: p.name)
     if lang == "en" or not parts:
