@@ -203,8 +203,8 @@ def audit(
     url = make_url(settings.resolved_database_url)
     if url.get_backend_name() == "sqlite" and not Path(url.database or "").is_file():
         raise _fail(
-            f"there is no node in {settings.data_dir} (no database at {url.database}): set "
-            "SOU_DATA_DIR to the node's data directory, or run `sou init`"
+            f"this node is not initialised: there is no database at {url.database}. Run "
+            "`sou init`, or set SOU_DATA_DIR to the node's data directory"
         )
     engine = read_only(make_engine(settings.resolved_database_url, pool_size=2))
     try:
