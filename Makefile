@@ -9,9 +9,9 @@ BIN := $(VENV)/bin
 
 help:
 	@echo "make run    - install into .venv, create the demo village (first run), start the node"
-	@echo "make test   - install test tools into .venv; lint (ruff, mypy) and run the whole test suite"
+	@echo "make test   - install test tools into .venv; lint (ruff, mypy, import-linter) and run the whole test suite"
 	@echo "make bench  - run the benchmarks (SQLite and PostgreSQL) and print the figures"
-	@echo "make lint   - ruff and mypy"
+	@echo "make lint   - ruff, mypy, and import-linter (imports point down the floors)"
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -24,8 +24,9 @@ $(VENV)/.installed: pyproject.toml constraints.txt | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e .
 	@touch $@
 
-$(VENV)/.installed-test: pyproject.toml constraints.txt | $(BIN)/python
+$(VENV)/.installed-test: pyproject.toml constraints.txt tests/plugin_example/pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt --no-deps -e tests/plugin_example
 	@touch $@ $(VENV)/.installed
 
 run: $(VENV)/.installed
@@ -35,7 +36,8 @@ run: $(VENV)/.installed
 test: $(VENV)/.installed-test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy ledger runtime web node wallet_api merchants pos audits plugins
+	$(BIN)/mypy ledger runtime web members node wallet_api merchants pos audits plugins
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest
 
 bench: $(VENV)/.installed-test
@@ -44,7 +46,8 @@ bench: $(VENV)/.installed-test
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy ledger runtime web node wallet_api merchants pos audits plugins
+	$(BIN)/mypy ledger runtime web members node wallet_api merchants pos audits plugins
+	$(BIN)/lint-imports
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .import_linter_cache

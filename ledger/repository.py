@@ -481,12 +481,12 @@ def latest_checkpoint(conn: Connection) -> RowMapping | None:
 
 
 def active_operator_keys(conn: Connection) -> list[RowMapping]:
-    """Keys of the node and of operator roles that have not been revoked."""
+    """Keys of the node, of operator roles and of plugins that have not been revoked."""
     query = (
         select(keys.c.key_id, keys.c.owner, keys.c.public_key)
         .where(
             keys.c.revoked_ms.is_(None),
-            (keys.c.owner == "node") | keys.c.owner.like("role:%"),
+            (keys.c.owner == "node") | keys.c.owner.like("role:%") | keys.c.owner.like("plugin:%"),
         )
         .order_by(keys.c.owner, keys.c.key_id)
     )

@@ -8,6 +8,8 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from ledger.signing import SignedOrder
+from members.access import Member, Treasurer, WalletHolder, node_of
+from members.errors import BAD_SIGNATURE_ENCODING
 from merchants import service
 from merchants.schemas import (
     PayoutDone,
@@ -16,9 +18,7 @@ from merchants.schemas import (
     Rejection,
     TreasuryReconversionOut,
 )
-from wallet_api.auth import Member, Treasurer, WalletHolder, node_of
-from wallet_api.schemas import SignedOrderIn
-from web.refusals import Refusal
+from web.schemas import SignedOrderIn
 
 router = APIRouter(prefix="/api/v1", tags=["reconversion"])
 ReconversionId = Annotated[int, Path(ge=1, le=2**53)]
@@ -94,7 +94,7 @@ def request_reconversion(
     try:
         envelope = SignedOrder.from_json(body.model_dump())
     except ValueError:
-        raise Refusal(422, "bad_signature_encoding", "The signature is not base64url.") from None
+        raise BAD_SIGNATURE_ENCODING() from None
     found, replayed = service.request_reconversion(node_of(request), member, envelope)
     if replayed:
         response.status_code = 200

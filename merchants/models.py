@@ -1,21 +1,11 @@
-"""Tables of members who sell: their trade details, and their reconversion requests."""
+"""The table of reconversion requests. (The trade details of members who sell:
+`members/models.py`.)"""
 
 from __future__ import annotations
 
 from sqlalchemy import BigInteger, CheckConstraint, Column, ForeignKey, String, Table, Text
 
 from ledger.models import Id, metadata
-
-merchants = Table(
-    "merchants",
-    metadata,
-    Column("member_id", String(48), ForeignKey("members.id"), primary_key=True),
-    Column("trade_name", String(120), nullable=False),
-    Column("category", String(60), nullable=False),
-    Column("address", Text, nullable=False),
-    Column("siret", String(14)),
-    CheckConstraint("siret IS NULL OR length(siret) = 14", name="siret"),
-)
 
 RECONVERSION_STATES = ("pending", "paid", "rejected")
 

@@ -10,9 +10,10 @@ from babel.numbers import format_decimal
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from members.access import MaybeMember, node_of, signed_in
+from members.errors import BAD_FORM
 from merchants import service
-from wallet_api import service as wallet
-from wallet_api.auth import MaybeMember, node_of, signed_in
+from merchants.errors import UNKNOWN_RECONVERSION
 from web.i18n import language_of
 from web.pages import DoneId, Text, done, number_format, page, say, when
 from web.refusals import Refusal
@@ -36,7 +37,7 @@ def reconversion(request: Request, p: MaybeMember) -> Response:
     return page(
         request,
         "merchants/reconversion.html",
-        balance=wallet.balance(node, member),
+        balance=node.ledger.balance(member.account),
         requests=service.reconversions_of(node, member),
         status_labels=STATUS_LABELS,
         when=lambda ms: when(request, ms),
@@ -106,14 +107,12 @@ def decide(
     node = node_of(request)
     try:
         if not (reconversion_id.isascii() and reconversion_id.isdigit()):
-            raise Refusal(
-                404, "unknown_reconversion", "There is no reconversion request with this id."
-            )
+            raise UNKNOWN_RECONVERSION()
         number = int(reconversion_id)
         if decision == "paid":
             return done("/treasurer", paid=service.mark_paid(node, treasurer, number, bank_ref).id)
         if decision == "rejected":
             return done("/treasurer", rejected=service.reject(node, treasurer, number, reason).id)
-        raise Refusal(422, "bad_form", "This form is not one of this page's.")
+        raise BAD_FORM()
     except Refusal as refusal:
         return _treasurer_page(request, status=refusal.status, flash=refusal.text(request))

@@ -1,4 +1,5 @@
-"""Every query of the merchants module: trade details and reconversion requests."""
+"""Every query of the merchants module: reconversion requests, with who asked (the members'
+tables are read, never written, here)."""
 
 from __future__ import annotations
 
@@ -7,18 +8,8 @@ from typing import Any
 from sqlalchemy import Connection, RowMapping, func, insert, select, update
 
 from ledger.models import transfers
-from merchants.models import merchants, reconversions
-from wallet_api.models import members
-
-
-def insert_merchant(conn: Connection, row: dict[str, Any]) -> None:
-    conn.execute(insert(merchants).values(**row))
-
-
-def merchant(conn: Connection, member_id: str) -> RowMapping | None:
-    query = select(merchants).where(merchants.c.member_id == member_id)
-    return conn.execute(query).mappings().first()
-
+from members.models import members, merchants
+from merchants.models import reconversions
 
 # -- reconversion requests -----------------------------------------------------------------
 

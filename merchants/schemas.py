@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from wallet_api.schemas import Strict
+from web.schemas import Strict
 
 
 class QuoteOut(BaseModel):

@@ -20,10 +20,26 @@ from ledger.errors import LedgerError
 from ledger.operations import TREASURER
 from ledger.orders import MAX_MEMO
 from ledger.signing import SignedOrder
+from members.access import Member
+from members.errors import AMOUNT_TOO_LARGE, NOT_YOUR_WALLET, WALLET_FROZEN
 from merchants import repository as repo
+from merchants.errors import (
+    ALREADY_DECIDED,
+    AMOUNT_TOO_SMALL,
+    BAD_AMOUNT,
+    BAD_KIND,
+    BANK_REF_MISSING,
+    FEE_MISMATCH,
+    FEES_SPENT,
+    MEMBERSHIP_LAPSED,
+    NOT_SETTLED,
+    REASON_MISSING,
+    RECONVERSION_NOT_ALLOWED,
+    RESERVE_SHORT,
+    UNKNOWN_RECONVERSION,
+)
 from runtime.settings import Settings
-from wallet_api.auth import Member
-from wallet_api.service import post, sign_as
+from runtime.signing import post, sign_as
 from web.refusals import Money, Refusal
 
 if TYPE_CHECKING:
@@ -60,20 +76,13 @@ def quote(settings: Settings, amount: int) -> Quote:
     rounded *down* to whole cents, the remaining cent staying with the association.
     """
     if isinstance(amount, bool) or not isinstance(amount, int) or amount < 1:
-        raise Refusal(422, "bad_amount", "The amount must be a whole number of cents above zero.")
+        raise BAD_AMOUNT()
     if amount > settings.max_amount:
-        raise Refusal(
-            422,
-            "amount_too_large",
-            "The amount is over the largest allowed, {maximum}.",
-            maximum=Money(settings.max_amount),
-        )
+        raise AMOUNT_TOO_LARGE(maximum=Money(settings.max_amount))
     fee = -(-amount * settings.reconversion_fee_bps // 10_000)
     cause_fee = fee * settings.reconversion_cause_share // 100
     if fee >= amount:
-        raise Refusal(
-            422, "amount_too_small", "This amount is too small to reconvert: the fee takes it all."
-        )
+        raise AMOUNT_TOO_SMALL()
     return Quote(amount, fee, cause_fee)
 
 
@@ -86,22 +95,14 @@ def may_reconvert(settings: Settings, member: Member) -> None:
         member.role == "resident" and settings.residents_may_reconvert
     ):
         return
-    raise Refusal(
-        403, "reconversion_not_allowed", "Only merchants can reconvert units to euros here."
-    )
+    raise RECONVERSION_NOT_ALLOWED()
 
 
 def _check_standing(settings: Settings, member: Member) -> None:
     if member.frozen_reason:
-        raise Refusal(
-            403, "wallet_frozen", "Your wallet is frozen: {reason}", reason=member.frozen_reason
-        )
+        raise WALLET_FROZEN(reason=member.frozen_reason)
     if settings.membership_required and not member.membership_current():
-        raise Refusal(
-            403,
-            "membership_lapsed",
-            "Your membership has lapsed: renew it before converting units to euros.",
-        )
+        raise MEMBERSHIP_LAPSED()
 
 
 def _whole(value: Any) -> bool:
@@ -112,18 +113,14 @@ def _check_fee(settings: Settings, currency: str, order: dict[str, Any]) -> None
     """The signed fee and cause's part must be exactly the quote's for the amount."""
     amount = order.get("amount")
     if not isinstance(amount, int) or isinstance(amount, bool):
-        raise Refusal(422, "bad_amount", "The amount must be a whole number of cents above zero.")
+        raise BAD_AMOUNT()
     expected = quote(settings, amount)
     fee, cause_fee = order.get("fee"), order.get("cause_fee", 0)
     if not (_whole(fee) and _whole(cause_fee)) or (fee, cause_fee) != (
         expected.fee,
         expected.cause_fee,
     ):
-        raise Refusal(
-            422,
-            "fee_mismatch",
-            "For {amount} the fee is {fee}, of which {cause_fee} for the cause: "
-            "ask for a new quote and sign again.",
+        raise FEE_MISMATCH(
             amount=Money(expected.amount, currency),
             fee=Money(expected.fee, currency),
             cause_fee=Money(expected.cause_fee, currency),
@@ -187,9 +184,9 @@ def request_reconversion(
     may_reconvert(settings, member)
     order = envelope.order
     if order.get("kind") != "redemption":
-        raise Refusal(422, "bad_kind", "A reconversion is asked with a signed redemption order.")
+        raise BAD_KIND()
     if order.get("from") != member.account:
-        raise Refusal(403, "not_your_wallet", "An order can only spend from your own wallet.")
+        raise NOT_YOUR_WALLET()
     # The same order sent again gets its first answer, whatever changed since.
     if not _sent_before(node, member.account, order.get("id")):
         _check_standing(settings, member)
@@ -210,12 +207,7 @@ def _sent_before(node: Node, account: str, client_id: object) -> bool:
 
 def _reserve_short(exc: LedgerError) -> Exception:
     if exc.code == "insufficient_funds" and exc.params.get("account") == "reserve:digital":
-        return Refusal(
-            409,
-            "reserve_short",
-            "The association's bank reserve cannot cover this reconversion right now: "
-            "try a smaller amount, or ask the treasurer.",
-        )
+        return RESERVE_SHORT()
     return exc
 
 
@@ -304,7 +296,7 @@ def mark_paid(node: Node, treasurer: Member, reconversion_id: int, bank_ref: str
     Its client id comes from the request, so the ledger never pays a request twice."""
     bank_ref = _one_line(bank_ref, 128)
     if not bank_ref:
-        raise Refusal(422, "bank_ref_missing", "Give the bank transfer's reference.")
+        raise BANK_REF_MISSING()
     row = _pending(node, reconversion_id)
     signed = sign_as(
         node,
@@ -324,7 +316,7 @@ def reject(node: Node, treasurer: Member, reconversion_id: int, reason: str) -> 
     role key, gives the units (fee included) back to the member."""
     reason = _one_line(reason, MAX_MEMO)
     if not reason:
-        raise Refusal(422, "reason_missing", "Say why the request is rejected.")
+        raise REASON_MISSING()
     row = _pending(node, reconversion_id)
     signed = sign_as(
         node,
@@ -349,7 +341,7 @@ def _pending(node: Node, reconversion_id: int) -> Reconversion:
     with node.ledger.reading() as conn:
         row = repo.reconversion(conn, reconversion_id)
     if row is None:
-        raise Refusal(404, "unknown_reconversion", "There is no reconversion request with this id.")
+        raise UNKNOWN_RECONVERSION()
     found = _reconversion(row)
     if found.status != "pending":
         raise _already(found)
@@ -357,12 +349,7 @@ def _pending(node: Node, reconversion_id: int) -> Reconversion:
 
 
 def _already(found: Reconversion) -> Refusal:
-    message = (
-        "This reconversion was already paid."
-        if found.status == "paid"
-        else "This reconversion was already rejected."
-    )
-    return Refusal(409, "already_decided", message, state=found.status, id=found.id)
+    return ALREADY_DECIDED(state=found.status, id=found.id)
 
 
 def _settle(
@@ -384,7 +371,7 @@ def _settle(
     with node.ledger.reading() as conn:
         settlement = repo.settlements(conn, [row.redemption_id]).get(row.redemption_id)
     if settlement is None:  # the post failed without anything settling the redemption
-        raise Refusal(409, "not_settled", "The ledger did not record this decision; try again.")
+        raise NOT_SETTLED()
     ours = (
         settlement["kind"] == signed.order["kind"]
         and json.loads(settlement["order_json"]).get(field) == value
@@ -404,11 +391,5 @@ def _settle(
 def _fees_spent(exc: LedgerError) -> Exception:
     account = str(exc.params.get("account", ""))
     if exc.code == "insufficient_funds" and account.startswith("association:"):
-        return Refusal(
-            409,
-            "fees_spent",
-            "The association's account {account} no longer holds this fee: "
-            "the units cannot be given back until it does.",
-            account=account,
-        )
+        return FEES_SPENT(account=account)
     return exc

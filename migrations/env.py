@@ -18,6 +18,8 @@ def run(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=metadata,
+        # A plugin's history is kept apart from the node's (runtime/plugins.py).
+        version_table=config.attributes.get("version_table", "alembic_version"),
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
     )

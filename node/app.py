@@ -3,33 +3,23 @@
 from __future__ import annotations
 
 import gc
-import importlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
+from fastapi.routing import APIRoute
+from fastapi.staticfiles import StaticFiles
 from sqlalchemy import func, select
+from starlette.routing import BaseRoute, Route
 
 from ledger import repository as repo
 from ledger.models import log_queue
+from node import plugin_list
 from runtime.node import Node, open_node
 from runtime.settings import Settings
-from web.pages import install_error_handlers
+from web.i18n import add_catalogue
+from web.pages import add_templates, install_error_handlers
 from web.refusals import REFUSALS
-
-# The routers of the feature packages, API and pages.
-FEATURES = (
-    "wallet_api.endpoints",
-    "wallet_api.pages",
-    "wallet_api.cards.endpoints",
-    "wallet_api.cards.pages",
-    "wallet_api.office.endpoints",
-    "wallet_api.office.pages",
-    "merchants.endpoints",
-    "merchants.pages",
-    "wallet_api.admin.endpoints",
-    "wallet_api.admin.pages",
-)
 
 
 def create_app(settings: Settings | None = None, node: Node | None = None) -> FastAPI:
@@ -56,14 +46,7 @@ def create_app(settings: Settings | None = None, node: Node | None = None) -> Fa
     )
     app.state.node = node
     install_error_handlers(app)
-    from fastapi.staticfiles import StaticFiles
-
-    for module in FEATURES:
-        app.include_router(importlib.import_module(module).router)
-    from wallet_api.endpoints import DirectPayments
-
-    app.add_middleware(DirectPayments)
-    app.mount("/static", StaticFiles(packages=[("web", "static")]), name="static")
+    app.include_router(plugin_list.router)
 
     @app.get("/healthz", tags=["node"])
     def healthz(request: Request) -> dict[str, object]:
@@ -79,7 +62,52 @@ def create_app(settings: Settings | None = None, node: Node | None = None) -> Fa
             "unsealed": unsealed,
         }
 
+    plug_in(app, node)
+    # After the plugins' own static directories, which it would otherwise hide.
+    app.mount("/static", StaticFiles(packages=[("web", "static")]), name="static")
     return app
+
+
+def plug_in(app: FastAPI, node: Node) -> None:
+    """What each active plugin adds to the app, in order: it starts, its assets and menu
+    entries, its routes, its middleware. A plugin failing at any of them is left out of
+    the rest; a route already served leaves the whole plugin's routes out."""
+    plugins = node.plugins
+    plugins.call("sou_startup", node=node)
+    for plugin, assets in plugins.each("sou_assets"):
+        if assets.templates is not None:
+            add_templates(assets.templates)
+        if assets.locale is not None:
+            add_catalogue(assets.locale)
+        if assets.static is not None:
+            static = StaticFiles(directory=str(assets.static))
+            app.mount(f"/static/{plugin.name}", static, name=f"static-{plugin.name}")
+    menu = [(plugin, entry) for plugin, entries in plugins.each("sou_menu") for entry in entries]
+    taken = _routes(app.routes)
+    for plugin, routers in plugins.each("sou_routers"):
+        theirs = [route for router in routers for route in router.routes]
+        clash = sorted(_routes(theirs) & taken)
+        if clash:
+            said = ", ".join(f"{method} {path}" for path, method in clash)
+            plugins.leave_out(plugin, "sou_routers", f"routes already served: {said}")
+            continue
+        for router in routers:
+            app.include_router(router)
+        taken |= _routes(theirs)
+    for _, middleware in plugins.each("sou_middleware"):
+        for cls, options in middleware:
+            app.add_middleware(cls, **options)
+    shown = [entry for plugin, entry in menu if plugin.active]
+    app.state.menu = sorted(shown, key=lambda entry: (entry.order, entry.path))
+
+
+def _routes(routes: Iterable[BaseRoute]) -> set[tuple[str, str]]:
+    return {
+        (route.path, method)
+        for route in routes
+        if isinstance(route, APIRoute | Route)
+        for method in route.methods or ()
+    }
 
 
 def create_served_app(settings: Settings | None = None, node: Node | None = None) -> FastAPI:

@@ -92,15 +92,23 @@ def init(
 
 @app.command()
 def migrate() -> None:
-    """Bring the database schema up to date (also done by `init` and `serve`)."""
+    """Bring the database schema up to date, the node's and each plugin's (also done by
+    `init` and `serve`). Exit 2 if a plugin's migrations failed (that plugin is left out)."""
+    from runtime import plugins as plugging
     from runtime.node import engine_for
     from runtime.node import migrate as run
 
-    engine = engine_for(_settings())
+    settings = _settings()
+    engine = engine_for(settings)
+    plugins = plugging.Plugins.discover(settings.disabled_plugins)
     try:
         run(engine)
+        plugging.migrate(engine, plugins)
     finally:
         engine.dispose()
+    failed = [p for p in plugins.found.values() if p.problem and p.problem.startswith("migrate")]
+    if failed:
+        raise _fail("; ".join(f"plugin {p.name}: {p.problem}" for p in failed))
     typer.echo("Schema is up to date.")
 
 
@@ -254,7 +262,7 @@ def operator(
     exchange-office operator (its till and role key are made with the first operator).
 
     The password is asked twice, or read from SOU_NEW_PASSWORD for scripts."""
-    from wallet_api.service import create_operator
+    from members.service import create_operator
     from web.refusals import Refusal
 
     if role not in ("admin", "treasurer", "office"):
@@ -310,5 +318,22 @@ def _print_report(report: Report) -> None:
         typer.echo(f"  [{finding.check}] {finding.message}")
 
 
+def build_cli(settings: Settings | None = None) -> typer.Typer:
+    """`sou`, with the sub-commands the plugins add."""
+    from runtime.plugins import Plugins
+
+    try:
+        disabled = (settings or Settings()).disabled_plugins
+    except Exception:  # bad settings: the commands say so when they read them
+        disabled = set()
+    for plugin, _ in Plugins.discover(disabled).each("sou_commands", cli=app):
+        logging.getLogger(__name__).debug("plugin %s added its commands", plugin.name)
+    return app
+
+
+def main() -> None:
+    build_cli()()
+
+
 if __name__ == "__main__":
-    app()
+    main()

@@ -124,9 +124,8 @@ def seed(node: Node, say: Callable[[str], None] = print) -> Village:
 
 def _people(node: Node) -> None:
     """The demo's people: members who log in (one password for all: it is a demo)."""
-    from merchants.models import merchants
-    from wallet_api.auth import hash_password, now_ms
-    from wallet_api.models import members
+    from members.access import hash_password, now_ms
+    from members.models import members, merchants
 
     password = hash_password(DEMO_PASSWORD)
     until = date(date.today().year + 1, 12, 31)

@@ -11,6 +11,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from importlib.resources import files
+from typing import TYPE_CHECKING, Any
 
 from alembic import command
 from alembic.config import Config
@@ -18,16 +19,23 @@ from sqlalchemy import Connection, Engine, inspect
 
 from ledger import repository as ledger_repo
 from ledger.chart import SYSTEM_ACCOUNTS
-from ledger.operations import NODE
+from ledger.operations import NODE, PLUGIN
 from ledger.poster import Poster
 from ledger.sealer import Sealer
 from ledger.service import Ledger
 from ledger.signing import SigningKey
+from runtime import plugins as plugging
 from runtime import witness
-from runtime.database import make_engine
+from runtime.database import AdvisoryTurns, Turns, make_engine
+from runtime.jobs import Job, Scheduler, SchedulerThread, process_owner
 from runtime.keystore import KeyFileError, key_path, load_key, private_dir, save_key
+from runtime.plugins import Plugins
+from runtime.reactions import reaction_job
 from runtime.sealer import SealerThread
 from runtime.settings import Settings
+
+if TYPE_CHECKING:
+    from stripe import StripeClient
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +51,8 @@ class KeysMismatch(KeyFileError):
 
 
 def migrate(engine: Engine) -> None:
-    """Bring the schema to the latest revision: the only way tables are ever made."""
+    """Bring the node's own schema to its latest revision: the only way its tables are ever
+    made (the plugins' follow: `plug_in`)."""
     config = Config()
     config.set_main_option("script_location", str(files("migrations")))
     with engine.begin() as conn:  # env.py uses this connection (no URL in the config)
@@ -63,9 +72,53 @@ class Node:
     node_key: SigningKey
     poster: Poster | None = None
     sealer: SealerThread | None = None
-    extras: dict[str, object] = field(default_factory=dict)
+    # What the features keep between requests. A cache is forgotten by the one function
+    # that changes what it holds (members.service), never by that function's callers.
+    # Who a token or session cookie stands for, for a moment (members.access: its records,
+    # which this floor below the members cannot name).
+    callers: dict[tuple[str, bytes], Any] = field(default_factory=dict, repr=False)
+    # Accounts found to be wallets (wallet_api.service): a member never loses their wallet.
+    wallet_accounts: set[str] = field(default_factory=set, repr=False)
+    # The lock over card payments (wallet_api.cards.service), made at its first use.
+    card_payments_turns: AdvisoryTurns | Turns | None = field(default=None, repr=False)
+    # The Stripe client, and the (secret key, API base) it was made with.
+    stripe_client: tuple[tuple[str, str], StripeClient] | None = field(default=None, repr=False)
+    # The plugins of this process (the node's own features among them), and the thread
+    # running their jobs and reactions once started.
+    plugins: Plugins = field(default_factory=Plugins, repr=False)
+    scheduler: SchedulerThread | None = None
     # owner -> (key, checked against the log until this time.monotonic())
     _signers: dict[str, tuple[SigningKey, float]] = field(default_factory=dict, repr=False)
+
+    def plugin_settings(self, name: str) -> Any:
+        """The settings of plugin `name` (its `sou_settings` class, as read at start)."""
+        return self.plugins.settings.get(name)
+
+    def jobs(self) -> list[Job]:
+        """The active plugins' scheduled jobs, and one job delivering each of their
+        reactions. A plugin's jobs and reactions are named `<plugin>.<what>`: one whose
+        names are not its own, or repeat, is left out."""
+        found: dict[str, Job] = {}
+        for hook in ("sou_jobs", "sou_reactions"):
+            for plugin, given in self.plugins.each(hook, node=self):
+                if hook == "sou_reactions":
+                    names = [r.name for r in given]
+                    given = [reaction_job(r) for r in given]
+                else:
+                    names = [j.name for j in given]
+                stray = [n for n in names if not n.startswith(f"{plugin.name}.")]
+                twice = [j.name for j in given if j.name in found]
+                if stray or twice:
+                    why = f"not named {plugin.name}.<what>: {stray}" if stray else f"twice: {twice}"
+                    self.plugins.leave_out(plugin, hook, why)
+                    continue
+                found.update((j.name, j) for j in given)
+        return [j for j in found.values() if self._still_active(j)]
+
+    def _still_active(self, job: Job) -> bool:
+        owner = job.name.removeprefix("reactions.").split(".", 1)[0]
+        plugin = self.plugins.found.get(owner)
+        return plugin is not None and plugin.active
 
     def signing_key(self, owner: str) -> SigningKey:
         """The key this node signs with as `owner` (`node`, `role:treasurer`,
@@ -124,9 +177,15 @@ class Node:
         interval = self.settings.seal_interval
         self.sealer = SealerThread(sealer, interval).start()
         self.poster = Poster(self.ledger, sealer=sealer, seal_every=interval).start()
+        jobs = self.jobs()
+        if jobs:
+            scheduler = Scheduler(self.engine, jobs, owner=process_owner())
+            self.scheduler = SchedulerThread(scheduler).start()
         return self
 
     def close(self) -> None:
+        if self.scheduler is not None:
+            self.scheduler.stop()
         if self.poster is not None:
             self.poster.stop()
         if self.sealer is not None:
@@ -140,10 +199,10 @@ def engine_for(settings: Settings) -> Engine:
     return make_engine(settings.resolved_database_url, pool_size=settings.pool_size)
 
 
-def open_node(settings: Settings) -> Node:
-    """Open an initialised node. Raises RuntimeError (not initialised), KeyFileError (no
-    usable node key file) and KeysMismatch (keys that are not the log's) before writing
-    anything."""
+def open_node(settings: Settings, plugins: Plugins | None = None) -> Node:
+    """Open an initialised node with its plugins (those installed, unless given). Raises
+    RuntimeError (not initialised), KeyFileError (no usable node key file) and
+    KeysMismatch (keys that are not the log's) before writing anything."""
     engine = engine_for(settings)
     try:
         if not is_initialised(engine):
@@ -157,7 +216,39 @@ def open_node(settings: Settings) -> Node:
         raise
     ledger = Ledger(engine, max_amount=settings.max_amount, max_ttl_s=settings.order_max_ttl)
     ledger.ensure_accounts(SYSTEM_ACCOUNTS)  # accounts that later versions added to the chart
-    return Node(settings, engine, ledger, node_key)
+    node = Node(settings, engine, ledger, node_key)
+    plug_in(node, plugins if plugins is not None else Plugins.discover(settings.disabled_plugins))
+    return node
+
+
+def plug_in(node: Node, plugins: Plugins) -> None:
+    """Prepare the plugins' part of the database: their migrations, settings, escrows and
+    keys. A plugin that fails at any of them is left out; the node opens all the same."""
+    node.plugins = plugins
+    plugging.migrate(node.engine, plugins)
+    plugging.make_settings(plugins)
+    for name, codes in plugging.escrows(plugins).items():
+        try:
+            node.ledger.ensure_accounts(codes)
+            _plugin_key(node, f"{PLUGIN}{name}")
+        except Exception as exc:
+            log.exception("the escrows of plugin %s could not be opened", name)
+            plugins.leave_out(plugins.found[name], "escrows", f"{type(exc).__name__}: {exc}")
+
+
+def _plugin_key(node: Node, owner: str) -> None:
+    """The key a plugin signs its escrows' releases and refunds with: made and registered
+    the first time, then the log's (several nodes share it as they share every key)."""
+    path = key_path(node.settings.keys_dir, owner)
+    with node.ledger.reading() as conn:
+        registered = _registered(conn).get(owner, {})
+    if not registered:
+        add_operator(node, owner)
+    elif not path.exists():
+        raise KeysMismatch(
+            f"no key file at {path} for {owner}, whose key the log registers "
+            f"({_listed(registered)}). {_copy_keys(node.settings)}"
+        )
 
 
 def _node_key(settings: Settings) -> SigningKey:
@@ -233,6 +324,7 @@ def init_node(settings: Settings) -> Node:
     ledger.max_amount, ledger.max_ttl_s = settings.max_amount, settings.order_max_ttl
     node = Node(settings, engine, ledger, node_key)
     add_operator(node, "role:treasurer")
+    plug_in(node, Plugins.discover(settings.disabled_plugins))
     return node
 
 

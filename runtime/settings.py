@@ -51,6 +51,10 @@ class Settings(BaseSettings):
         40, gt=0, description="Database connections of the node, all its processes together."
     )
 
+    plugins_disabled: str = Field(
+        "", description="Plugins not to load, by name, separated by commas (see /plugins)."
+    )
+
     # Membership and conversions
     membership_required: bool = Field(
         False, description="Refuse top-ups and reconversions to members whose adhesion lapsed."
@@ -89,6 +93,10 @@ class Settings(BaseSettings):
     @classmethod
     def _absolute(cls, value: Path) -> Path:
         return value.expanduser().resolve()
+
+    @property
+    def disabled_plugins(self) -> set[str]:
+        return {name.strip() for name in self.plugins_disabled.split(",") if name.strip()}
 
     @property
     def resolved_database_url(self) -> str:

@@ -171,9 +171,9 @@ class NodeTemplate:
 
 
 def _start_node(url: str, data_dir: Path) -> None:
+    from members import service
     from runtime.node import init_node
     from runtime.settings import Settings
-    from wallet_api import service
 
     node = init_node(Settings(data_dir=data_dir, database_url=url, origin=ORIGIN))
     for role, (email, office) in OPERATORS.items():

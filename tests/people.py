@@ -128,7 +128,7 @@ def operator(site: TestClient, role: str) -> Person:
 def fund(site: TestClient, person: Person, cents: int) -> None:
     """Credit a wallet as the exchange office would after taking cash (signed by the
     office's role key), straight through the ledger."""
-    from wallet_api.service import post, sign_as
+    from runtime.signing import post, sign_as
 
     node = site.app.state.node  # type: ignore[attr-defined]
     signed = sign_as(

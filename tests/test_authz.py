@@ -132,6 +132,7 @@ PATH_VALUES: dict[str, Callable[[World], Any]] = {
     "member_id": lambda w: w.victim.id,
     "payment_intent": lambda w: "pi_unknown0000",
     "reconversion_id": lambda w: UNKNOWN_ID,
+    "loan_id": lambda w: UNKNOWN_ID,
 }
 RECEIPT = {"transfer_id": lambda w: w.transfer}
 OPERATORS = frozenset({OFFICE, TREASURER, ADMIN})
@@ -148,6 +149,23 @@ TABLE: dict[tuple[str, str], Rule] = {
         EVERYONE, path={"tree_size": lambda w: w.checkpoint_size}
     ),
     ("GET", "/api/v1/log/consistency"): Rule(EVERYONE, query=lambda w, c: {"from": 1, "to": 1}),
+    ("GET", "/api/v1/plugins"): Rule(PEOPLE),
+    ("GET", "/plugins"): Rule(PEOPLE),
+    # -- the tool library, a stranger's plugin (tests/plugin_example) ------------------------
+    ("POST", "/api/v1/tools/loans"): Rule(
+        PASSWORD_HOLDERS, body=lambda w, c: {"tool": "Bêche", "deposit": 500}
+    ),
+    ("GET", "/api/v1/tools/loans"): Rule(HOLDERS),
+    ("POST", "/api/v1/tools/loans/{loan_id}/deposit"): Rule(
+        HOLDERS, body=World.payment, answers=answering(HOLDERS, 404, "unknown_loan")
+    ),
+    ("POST", "/api/v1/tools/loans/{loan_id}/return"): Rule(
+        NOBODY_BUT({ADMIN}), answers=answering({ADMIN}, 404, "unknown_loan")
+    ),
+    ("POST", "/api/v1/tools/loans/{loan_id}/lost"): Rule(
+        NOBODY_BUT({ADMIN}), answers=answering({ADMIN}, 409, "no_keeper")
+    ),
+    ("GET", "/tools"): Rule(HOLDERS),
     # -- joining, sessions, tokens ----------------------------------------------------------
     ("POST", "/api/v1/members"): Rule(
         PEOPLE,

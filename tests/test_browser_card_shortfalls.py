@@ -12,15 +12,15 @@ from typing import TYPE_CHECKING
 from playwright.sync_api import Page, expect
 from sqlalchemy import update
 
+from members.access import forget_principals
+from members.models import members
 from tests.conftest import OPERATORS
 from tests.people import fund, join
 from tests.test_browser import french
 from tests.test_browser_operators import flash, form_fields, logged_in, submit
 from tests.test_card_shortfalls import _owing, _taken_back
 from tests.test_card_topups import _audit_clean, _payment
-from wallet_api.auth import forget_principals
 from wallet_api.cards.service import FROZEN
-from wallet_api.models import members
 
 if TYPE_CHECKING:
     from tests.stripe_server import StripeSite

@@ -103,7 +103,7 @@ def test_office_credits_members_by_id_and_email_and_refuses_in_french(
             "personne-0000",
             "5",
             404,
-            french("There is no member with this id or email."),
+            french("There is no member with this id."),
         ),
         (
             camille.id,

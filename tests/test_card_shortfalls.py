@@ -33,6 +33,10 @@ from sqlalchemy.pool import NullPool
 from ledger import repository as ledger_repo
 from ledger.models import transfers
 from ledger.operations import card_escrow
+from members.access import forget_principals
+from members.models import members
+from members.service import get_member
+from runtime.signing import post, sign_as
 from tests.people import Person, fund, join, operator
 from tests.test_card_topups import (
     _audit_clean,
@@ -47,11 +51,8 @@ from tests.test_card_topups import (
     _top_up,
 )
 from tests.test_pages import french_catalogue, python_msgids, template_msgids
-from wallet_api.auth import forget_principals
 from wallet_api.cards import service, shortfalls
 from wallet_api.cards.models import card_disputes, card_settlements
-from wallet_api.models import members
-from wallet_api.service import get_member, post, sign_as
 from web.refusals import Refusal
 
 if TYPE_CHECKING:

@@ -25,10 +25,11 @@ from sqlalchemy import func, select, update
 from audits.audit import audit
 from ledger.models import log_queue, transfers
 from ledger.operations import card_escrow
+from members.access import forget_principals
+from members.models import members
 from tests.live import free_port
 from tests.people import Person, join, operator
-from wallet_api.auth import forget_principals
-from wallet_api.models import card_payments, members, stripe_events
+from wallet_api.models import card_payments, stripe_events
 
 if TYPE_CHECKING:
     from tests.stripe_server import StripeSite

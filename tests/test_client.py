@@ -12,11 +12,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from ledger.signing import SigningKey
+from runtime.signing import post, sign_as
 from tests.conftest import PASSWORD
 from tests.people import new_client
 from tests.test_wallet_api import wait_sealed
 from wallet_api.client import ApiError, Receipt, WalletClient
-from wallet_api.service import post, sign_as
 from web.i18n import translations
 
 _serial = iter(range(1, 10**6))

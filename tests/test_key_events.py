@@ -29,10 +29,10 @@ from ledger.models import key_events, keys, log_leaves, log_queue
 from ledger.sealer import Sealer
 from ledger.service import key_event
 from ledger.signing import SigningKey
+from members.models import devices
 from tests.conftest import NODE_KEY, TREASURER_KEY
 from tests.factories import Book, register
 from tests.people import Person, join, operator
-from wallet_api.models import devices
 
 Forge = Callable[[dict[str, Any], bytes], tuple[dict[str, Any], bytes]]
 

@@ -140,8 +140,8 @@ def test_operator_command_creates_a_login(tmp_path: Path, empty_db_url: str) -> 
         cli, ["operator", "admin", "a@b.fr", "--name", "A"], env=env | {"SOU_NEW_PASSWORD": "short"}
     )
     assert weak.exit_code == 2 and "10 characters" in weak.output
+    from members.service import log_in
     from runtime.node import open_node
-    from wallet_api.service import log_in
 
     node = open_node(Settings(data_dir=tmp_path / "data", database_url=empty_db_url))
     try:

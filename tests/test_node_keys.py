@@ -263,9 +263,9 @@ DAMAGES = {
 def test_a_damaged_stored_tree_stops_sealing_with_a_message_naming_the_node(
     node: Any, damage: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    for n in range(3):  # with the template's three key events: six leaves, node (2, 0) above
+    for n in range(3):  # with the template's key events: six leaves or more, node (2, 0) above
         register(node.ledger, node.node_key, f"member:m{n}")
-    assert node.new_sealer().seal_all() == 6
+    assert node.new_sealer().seal_all() >= 6
     register(node.ledger, node.node_key, "member:late")  # waits to be sealed
     url = node.settings.resolved_database_url
     with attacker(url) as conn:

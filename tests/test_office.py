@@ -11,9 +11,9 @@ from sqlalchemy import func, select
 
 from ledger import repository as ledger_repo
 from ledger.models import transfers
+from runtime.signing import post, sign_as
 from tests.people import Person, join, new_client, operator
 from wallet_api.office.models import office_deposits
-from wallet_api.service import post, sign_as
 from web.pages import parse_euros
 
 

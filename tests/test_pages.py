@@ -79,20 +79,28 @@ def sign_up(client: TestClient, **fields: str) -> Any:
 PYTHON_SOURCES = (
     "web/refusals.py",
     "web/pages.py",
-    "wallet_api/auth.py",
+    "members/errors.py",
+    "members/access.py",
+    "members/service.py",
+    "members/endpoints.py",
+    "members/pages.py",
+    "wallet_api/errors.py",
     "wallet_api/service.py",
     "wallet_api/endpoints.py",
     "wallet_api/pages.py",
+    "wallet_api/office/errors.py",
+    "merchants/errors.py",
 )
 TEMPLATES = ("base.html", "error.html", "home.html", "wallet/*.html")
 
 
 def python_msgids(path: Path) -> set[str]:
-    """The English messages of a module: Refusal(...) texts and the *MESSAGES/*REASONS/
-    *LABELS tables (and `messages` dicts) that hold msgids."""
+    """The English messages of a module: Refusal(...) and NamedRefusal(...) texts and the
+    *MESSAGES/*REASONS/*LABELS tables (and `messages` dicts) that hold msgids."""
     found: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text())):
-        refusal = isinstance(node, ast.Call) and getattr(node.func, "id", None) == "Refusal"
+        called = isinstance(node, ast.Call) and getattr(node.func, "id", None)
+        refusal = called in ("Refusal", "NamedRefusal")
         if refusal and len(node.args) >= 3 and isinstance(node.args[2], ast.Constant):
             found.add(node.args[2].value)
         if isinstance(node, ast.Assign) and isinstance(node.value, ast.Dict):
@@ -343,7 +351,7 @@ def test_a_merchant_joins_with_their_trade(site: TestClient) -> None:
     assert answer.status_code == 303
     me = client.get("/api/v1/me").json()
     assert me["role"] == "merchant"
-    from merchants.models import merchants
+    from members.models import merchants
 
     with node_of(site).ledger.reading() as conn:
         row = conn.execute(merchants.select().where(merchants.c.member_id == me["id"])).first()
@@ -467,8 +475,8 @@ def test_the_wallet_pages_its_history_with_older(site: TestClient) -> None:
 
 
 def test_a_frozen_wallet_says_why(site: TestClient) -> None:
-    from wallet_api import repository
-    from wallet_api.auth import forget_principals
+    from members import repository
+    from members.access import forget_principals
 
     camille = join(site, "Camille")
     assert 'class="flash error"' not in camille.client.get("/wallet", headers=HTML).text

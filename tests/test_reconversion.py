@@ -19,14 +19,14 @@ from audits.audit import audit
 from ledger import repository as ledger_repo
 from ledger.models import transfers
 from ledger.signing import SignedOrder
+from members import repository as members_repo
+from members.access import forget_principals
 from merchants.models import reconversions
 from merchants.service import quote
 from runtime.settings import Settings
+from runtime.signing import post, sign_as
 from tests.people import Person, join, new_client, operator
 from tests.test_office import cash_in, deposit, reading
-from wallet_api import repository as members_repo
-from wallet_api.auth import forget_principals
-from wallet_api.service import post, sign_as
 from web.refusals import Refusal
 
 

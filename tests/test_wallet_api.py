@@ -20,11 +20,11 @@ from ledger.canonical import b64
 from ledger.errors import NodeBusy
 from ledger.models import log_queue, transfers
 from ledger.signing import SigningKey, new_order
+from members.access import forget_principals
 from tests import log_verifier
 from tests.conftest import PASSWORD
 from tests.people import Person, fund, join, new_client, operator
 from wallet_api import service
-from wallet_api.auth import forget_principals
 from wallet_api.endpoints import DirectPayments
 
 # -- helpers -----------------------------------------------------------------------------------

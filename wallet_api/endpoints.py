@@ -1,4 +1,6 @@
-"""The wallet API (JSON, under /api/v1): thin handlers over `service.py`."""
+"""The wallet API (JSON, under /api/v1): balance, history, payments, receipts and the log's
+proofs; thin handlers over `service.py`. (Joining, the session, keys and tokens:
+`members/endpoints.py`.)"""
 
 from __future__ import annotations
 
@@ -13,51 +15,31 @@ from ledger.errors import LedgerError
 from ledger.orders import CLIENT_ID
 from ledger.posting import Posted
 from ledger.signing import SignedOrder
-from wallet_api import repository as repo
-from wallet_api import service
-from wallet_api.auth import (
-    SESSION_COOKIE,
-    Admin,
-    AnyMember,
-    KeyOfficer,
+from members.access import (
     MaybeMember,
-    Member,
     PosDevice,
     WalletHolder,
-    WalletOwner,
-    forget_principals,
     node_of,
-    now_ms,
     token_hash,
     wallet_principal,
 )
+from members.errors import BAD_SIGNATURE_ENCODING
+from wallet_api import service
+from wallet_api.errors import NO_CHECKPOINT
 from wallet_api.schemas import (
-    KEY_ID,
-    MEMBER_ID,
     Balance,
     Checkpoints,
     ConsistencyOut,
-    DeviceKeyCreate,
-    DeviceKeyOut,
     History,
-    Login,
-    MemberCreate,
-    MemberOut,
-    MembershipUpdate,
     MovementOut,
     NodeInfo,
-    OperatorCreate,
     ReceiptOut,
-    SessionOut,
-    SignedOrderIn,
-    TokenCreate,
-    TokenCreated,
-    TokenOut,
     TransferFound,
     TransferOut,
 )
 from web.pages import problem
 from web.refusals import REFUSALS, Refusal, refusal_of
+from web.schemas import SignedOrderIn
 
 router = APIRouter(prefix="/api/v1", tags=["wallet"])
 
@@ -81,131 +63,6 @@ LOG_DAMAGED = (
     "`log_damaged`: a part of the stored log that the proof needs is missing or unreadable; "
     "the treasurer should run `sou audit`. (Or busy: send the same request again later.)"
 )
-
-
-def member_out(member: Member) -> MemberOut:
-    return MemberOut(
-        id=member.id,
-        role=member.role,
-        display_name=member.display_name,
-        email=member.email,
-        office=member.office,
-        locale=member.locale,
-        membership_until=member.membership_until,
-        frozen=member.frozen_reason is not None,
-        account=member.account if member.has_wallet else None,
-    )
-
-
-def set_session_cookie(request: Request, response: Response, token: str, days: int) -> None:
-    response.set_cookie(
-        SESSION_COOKIE,
-        token,
-        max_age=days * 86400,
-        httponly=True,
-        samesite="lax",
-        secure=request.url.scheme == "https",
-    )
-
-
-@router.post("/members", status_code=201, response_model=MemberOut)
-def join(body: MemberCreate, request: Request, _: MaybeMember) -> MemberOut:
-    """Join the association's currency as a resident or a merchant."""
-    member = service.join(
-        node_of(request),
-        display_name=body.display_name,
-        email=body.email,
-        password=body.password,
-        role=body.role,
-        locale=body.locale,
-        merchant=body.merchant.model_dump() if body.merchant else None,
-    )
-    return member_out(member)
-
-
-@router.post("/session", response_model=SessionOut)
-def log_in(body: Login, request: Request, response: Response, _: MaybeMember) -> SessionOut:
-    """Log in with email and password; the session cookie is set on the response."""
-    node = node_of(request)
-    ip = request.client.host if request.client else "unknown"
-    member, token, csrf = service.log_in(node, body.email, body.password, ip)
-    set_session_cookie(request, response, token, node.settings.session_days)
-    return SessionOut(member=member_out(member), csrf=csrf)
-
-
-@router.delete("/session", status_code=204)
-def log_out(request: Request, response: Response, _: AnyMember) -> None:
-    cookie = request.cookies.get(SESSION_COOKIE)
-    if cookie:
-        service.log_out(node_of(request), token_hash(cookie))
-    response.delete_cookie(SESSION_COOKIE)
-
-
-@router.get("/me", response_model=MemberOut)
-def me(member: AnyMember) -> MemberOut:
-    return member_out(member)
-
-
-@router.get("/me/keys", response_model=list[DeviceKeyOut])
-def my_keys(request: Request, member: WalletHolder) -> list[DeviceKeyOut]:
-    return [DeviceKeyOut(**row) for row in service.device_keys(node_of(request), member)]
-
-
-@router.post("/me/keys", status_code=201, response_model=DeviceKeyOut)
-def add_key(body: DeviceKeyCreate, request: Request, member: WalletOwner) -> DeviceKeyOut:
-    """Register this device's Ed25519 public key (the node signs the key event)."""
-    node = node_of(request)
-    key_id = service.add_device_key(node, member, body.public_key, body.label)
-    return next(
-        DeviceKeyOut(**k) for k in service.device_keys(node, member) if k["key_id"] == key_id
-    )
-
-
-@router.delete("/me/keys/{key_id}", status_code=204)
-def revoke_key(
-    key_id: Annotated[str, Path(pattern=KEY_ID)], request: Request, member: WalletHolder
-) -> None:
-    service.revoke_device_key(node_of(request), member, key_id)
-
-
-@router.get("/me/tokens", response_model=list[TokenOut])
-def my_tokens(request: Request, member: AnyMember) -> list[TokenOut]:
-    with node_of(request).ledger.reading() as conn:
-        return [TokenOut(**row) for row in repo.tokens_of(conn, member.id)]
-
-
-@router.post("/me/tokens", status_code=201, response_model=TokenCreated)
-def create_token(body: TokenCreate, request: Request, member: WalletOwner) -> TokenCreated:
-    """An API token for a device. A `pos` token (merchants) only reads incoming payments."""
-    import secrets
-
-    if body.scope == "pos" and member.role != "merchant":
-        raise Refusal(403, "forbidden", "Only merchants have point-of-sale tokens.")
-    token, created = secrets.token_urlsafe(32), now_ms()
-    with node_of(request).engine.begin() as conn:
-        token_id = repo.insert_token(
-            conn,
-            {
-                "token_hash": token_hash(token),
-                "member_id": member.id,
-                "scope": body.scope,
-                "label": body.label,
-                "created_ms": created,
-            },
-        )
-    return TokenCreated(
-        id=token_id, scope=body.scope, label=body.label, created_ms=created, token=token
-    )
-
-
-@router.delete("/me/tokens/{token_id}", status_code=204)
-def revoke_token(
-    token_id: Annotated[int, Path(ge=1, le=2**53)], request: Request, member: AnyMember
-) -> None:
-    with node_of(request).engine.begin() as conn:
-        if not repo.revoke_token(conn, member.id, token_id, now_ms()):
-            raise Refusal(404, "unknown_token", "You have no API token with this id.")
-    forget_principals(node_of(request))
 
 
 @router.get("/wallet", response_model=Balance)
@@ -243,7 +100,7 @@ async def transfer(
     try:
         envelope = SignedOrder.from_json(body.model_dump())
     except ValueError:
-        raise Refusal(422, "bad_signature_encoding", "The signature is not base64url.") from None
+        raise BAD_SIGNATURE_ENCODING() from None
     posted = await service.send_async(node_of(request), member, envelope)
     if posted.replayed:
         response.status_code = 200
@@ -324,7 +181,7 @@ def checkpoint(request: Request) -> str:
     """The latest signed checkpoint (C2SP signed note)."""
     latest = service.node_keys(node_of(request))["checkpoint"]
     if latest is None:
-        raise Refusal(404, "no_checkpoint", "The log has no checkpoint yet.")
+        raise NO_CHECKPOINT()
     return str(latest)
 
 
@@ -374,54 +231,6 @@ def consistency(
     return ConsistencyOut(**service.consistency(node_of(request), old_size, to))
 
 
-@router.post("/admin/operators", status_code=201, response_model=MemberOut, tags=["admin"])
-def create_operator(body: OperatorCreate, request: Request, admin: Admin) -> MemberOut:
-    """An admin makes an exchange-office operator, a treasurer or another admin."""
-    member = service.create_operator(
-        node_of(request),
-        display_name=body.display_name,
-        email=body.email,
-        password=body.password,
-        role=body.role,
-        office=body.office,
-    )
-    return member_out(member)
-
-
-@router.put("/members/{member_id}/membership", response_model=MemberOut, tags=["admin"])
-def renew_membership(
-    member_id: Annotated[str, Path(pattern=MEMBER_ID)],
-    body: MembershipUpdate,
-    request: Request,
-    admin: Admin,
-) -> MemberOut:
-    """Record a member's yearly membership (adhésion) as paid up to a day."""
-    return member_out(service.renew_membership(node_of(request), member_id, body.until))
-
-
-@router.post(
-    "/members/{member_id}/keys/recover",
-    status_code=201,
-    response_model=DeviceKeyOut,
-    tags=["admin"],
-)
-def recover_keys(
-    member_id: Annotated[str, Path(pattern=MEMBER_ID)],
-    body: DeviceKeyCreate,
-    request: Request,
-    officer: KeyOfficer,
-) -> DeviceKeyOut:
-    """Operator-assisted recovery: revoke every key of the member, register the new one."""
-    node = node_of(request)
-    member = service.get_member(node, member_id)
-    if not member.has_wallet:
-        raise Refusal(404, "unknown_member", "There is no member with this id.")
-    key_id = service.recover_keys(node, member, body.public_key, body.label)
-    return next(
-        DeviceKeyOut(**k) for k in service.device_keys(node, member) if k["key_id"] == key_id
-    )
-
-
 @router.get("/pos/payments", response_model=History, tags=["pos"])
 def pos_payments(
     request: Request,
@@ -454,11 +263,11 @@ class DirectPayments:
     about a quarter of the CPU a payment takes (measured with py-spy under the HTTP
     benchmark), time during which the process's other requests and its batch writer wait for
     the interpreter. This middleware takes the common case only: a wallet token already
-    remembered (`auth.RECENT_S`) and a well-formed signed order. It calls the very functions the
-    endpoint calls (`service.send_async`, `TransferOut`, `problem` for refusals). Everything
-    else (sessions and CSRF, a token not remembered, a malformed body, another path) goes to the
-    app unchanged, body included, where the endpoint answers as it always does: one behaviour,
-    documented once in the OpenAPI.
+    remembered (`members.access.RECENT_S`) and a well-formed signed order. It calls the very
+    functions the endpoint calls (`service.send_async`, `TransferOut`, `problem` for
+    refusals). Everything else (sessions and CSRF, a token not remembered, a malformed body,
+    another path) goes to the app unchanged, body included, where the endpoint answers as it
+    always does: one behaviour, documented once in the OpenAPI.
     """
 
     def __init__(self, app: ASGIApp) -> None:

@@ -1,7 +1,8 @@
 """French first, English too: gettext catalogues read with Babel, the language chosen per request.
 
 The catalogue of a language is every `web/locale/<lang>/LC_MESSAGES/*.po` file (one per
-feature, so that features do not edit one shared file). Messages are written in English in
+feature, so that features do not edit one shared file), then those of the plugins that
+bring their own (`add_catalogue`). Messages are written in English in
 the code and templates; French is a translation like any other. The files are compiled in
 memory at start: there is no build step. `pybabel extract -F babel.cfg` lists the msgids.
 """
@@ -12,6 +13,7 @@ import gettext
 from decimal import Decimal
 from functools import cache
 from importlib.resources import files
+from importlib.resources.abc import Traversable
 from io import BytesIO
 
 from babel.core import Locale, negotiate_locale
@@ -26,12 +28,30 @@ DEFAULT = "fr"
 LANG_COOKIE = "sou_lang"
 
 
+_CATALOGUES: list[Traversable] = [files("web") / "locale"]
+
+
+def add_catalogue(locale: Traversable) -> None:
+    """Add a plugin's translations (`<locale>/<lang>/LC_MESSAGES/*.po`), after the node's
+    own: a message both translate keeps the node's."""
+    if all(str(locale) != str(known) for known in _CATALOGUES):
+        _CATALOGUES.append(locale)
+        translations.cache_clear()
+
+
+def _parts(lang: str) -> list[Traversable]:
+    found: list[Traversable] = []
+    for locale in reversed(_CATALOGUES):  # the node's own last: they win
+        folder = locale / lang / "LC_MESSAGES"
+        if folder.is_dir():
+            found += sorted((p for p in folder.iterdir() if p.name.endswith(".po")), key=str)
+    return found
+
+
 @cache
 def translations(lang: str) -> gettext.NullTranslations:
     """The catalogue of one language (English, the source language, needs none)."""
-    folder = files("web") / "locale" / lang / "LC_MESSAGES"
-    found = folder.iterdir() if folder.is_dir() else iter(())
-    parts = sorted((p for p in found if p.name.endswith(".po")), key=lambda p: p.name)
+    parts = _parts(lang)
     if lang == "en" or not parts:
         return gettext.NullTranslations()
     catalog = Catalog(locale=lang)

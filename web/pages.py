@@ -9,6 +9,7 @@ import re
 import secrets
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from importlib.resources.abc import Traversable
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -17,7 +18,14 @@ from babel.numbers import get_decimal_symbol, get_group_symbol
 from fastapi import FastAPI, Form, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
-from jinja2 import Environment, PackageLoader, select_autoescape
+from jinja2 import (
+    BaseLoader,
+    ChoiceLoader,
+    Environment,
+    FileSystemLoader,
+    PackageLoader,
+    select_autoescape,
+)
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ledger.errors import LedgerError
@@ -103,13 +111,36 @@ def install_error_handlers(app: FastAPI) -> None:
         return problem(request, Refusal(exc.status_code, "http_error", message))
 
 
+# The node's templates, then the plugins' (`add_templates`), found by name in that order.
+_LOADERS: list[BaseLoader] = [PackageLoader("web", "templates")]
 templates = Environment(
-    loader=PackageLoader("web", "templates"),
+    loader=ChoiceLoader(_LOADERS),
     autoescape=select_autoescape(("html",)),
     extensions=["jinja2.ext.i18n"],
     trim_blocks=True,
     lstrip_blocks=True,
 )
+
+
+def add_templates(folder: Traversable) -> None:
+    """Let pages render a plugin's templates too (a name the node uses stays the node's)."""
+    path = str(folder)
+    known = {str(getattr(loader, "searchpath", [""])[0]) for loader in _LOADERS}
+    if path not in known:
+        _LOADERS.append(FileSystemLoader(path))
+
+
+def menu_of(request: Request, member: Any) -> list[Any]:
+    """The menu entries the plugins give this member's role (and finer rules), in order."""
+    if member is None:
+        return []
+    settings = request.app.state.node.settings
+    entries = getattr(request.app.state, "menu", ())
+    return [
+        e
+        for e in entries
+        if member.role in e.roles and (e.shown is None or e.shown(member, settings))
+    ]
 
 
 def csrf_token(request: Request) -> str:
@@ -128,6 +159,7 @@ def render(request: Request, name: str, **context: Any) -> str:
     lang = language_of(request)
     tr = gettext_for(request)
     node = request.app.state.node
+    me = getattr(request.state, "member", None)
     return templates.get_template(name).render(
         request=request,
         lang=lang,
@@ -141,7 +173,8 @@ def render(request: Request, name: str, **context: Any) -> str:
         residents_may_reconvert=node.settings.residents_may_reconvert,
         currency=node.ledger.chart.local,
         money=lambda cents, cur=node.ledger.chart.local: money(cents, lang, cur),
-        me=getattr(request.state, "member", None),
+        me=me,
+        menu=menu_of(request, me),
         **context,
     )
 

@@ -6,6 +6,7 @@ named errors and the request validator's reasons are written here once for every
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import Request
@@ -27,6 +28,20 @@ class Refusal(Exception):
         tr, lang = gettext_for(request), language_of(request)
         params = {k: _shown(k, v, tr.gettext, lang) for k, v in self.params.items()}
         return tr.gettext(self.message).format(**params)
+
+
+@dataclass(frozen=True)
+class NamedRefusal:
+    """A refusal declared once, in its slice's `errors.py`: the HTTP status, the stable code
+    and the one English message (a msgid) of that code. Called with the figures its message
+    names, it gives the Refusal to raise: `raise errors.WALLET_FROZEN(reason=...)`."""
+
+    status: int
+    code: str
+    message: str
+
+    def __call__(self, **params: Any) -> Refusal:
+        return Refusal(self.status, self.code, self.message, **params)
 
 
 class Problem(BaseModel):

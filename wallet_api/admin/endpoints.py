@@ -1,5 +1,5 @@
 """The admin API (JSON, under /api/v1): finding members, and the keys an operator is about
-to recover. Renewals, new operators and the recovery itself are in `wallet_api.endpoints`."""
+to recover. Renewals, new operators and the recovery itself are in `members.endpoints`."""
 
 from __future__ import annotations
 
@@ -7,11 +7,12 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query, Request
 
+from members.access import Admin, KeyOfficer, Member, node_of
+from members.endpoints import member_out
+from members.schemas import MEMBER_ID, DeviceKeyOut
+from members.service import MAX_SEARCH, PER_PAGE, device_keys, find_members
 from wallet_api.admin import service
 from wallet_api.admin.schemas import MemberListed, MembersPage
-from wallet_api.auth import Admin, KeyOfficer, Member, node_of
-from wallet_api.endpoints import member_out
-from wallet_api.schemas import MEMBER_ID, DeviceKeyOut
 
 router = APIRouter(prefix="/api/v1", tags=["admin"])
 Role = Literal["resident", "merchant", "office", "treasurer", "admin"]
@@ -29,14 +30,14 @@ def listed(member: Member) -> MemberListed:
 def members(
     request: Request,
     admin: Admin,
-    q: Annotated[str, Query(max_length=service.MAX_SEARCH)] = "",
+    q: Annotated[str, Query(max_length=MAX_SEARCH)] = "",
     role: Role | None = None,
     page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
-    per_page: Annotated[int, Query(ge=1, le=100)] = service.PER_PAGE,
+    per_page: Annotated[int, Query(ge=1, le=100)] = PER_PAGE,
 ) -> MembersPage:
     """Members whose name, email or id contains `q` (any case), of one `role` if given,
     by name, a page at a time; with their membership and whether their wallet is frozen."""
-    found = service.find_members(node_of(request), text=q, role=role, page=page, per_page=per_page)
+    found = find_members(node_of(request), text=q, role=role, page=page, per_page=per_page)
     return MembersPage(
         items=[listed(m) for m in found.members],
         total=found.total,
@@ -53,4 +54,4 @@ def member_keys(
     """A member's device keys, revoked ones too: what a recovery would revoke."""
     node = node_of(request)
     member = service.wallet_member(node, member_id)
-    return [DeviceKeyOut(**row) for row in service.device_keys(node, member)]
+    return [DeviceKeyOut(**row) for row in device_keys(node, member)]

@@ -14,9 +14,9 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
-from wallet_api import service as wallet
+from members import service as members_service
+from members.access import MaybeMember, Member, node_of, signed_in
 from wallet_api.admin import service
-from wallet_api.auth import MaybeMember, Member, node_of, signed_in
 from web.pages import Text, day, done, page, say, when
 from web.refusals import Refusal
 
@@ -60,7 +60,7 @@ def members(
     admin = signed_in(request, p, "admin")
     if isinstance(admin, Response):
         return admin
-    found = service.find_members(node_of(request), text=q, role=role or None, page=number)
+    found = members_service.find_members(node_of(request), text=q, role=role or None, page=number)
     return page(
         request,
         "admin/members.html",
@@ -79,7 +79,7 @@ def member(request: Request, p: MaybeMember, member_id: str, renewed: bool = Fal
     admin = signed_in(request, p, "admin")
     if isinstance(admin, Response):
         return admin
-    found = wallet.get_member(node_of(request), member_id)
+    found = members_service.get_member(node_of(request), member_id)
     flash = None
     if renewed and found.membership_until is not None:
         flash = say(
@@ -114,7 +114,7 @@ def renew(request: Request, p: MaybeMember, member_id: str, until: Text = "") ->
     if isinstance(admin, Response):
         return admin
     node = node_of(request)
-    found = wallet.get_member(node, member_id)
+    found = members_service.get_member(node, member_id)
     try:
         service.renew_membership(node, found.id, until)
     except Refusal as refusal:
@@ -133,7 +133,7 @@ def operators(request: Request, p: MaybeMember, created: str = "") -> Response:
     admin = signed_in(request, p, "admin")
     if isinstance(admin, Response):
         return admin
-    made = next((o for o in service.operators(node_of(request)) if o.id == created), None)
+    made = next((o for o in members_service.operators(node_of(request)) if o.id == created), None)
     flash = None
     if made is not None:
         flash = say(
@@ -157,7 +157,7 @@ def _operators_page(
         request,
         "admin/operators.html",
         status=status,
-        operators=service.operators(node_of(request)),
+        operators=members_service.operators(node_of(request)),
         role_labels=ROLE_LABELS,
         typed=typed or {"role": "office"},
         **_flash(status, flash),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from wallet_api.schemas import MemberOut
+from members.schemas import MemberOut
 
 
 class MemberListed(MemberOut):

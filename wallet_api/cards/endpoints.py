@@ -8,7 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Path, Request, Response
 
-from wallet_api.auth import Treasurer, WalletHolder, node_of
+from members.access import Treasurer, WalletHolder, node_of
 from wallet_api.cards import service, shortfalls, webhooks
 from wallet_api.cards.schemas import (
     CardPaymentOut,

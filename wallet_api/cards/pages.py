@@ -21,7 +21,8 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
 from ledger.errors import LedgerError
-from wallet_api.auth import MaybeMember, Member, node_of, signed_in, wallet_holder
+from members.access import MaybeMember, Member, node_of, signed_in, wallet_holder
+from members.errors import BAD_FORM
 from wallet_api.cards import service, shortfalls
 from wallet_api.cards.endpoints import IntentId, base_url
 from web.i18n import gettext_for
@@ -228,7 +229,7 @@ def settle(
         elif action == "unfreeze":
             made = shortfalls.unfreeze(node, treasurer, id, member, reason)
         else:
-            raise Refusal(422, "bad_form", "This form is not one of this page's.")
+            raise BAD_FORM()
     except (Refusal, LedgerError) as exc:
         refusal = exc if isinstance(exc, Refusal) else refusal_of(exc)
         typed = {"form": f"{action}-{payment_intent or member}", "reason": reason}

@@ -11,8 +11,9 @@ from sqlalchemy.exc import IntegrityError
 
 from ledger import repository as ledger_repo
 from ledger.repository import StoredTransfer
+from members.models import WALLET_ROLES, members
 from wallet_api.cards.models import card_disputes, card_settlements, card_shortfalls
-from wallet_api.models import WALLET_ROLES, card_payments, members, stripe_events
+from wallet_api.models import card_payments, stripe_events
 
 
 def card_payment(conn: Connection, payment_intent: str) -> RowMapping | None:
@@ -104,24 +105,6 @@ def insert_stripe_event(conn: Connection, row: dict[str, Any]) -> bool:
     return True
 
 
-def freeze(conn: Connection, member_id: str, reason: str) -> None:
-    """Freeze a member's wallet, unless it is already frozen (its reason stands)."""
-    conn.execute(
-        update(members)
-        .where(members.c.id == member_id, members.c.frozen_reason.is_(None))
-        .values(frozen_reason=reason)
-    )
-
-
-def thaw(conn: Connection, member_id: str, reason: str) -> None:
-    """Lift a freeze made for `reason` (never one made for another reason)."""
-    conn.execute(
-        update(members)
-        .where(members.c.id == member_id, members.c.frozen_reason == reason)
-        .values(frozen_reason=None)
-    )
-
-
 def office_names(conn: Connection) -> list[str]:
     """The exchange offices that have an operator, by name."""
     query = (
@@ -137,10 +120,6 @@ def transfer_of(conn: Connection, owner: str, client_id: str) -> StoredTransfer 
     """The transfer the node (or an operator's role key) posted with this client id."""
     found = ledger_repo.transfers_by_client_id(conn, [(owner, client_id)])
     return found.get((owner, client_id))
-
-
-def unfreeze(conn: Connection, member_id: str) -> None:
-    conn.execute(update(members).where(members.c.id == member_id).values(frozen_reason=None))
 
 
 # -- disputes ------------------------------------------------------------------------------

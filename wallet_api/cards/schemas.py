@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 from wallet_api.office.schemas import RequestId
-from wallet_api.schemas import Strict
+from web.schemas import Strict
 
 
 class CardTopupCreate(BaseModel):

@@ -20,6 +20,7 @@ then writes the row. The helpers they share are here: node orders posted once pe
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -29,12 +30,21 @@ from typing import TYPE_CHECKING, Any
 from ledger.errors import LedgerError
 from ledger.operations import NODE
 from ledger.orders import CLIENT_ID
+from members.access import Member, now_ms
+from members.errors import WALLET_FROZEN
+from members.service import freezing
 from runtime.database import AdvisoryTurns, Turns
-from wallet_api.auth import Member, forget_principals, now_ms
+from runtime.signing import post, sign_as
 from wallet_api.cards import repository as repo
 from wallet_api.cards import stripe_api
-from wallet_api.service import post, sign_as
-from web.refusals import Money, Refusal
+from wallet_api.cards.errors import (
+    CARD_TOPUP_UNAVAILABLE,
+    MEMBERSHIP_REQUIRED,
+    TOPUP_AMOUNT,
+    UNKNOWN_CARD_PAYMENT,
+    WALLET_BUSY,
+)
+from web.refusals import Money
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection, RowMapping
@@ -49,6 +59,7 @@ FROZEN = (
 )
 TAKE_ATTEMPTS = 5
 CARD_PAYMENTS_LOCK = 0x50550002  # PostgreSQL advisory lock id (the sealer's is 0x50550001)
+_MAKING_TURNS = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -68,40 +79,22 @@ def available(node: Node) -> bool:
     return stripe_api.configured(node.settings)
 
 
-def unavailable() -> Refusal:
-    return Refusal(
-        409,
-        "card_topup_unavailable",
-        "Card top-ups are not set up on this node yet: the association's admin must give it "
-        "the Stripe keys (SOU_STRIPE_SECRET_KEY and SOU_STRIPE_WEBHOOK_SECRET).",
-    )
-
-
 def check_topup(node: Node, member: Member, amount: int) -> None:
     """Refuse a top-up the member may not make (nothing is asked of Stripe then)."""
     settings = node.settings
     if not settings.topup_min <= amount <= settings.topup_max:
-        raise Refusal(
-            422,
-            "topup_amount",
-            "A card top-up is from {minimum} to {maximum} euros.",
+        raise TOPUP_AMOUNT(
             minimum=Money(settings.topup_min, ""),
             maximum=Money(settings.topup_max, ""),
             min_cents=settings.topup_min,
             max_cents=settings.topup_max,
         )
     if settings.membership_required and not member.membership_current():
-        raise Refusal(
-            403,
-            "membership_required",
-            "Your membership of the association is not up to date: renew it to convert euros.",
-        )
+        raise MEMBERSHIP_REQUIRED()
     if member.frozen_reason:
-        raise Refusal(
-            403, "wallet_frozen", "Your wallet is frozen: {reason}", reason=member.frozen_reason
-        )
+        raise WALLET_FROZEN(reason=member.frozen_reason)
     if not available(node):
-        raise unavailable()
+        raise CARD_TOPUP_UNAVAILABLE()
 
 
 def start_topup(node: Node, member: Member, amount: int, *, base_url: str) -> Started:
@@ -142,7 +135,7 @@ def checkout_returned(node: Node, member: Member, session_id: str) -> str:
     """Back from Stripe's Checkout page: the PaymentIntent it made for this member (its
     card payment is recorded now, so that its page can follow it before the webhook)."""
     if not available(node):
-        raise unavailable()
+        raise CARD_TOPUP_UNAVAILABLE()
     session = stripe_api.checkout_session(node, session_id)
     if (
         session is None
@@ -150,7 +143,7 @@ def checkout_returned(node: Node, member: Member, session_id: str) -> str:
         or session.client_reference_id != member.id
         or session.metadata.get(NODE_KEY, node.ledger.origin) != node.ledger.origin
     ):
-        raise _unknown_payment()
+        raise UNKNOWN_CARD_PAYMENT()
     if session.amount_total:
         with node.engine.begin() as conn:
             repo.insert_card_payment(
@@ -160,15 +153,11 @@ def checkout_returned(node: Node, member: Member, session_id: str) -> str:
     return session.payment_intent
 
 
-def _unknown_payment() -> Refusal:
-    return Refusal(404, "unknown_card_payment", "You have no card payment with this reference.")
-
-
 def card_payment(node: Node, member: Member, intent_id: str) -> RowMapping:
     with node.ledger.reading() as conn:
         row = repo.card_payment(conn, intent_id)
     if row is None or row["member_id"] != member.id:
-        raise _unknown_payment()
+        raise UNKNOWN_CARD_PAYMENT()
     return row
 
 
@@ -192,15 +181,17 @@ def one_at_a_time(node: Node) -> AbstractContextManager[None]:
     runs several): a thread lock inside a process; between processes, an advisory lock of
     the PostgreSQL database (whichever machine they run on), or on SQLite, whose processes
     share a machine, an exclusive `flock` beside it."""
-    turns = node.extras.get("card_payments_turns")
-    if turns is None:
-        if node.engine.dialect.name == "postgresql":
-            turns = AdvisoryTurns(node.engine, CARD_PAYMENTS_LOCK)
-        else:
-            turns = Turns(Path(node.settings.data_dir) / "card-payments.lock")
-        turns = node.extras.setdefault("card_payments_turns", turns)
-    assert isinstance(turns, AdvisoryTurns | Turns)
-    return turns
+    if node.card_payments_turns is None:
+        with _MAKING_TURNS:  # one lock per node, even when its first two turns are asked at once
+            if node.card_payments_turns is None:
+                node.card_payments_turns = _turns(node)
+    return node.card_payments_turns
+
+
+def _turns(node: Node) -> AdvisoryTurns | Turns:
+    if node.engine.dialect.name == "postgresql":
+        return AdvisoryTurns(node.engine, CARD_PAYMENTS_LOCK)
+    return Turns(Path(node.settings.data_dir) / "card-payments.lock")
 
 
 def unclaimed(row: RowMapping) -> int:
@@ -272,7 +263,7 @@ def take(
             # The member spent in the meantime: look at the wallet again.
             if exc.code != "insufficient_funds" or exc.params.get("account") != source:
                 raise
-    raise Refusal(409, "wallet_busy", "The wallet kept changing; try again in a moment.")
+    raise WALLET_BUSY()
 
 
 def change(
@@ -289,7 +280,8 @@ def change(
     status, and `also`'s writes, in one transaction. A member who now owes more is frozen;
     one who owes nothing any more is thawed."""
     now = now_ms()
-    with node.engine.begin() as conn:
+    with freezing(node) as freezes:
+        conn = freezes.conn
         before = repo.card_payment(conn, intent)
         assert before is not None, intent
         repo.move_card_payment(
@@ -301,8 +293,6 @@ def change(
             also(conn)
         member = before["member_id"]
         if shortfall > 0:
-            repo.freeze(conn, member, FROZEN)
+            freezes.freeze(member, FROZEN)
         elif shortfall < 0 and repo.shortfall_of(conn, member) == 0:
-            repo.thaw(conn, member, FROZEN)
-    if shortfall:
-        forget_principals(node)  # the member's next request sees the freeze, or its end
+            freezes.thaw(member, FROZEN)

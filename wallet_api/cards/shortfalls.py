@@ -33,12 +33,24 @@ from ledger import repository as ledger_repo
 from ledger.chart import member_account
 from ledger.errors import LedgerError
 from ledger.operations import NODE, TREASURER
-from wallet_api import repository as members_repo
-from wallet_api.auth import Member, forget_principals, now_ms
+from members import repository as members_repo
+from members.access import Member, now_ms
+from members.errors import BAD_REQUEST_ID, IDEMPOTENCY_CONFLICT, UNKNOWN_MEMBER
+from members.models import WALLET_ROLES
+from members.service import freezing
 from wallet_api.cards import repository as repo
+from wallet_api.cards.errors import (
+    CLEARING_SHORT,
+    DISPUTE_OPEN,
+    NOT_FROZEN,
+    NOTHING_OWED,
+    NOTHING_TO_TAKE_BACK,
+    REASON_MISSING,
+    STILL_OWED,
+    UNKNOWN_CARD_PAYMENT,
+)
 from wallet_api.cards.service import change, client_id, one_at_a_time, order, take
-from wallet_api.models import WALLET_ROLES
-from web.refusals import Money, Refusal, refusal_of
+from web.refusals import Money, refusal_of
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection, RowMapping
@@ -170,12 +182,7 @@ def take_back(node: Node, treasurer: Member, request_id: str, intent: str) -> Se
             return earlier
         row, settleable = _owed(node, intent)
         if node.ledger.balance(member_account(row["member_id"])) <= 0:
-            raise Refusal(
-                409,
-                "nothing_to_take_back",
-                "{name}'s wallet holds nothing to take back yet.",
-                name=_name(node, row["member_id"]),
-            )
+            raise NOTHING_TO_TAKE_BACK(name=_name(node, row["member_id"]))
         begun = _begin(node, request_id, "taken_back", row, treasurer, settleable, None)
         return _finish_take_back(node, begun)
 
@@ -194,14 +201,7 @@ def write_off(
         row, settleable = _owed(node, intent)
         clearing = node.ledger.balance("clearing:stripe")
         if clearing < settleable:
-            raise Refusal(
-                409,
-                "clearing_short",
-                "The node's Stripe account (clearing:stripe) holds only {available}, less than "
-                "the {amount} to write off: record Stripe's payouts as they were first.",
-                available=Money(clearing),
-                amount=Money(settleable),
-            )
+            raise CLEARING_SHORT(available=Money(clearing), amount=Money(settleable))
         begun = _begin(node, request_id, "written_off", row, treasurer, settleable, reason)
         return _finish_write_off(node, begun)
 
@@ -221,23 +221,15 @@ def unfreeze(
             member = members_repo.member(conn, member_id)
             owed = repo.shortfall_of(conn, member_id)
         if member is None or member["role"] not in WALLET_ROLES:
-            raise Refusal(404, "unknown_member", "There is no member with this id.")
+            raise UNKNOWN_MEMBER()
         if member["frozen_reason"] is None:
-            raise Refusal(409, "not_frozen", "This wallet is not frozen.")
+            raise NOT_FROZEN()
         if owed:
-            raise Refusal(
-                409,
-                "still_owed",
-                "{name} still owes {owed} for card payments taken back: take their units "
-                "back or write the shortfall off first.",
-                name=member["display_name"],
-                owed=Money(owed, node.ledger.chart.local),
-            )
+            raise STILL_OWED(name=member["display_name"], owed=Money(owed, node.ledger.chart.local))
         row = _settlement_row(request_id, "unfrozen", member_id, None, treasurer, 0, reason)
-        with node.engine.begin() as conn:
-            settlement_id = _insert(conn, {**row, "done_ms": row["created_ms"]})
-            repo.unfreeze(conn, member_id)
-    forget_principals(node)
+        with freezing(node) as freezes:
+            settlement_id = _insert(freezes.conn, {**row, "done_ms": row["created_ms"]})
+            freezes.unfreeze(member_id)
     found = find_settlement(node, settlement_id)
     assert found is not None
     return found
@@ -252,16 +244,11 @@ def _owed(node: Node, intent: str) -> tuple[RowMapping, int]:
         row = repo.card_payment(conn, intent)
         open_owed = repo.owed_in_open_disputes(conn, intent) if row is not None else 0
     if row is None or row["topup_transfer_id"] is None:
-        raise Refusal(404, "unknown_card_payment", "There is no card payment with this reference.")
+        raise UNKNOWN_CARD_PAYMENT()
     if row["shortfall"] <= 0:
-        raise Refusal(409, "nothing_owed", "Nothing is owed on this card payment.")
+        raise NOTHING_OWED()
     if row["shortfall"] <= open_owed:
-        raise Refusal(
-            409,
-            "dispute_open",
-            "What this card payment owes comes from a dispute still open: it is settled once "
-            "Stripe decides (won, nothing is owed any more).",
-        )
+        raise DISPUTE_OPEN()
     return row, int(row["shortfall"] - open_owed)
 
 
@@ -309,7 +296,7 @@ def _settlement_row(
 def _insert(conn: Connection, values: dict[str, Any]) -> int:
     settlement_id = repo.insert_settlement(conn, values)
     if settlement_id is None:  # the same request id, from another process meanwhile
-        raise _reused_id()
+        raise IDEMPOTENCY_CONFLICT()
     return settlement_id
 
 
@@ -329,12 +316,7 @@ def _finish_take_back(node: Node, begun: RowMapping) -> Settlement:
     )
     if reversal_id is None:
         _drop(node, begun)
-        raise Refusal(
-            409,
-            "nothing_to_take_back",
-            "{name}'s wallet holds nothing to take back yet.",
-            name=_name(node, row["member_id"]),
-        )
+        raise NOTHING_TO_TAKE_BACK(name=_name(node, row["member_id"]))
     return _done(node, begun, taken, reversal_id, None)
 
 
@@ -446,7 +428,7 @@ def _earlier(
         return None
     same = (found["action"], found["payment_intent"], found["reason"]) == (action, intent, reason)
     if not same or (member_id is not None and found["member_id"] != member_id):
-        raise _reused_id()
+        raise IDEMPOTENCY_CONFLICT()
     return Settlement.of(found, replayed=True)
 
 
@@ -458,28 +440,11 @@ def _name(node: Node, member_id: str) -> str:
 
 def _check_request_id(request_id: str) -> None:
     if not REQUEST_ID.match(request_id):
-        raise Refusal(
-            422,
-            "bad_request_id",
-            "A request id is 1 to 48 letters, digits or _.:- (a UUID is fine).",
-        )
+        raise BAD_REQUEST_ID()
 
 
 def _check_reason(reason: str) -> str:
     reason = " ".join(reason.split())
     if not reason or len(reason) > MAX_REASON or not reason.isprintable():
-        raise Refusal(
-            422,
-            "reason_missing",
-            "Say why, in a few words (at most {maximum} characters).",
-            maximum=MAX_REASON,
-        )
+        raise REASON_MISSING(maximum=MAX_REASON)
     return reason
-
-
-def _reused_id() -> Refusal:
-    return Refusal(
-        409,
-        "idempotency_conflict",
-        "This request id was already used for a different request.",
-    )

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import stripe
 
+from wallet_api.cards.errors import BAD_WEBHOOK_EVENT, BAD_WEBHOOK_SIGNATURE, STRIPE_ERROR
 from web.refusals import Refusal
 
 if TYPE_CHECKING:
@@ -70,24 +71,22 @@ def client(node: Node) -> stripe.StripeClient:
     """One client per node and key (it keeps its HTTP connections)."""
     settings = node.settings
     wanted = (settings.stripe_secret_key, settings.stripe_api_base)
-    cached = node.extras.get("stripe_client")
-    if isinstance(cached, tuple) and cached[0] == wanted:
-        return cached[1]  # type: ignore[no-any-return]
+    cached = node.stripe_client
+    if cached is not None and cached[0] == wanted:
+        return cached[1]
     # The API base is another Stripe-compatible server in tests (localstripe).
     made = stripe.StripeClient(
         settings.stripe_secret_key,
         base_addresses={"api": settings.stripe_api_base} if settings.stripe_api_base else None,
         max_network_retries=2,
     )
-    node.extras["stripe_client"] = (wanted, made)
+    node.stripe_client = (wanted, made)
     return made
 
 
 def _unreachable(exc: stripe.StripeError) -> Refusal:
     log.warning("Stripe refused or could not be reached: %s", exc)
-    return Refusal(
-        502, "stripe_error", "The card payment service did not answer as expected; try again."
-    )
+    return STRIPE_ERROR()
 
 
 def _not_found(exc: stripe.StripeError) -> bool:
@@ -230,16 +229,12 @@ def verified_event(settings: Settings, payload: bytes, signature: str | None) ->
         event = json.loads(payload)
     except (stripe.SignatureVerificationError, ValueError) as exc:
         log.warning("webhook refused: %s", exc)
-        raise Refusal(
-            400,
-            "bad_webhook_signature",
-            "This webhook is not signed by Stripe with this node's secret, or is too old.",
-        ) from None
+        raise BAD_WEBHOOK_SIGNATURE() from None
     if (
         not isinstance(event, dict)
         or not isinstance(event.get("id"), str)
         or not isinstance(event.get("type"), str)
         or not isinstance((event.get("data") or {}).get("object"), dict)
     ):
-        raise Refusal(400, "bad_webhook_event", "This webhook does not carry a Stripe event.")
+        raise BAD_WEBHOOK_EVENT()
     return event

@@ -19,10 +19,18 @@ from typing import TYPE_CHECKING, Any
 
 from ledger.chart import member_account
 from ledger.operations import NODE, card_escrow
-from wallet_api import repository as wallet_repo
-from wallet_api.auth import now_ms
+from members import repository as members_repo
+from members.access import now_ms
 from wallet_api.cards import repository as repo
 from wallet_api.cards import stripe_api
+from wallet_api.cards.errors import (
+    AMOUNT_CHANGED,
+    BAD_WEBHOOK_EVENT,
+    CARD_TOPUP_UNAVAILABLE,
+    PAYMENT_NOT_SUCCEEDED,
+    UNKNOWN_PAYMENT_INTENT,
+    WRONG_CURRENCY,
+)
 from wallet_api.cards.service import (
     MEMBER_KEY,
     NODE_KEY,
@@ -33,7 +41,6 @@ from wallet_api.cards.service import (
     one_at_a_time,
     order,
     take,
-    unavailable,
     unclaimed,
 )
 from web.refusals import Refusal
@@ -58,7 +65,7 @@ def receive_webhook(node: Node, payload: bytes, signature: str | None) -> str:
     signature, unknown intent, changed amount) changes nothing and is not recorded, so that
     Stripe's next delivery is judged anew; a handled one is recorded once by event id."""
     if not available(node):
-        raise unavailable()
+        raise CARD_TOPUP_UNAVAILABLE()
     event = stripe_api.verified_event(node.settings, payload, signature)
     with one_at_a_time(node):
         with node.ledger.reading() as conn:
@@ -87,12 +94,8 @@ def _object(event: Mapping[str, Any]) -> Mapping[str, Any]:
 
 def _stripe_id(value: Any) -> str:
     if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z0-9_]{1,255}", value):
-        raise Refusal(400, "bad_webhook_event", "This webhook does not carry a Stripe event.")
+        raise BAD_WEBHOOK_EVENT()
     return value
-
-
-def _unknown_intent() -> Refusal:
-    return Refusal(404, "unknown_payment_intent", "This card payment is not a top-up of this node.")
 
 
 def _payment_succeeded(node: Node, obj: Mapping[str, Any]) -> tuple[str | None, str]:
@@ -105,32 +108,16 @@ def _credit(node: Node, intent_id: str) -> str:
     event's own copy of the intent may be old, or not Stripe's)."""
     intent = stripe_api.payment_intent(node, intent_id)
     if intent is None or intent.metadata.get(NODE_KEY) != node.ledger.origin:
-        raise _unknown_intent()
+        raise UNKNOWN_PAYMENT_INTENT()
     if intent.status != "succeeded":
-        raise Refusal(
-            409,
-            "payment_not_succeeded",
-            "Stripe says this payment has not succeeded (it is {stripe_status}).",
-            stripe_status=intent.status,
-        )
+        raise PAYMENT_NOT_SUCCEEDED(stripe_status=intent.status)
     if intent.currency != stripe_api.CURRENCY:
-        raise Refusal(
-            409,
-            "wrong_currency",
-            "Card top-ups are paid in euros, not in {currency}.",
-            currency=intent.currency,
-        )
+        raise WRONG_CURRENCY(currency=intent.currency)
     row = _row_for(node, intent)
     if row["topup_transfer_id"] is not None:
         return "already credited"
     if row["amount"] != intent.amount:
-        raise Refusal(
-            409,
-            "amount_changed",
-            "The amount paid ({paid} cents) is not the top-up's amount ({expected} cents).",
-            paid=intent.amount,
-            expected=row["amount"],
-        )
+        raise AMOUNT_CHANGED(paid=intent.amount, expected=row["amount"])
     transfer_id, cents = order(
         node,
         NODE,
@@ -152,11 +139,11 @@ def _row_for(node: Node, intent: stripe_api.Intent) -> RowMapping:
     from its metadata if it names a member with a wallet."""
     with node.ledger.reading() as conn:
         row = repo.card_payment(conn, intent.id)
-        member = wallet_repo.member(conn, intent.metadata.get(MEMBER_KEY, ""))
+        member = members_repo.member(conn, intent.metadata.get(MEMBER_KEY, ""))
     if row is not None:
         return row
     if member is None or member["role"] not in ("resident", "merchant") or intent.amount <= 0:
-        raise _unknown_intent()
+        raise UNKNOWN_PAYMENT_INTENT()
     with node.engine.begin() as conn:
         repo.insert_card_payment(conn, new_card_payment(intent.id, member["id"], intent.amount))
         made = repo.card_payment(conn, intent.id)
@@ -412,7 +399,7 @@ def _disputed_intent(node: Node, obj: Mapping[str, Any]) -> str | None:
 def _cents(obj: Mapping[str, Any]) -> int:
     amount = obj.get("amount")
     if isinstance(amount, bool) or not isinstance(amount, int) or amount < 0:
-        raise Refusal(400, "bad_webhook_event", "This webhook does not carry a Stripe event.")
+        raise BAD_WEBHOOK_EVENT()
     return amount
 
 

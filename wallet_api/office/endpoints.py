@@ -8,7 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Request, Response
 
-from wallet_api.auth import OfficeOperator, Treasurer, node_of
+from members.access import OfficeOperator, Treasurer, node_of
 from wallet_api.office import service
 from wallet_api.office.schemas import (
     CashInCreate,

@@ -15,8 +15,10 @@ import uuid
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from wallet_api.auth import MaybeMember, node_of, signed_in
+from members.access import MaybeMember, node_of, signed_in
+from members.errors import BAD_FORM
 from wallet_api.office import service
+from wallet_api.office.errors import UNKNOWN_DEPOSIT
 from web.pages import DoneId, Text, done, page, page_money, parse_euros, say, when
 from web.refusals import Refusal
 
@@ -103,7 +105,7 @@ def record(
         if action == "deposit":
             deposited = service.deposit(node, operator, id, cents, slip_ref)
             return done("/office", deposit=deposited.transfer_id)
-        raise Refusal(422, "bad_form", "This form is not one of this page's.")
+        raise BAD_FORM()
     except Refusal as refusal:
         typed = {"form": action, "member": member, "amount": amount, "slip_ref": slip_ref}
         view = service.office_view(node, operator)
@@ -158,7 +160,7 @@ def reconcile(
             not (transfer_id.isascii() and transfer_id.isdigit())
             or not 0 < int(transfer_id) <= 2**53
         ):
-            raise Refusal(404, "unknown_deposit", "There is no cash deposit with this id.")
+            raise UNKNOWN_DEPOSIT()
         found = service.reconcile(node_of(request), treasurer, int(transfer_id), bank_ref)
     except Refusal as refusal:
         return _offices_page(request, status=refusal.status, flash=refusal.text(request))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field, StrictInt
 
-from wallet_api.schemas import Strict
+from web.schemas import Strict
 
 # A client-chosen id per request (a UUID is fine): a repeat with the same id is harmless.
 RequestId = Field(

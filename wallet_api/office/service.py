@@ -21,12 +21,30 @@ from ledger import repository as ledger_repo
 from ledger.chart import office_cash
 from ledger.errors import LedgerError
 from ledger.repository import StoredTransfer
-from wallet_api import repository as members_repo
-from wallet_api.auth import Member, now_ms
-from wallet_api.models import WALLET_ROLES
+from members import repository as members_repo
+from members.access import Member, now_ms
+from members.errors import (
+    AMOUNT_TOO_LARGE,
+    BAD_REQUEST_ID,
+    FORBIDDEN,
+    IDEMPOTENCY_CONFLICT,
+    UNKNOWN_MEMBER,
+)
+from members.models import WALLET_ROLES
+from runtime.signing import posted_or_existing, sign_as
 from wallet_api.office import repository as repo
-from wallet_api.service import posted_or_existing, sign_as
-from web.refusals import Money, Refusal
+from wallet_api.office.errors import (
+    ALREADY_RECONCILED,
+    BAD_AMOUNT,
+    BAD_SLIP_REF,
+    BANK_REF_MISSING,
+    MEMBER_MISSING,
+    MEMBERSHIP_LAPSED,
+    NOT_A_WALLET,
+    TILL_SHORT,
+    UNKNOWN_DEPOSIT,
+)
+from web.refusals import Money
 
 if TYPE_CHECKING:
     from runtime.node import Node
@@ -47,29 +65,20 @@ def office_role(office: str) -> str:
 
 def _office_of(operator: Member) -> str:
     if operator.role != "office" or not operator.office:
-        raise Refusal(403, "forbidden", "Your role does not allow this.")
+        raise FORBIDDEN()
     return operator.office
 
 
 def _check_amount(node: Node, amount: int) -> None:
     if amount <= 0:
-        raise Refusal(422, "bad_amount", "The amount must be more than zero.")
+        raise BAD_AMOUNT()
     if amount > node.settings.max_amount:
-        raise Refusal(
-            422,
-            "amount_too_large",
-            "The amount is over the largest allowed, {maximum}.",
-            maximum=Money(node.settings.max_amount),
-        )
+        raise AMOUNT_TOO_LARGE(maximum=Money(node.settings.max_amount))
 
 
 def _check_request_id(request_id: str) -> None:
     if not REQUEST_ID.match(request_id):
-        raise Refusal(
-            422,
-            "bad_request_id",
-            "A request id is 1 to 48 letters, digits or _.:- (a UUID is fine).",
-        )
+        raise BAD_REQUEST_ID()
 
 
 def _earlier(node: Node, owner: str, client_id: str) -> StoredTransfer | None:
@@ -77,14 +86,6 @@ def _earlier(node: Node, owner: str, client_id: str) -> StoredTransfer | None:
         return ledger_repo.transfers_by_client_id(conn, {(owner, client_id)}).get(
             (owner, client_id)
         )
-
-
-def _reused_id() -> Refusal:
-    return Refusal(
-        409,
-        "idempotency_conflict",
-        "This request id was already used for a different request.",
-    )
 
 
 # -- cash in -------------------------------------------------------------------------------
@@ -105,19 +106,17 @@ def find_wallet_member(node: Node, reference: str) -> Member:
     """A resident or merchant, by member id or by email address."""
     reference = reference.strip()
     if not reference or len(reference) > 254 or not reference.isprintable():
-        raise Refusal(422, "member_missing", "Give the member's wallet id or email address.")
+        raise MEMBER_MISSING()
     with node.ledger.reading() as conn:
         if "@" in reference:
             row = members_repo.member_by_email(conn, reference)
         else:
             row = members_repo.member(conn, reference.removeprefix("member:"))
     if row is None:
-        raise Refusal(404, "unknown_member", "There is no member with this id or email.")
+        raise UNKNOWN_MEMBER()
     member = Member.from_row(row)
     if member.role not in WALLET_ROLES:
-        raise Refusal(
-            422, "not_a_wallet", "Operators have no wallet: only a member can be credited."
-        )
+        raise NOT_A_WALLET()
     return member
 
 
@@ -134,11 +133,7 @@ def cash_in(node: Node, operator: Member, request_id: str, member_ref: str, amou
         return _same_cash_in(earlier, office, member, amount)
     settings = node.settings
     if settings.membership_required and not member.membership_current():
-        raise Refusal(
-            403,
-            "membership_lapsed",
-            "This member's membership has lapsed: renew it before converting euros.",
-        )
+        raise MEMBERSHIP_LAPSED()
     signed = sign_as(
         node,
         owner,
@@ -163,7 +158,7 @@ def cash_in(node: Node, operator: Member, request_id: str, member_ref: str, amou
 def _same_cash_in(earlier: StoredTransfer, office: str, member: Member, amount: int) -> CashIn:
     fields = earlier.fields
     if earlier.kind != "topup" or fields.get("to") != member.account or fields["amount"] != amount:
-        raise _reused_id()
+        raise IDEMPOTENCY_CONFLICT()
     return CashIn(
         earlier.id, office, member.id, amount, fields.get("memo"), earlier.created_ms, True
     )
@@ -194,11 +189,7 @@ def deposit(node: Node, operator: Member, request_id: str, amount: int, slip_ref
     _check_amount(node, amount)
     slip_ref = slip_ref.strip()
     if not SLIP_REF.match(slip_ref):
-        raise Refusal(
-            422,
-            "bad_slip_ref",
-            "Give the paying-in slip's reference: letters, digits, spaces and _./#- only.",
-        )
+        raise BAD_SLIP_REF()
     owner, client_id = office_role(office), f"deposit:{request_id}"
     earlier = _earlier(node, owner, client_id)
     if earlier is None:
@@ -222,21 +213,16 @@ def deposit(node: Node, operator: Member, request_id: str, amount: int, slip_ref
     else:
         replayed = True
     if earlier.kind != "cash_deposit" or earlier.fields["amount"] != amount:
-        raise _reused_id()
+        raise IDEMPOTENCY_CONFLICT()
     found = _record_deposit(node, earlier.id, earlier.order_json, earlier.created_ms)
     if found.slip_ref != slip_ref:
-        raise _reused_id()
+        raise IDEMPOTENCY_CONFLICT()
     return Deposit(**{**vars(found), "replayed": replayed})
 
 
 def _till_short(exc: LedgerError, office: str) -> Exception:
     if exc.code == "insufficient_funds" and exc.params.get("account") == office_cash(office):
-        return Refusal(
-            409,
-            "till_short",
-            "The till holds only {available}: a deposit cannot be more than that.",
-            available=Money(int(exc.params.get("available", 0))),
-        )
+        return TILL_SHORT(available=Money(int(exc.params.get("available", 0))))
     return exc
 
 
@@ -383,18 +369,16 @@ def reconcile(node: Node, treasurer: Member, transfer_id: int, bank_ref: str) ->
     """The treasurer found the deposit on the bank statement: recorded once."""
     bank_ref = " ".join(bank_ref.split())
     if not bank_ref or len(bank_ref) > 128 or not bank_ref.isprintable():
-        raise Refusal(422, "bank_ref_missing", "Give the bank statement's reference.")
+        raise BANK_REF_MISSING()
     record_missing_deposits(node)
     with node.engine.begin() as conn:
         found = repo.deposit(conn, transfer_id)
         if found is None:
-            raise Refusal(404, "unknown_deposit", "There is no cash deposit with this id.")
+            raise UNKNOWN_DEPOSIT()
         if not repo.reconcile(
             conn, transfer_id, bank_ref=bank_ref, by=treasurer.id, at_ms=now_ms()
         ):
-            raise Refusal(
-                409, "already_reconciled", "This deposit was already reconciled with the bank."
-            )
+            raise ALREADY_RECONCILED()
         found = repo.deposit(conn, transfer_id)
     assert found is not None
     return _deposit_of(found)

@@ -23,10 +23,10 @@ from sqlalchemy import Connection, RowMapping
 from starlette.concurrency import run_in_threadpool
 
 from ledger.chart import member_account
-from wallet_api import repository as repo
-from wallet_api.models import WALLET_ROLES
+from members import repository as repo
+from members.errors import BAD_TOKEN, CSRF, FORBIDDEN, LOGIN_REQUIRED, NO_WALLET, TOKEN_SCOPE
+from members.models import WALLET_ROLES
 from web.pages import CSRF_COOKIE
-from web.refusals import Refusal
 
 if TYPE_CHECKING:
     from runtime.node import Node
@@ -133,7 +133,7 @@ async def principal(request: Request) -> Principal | None:
         seen = await run_in_threadpool(_look_up, node, caller)
     found = None if seen is None else seen.found
     if caller is not None and caller[0] == "token" and found is None:
-        raise Refusal(401, "bad_token", "This API token is not valid (unknown or revoked).")
+        raise BAD_TOKEN()
     if found is not None and found.via == "session":
         request.state.session_csrf = seen.csrf if seen else None
     # Cross-site pages can post forms (and send cookies) but not JSON without the node's
@@ -181,14 +181,14 @@ def _caller(request: Request) -> tuple[str, bytes] | None:
 
 
 def _remembered(node: Node) -> dict[tuple[str, bytes], _Seen]:
-    cache = node.extras.setdefault("recent_principals", {})
-    assert isinstance(cache, dict)
-    return cache
+    return node.callers
 
 
 def forget_principals(node: Node) -> None:
-    """Look every token and session up again (after a logout, revocation, freeze...)."""
-    _remembered(node).clear()
+    """Look every token and session up again. Called by the functions that log out, revoke
+    a token, freeze or thaw a wallet, or renew a membership (`members.service`), once the
+    change is committed: not by their callers."""
+    node.callers.clear()
 
 
 def _still_fresh(node: Node, caller: tuple[str, bytes]) -> _Seen | None:
@@ -237,11 +237,7 @@ async def _check_csrf(request: Request) -> None:
         value = (await request.form()).get("csrf")
         sent = value if isinstance(value, str) else None
     if not expected or not sent or not hmac.compare_digest(expected, sent):
-        raise Refusal(
-            403,
-            "csrf",
-            "This form has expired or did not come from this site. Reload the page and try again.",
-        )
+        raise CSRF()
 
 
 def _is_form(request: Request) -> bool:
@@ -251,9 +247,9 @@ def _is_form(request: Request) -> bool:
 
 def _member(p: Principal | None, *, scope: str = "wallet") -> Member:
     if p is None:
-        raise Refusal(401, "login_required", "Please log in first.")
+        raise LOGIN_REQUIRED()
     if p.scope != scope:
-        raise Refusal(403, "token_scope", "This API token may not do this.")
+        raise TOKEN_SCOPE()
     return p.member
 
 
@@ -261,7 +257,7 @@ def _role(*roles: str) -> Any:
     async def dependency(p: Annotated[Principal | None, Depends(principal)]) -> Member:
         member = _member(p)
         if member.role not in roles:
-            raise Refusal(403, "forbidden", "Your role does not allow this.")
+            raise FORBIDDEN()
         return member
 
     return Depends(dependency)
@@ -270,7 +266,7 @@ def _role(*roles: str) -> Any:
 async def _pos_device(p: Annotated[Principal | None, Depends(principal)]) -> Member:
     member = _member(p, scope="pos")
     if member.role != "merchant":
-        raise Refusal(403, "forbidden", "Your role does not allow this.")
+        raise FORBIDDEN()
     return member
 
 
@@ -283,9 +279,9 @@ async def _wallet_owner(p: Annotated[Principal | None, Depends(principal)]) -> M
     # making another token takes the password (a session), never a token.
     member = _member(p)
     if member.role not in WALLET_ROLES:
-        raise Refusal(403, "forbidden", "Your role does not allow this.")
+        raise FORBIDDEN()
     if p is not None and p.via != "session":
-        raise Refusal(403, "token_scope", "This API token may not do this.")
+        raise TOKEN_SCOPE()
     return member
 
 
@@ -295,7 +291,7 @@ async def _person_or_visitor(
     # Pages and public endpoints act for whoever calls; a point-of-sale token may only
     # read its merchant's payments, never a wallet page.
     if p is not None and p.scope != "wallet":
-        raise Refusal(403, "token_scope", "This API token may not do this.")
+        raise TOKEN_SCOPE()
     return p
 
 
@@ -325,7 +321,7 @@ def signed_in(request: Request, p: Principal | None, *roles: str) -> Member | Re
     if p is None:
         return to_login(request)
     if p.scope != "wallet" or p.member.role not in roles:
-        raise Refusal(403, "forbidden", "Your role does not allow this.")
+        raise FORBIDDEN()
     return p.member
 
 
@@ -339,7 +335,7 @@ def wallet_holder(
     if p is None:
         return to_login(request, back)
     if not p.member.has_wallet:
-        raise Refusal(403, "no_wallet", "Operators have no wallet.")
+        raise NO_WALLET()
     return p.member
 
 

@@ -1,0 +1,240 @@
+"""Every query of the members' tables: members, sessions, tokens, device labels, failed
+logins, trade details, and the freezes of wallets."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import (
+    Connection,
+    RowMapping,
+    bindparam,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
+
+from ledger.models import keys
+from members.models import (
+    api_tokens,
+    devices,
+    login_failures,
+    members,
+    merchants,
+    sessions,
+)
+
+
+def member(conn: Connection, member_id: str) -> RowMapping | None:
+    return conn.execute(select(members).where(members.c.id == member_id)).mappings().first()
+
+
+def member_by_email(conn: Connection, email: str) -> RowMapping | None:
+    query = select(members).where(members.c.email == email.lower())
+    return conn.execute(query).mappings().first()
+
+
+def insert_member(conn: Connection, row: dict[str, Any]) -> None:
+    conn.execute(insert(members).values(**row))
+
+
+def update_member(conn: Connection, member_id: str, **values: Any) -> None:
+    conn.execute(update(members).where(members.c.id == member_id).values(**values))
+
+
+def members_by_role(conn: Connection, roles: Sequence[str]) -> list[RowMapping]:
+    query = select(members).where(members.c.role.in_(roles)).order_by(members.c.display_name)
+    return list(conn.execute(query).mappings())
+
+
+# What a member is shown with in a search (never the password hash).
+SHOWN = (
+    members.c.id,
+    members.c.role,
+    members.c.display_name,
+    members.c.email,
+    members.c.office,
+    members.c.locale,
+    members.c.membership_until,
+    members.c.frozen_reason,
+)
+
+
+def search_members(
+    conn: Connection, *, text: str, role: str | None, offset: int, limit: int
+) -> tuple[list[RowMapping], int]:
+    """A page of the members whose name, email or id contains `text` (any case; on SQLite
+    only ASCII letters fold), of one role if given, by name; and how many match in all."""
+    query = select(*SHOWN)
+    if text:
+        needle = text.lower()
+        query = query.where(
+            or_(
+                func.lower(members.c.display_name).contains(needle, autoescape=True),
+                members.c.email.contains(needle, autoescape=True),  # stored lowercase
+                members.c.id.contains(needle, autoescape=True),
+            )
+        )
+    if role is not None:
+        query = query.where(members.c.role == role)
+    total = conn.scalar(select(func.count()).select_from(query.subquery()))
+    ordered = query.order_by(func.lower(members.c.display_name), members.c.id)
+    rows = conn.execute(ordered.offset(offset).limit(limit)).mappings()
+    return list(rows), int(total or 0)
+
+
+def insert_merchant(conn: Connection, row: dict[str, Any]) -> None:
+    conn.execute(insert(merchants).values(**row))
+
+
+# -- frozen wallets -------------------------------------------------------------------------
+
+
+def freeze(conn: Connection, member_id: str, reason: str) -> None:
+    """Freeze a member's wallet, unless it is already frozen (its reason stands)."""
+    conn.execute(
+        update(members)
+        .where(members.c.id == member_id, members.c.frozen_reason.is_(None))
+        .values(frozen_reason=reason)
+    )
+
+
+def thaw(conn: Connection, member_id: str, reason: str) -> None:
+    """Lift a freeze made for `reason` (never one made for another reason)."""
+    conn.execute(
+        update(members)
+        .where(members.c.id == member_id, members.c.frozen_reason == reason)
+        .values(frozen_reason=None)
+    )
+
+
+def unfreeze(conn: Connection, member_id: str) -> None:
+    conn.execute(update(members).where(members.c.id == member_id).values(frozen_reason=None))
+
+
+# -- sessions and tokens -------------------------------------------------------------------
+
+
+def insert_session(conn: Connection, row: dict[str, Any]) -> None:
+    conn.execute(insert(sessions).values(**row))
+
+
+# Asked on every request: built once (building a SELECT costs more than running it).
+_SESSION_MEMBER = (
+    select(members, sessions.c.csrf, sessions.c.expires_ms)
+    .join(sessions, sessions.c.member_id == members.c.id)
+    .where(sessions.c.token_hash == bindparam("hash"), sessions.c.expires_ms > bindparam("now"))
+)
+_TOKEN_MEMBER = (
+    select(members, api_tokens.c.scope, api_tokens.c.id.label("token_id"))
+    .join(api_tokens, api_tokens.c.member_id == members.c.id)
+    .where(api_tokens.c.token_hash == bindparam("hash"), api_tokens.c.revoked_ms.is_(None))
+)
+
+
+def session_member(conn: Connection, token_hash: bytes, now_ms: int) -> RowMapping | None:
+    return conn.execute(_SESSION_MEMBER, {"hash": token_hash, "now": now_ms}).mappings().first()
+
+
+def delete_session(conn: Connection, token_hash: bytes) -> None:
+    conn.execute(delete(sessions).where(sessions.c.token_hash == token_hash))
+
+
+def delete_expired_sessions(conn: Connection, now_ms: int) -> None:
+    conn.execute(delete(sessions).where(sessions.c.expires_ms <= now_ms))
+
+
+def insert_token(conn: Connection, row: dict[str, Any]) -> int:
+    key = conn.execute(insert(api_tokens).values(**row)).inserted_primary_key
+    assert key is not None
+    return int(key[0])
+
+
+def token_member(conn: Connection, token_hash: bytes) -> RowMapping | None:
+    return conn.execute(_TOKEN_MEMBER, {"hash": token_hash}).mappings().first()
+
+
+def tokens_of(conn: Connection, member_id: str) -> list[RowMapping]:
+    query = (
+        select(api_tokens.c.id, api_tokens.c.scope, api_tokens.c.label, api_tokens.c.created_ms)
+        .where(api_tokens.c.member_id == member_id, api_tokens.c.revoked_ms.is_(None))
+        .order_by(api_tokens.c.id)
+    )
+    return list(conn.execute(query).mappings())
+
+
+def revoke_token(conn: Connection, member_id: str, token_id: int, now_ms: int) -> bool:
+    done = conn.execute(
+        update(api_tokens)
+        .where(
+            api_tokens.c.id == token_id,
+            api_tokens.c.member_id == member_id,
+            api_tokens.c.revoked_ms.is_(None),
+        )
+        .values(revoked_ms=now_ms)
+    )
+    return done.rowcount == 1
+
+
+# -- failed logins -------------------------------------------------------------------------
+
+
+def failures(conn: Connection, subjects: Sequence[str], since_ms: int) -> int:
+    query = select(func.coalesce(func.max(login_failures.c.count), 0)).where(
+        login_failures.c.subject.in_(subjects), login_failures.c.window_start_ms > since_ms
+    )
+    return int(conn.scalar(query) or 0)
+
+
+def add_failure(conn: Connection, subject: str, now_ms: int, since_ms: int) -> None:
+    row = (
+        conn.execute(select(login_failures).where(login_failures.c.subject == subject))
+        .mappings()
+        .first()
+    )
+    if row is None:
+        conn.execute(
+            insert(login_failures).values(subject=subject, count=1, window_start_ms=now_ms)
+        )
+    elif row["window_start_ms"] <= since_ms:  # the old window is over: start a new one
+        conn.execute(
+            update(login_failures)
+            .where(login_failures.c.subject == subject)
+            .values(count=1, window_start_ms=now_ms)
+        )
+    else:
+        conn.execute(
+            update(login_failures)
+            .where(login_failures.c.subject == subject)
+            .values(count=login_failures.c.count + 1)
+        )
+
+
+def clear_failures(conn: Connection, subject: str) -> None:
+    conn.execute(delete(login_failures).where(login_failures.c.subject == subject))
+
+
+# -- devices -------------------------------------------------------------------------------
+
+
+def insert_device(conn: Connection, row: dict[str, Any]) -> None:
+    conn.execute(insert(devices).values(**row))
+
+
+def devices_of(conn: Connection, member_id: str) -> list[RowMapping]:
+    query = (
+        select(
+            keys.c.key_id,
+            keys.c.registered_ms,
+            keys.c.revoked_ms,
+            func.coalesce(devices.c.label, "").label("label"),
+        )
+        .outerjoin(devices, devices.c.key_id == keys.c.key_id)
+        .where(keys.c.owner == f"member:{member_id}")
+        .order_by(keys.c.registered_ms, keys.c.key_id)
+    )
+    return list(conn.execute(query).mappings())

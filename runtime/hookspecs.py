@@ -1,0 +1,121 @@
+# mypy: disable-error-code="empty-body"
+# (a hook specification has no body: pluggy calls the plugins' implementations only)
+"""The hooks through which everything a feature adds to the node is plugged in.
+
+A plugin is a module (or object) named by an entry point of the group `sou.plugins`; the
+entry point's name is the plugin's name (lowercase letters, digits, `_`). It implements any
+of the hooks below, each marked `@hookimpl`. The node's own features (wallet, cards, office,
+admin, merchants) are plugins like any other. docs/plugins.md shows a whole one.
+
+What a plugin may touch: its own tables (made by its own migrations), its own escrow
+accounts `escrow:<name>:...`, and money only through the ledger's operations, signed with its
+own key `plugin:<name>` (which the node makes and registers for it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from importlib.resources.abc import Traversable
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    import typer
+    from fastapi import APIRouter
+    from pydantic_settings import BaseSettings
+
+    from runtime.jobs import Job
+    from runtime.node import Node
+    from runtime.reactions import Reaction
+    from runtime.settings import Settings
+
+PROJECT = "sou"
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+@dataclass(frozen=True)
+class MenuEntry:
+    """A link in the pages' top menu, for the members whose role is in `roles`."""
+
+    path: str
+    label: str  # English, translated through the catalogues (the plugin's own included)
+    roles: frozenset[str]  # "resident", "merchant", "office", "treasurer", "admin"
+    order: int = 100  # smaller first; the node's own entries use 10 to 90
+    # A finer rule than the role, on the member and the node's settings.
+    shown: Callable[[Any, Settings], bool] | None = None
+
+
+@dataclass(frozen=True)
+class Assets:
+    """Directories of the plugin's package. Templates are found by name after the node's
+    own (name them `<plugin>/...html` to keep clear of others); static files are served at
+    `/static/<plugin>/`; the catalogue is `<locale>/<lang>/LC_MESSAGES/*.po`."""
+
+    templates: Traversable | None = None
+    static: Traversable | None = None
+    locale: Traversable | None = None
+
+
+class Hooks:
+    """The hook specifications. Each is called once per plugin that implements it."""
+
+    @hookspec
+    def sou_settings(self) -> type[BaseSettings] | None:
+        """Settings of the plugin, with their defaults: a pydantic-settings class, read
+        from environment variables `SOU_<NAME>_<FIELD>` (set `env_prefix` so). The node
+        makes one at start; `Node.plugin_settings(name)` gives it back."""
+
+    @hookspec
+    def sou_migrations(self) -> Traversable | None:
+        """The directory of the plugin's Alembic revisions: a history of its own (the first
+        revision has `down_revision = None`), recorded in the table
+        `alembic_version_<name>`. `sou migrate`, `sou init` and `sou serve` run it after the
+        node's own. Its tables go on `ledger.models.metadata`."""
+
+    @hookspec
+    def sou_escrows(self) -> Sequence[str]:
+        """For a plugin that holds members' units: the escrow accounts to open from the
+        start, all its own (`escrow:<name>:<purpose>`; may be none). Implementing this hook
+        gives the plugin its key `plugin:<name>`, made and registered by the node, with
+        which it signs the releases and refunds of its escrows. Escrows for one purpose (a
+        contract, a campaign) may also be opened later with `node.ledger.open_account`."""
+
+    @hookspec
+    def sou_startup(self, node: Node) -> None:
+        """Called once per process, once the node is open and migrated, before the plugin's
+        routes are served. An exception here leaves the plugin out (logged, shown on
+        /plugins)."""
+
+    @hookspec
+    def sou_routers(self) -> Sequence[APIRouter]:
+        """API routers (paths under /api/v1/) and page routers. A route already taken by
+        another plugin or by the node leaves the whole plugin out."""
+
+    @hookspec
+    def sou_middleware(self) -> Sequence[tuple[type, dict[str, Any]]]:
+        """ASGI middleware, as (class, options), added around the whole app."""
+
+    @hookspec
+    def sou_assets(self) -> Assets:
+        """The plugin's templates, static files and translations."""
+
+    @hookspec
+    def sou_menu(self) -> Sequence[MenuEntry]:
+        """Entries of the pages' menu, by role."""
+
+    @hookspec
+    def sou_commands(self, cli: typer.Typer) -> None:
+        """Add sub-commands to `sou` (`@cli.command()`), or a group (`cli.add_typer`)."""
+
+    @hookspec
+    def sou_jobs(self, node: Node) -> Sequence[Job]:
+        """Scheduled jobs: each due run happens once across all the node's processes and
+        machines, and a run missed while the node was down happens when it is back."""
+
+    @hookspec
+    def sou_reactions(self, node: Node) -> Sequence[Reaction]:
+        """Reactions to ledger events (a transfer posted, a key registered or revoked),
+        delivered in log order, at least once: a reaction must be idempotent."""

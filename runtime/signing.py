@@ -1,0 +1,51 @@
+"""What the node signs itself: orders in the name of a rule or of an operator's role key,
+and key events by the node key; and posting an order through the node's writer.
+
+Every key used here is the one the log registers for its owner (`Node.signing_key`), or
+nothing is signed (KeysMismatch).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ledger.errors import LedgerError
+from ledger.operations import NODE
+from ledger.posting import Posted
+from ledger.service import key_event
+from ledger.signing import SignedOrder, new_order
+
+if TYPE_CHECKING:
+    from runtime.node import Node
+
+
+def sign_as(node: Node, owner: str, kind: str, client_id: str, **fields: Any) -> SignedOrder:
+    """An order signed by the node (naming the rule) or by an operator's role key."""
+    key = node.signing_key(owner)  # the log's key for `owner`, or KeysMismatch
+    return key.sign(new_order(kind, key, node.ledger.origin, client_id=client_id, **fields))
+
+
+def post(node: Node, envelope: SignedOrder) -> Posted:
+    """Post through the group-commit poster when it runs (the server), else directly."""
+    if node.poster is not None:
+        return node.poster.post(envelope)
+    return node.ledger.transfer(envelope)
+
+
+def posted_or_existing(node: Node, owner: str, signed: SignedOrder) -> Posted | None:
+    """Post an order whose client id names a unique event (a card payment, a cash receipt).
+    If the same id was posted before with another nonce, the first one stands: None."""
+    try:
+        return post(node, signed)
+    except LedgerError as exc:
+        if exc.code == "idempotency_conflict":
+            return None
+        raise
+
+
+def node_key_event(node: Node, action: str, owner: str, public_key: bytes) -> dict[str, Any]:
+    """A key event for the node key to sign, once it is found to be the log's node key."""
+    signer = node.signing_key(NODE)
+    return key_event(
+        action, origin=node.ledger.origin, owner=owner, public_key=public_key, signer=signer
+    )
