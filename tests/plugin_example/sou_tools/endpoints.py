@@ -9,8 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ledger.signing import SignedOrder
 from members.access import Admin, WalletHolder, WalletOwner, node_of
-from sou_tools import service
-from web.refusals import Refusal
+from sou_tools import errors, service
 from web.schemas import SignedOrderIn
 
 router = APIRouter(prefix="/api/v1/tools", tags=["tools"])
@@ -69,7 +68,7 @@ def pay_deposit(
     try:
         envelope = SignedOrder.from_json(body.model_dump())
     except ValueError:
-        raise Refusal(422, "bad_signature_encoding", "The signature is not base64url.") from None
+        raise errors.BAD_SIGNATURE_ENCODING() from None
     posted = service.pay_deposit(node_of(request), member, loan_id, envelope)
     if posted.replayed:
         response.status_code = 200

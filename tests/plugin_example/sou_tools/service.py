@@ -15,9 +15,10 @@ from members.access import Member
 from runtime.node import Node
 from runtime.reactions import LedgerEvent, TransferPosted
 from runtime.signing import post, posted_or_existing, sign_as
+from sou_tools import errors
 from sou_tools.models import tool_loans
 from sou_tools.settings import ToolSettings
-from web.refusals import Money, Refusal
+from web.refusals import Money
 
 NAME = "tools"
 KEY = f"plugin:{NAME}"
@@ -43,12 +44,7 @@ def escrow(loan_id: int) -> str:
 def lend(node: Node, member: Member, tool: str, deposit: int) -> dict[str, Any]:
     """A loan waiting for its deposit, and the escrow account the deposit goes to."""
     if not 0 < deposit <= settings(node).max_deposit:
-        raise Refusal(
-            422,
-            "bad_deposit",
-            "The deposit must be more than zero and at most {most}.",
-            most=Money(settings(node).max_deposit, node.ledger.chart.local),
-        )
+        raise errors.BAD_DEPOSIT(most=Money(settings(node).max_deposit, node.ledger.chart.local))
     row = {
         "member": member.id,
         "tool": tool,
@@ -74,7 +70,7 @@ def _loan(node: Node, loan_id: int) -> dict[str, Any]:
     with node.ledger.reading() as conn:
         row = conn.execute(select(tool_loans).where(tool_loans.c.id == loan_id)).mappings().first()
     if row is None:
-        raise Refusal(404, "unknown_loan", "There is no such loan.")
+        raise errors.UNKNOWN_LOAN()
     return dict(row)
 
 
@@ -83,7 +79,7 @@ def pay_deposit(node: Node, member: Member, loan_id: int, envelope: SignedOrder)
     when the payment reaches the log (`on_ledger_event`), whoever posted it."""
     loan = _loan(node, loan_id)
     if loan["member"] != member.id:
-        raise Refusal(404, "unknown_loan", "There is no such loan.")
+        raise errors.UNKNOWN_LOAN()
     order = envelope.order
     wanted = {
         "kind": "escrow_payment",
@@ -92,11 +88,7 @@ def pay_deposit(node: Node, member: Member, loan_id: int, envelope: SignedOrder)
         "amount": loan["deposit"],
     }
     if any(order.get(k) != v for k, v in wanted.items()):
-        raise Refusal(
-            422,
-            "not_the_deposit",
-            "The deposit must be an escrow payment of {deposit} from your wallet to this "
-            "loan's escrow.",
+        raise errors.NOT_THE_DEPOSIT(
             deposit=Money(loan["deposit"], node.ledger.chart.local),
         )
     return post(node, envelope)
@@ -130,7 +122,7 @@ def declare_lost(node: Node, loan_id: int) -> Posted | None:
     """The tool is lost: the deposit goes to the library's keeper."""
     keeper = settings(node).keeper
     if not keeper:
-        raise Refusal(409, "no_keeper", "No keeper is set to receive lost tools' deposits.")
+        raise errors.NO_KEEPER()
     loan = _out(node, loan_id)
     return _settle(node, loan, "escrow_release", f"member:{keeper}", "tool_lost", "lost")
 
@@ -138,9 +130,7 @@ def declare_lost(node: Node, loan_id: int) -> Posted | None:
 def _out(node: Node, loan_id: int) -> dict[str, Any]:
     loan = _loan(node, loan_id)
     if loan["state"] != "out":
-        raise Refusal(
-            409, "loan_not_out", "This loan is {state}: nothing to do.", state=STATES[loan["state"]]
-        )
+        raise errors.LOAN_NOT_OUT(state=STATES[loan["state"]])
     return loan
 
 
