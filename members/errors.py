@@ -10,8 +10,13 @@ from __future__ import annotations
 from web.refusals import NamedRefusal
 
 # -- joining, logging in -----------------------------------------------------------------------
-BAD_NAME = NamedRefusal(422, "bad_name", "Give your name (120 characters at most).")
-BAD_ROLE = NamedRefusal(422, "bad_role", "One joins as a resident or as a merchant with a trade.")
+BAD_NAME = NamedRefusal(422, "bad_name", "Give a name (120 characters at most).")
+BAD_ROLE = NamedRefusal(
+    422,
+    "bad_role",
+    "This role cannot be chosen here: one joins as a resident or as a merchant with a trade; "
+    "an operator works at the exchange office, as treasurer or as admin.",
+)
 BAD_SIRET = NamedRefusal(422, "bad_siret", "A SIRET number has 14 digits.")
 BAD_TRADE = NamedRefusal(422, "bad_trade", "Merchants give their trade name, category and address.")
 BAD_EMAIL = NamedRefusal(422, "bad_email", "This email address does not look right.")
@@ -73,4 +78,27 @@ IDEMPOTENCY_CONFLICT = NamedRefusal(
 BAD_FORM = NamedRefusal(422, "bad_form", "This form is not one of this page's.")
 AMOUNT_TOO_LARGE = NamedRefusal(
     422, "amount_too_large", "The amount is over the largest allowed, {maximum}."
+)
+
+
+# -- codes several features raise: one message each --------------------------------------------
+BAD_KIND = NamedRefusal(
+    422,
+    "bad_kind",
+    "This kind of order cannot be sent here: a wallet sends payments, and a reconversion is "
+    "asked with a signed redemption order.",
+)
+BAD_AMOUNT = NamedRefusal(
+    422, "bad_amount", "The amount must be a whole number of cents above zero."
+)
+MEMBERSHIP_LAPSED = NamedRefusal(
+    403,
+    "membership_lapsed",
+    "The membership has lapsed: renew it before converting between euros and units.",
+)
+BANK_REF_MISSING = NamedRefusal(
+    422, "bank_ref_missing", "Give the bank's reference (of the statement or of the transfer)."
+)
+REASON_MISSING = NamedRefusal(
+    422, "reason_missing", "Say why, in a few words (at most {maximum} characters)."
 )

@@ -12,15 +12,6 @@ from web.refusals import NamedRefusal
 RECONVERSION_NOT_ALLOWED = NamedRefusal(
     403, "reconversion_not_allowed", "Only merchants can reconvert units to euros here."
 )
-MEMBERSHIP_LAPSED = NamedRefusal(
-    403,
-    "membership_lapsed",
-    "Your membership has lapsed: renew it before converting units to euros.",
-)
-BAD_KIND = NamedRefusal(422, "bad_kind", "A reconversion is asked with a signed redemption order.")
-BAD_AMOUNT = NamedRefusal(
-    422, "bad_amount", "The amount must be a whole number of cents above zero."
-)
 AMOUNT_TOO_SMALL = NamedRefusal(
     422, "amount_too_small", "This amount is too small to reconvert: the fee takes it all."
 )
@@ -42,8 +33,6 @@ UNKNOWN_RECONVERSION = NamedRefusal(
     404, "unknown_reconversion", "There is no reconversion request with this id."
 )
 ALREADY_DECIDED = NamedRefusal(409, "already_decided", "This reconversion was already decided.")
-BANK_REF_MISSING = NamedRefusal(422, "bank_ref_missing", "Give the bank transfer's reference.")
-REASON_MISSING = NamedRefusal(422, "reason_missing", "Say why the request is rejected.")
 NOT_SETTLED = NamedRefusal(
     409, "not_settled", "The ledger did not record this decision; try again."
 )

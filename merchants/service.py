@@ -21,19 +21,23 @@ from ledger.operations import TREASURER
 from ledger.orders import MAX_MEMO
 from ledger.signing import SignedOrder
 from members.access import Member
-from members.errors import AMOUNT_TOO_LARGE, NOT_YOUR_WALLET, WALLET_FROZEN
+from members.errors import (
+    AMOUNT_TOO_LARGE,
+    BAD_AMOUNT,
+    BAD_KIND,
+    BANK_REF_MISSING,
+    MEMBERSHIP_LAPSED,
+    NOT_YOUR_WALLET,
+    REASON_MISSING,
+    WALLET_FROZEN,
+)
 from merchants import repository as repo
 from merchants.errors import (
     ALREADY_DECIDED,
     AMOUNT_TOO_SMALL,
-    BAD_AMOUNT,
-    BAD_KIND,
-    BANK_REF_MISSING,
     FEE_MISMATCH,
     FEES_SPENT,
-    MEMBERSHIP_LAPSED,
     NOT_SETTLED,
-    REASON_MISSING,
     RECONVERSION_NOT_ALLOWED,
     RESERVE_SHORT,
     UNKNOWN_RECONVERSION,
@@ -316,7 +320,7 @@ def reject(node: Node, treasurer: Member, reconversion_id: int, reason: str) -> 
     role key, gives the units (fee included) back to the member."""
     reason = _one_line(reason, MAX_MEMO)
     if not reason:
-        raise REASON_MISSING()
+        raise REASON_MISSING(maximum=MAX_MEMO)
     row = _pending(node, reconversion_id)
     signed = sign_as(
         node,

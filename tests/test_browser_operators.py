@@ -111,7 +111,7 @@ def test_office_credits_members_by_id_and_email_and_refuses_in_french(
             422,
             french("Write the amount in euros, like 20 or 20,50 (at most 2 decimals)."),
         ),
-        (camille.id, "0", 422, french("The amount must be more than zero.")),
+        (camille.id, "0", 422, french("The amount must be a whole number of cents above zero.")),
         (
             treasurer.id,
             "5",

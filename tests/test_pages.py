@@ -28,6 +28,10 @@ HTML = {"Accept": "text/html"}
 ANONYMOUS_PAGES = ("/", "/join", "/login")
 MEMBER_PAGES = ("/wallet", "/send", "/keys")
 FR = translations("fr")
+BAD_ROLE = (
+    "This role cannot be chosen here: one joins as a resident or as a merchant with a trade; "
+    "an operator works at the exchange office, as treasurer or as admin."
+)
 
 
 def french(msgid: str) -> str:
@@ -220,7 +224,7 @@ def test_a_member_cannot_open_another_members_receipt(site: TestClient) -> None:
     assert louis.client.get(f"/wallet/receipts/{paid}", headers=HTML).status_code == 200
     refused = eve.client.get(f"/wallet/receipts/{paid}", headers=HTML)
     assert refused.status_code == 404
-    assert french("There is no such transfer in your history.") in refused.text
+    assert french("There is no such transfer.") in refused.text
     assert "leaf" not in refused.text and "checkpoint" not in refused.text
 
 
@@ -292,8 +296,8 @@ def test_joining_in_english_records_the_language(site: TestClient) -> None:
     [
         ({"password": "short"}, 422, "The password needs at least 10 characters."),
         ({"email": "not-an-email"}, 422, "This email address does not look right."),
-        ({"display_name": "  "}, 422, "Give your name (120 characters at most)."),
-        ({"role": "treasurer"}, 422, "One joins as a resident or as a merchant with a trade."),
+        ({"display_name": "  "}, 422, "Give a name (120 characters at most)."),
+        ({"role": "treasurer"}, 422, BAD_ROLE),
         (
             {"role": "merchant", "trade_name": "Fournil"},
             422,
@@ -537,3 +541,28 @@ def test_no_page_loads_anything_from_elsewhere(site: TestClient) -> None:
         assert "<script>" not in html  # no inline code: data blocks only
         for script in re.findall(r'<script src="([^"]+)"', html):
             assert client.get(script).status_code == 200, script
+
+
+def test_each_refusal_code_has_one_status_and_one_message_across_the_node() -> None:
+    """Every slice declares its refusals in its errors.py, the ledger's are answered through
+    one table: a code a client may see from two places (`bad_amount` from the office and
+    from reconversions) means one thing, said once."""
+    import importlib
+    import pkgutil
+
+    from web.refusals import LEDGER_MESSAGES, LEDGER_STATUS, NamedRefusal
+
+    said: dict[str, set[tuple[int, str]]] = {
+        code: {(LEDGER_STATUS.get(code, 422), message)} for code, message in LEDGER_MESSAGES.items()
+    }
+    for package in ("members", "wallet_api", "merchants"):
+        root = importlib.import_module(package)
+        for found in pkgutil.walk_packages(root.__path__, f"{package}."):
+            if not found.name.endswith(".errors"):
+                continue
+            for value in vars(importlib.import_module(found.name)).values():
+                if isinstance(value, NamedRefusal):
+                    said.setdefault(value.code, set()).add((value.status, value.message))
+    assert len(said) > 40  # the errors.py files were found
+    twice = {code: sorted(ways) for code, ways in said.items() if len(ways) > 1}
+    assert not twice, twice

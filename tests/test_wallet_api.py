@@ -650,7 +650,7 @@ def test_nobody_sees_another_members_history_or_receipt(
         ),
         404,
         "unknown_transfer",
-        "There is no such transfer in your history.",
+        "There is no such transfer.",
     )
     # The same answer as for a transfer that does not exist: nothing leaks.
     missing = eve.get("/api/v1/transfers/999999/receipt")

@@ -8,16 +8,13 @@ from __future__ import annotations
 from web.refusals import NamedRefusal
 
 # -- sending from a wallet ---------------------------------------------------------------------
-BAD_KIND = NamedRefusal(422, "bad_kind", "Only payments can be sent from a wallet here.")
 UNKNOWN_ORDER = NamedRefusal(
     404,
     "unknown_order",
     "No transfer was made from an order of yours with this id: the node has not "
     "posted it, and the same signed order can be sent again.",
 )
-UNKNOWN_TRANSFER = NamedRefusal(
-    404, "unknown_transfer", "There is no such transfer in your history."
-)
+UNKNOWN_TRANSFER = NamedRefusal(404, "unknown_transfer", "There is no such transfer.")
 
 # -- the signed log and its proofs -------------------------------------------------------------
 NO_CHECKPOINT = NamedRefusal(404, "no_checkpoint", "The log has no checkpoint yet.")

@@ -25,12 +25,11 @@ from ledger.errors import NodeBusy, UnknownTransfer
 from ledger.posting import Posted
 from ledger.signing import SignedOrder
 from members.access import Member
-from members.errors import NO_WALLET, NOT_YOUR_WALLET, UNKNOWN_MEMBER, WALLET_FROZEN
+from members.errors import BAD_KIND, NO_WALLET, NOT_YOUR_WALLET, UNKNOWN_MEMBER, WALLET_FROZEN
 from members.service import find_member
 from runtime.signing import post
 from wallet_api import repository as repo
 from wallet_api.errors import (
-    BAD_KIND,
     BAD_TREE_SIZES,
     BEYOND_THE_LOG,
     LOG_DAMAGED,

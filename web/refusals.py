@@ -109,7 +109,7 @@ LEDGER_MESSAGES = {
     "backing_violation": "The reserve would not cover the units in circulation.",
     "unknown_transfer": "There is no such transfer.",
     "invalid_reference": "The referenced transfer does not allow this.",
-    "key_exists": "This key is already registered.",
+    "key_exists": "This device key was registered before: the new device must make a new one.",
     "node_busy": "The node is busy; try again in a moment.",
     "refused_by_database": "The database refused this transfer.",
 }

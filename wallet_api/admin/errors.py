@@ -8,10 +8,6 @@ from __future__ import annotations
 from web.refusals import NamedRefusal
 
 # -- a new operator ----------------------------------------------------------------------------
-BAD_NAME = NamedRefusal(422, "bad_name", "Give the operator's name (120 characters at most).")
-BAD_ROLE = NamedRefusal(
-    422, "bad_role", "Choose the role: exchange-office operator, treasurer or admin."
-)
 BAD_OFFICE_ID = NamedRefusal(
     422,
     "bad_office_id",

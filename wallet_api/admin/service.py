@@ -18,14 +18,19 @@ from pydantic import ValidationError
 from ledger.canonical import unb64
 from members import service as members
 from members.access import Member
-from members.errors import BAD_EMAIL, BAD_PUBLIC_KEY, LONG_PASSWORD, UNKNOWN_MEMBER
+from members.errors import (
+    BAD_EMAIL,
+    BAD_NAME,
+    BAD_PUBLIC_KEY,
+    BAD_ROLE,
+    LONG_PASSWORD,
+    UNKNOWN_MEMBER,
+)
 from members.schemas import DeviceKeyCreate, OperatorCreate
 from wallet_api.admin.errors import (
     BAD_DAY,
     BAD_LABEL,
-    BAD_NAME,
     BAD_OFFICE_ID,
-    BAD_ROLE,
     IDENTITY_UNCHECKED,
 )
 from wallet_api.office.service import find_wallet_member

@@ -68,9 +68,6 @@ DISPUTE_OPEN = NamedRefusal(
 NOTHING_TO_TAKE_BACK = NamedRefusal(
     409, "nothing_to_take_back", "{name}'s wallet holds nothing to take back yet."
 )
-REASON_MISSING = NamedRefusal(
-    422, "reason_missing", "Say why, in a few words (at most {maximum} characters)."
-)
 CLEARING_SHORT = NamedRefusal(
     409,
     "clearing_short",

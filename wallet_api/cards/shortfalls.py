@@ -35,7 +35,7 @@ from ledger.errors import LedgerError
 from ledger.operations import NODE, TREASURER
 from members import repository as members_repo
 from members.access import Member, now_ms
-from members.errors import BAD_REQUEST_ID, IDEMPOTENCY_CONFLICT, UNKNOWN_MEMBER
+from members.errors import BAD_REQUEST_ID, IDEMPOTENCY_CONFLICT, REASON_MISSING, UNKNOWN_MEMBER
 from members.models import WALLET_ROLES
 from members.service import freezing
 from wallet_api.cards import repository as repo
@@ -45,7 +45,6 @@ from wallet_api.cards.errors import (
     NOT_FROZEN,
     NOTHING_OWED,
     NOTHING_TO_TAKE_BACK,
-    REASON_MISSING,
     STILL_OWED,
     UNKNOWN_CARD_PAYMENT,
 )

@@ -9,17 +9,11 @@ from __future__ import annotations
 from web.refusals import NamedRefusal
 
 # -- euros in, units out -----------------------------------------------------------------------
-BAD_AMOUNT = NamedRefusal(422, "bad_amount", "The amount must be more than zero.")
 MEMBER_MISSING = NamedRefusal(
     422, "member_missing", "Give the member's wallet id or email address."
 )
 NOT_A_WALLET = NamedRefusal(
     422, "not_a_wallet", "Operators have no wallet: only a member can be credited."
-)
-MEMBERSHIP_LAPSED = NamedRefusal(
-    403,
-    "membership_lapsed",
-    "This member's membership has lapsed: renew it before converting euros.",
 )
 
 # -- the till's cash to the bank ---------------------------------------------------------------
@@ -31,7 +25,6 @@ BAD_SLIP_REF = NamedRefusal(
 TILL_SHORT = NamedRefusal(
     409, "till_short", "The till holds only {available}: a deposit cannot be more than that."
 )
-BANK_REF_MISSING = NamedRefusal(422, "bank_ref_missing", "Give the bank statement's reference.")
 UNKNOWN_DEPOSIT = NamedRefusal(404, "unknown_deposit", "There is no cash deposit with this id.")
 ALREADY_RECONCILED = NamedRefusal(
     409, "already_reconciled", "This deposit was already reconciled with the bank."

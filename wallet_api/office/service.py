@@ -25,9 +25,12 @@ from members import repository as members_repo
 from members.access import Member, now_ms
 from members.errors import (
     AMOUNT_TOO_LARGE,
+    BAD_AMOUNT,
     BAD_REQUEST_ID,
+    BANK_REF_MISSING,
     FORBIDDEN,
     IDEMPOTENCY_CONFLICT,
+    MEMBERSHIP_LAPSED,
     UNKNOWN_MEMBER,
 )
 from members.models import WALLET_ROLES
@@ -35,11 +38,8 @@ from runtime.signing import posted_or_existing, sign_as
 from wallet_api.office import repository as repo
 from wallet_api.office.errors import (
     ALREADY_RECONCILED,
-    BAD_AMOUNT,
     BAD_SLIP_REF,
-    BANK_REF_MISSING,
     MEMBER_MISSING,
-    MEMBERSHIP_LAPSED,
     NOT_A_WALLET,
     TILL_SHORT,
     UNKNOWN_DEPOSIT,
