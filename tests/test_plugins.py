@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sou_tools.settings import ToolSettings
 from sqlalchemy import inspect, select, text
 from typer.testing import CliRunner
 
@@ -103,7 +104,7 @@ def test_its_page_is_in_the_menu_of_its_roles_in_french(tools: TestClient) -> No
     assert tools.get("/static/tools/tools.css").status_code == 200
 
 
-def test_a_deposit_is_held_in_escrow_then_given_back_and_the_audit_agrees(
+def test_deposits_held_in_escrow_are_given_back_or_released_and_the_audit_agrees(
     tools: TestClient,
 ) -> None:
     node = tools.app.state.node  # type: ignore[attr-defined]
@@ -137,6 +138,19 @@ def test_a_deposit_is_held_in_escrow_then_given_back_and_the_audit_agrees(
     assert again.status_code == 409 and again.json()["error"] == "loan_not_out"
     assert camille.balance() == 5_000
     assert node.ledger.balance(loan["escrow"]) == 0
+
+    # A second tool is lost: its deposit is released to the library's keeper.
+    keeper = join(tools, "Gardien")
+    node.plugins.settings["tools"] = ToolSettings(keeper=keeper.id)
+    second = camille.post("/api/v1/tools/loans", json={"tool": "Scie", "deposit": 1_500}).json()
+    deposit = camille.order("escrow_payment", to=second["escrow"], amount=1_500)
+    assert camille.post(f"/api/v1/tools/loans/{second['id']}/deposit", json=deposit).is_success
+    node.new_sealer().seal_all()
+    wait_until(lambda: states() == ["returned", "out"], timeout=30, what="the second deposit")
+    lost = admin.post(f"/api/v1/tools/loans/{second['id']}/lost")
+    assert lost.status_code == 200, lost.text
+    assert (camille.balance(), keeper.balance()) == (3_500, 1_500)
+    assert node.ledger.balance(second["escrow"]) == 0
     node.new_sealer().seal_all()
     report = audit(node.engine, node_public_key=node.node_key.public_key, workers=1)
     assert report.ok, report.findings
