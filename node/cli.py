@@ -326,8 +326,7 @@ def build_cli(settings: Settings | None = None) -> typer.Typer:
         disabled = (settings or Settings()).disabled_plugins
     except Exception:  # bad settings: the commands say so when they read them
         disabled = set()
-    for plugin, _ in Plugins.discover(disabled).each("sou_commands", cli=app):
-        logging.getLogger(__name__).debug("plugin %s added its commands", plugin.name)
+    Plugins.discover(disabled).call("sou_commands", cli=app)
     return app
 
 

@@ -10,11 +10,8 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from importlib.resources import files
 from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import Connection, Engine, inspect
 
 from ledger import repository as ledger_repo
@@ -53,11 +50,7 @@ class KeysMismatch(KeyFileError):
 def migrate(engine: Engine) -> None:
     """Bring the node's own schema to its latest revision: the only way its tables are ever
     made (the plugins' follow: `plug_in`)."""
-    config = Config()
-    config.set_main_option("script_location", str(files("migrations")))
-    with engine.begin() as conn:  # env.py uses this connection (no URL in the config)
-        config.attributes["connection"] = conn
-        command.upgrade(config, "heads")
+    plugging.upgrade(engine)
 
 
 def is_initialised(engine: Engine) -> bool:

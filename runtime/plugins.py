@@ -91,13 +91,6 @@ class Plugins:
             self._register(plugin, point)
         return plugin
 
-    def add(self, name: str, module: Any, *, distribution: str = "?", version: str = "?") -> None:
-        """Register a plugin without an entry point (a test's, a script's)."""
-        plugin = Plugin(name, distribution, version, module=module)
-        self.found[name] = plugin
-        self.manager.register(module, name=name)
-        plugin.hooks = self._hooks_of(module)
-
     def _register(self, plugin: Plugin, point: EntryPoint) -> None:
         try:
             module = point.load()
@@ -169,19 +162,24 @@ def migrate(engine: Engine, plugins: Plugins) -> None:
     table: a plugin whose migration fails is left out, its tables as they were."""
     for plugin, versions in plugins.each("sou_migrations"):
         try:
-            migrate_history(engine, plugin.name, versions)
+            upgrade(engine, versions, version_table(plugin.name))
         except Exception as exc:
             log.exception("the migrations of plugin %s failed", plugin.name)
             plugins.leave_out(plugin, "migrate", f"{type(exc).__name__}: {exc}")
 
 
-def migrate_history(engine: Engine, name: str, versions: Traversable) -> None:
+def upgrade(
+    engine: Engine, versions: Traversable | None = None, table: str = "alembic_version"
+) -> None:
+    """Run one Alembic history to its heads, in one transaction: the node's own (the
+    revisions in migrations/versions), or a plugin's (its `versions`, its own `table`)."""
     config = Config()
     config.set_main_option("script_location", str(files("migrations")))
-    config.set_main_option("path_separator", "os")
-    config.set_main_option("version_locations", str(versions))
-    config.attributes["version_table"] = version_table(name)
-    with engine.begin() as conn:
+    if versions is not None:
+        config.set_main_option("path_separator", "os")
+        config.set_main_option("version_locations", str(versions))
+    config.attributes["version_table"] = table
+    with engine.begin() as conn:  # env.py uses this connection (no URL in the config)
         config.attributes["connection"] = conn
         command.upgrade(config, "heads")
 
