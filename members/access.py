@@ -3,7 +3,8 @@
 People log in with a password (Argon2id) and get a session cookie (HttpOnly, SameSite=Lax,
 Secure behind https). Every unsafe request made with that cookie must carry the session's
 CSRF token (form field `csrf` or header `X-CSRF-Token`). Devices use a bearer token whose
-scope limits them: a `pos` token only reads the payments its merchant receives.
+scope limits them: a `pos` token takes payments at its shop's counter (invoices, refunds)
+and reads them, nothing else.
 """
 
 from __future__ import annotations
@@ -270,6 +271,16 @@ async def _pos_device(p: Annotated[Principal | None, Depends(principal)]) -> Mem
     return member
 
 
+async def _counter(p: Annotated[Principal | None, Depends(principal)]) -> Member:
+    # The shop's point of sale: the merchant signed in, or a device holding its `pos` token
+    # (which takes payments and refunds for the shop, and reads them, nothing else).
+    if p is None:
+        raise LOGIN_REQUIRED()
+    if p.member.role != "merchant":
+        raise FORBIDDEN()
+    return p.member
+
+
 async def _anyone(p: Annotated[Principal | None, Depends(principal)]) -> Member:
     return _member(p)
 
@@ -306,6 +317,7 @@ Admin = Annotated[Member, _role("admin")]
 # Who may recover a member's keys after checking their identity in person.
 KeyOfficer = Annotated[Member, _role("office", "admin")]
 PosDevice = Annotated[Member, Depends(_pos_device)]
+Counter = Annotated[Member, Depends(_counter)]
 
 
 # -- who is signed in, for the pages -------------------------------------------------------

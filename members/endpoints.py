@@ -1,12 +1,12 @@
 """The members' API (JSON, under /api/v1): joining, the session, one's own device keys and
-API tokens; and the admin's and key officers' acts on members. Thin handlers over
-`service.py`."""
+API tokens, whom one pays; and the admin's and key officers' acts on members. Thin
+handlers over `service.py`."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 
 from members import service
 from members.access import (
@@ -32,11 +32,14 @@ from members.schemas import (
     MemberOut,
     MembershipUpdate,
     OperatorCreate,
+    PayeeOut,
     SessionOut,
     TokenCreate,
     TokenCreated,
     TokenOut,
 )
+from members.shops import MAX_QUERY, MIN_QUERY
+from web.schemas import ONE_LINE
 
 # Documented under the wallet's tag: a wallet's client finds joining, the session and its
 # keys beside its payments.
@@ -145,6 +148,18 @@ def revoke_token(
     token_id: Annotated[int, Path(ge=1, le=2**53)], request: Request, member: AnyMember
 ) -> None:
     service.revoke_token(node_of(request), member, token_id)
+
+
+@router.get("/payees", response_model=list[PayeeOut])
+def payees(
+    request: Request,
+    member: WalletHolder,
+    q: Annotated[str, Query(min_length=MIN_QUERY, max_length=MAX_QUERY, pattern=ONE_LINE)],
+) -> list[PayeeOut]:
+    """Whom you may pay, found by what you type: approved shops by words of their trade
+    name or place (any case, any accent); a resident, or a merchant not approved, only by
+    their exact wallet id or email. At most 10, exact matches first."""
+    return [PayeeOut(**vars(p)) for p in service.find_payees(node_of(request), q)]
 
 
 @router.post("/admin/operators", status_code=201, response_model=MemberOut, tags=["admin"])

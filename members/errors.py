@@ -1,6 +1,7 @@
 """The refusals of members, sessions and keys, and those every feature shares (an unknown
 member, a frozen wallet, a role that may not...): each code with its HTTP status and its
-one message (msgids; French in web/locale/fr/LC_MESSAGES/core.po).
+one message (msgids; French in web/locale/fr/LC_MESSAGES/core.po, the shops' in
+members.po).
 
 Features raise these and their own `errors.py`, never another feature's.
 """
@@ -19,6 +20,9 @@ BAD_ROLE = NamedRefusal(
 )
 BAD_SIRET = NamedRefusal(422, "bad_siret", "A SIRET number has 14 digits.")
 BAD_TRADE = NamedRefusal(422, "bad_trade", "Merchants give their trade name, category and address.")
+BAD_PLACE = NamedRefusal(
+    422, "bad_place", "Give the town or village of the shop (80 characters at most)."
+)
 BAD_EMAIL = NamedRefusal(422, "bad_email", "This email address does not look right.")
 EMAIL_TAKEN = NamedRefusal(409, "email_taken", "An account already uses this email address.")
 WEAK_PASSWORD = NamedRefusal(422, "weak_password", "The password needs at least 10 characters.")
@@ -59,6 +63,11 @@ KEY_EXISTS = NamedRefusal(
     409,
     "key_exists",
     "This device key was registered before: the new device must make a new one.",
+)
+
+# -- shops and whom one pays ------------------------------------------------------------------
+UNKNOWN_SHOP = NamedRefusal(
+    404, "unknown_shop", "There is no shop here: it may not be approved by the association yet."
 )
 
 # -- shared by the features that take signed orders and forms ----------------------------------

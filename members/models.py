@@ -1,6 +1,6 @@
 """Tables of people and their access: members, sessions, API tokens, device labels, failed
-logins, and the trade details of members who sell. Made by migration 0002; the ledger's
-tables stay its own.
+logins, and the trade details of members who sell (their shops). Made by migrations 0002
+and 0010 (shops); the ledger's tables stay its own.
 """
 
 from __future__ import annotations
@@ -87,7 +87,12 @@ login_failures = Table(
 )
 
 # What a merchant gives on joining: written with the member, read by every feature that
-# names a shop (the reconversion queue, the pages).
+# names a shop (the reconversion queue, the pages, the search for whom to pay). The member
+# id names the ledger account and never changes; the shop is known to the public by its
+# `slug`, made from the trade name. A shop is listed and paid at the counter only once the
+# association has approved it (migration 0010).
+SHOP_STATES = ("pending", "approved", "suspended")
+
 merchants = Table(
     "merchants",
     metadata,
@@ -96,5 +101,16 @@ merchants = Table(
     Column("category", String(60), nullable=False),
     Column("address", Text, nullable=False),
     Column("siret", String(14)),
+    Column("slug", String(64), nullable=False, unique=True),  # /shops/<slug>
+    Column("place", String(80), nullable=False),  # the town or village
+    # The trade name and place folded (lowercase, no accents): what searches compare.
+    Column("search_text", String(250), nullable=False),
+    Column("status", String(12), nullable=False),
+    Column("decided_by", String(48), ForeignKey("members.id")),  # none: approved at 0010
+    Column("decided_ms", BigInteger),
     CheckConstraint("siret IS NULL OR length(siret) = 14", name="siret"),
+    CheckConstraint("length(slug) > 0 AND slug = lower(slug)", name="slug"),
+    CheckConstraint("length(place) > 0", name="place"),
+    CheckConstraint(f"status IN {SHOP_STATES!r}", name="status"),
+    CheckConstraint("(status = 'pending') = (decided_ms IS NULL)", name="decided_when"),
 )

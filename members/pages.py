@@ -23,7 +23,7 @@ from members.access import (
     wallet_holder,
 )
 from members.endpoints import set_session_cookie
-from members.errors import BAD_NAME, BAD_SIRET, BAD_TRADE
+from members.errors import BAD_NAME, BAD_PLACE, BAD_SIRET, BAD_TRADE
 from members.schemas import TradeDetails
 from web.i18n import language_of
 from web.pages import Text, page, when
@@ -53,7 +53,8 @@ def _safe_next(target: str | None) -> str | None:
 def join_form(request: Request, p: MaybeMember) -> Response:
     if p is not None:
         return RedirectResponse("/wallet" if p.member.has_wallet else "/", status_code=303)
-    return page(request, "wallet/join.html", form={"role": "resident"})
+    village = node_of(request).settings.village
+    return page(request, "wallet/join.html", form={"role": "resident", "place": village})
 
 
 @router.post("/join")
@@ -67,6 +68,7 @@ def join(
     trade_name: Text = "",
     category: Text = "",
     address: Text = "",
+    place: Text = "",
     siret: Text = "",
 ) -> Response:
     """Sign up, log in at once, and land on the new wallet. A refusal shows the form again
@@ -78,6 +80,7 @@ def join(
         "trade_name": trade_name,
         "category": category,
         "address": address,
+        "place": place,
         "siret": siret,
     }
     node = node_of(request)
@@ -111,7 +114,8 @@ def join(
 
 
 def _trade(typed: dict[str, str]) -> dict[str, Any]:
-    """A merchant's trade details, checked by the same schema as the API's."""
+    """A merchant's trade details, checked by the same schema as the API's (the place left
+    blank: the node's village)."""
     siret = typed["siret"].replace(" ", "")
     try:
         details = TradeDetails(
@@ -119,10 +123,13 @@ def _trade(typed: dict[str, str]) -> dict[str, Any]:
             category=typed["category"].strip(),
             address=typed["address"].strip(),
             siret=siret or None,
+            place=typed["place"].strip() or None,
         )
     except ValidationError as exc:
         if any(error["loc"] == ("siret",) for error in exc.errors()):
             raise BAD_SIRET() from None
+        if any(error["loc"] == ("place",) for error in exc.errors()):
+            raise BAD_PLACE() from None
         raise BAD_TRADE() from None
     return details.model_dump()
 

@@ -1,5 +1,5 @@
 """Every query of the members' tables: members, sessions, tokens, device labels, failed
-logins, trade details, and the freezes of wallets."""
+logins, trade details and shops (whom one pays), and the freezes of wallets."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from sqlalchemy import (
     RowMapping,
     bindparam,
     delete,
+    false,
     func,
     insert,
     or_,
@@ -20,6 +21,7 @@ from sqlalchemy import (
 
 from ledger.models import keys
 from members.models import (
+    WALLET_ROLES,
     api_tokens,
     devices,
     login_failures,
@@ -89,6 +91,100 @@ def search_members(
 
 def insert_merchant(conn: Connection, row: dict[str, Any]) -> None:
     conn.execute(insert(merchants).values(**row))
+
+
+# -- shops and whom one pays ---------------------------------------------------------------
+
+# A shop with its owner's name.
+_SHOP = select(
+    merchants.c.member_id,
+    merchants.c.slug,
+    merchants.c.trade_name,
+    merchants.c.category,
+    merchants.c.address,
+    merchants.c.place,
+    merchants.c.status,
+    merchants.c.siret,
+    members.c.display_name,
+).join(members, members.c.id == merchants.c.member_id)
+
+
+def shop(conn: Connection, member_id: str) -> RowMapping | None:
+    return conn.execute(_SHOP.where(merchants.c.member_id == member_id)).mappings().first()
+
+
+def shop_by_slug(conn: Connection, slug: str) -> RowMapping | None:
+    return conn.execute(_SHOP.where(merchants.c.slug == slug)).mappings().first()
+
+
+def shops_by_status(conn: Connection, status: str) -> list[RowMapping]:
+    query = _SHOP.where(merchants.c.status == status).order_by(
+        merchants.c.search_text,
+        merchants.c.member_id,  # by name, whatever its accents
+    )
+    return list(conn.execute(query).mappings())
+
+
+def slug_taken(conn: Connection, slug: str, member_id: str) -> bool:
+    """Is `slug` another shop's, or another member's id?"""
+    shops = select(merchants.c.member_id).where(merchants.c.slug == slug)
+    ids = select(members.c.id).where(members.c.id == slug, members.c.id != member_id)
+    return conn.execute(shops.union_all(ids).limit(1)).first() is not None
+
+
+def set_shop_status(
+    conn: Connection, member_id: str, *, status: str, by: str | None, now_ms: int
+) -> bool:
+    done = conn.execute(
+        update(merchants)
+        .where(merchants.c.member_id == member_id)
+        .values(status=status, decided_by=by, decided_ms=now_ms)
+    )
+    return done.rowcount == 1
+
+
+# A member who holds a wallet, with their trade if they sell.
+_PAYEE = (
+    select(
+        members.c.id,
+        members.c.display_name,
+        merchants.c.trade_name,
+        merchants.c.place,
+        merchants.c.slug,
+        merchants.c.status,
+    )
+    .outerjoin(merchants, merchants.c.member_id == members.c.id)
+    .where(members.c.role.in_(WALLET_ROLES))
+)
+
+
+def payees_exactly(conn: Connection, text: str, *, by_email: bool = True) -> list[RowMapping]:
+    """The wallet holders of this exact id (or email), and the approved shop of this exact
+    slug."""
+    approved_slug = (merchants.c.slug == text) & (merchants.c.status == "approved")
+    by_address = (members.c.email == text) if by_email else false()
+    query = _PAYEE.where(or_(members.c.id == text, by_address, approved_slug))
+    return list(conn.execute(query.order_by(members.c.id)).mappings())
+
+
+def search_shops(conn: Connection, words: Sequence[str], limit: int) -> list[RowMapping]:
+    """Approved shops whose folded trade name and place hold every word, by name."""
+    query = _PAYEE.where(merchants.c.status == "approved")
+    for word in words:
+        query = query.where(merchants.c.search_text.contains(word, autoescape=True))
+    # The search text starts with the folded trade name: by name, whatever its accents.
+    ordered = query.order_by(merchants.c.search_text, members.c.id).limit(limit)
+    return list(conn.execute(ordered).mappings())
+
+
+def names(conn: Connection, member_ids: Sequence[str]) -> list[RowMapping]:
+    """The name and trade name (of those who sell) of these members."""
+    query = (
+        select(members.c.id, members.c.display_name, merchants.c.trade_name)
+        .outerjoin(merchants, merchants.c.member_id == members.c.id)
+        .where(members.c.id.in_(member_ids))
+    )
+    return list(conn.execute(query).mappings())
 
 
 # -- frozen wallets -------------------------------------------------------------------------

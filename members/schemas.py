@@ -1,5 +1,5 @@
 """What the members' API reads and answers (Pydantic): joining, logging in, device keys,
-API tokens, operators and memberships."""
+API tokens, operators and memberships, and whom one pays."""
 
 from __future__ import annotations
 
@@ -23,6 +23,13 @@ class TradeDetails(Strict):
     category: str = Field(min_length=1, max_length=60, pattern=ONE_LINE)
     address: str = Field(min_length=1, max_length=300, pattern=ONE_LINE)
     siret: str | None = Field(None, pattern=r"^[0-9]{14}$")
+    place: str | None = Field(
+        None,
+        min_length=1,
+        max_length=80,
+        pattern=ONE_LINE,
+        description="The town or village of the shop; the node's village if not given.",
+    )
 
 
 class MemberCreate(Strict):
@@ -94,3 +101,14 @@ class TokenCreated(TokenOut):
 
 class MembershipUpdate(Strict):
     until: date
+
+
+class PayeeOut(BaseModel):
+    """Someone a wallet may pay, as the payer is shown them before signing."""
+
+    account: str = Field(description="Where the payment goes: `member:<id>`.")
+    member_id: str
+    name: str = Field(description="A shop's trade name, a resident's name.")
+    kind: Literal["shop", "resident"]
+    place: str | None = Field(description="A shop's town or village.")
+    slug: str | None = Field(description="An approved shop's page: /shops/<slug>.")

@@ -1,5 +1,6 @@
 """The rules of membership: joining, logging in and out, API tokens, device keys and their
-recovery, operators, yearly memberships, finding members, and frozen wallets.
+recovery, operators, yearly memberships, finding members and whom one pays, the approval
+of shops, and frozen wallets.
 
 Every change that alters what a session or token stands for (a logout, a revoked token, a
 freeze, a renewed membership) makes `members.access` look its callers up again here, once
@@ -28,6 +29,7 @@ from ledger.canonical import canonical, unb64
 from ledger.chart import member_account, office_cash
 from ledger.signing import key_id as signing_key_id
 from members import repository as repo
+from members import shops
 from members.access import (
     Member,
     forget_principals,
@@ -53,10 +55,12 @@ from members.errors import (
     TOO_MANY_LOGINS,
     UNKNOWN_DEVICE_KEY,
     UNKNOWN_MEMBER,
+    UNKNOWN_SHOP,
     UNKNOWN_TOKEN,
     WEAK_PASSWORD,
 )
 from members.models import ROLES
+from members.shops import Payee, Shop
 from runtime.node import add_operator
 from runtime.signing import node_key_event
 
@@ -65,6 +69,8 @@ if TYPE_CHECKING:
 
 MAX_DEVICE_KEYS = 10
 EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,189}\.[^@\s]{2,}$")
+MEMBER_ID = re.compile(r"[A-Za-z0-9_.-]{1,48}")  # as members.schemas.MEMBER_ID
+SLUG = re.compile(r"[a-z0-9-]{1,64}")
 PER_PAGE = 20
 MAX_SEARCH = 120
 OPERATOR_ROLES = ("office", "treasurer", "admin")
@@ -102,8 +108,9 @@ def join(
         raise BAD_ROLE()
 
     def wallet(conn: Connection, member_id: str) -> None:
-        if merchant is not None:
-            repo.insert_merchant(conn, {"member_id": member_id, **merchant})
+        if merchant is not None:  # a shop, listed once the association approves it
+            place = merchant.get("place") or node.settings.village
+            shops.add_shop(conn, member_id, **{**merchant, "place": place})
         node.ledger.open_account(member_account(member_id), conn)
 
     person = {"display_name": display_name, "role": role, "locale": locale}
@@ -123,24 +130,30 @@ def _record_person(
     if not EMAIL.match(email):
         raise BAD_EMAIL()
     check_password(password)
-    member_id = member_id_for(person["display_name"])
     row = person | {
-        "id": member_id,
         "display_name": person["display_name"].strip(),
         "email": email,
         "password_hash": hash_password(password),
         "created_ms": now_ms(),
     }
-    try:
-        with node.engine.begin() as conn:
-            if repo.member_by_email(conn, email) is not None:
-                raise EMAIL_TAKEN()
-            repo.insert_member(conn, row)
-            if also is not None:
-                also(conn, member_id)
-    except IntegrityError:  # the same email, joining twice at the same moment
-        raise EMAIL_TAKEN() from None
-    return member_id
+    for attempt in (1, 2):
+        member_id = member_id_for(person["display_name"])
+        try:
+            with node.engine.begin() as conn:
+                if repo.member_by_email(conn, email) is not None:
+                    raise EMAIL_TAKEN()
+                repo.insert_member(conn, {**row, "id": member_id})
+                if also is not None:
+                    also(conn, member_id)
+            return member_id
+        except IntegrityError:
+            # The same email joining twice at the same moment; else, once in a long while,
+            # an id or a shop's slug made twice at the same moment: once more, anew.
+            with node.ledger.reading() as conn:
+                taken = repo.member_by_email(conn, email) is not None
+            if taken or attempt == 2:
+                raise EMAIL_TAKEN() from None
+    raise AssertionError("unreachable")
 
 
 def log_in(node: Node, email: str, password: str, client_ip: str) -> tuple[Member, str, str]:
@@ -191,15 +204,11 @@ def get_member(node: Node, member_id: str) -> Member:
     return found
 
 
-def display_names(node: Node, member_ids: set[str]) -> dict[str, str]:
-    """The display names of those of these ids that are members'."""
-    names: dict[str, str] = {}
+def names(node: Node, member_ids: set[str]) -> dict[str, str]:
+    """How histories and receipts name these members: a shop's trade name, anyone else's
+    name (`shops.names_of`)."""
     with node.ledger.reading() as conn:
-        for member_id in member_ids:
-            row = repo.member(conn, member_id)
-            if row is not None:
-                names[member_id] = row["display_name"]
-    return names
+        return shops.names_of(conn, member_ids)
 
 
 @dataclass(frozen=True)
@@ -231,6 +240,72 @@ def find_members(
             conn, text=text, role=role, offset=(page - 1) * per_page, limit=per_page
         )
     return MembersFound([Member.from_row(row) for row in rows], total, page, per_page)
+
+
+# -- shops and whom one pays ---------------------------------------------------------------
+
+
+def find_payees(node: Node, text: str, limit: int = 10) -> list[Payee]:
+    """Whom a payer's words name (`shops.find_payees`)."""
+    with node.ledger.reading() as conn:
+        return shops.find_payees(conn, text, limit)
+
+
+def payee(node: Node, reference: str) -> Payee | None:
+    """The payee a link names: an approved shop's slug or a member id (`shops.payee`)."""
+    with node.ledger.reading() as conn:
+        return shops.payee(conn, reference)
+
+
+def shop_of(node: Node, member_id: str) -> Shop | None:
+    if not MEMBER_ID.fullmatch(member_id):  # typed in an address: never a member's
+        return None
+    with node.ledger.reading() as conn:
+        return shops.shop_of(conn, member_id)
+
+
+def approved_shop(node: Node, slug: str) -> Shop:
+    """The shop of this slug, if the association approved it: else none is known here."""
+    if not SLUG.fullmatch(slug):
+        raise UNKNOWN_SHOP()
+    with node.ledger.reading() as conn:
+        found = shops.shop_by_slug(conn, slug)
+    if found is None or not found.approved:
+        raise UNKNOWN_SHOP()
+    return found
+
+
+def shops_in(node: Node, status: str) -> list[Shop]:
+    with node.ledger.reading() as conn:
+        return shops.shops_in(conn, status)
+
+
+def approve_shop(node: Node, admin: Member, member_id: str) -> Shop:
+    """The association approves a merchant against its charter: the shop is listed, found
+    by its name, and paid at the counter. Approving an approved shop changes nothing."""
+    return _decide_shop(node, admin, member_id, "approved")
+
+
+def suspend_shop(node: Node, admin: Member, member_id: str) -> Shop:
+    """The association suspends a merchant (or turns down one who asked): the shop is no
+    longer listed nor paid at the counter; the member keeps their wallet."""
+    return _decide_shop(node, admin, member_id, "suspended")
+
+
+def _decide_shop(node: Node, admin: Member, member_id: str, status: str) -> Shop:
+    if admin.role != "admin":
+        raise FORBIDDEN()
+    if not MEMBER_ID.fullmatch(member_id):
+        raise UNKNOWN_SHOP()
+    with node.engine.begin() as conn:
+        found = shops.shop_of(conn, member_id)
+        if found is None:
+            raise UNKNOWN_SHOP()
+        if found.status != status:
+            shops.decide(conn, member_id, status, admin.id, now_ms())
+            found = shops.shop_of(conn, member_id)
+    assert found is not None
+    return found
 
 
 # -- API tokens ----------------------------------------------------------------------------

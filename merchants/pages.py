@@ -1,6 +1,7 @@
-"""The reconversion pages: a merchant's (`/reconversion`, whose script signs the
-redemption on the device, `web/static/reconversion.js`) and the treasurer's payout queue
-(`/treasurer`, plain forms)."""
+"""The merchants' pages: a shop's public page (`/shops/<slug>`, for anyone), the
+reconversion page of a merchant (`/reconversion`, whose script signs the redemption on the
+device, `web/static/reconversion.js`) and the treasurer's payout queue (`/treasurer`,
+plain forms)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from babel.numbers import format_decimal
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from members import service as members
 from members.access import MaybeMember, node_of, signed_in
 from members.errors import BAD_FORM
 from merchants import service
@@ -21,6 +23,14 @@ from web.refusals import Refusal
 router = APIRouter(include_in_schema=False)
 # How people read the state of a request (msgids, French in merchants.po).
 STATUS_LABELS = {"pending": "Waiting for payment", "paid": "Paid", "rejected": "Rejected"}
+
+
+@router.get("/shops/{slug}")
+def shop(request: Request, p: MaybeMember, slug: str) -> Response:
+    """A shop approved by the association: what it sells, where, and the way to pay it.
+    Any other slug is as unknown as one never made (404)."""
+    found = members.approved_shop(node_of(request), slug[:64].lower())
+    return page(request, "merchants/shop.html", shop=found)
 
 
 @router.get("/reconversion")

@@ -46,11 +46,12 @@ NAMES = {
     "tresorier": "Thomas Trésorier",
     OFFICE: "Accueil de la mairie",
 }
+# (category, address, place: None for the village itself)
 SHOPS = {
-    "boulangerie-du-lavoir": ("bakery", "2 rue du Lavoir"),
-    "ferme-des-trois-chenes": ("farm", "Chemin des Trois Chênes"),
-    "librairie-la-plume": ("bookshop", "5 Grand-Rue"),
-    "cafe-de-la-place": ("café", "1 place de l'Église"),
+    "boulangerie-du-lavoir": ("bakery", "2 rue du Lavoir", None),
+    "ferme-des-trois-chenes": ("farm", "Chemin des Trois Chênes", "Hameau des Chênes"),
+    "librairie-la-plume": ("bookshop", "5 Grand-Rue", None),
+    "cafe-de-la-place": ("café", "1 place de l'Église", None),
 }
 
 # (payer, payee, cents, memo)
@@ -123,9 +124,11 @@ def seed(node: Node, say: Callable[[str], None] = print) -> Village:
 
 
 def _people(node: Node) -> None:
-    """The demo's people: members who log in (one password for all: it is a demo)."""
+    """The demo's people: members who log in (one password for all: it is a demo); the
+    shops, approved by the admin."""
+    from members import shops
     from members.access import hash_password, now_ms
-    from members.models import members, merchants
+    from members.models import members
 
     password = hash_password(DEMO_PASSWORD)
     until = date(date.today().year + 1, 12, 31)
@@ -147,12 +150,16 @@ def _people(node: Node) -> None:
                     created_ms=now_ms(),
                 )
             )
-        for name, (category, address) in SHOPS.items():
-            conn.execute(
-                merchants.insert().values(
-                    member_id=name, trade_name=NAMES[name], category=category, address=address
-                )
+        for name, (category, address, place) in SHOPS.items():
+            shops.add_shop(
+                conn,
+                name,
+                trade_name=NAMES[name],
+                category=category,
+                address=address,
+                place=place or node.settings.village,
             )
+            shops.decide(conn, name, "approved", "admin", now_ms())
 
 
 def _role_key(node: Node, role: str) -> SigningKey:

@@ -111,7 +111,7 @@ def test_join_pay_and_check_the_receipt_in_the_browser(
     expect(page.locator("#sent")).to_be_visible()
     expect(page.locator("#sent-text")).to_have_text(
         french("Sent {amount} to {to}. Your balance is now {balance}.").format(
-            amount="12,50 SOU", to=louis.id, balance="37,50 SOU"
+            amount="12,50 SOU", to="Louis", balance="37,50 SOU"
         )
     )
     expect(page.locator("#balance")).to_have_text("37,50 SOU")

@@ -100,6 +100,7 @@ class Movement:
     counterparty: str | None
     memo: str | None
     created_ms: int
+    counterparty_name: str | None = None  # a shop's trade name, a member's name
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,5 @@
-"""The residents' pages: home, wallet, receipts, send money. (Joining, logging in and out,
-and the keys page: `members/pages.py`.)
+"""The residents' pages: home, wallet, receipts, send money (to a shop found by its name,
+or a member). (Joining, logging in and out, and the keys page: `members/pages.py`.)
 
 Server-rendered with `web.pages.page`; the little JavaScript they need (signing, checking a
 receipt) is `web/static/wallet.js`, over `sou.js`. Rules stay in `service.py`: these
@@ -9,13 +9,13 @@ handlers read forms, call the service, and choose what to show.
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
-from members.access import MaybeMember, node_of, wallet_holder
-from members.service import display_names
+from members import service as members
+from members.access import MaybeMember, Member, node_of, wallet_holder
 from wallet_api import service
 from wallet_api.errors import NOT_SEALED_YET
 from web.pages import number_format, page, say, when
@@ -55,12 +55,11 @@ def wallet(
         return member
     node = node_of(request)
     movements = service.history(node, member, before=before, limit=HISTORY_PAGE)
-    names = display_names(node, {m.counterparty for m in movements if m.counterparty})
     rows = [
         {
             "id": m.transfer_id,
             "what": KIND_LABELS.get(m.kind, m.kind),
-            "who": names.get(m.counterparty or "", m.counterparty),
+            "who": m.counterparty_name or m.counterparty,
             "memo": m.memo,
             "when": when(request, m.created_ms),
             "amount": m.amount,
@@ -78,9 +77,30 @@ def wallet(
         rows=rows,
         older=older,
         first_page=before is None,
+        shop=_shop_state(request, member),
         flash=frozen,
         flash_kind="error",
     )
+
+
+# What a merchant is told of their shop until the association approves it (msgids).
+SHOP_STATE_LABELS = {
+    "pending": "Your shop {name} waits for the association's approval: until then it is "
+    "not listed, and customers find it only by your wallet id or email.",
+    "suspended": "Your shop {name} is suspended by the association: it is not listed, "
+    "nor paid at the counter. Ask the association why.",
+}
+
+
+def _shop_state(request: Request, member: Member) -> dict[str, str | None] | None:
+    """A merchant's shop: its page, and what its state means unless it is approved."""
+    shop = members.shop_of(node_of(request), member.id) if member.role == "merchant" else None
+    if shop is None:
+        return None
+    said = None
+    if not shop.approved:
+        said = say(request, SHOP_STATE_LABELS[shop.status], name=shop.trade_name)
+    return {"status": shop.status, "said": said, "slug": shop.slug, "name": shop.trade_name}
 
 
 @router.get("/wallet/receipts/{transfer_id}")
@@ -113,22 +133,37 @@ def receipt(transfer_id: int, request: Request, p: MaybeMember) -> Response:
         what=KIND_LABELS.get(order.get("kind", ""), order.get("kind", "")),
         amount=mine,
         order=order,
+        parties=_parties(request, order),
         created=when(request, leaf["created"]),
         node_key=node_key,
     )
 
 
+def _parties(request: Request, order: dict[str, Any]) -> dict[str, str]:
+    """Who paid and who was paid: members by their name (a shop by its trade name), other
+    accounts (the reserve, an escrow...) by their code."""
+    codes = {side: order[side] for side in ("from", "to") if isinstance(order.get(side), str)}
+    ids = {c.removeprefix("member:"): c for c in codes.values() if c.startswith("member:")}
+    names = {ids[i]: name for i, name in members.names(node_of(request), set(ids)).items()}
+    return {side: names.get(code, code) for side, code in codes.items()}
+
+
 @router.get("/send")
 def send(request: Request, p: MaybeMember, to: str = "") -> Response:
-    """The form to pay another member; the page's script signs and posts the order."""
+    """The form to pay a shop or a member: the recipient is found as one types (a shop by
+    its name or place, a person by their exact wallet id or email) and shown before the
+    page's script signs and posts the order. `to` (a shop's slug or a member id, as a
+    shop's page links here) chooses the recipient beforehand."""
     member = wallet_holder(request, p)
     if isinstance(member, Response):
         return member
     node = node_of(request)
+    chosen = members.payee(node, to[:80]) if to.strip() and to.isprintable() else None
     return page(
         request,
         "wallet/send.html",
-        to=to.removeprefix("member:")[:48],
+        to=chosen.name if chosen else to.removeprefix("member:")[:80],
+        payee=vars(chosen) if chosen else None,
         balance=service.balance(node, member),
         max_amount=node.settings.max_amount,
         number=number_format(request),

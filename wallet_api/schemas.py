@@ -17,9 +17,12 @@ class MovementOut(BaseModel):
     transfer_id: int
     kind: str
     amount: int
-    counterparty: str | None
+    counterparty: str | None = Field(description="The other member's id, if a member.")
     memo: str | None
     created_ms: int
+    counterparty_name: str | None = Field(
+        description="How people know the other member: a shop's trade name, else their name."
+    )
 
 
 class History(BaseModel):

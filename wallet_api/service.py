@@ -13,7 +13,7 @@ import asyncio
 import json
 import logging
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from starlette.concurrency import run_in_threadpool
@@ -27,6 +27,7 @@ from ledger.signing import SignedOrder
 from members.access import Member
 from members.errors import BAD_KIND, NO_WALLET, NOT_YOUR_WALLET, UNKNOWN_MEMBER, WALLET_FROZEN
 from members.service import find_member
+from members.shops import names_of
 from runtime.signing import post
 from wallet_api import repository as repo
 from wallet_api.errors import (
@@ -71,16 +72,20 @@ class Movement:
     counterparty: str | None
     memo: str | None
     created_ms: int
+    counterparty_name: str | None = None  # a shop's trade name, a member's name
 
 
 def history(
     node: Node, member: Member, *, before: int | None, limit: int, incoming: bool = False
 ) -> list[Movement]:
-    """A page of the member's movements, newest first (`incoming`: only credits)."""
+    """A page of the member's movements, newest first (`incoming`: only credits), each
+    naming the other party as people know them."""
     _wallet(member)
     with node.ledger.reading() as conn:
         rows = repo.history(conn, member.account, before=before, limit=limit, incoming=incoming)
-    return [_movement(row, member.account) for row in rows]
+        movements = [_movement(row, member.account) for row in rows]
+        names = names_of(conn, {m.counterparty for m in movements if m.counterparty})
+    return [replace(m, counterparty_name=names.get(m.counterparty or "")) for m in movements]
 
 
 def _movement(row: Any, account: str) -> Movement:

@@ -1,6 +1,7 @@
-"""The admin pages: members (search, membership renewal), operators (making one), and the
-operator-assisted recovery of a member's device keys, which exchange-office operators use
-too (as the API lets them). Plain forms, no script needed.
+"""The admin pages: members (search, membership renewal), merchants (the association's
+approval of their shops), operators (making one), and the operator-assisted recovery of a
+member's device keys, which exchange-office operators use too (as the API lets them).
+Plain forms, no script needed.
 
 Each form posts to its page's own address: a refusal shows the page again with what was
 typed and the reason, a success redirects to the page naming what was done (so a reload
@@ -16,6 +17,9 @@ from fastapi.responses import Response
 
 from members import service as members_service
 from members.access import MaybeMember, Member, node_of, signed_in
+from members.errors import BAD_FORM
+from members.models import SHOP_STATES
+from members.shops import Shop
 from wallet_api.admin import service
 from web.pages import Text, day, done, page, say, when
 from web.refusals import Refusal
@@ -34,6 +38,17 @@ MEMBERSHIP_LABELS = {
     "current": "Paid up to {day}",
     "lapsed": "Lapsed on {day}",
     "none": "Never paid",
+}
+SHOP_STATE_LABELS = {
+    "pending": "Waiting for approval",
+    "approved": "Approved",
+    "suspended": "Suspended",
+}
+# What the merchants page says of a decision just made (msgids).
+SHOP_DECIDED_MESSAGES = {
+    "approved": "{name} is approved: the shop is listed, found by its name and paid at the "
+    "counter.",
+    "suspended": "{name} is suspended: the shop is no longer listed nor paid at the counter.",
 }
 KEY_OFFICERS = ("office", "admin")  # who may recover keys: the API's KeyOfficer
 PageNumber = Annotated[int, Query(alias="page", ge=1, le=1_000_000)]
@@ -94,11 +109,14 @@ def member(request: Request, p: MaybeMember, member_id: str, renewed: bool = Fal
 def _member_page(
     request: Request, found: Member, *, status: int = 200, flash: str | None = None, until: str = ""
 ) -> Response:
+    shop = members_service.shop_of(node_of(request), found.id) if found.role == "merchant" else None
     return page(
         request,
         "admin/member.html",
         status=status,
         member=found,
+        shop=shop,
+        shop_labels=SHOP_STATE_LABELS,
         role_labels=ROLE_LABELS,
         membership=_membership(request, found),
         state=service.membership_state(found),
@@ -122,6 +140,59 @@ def renew(request: Request, p: MaybeMember, member_id: str, until: Text = "") ->
             request, found, status=refusal.status, flash=refusal.text(request), until=until
         )
     return done(f"/admin/members/{found.id}", renewed=1)
+
+
+# -- merchants and their shops -------------------------------------------------------------
+
+
+@router.get("/admin/merchants")
+def merchants(
+    request: Request, p: MaybeMember, approved: str = "", suspended: str = ""
+) -> Response:
+    """The merchants waiting for the association's approval, then those approved and those
+    suspended, each with the form to approve or suspend their shop."""
+    admin = signed_in(request, p, "admin")
+    if isinstance(admin, Response):
+        return admin
+    flash = None
+    for status, member_id in (("approved", approved), ("suspended", suspended)):
+        shop = members_service.shop_of(node_of(request), member_id) if member_id else None
+        if shop is not None and shop.status == status:
+            flash = say(request, SHOP_DECIDED_MESSAGES[status], name=shop.trade_name)
+    return _merchants_page(request, flash=flash)
+
+
+def _merchants_page(request: Request, *, status: int = 200, flash: str | None = None) -> Response:
+    node = node_of(request)
+    shops: dict[str, list[Shop]] = {s: members_service.shops_in(node, s) for s in SHOP_STATES}
+    return page(
+        request,
+        "admin/merchants.html",
+        status=status,
+        shops=shops,
+        shop_labels=SHOP_STATE_LABELS,
+        **_flash(status, flash),
+    )
+
+
+@router.post("/admin/merchants/{member_id}")
+def decide_shop(request: Request, p: MaybeMember, member_id: str, decision: Text = "") -> Response:
+    """Approve a merchant's shop (`decision` "approve") against the association's charter,
+    or suspend it ("suspend")."""
+    admin = signed_in(request, p, "admin")
+    if isinstance(admin, Response):
+        return admin
+    node = node_of(request)
+    try:
+        if decision == "approve":
+            shop = members_service.approve_shop(node, admin, member_id)
+            return done("/admin/merchants", approved=shop.member_id)
+        if decision == "suspend":
+            shop = members_service.suspend_shop(node, admin, member_id)
+            return done("/admin/merchants", suspended=shop.member_id)
+        raise BAD_FORM()
+    except Refusal as refusal:
+        return _merchants_page(request, status=refusal.status, flash=refusal.text(request))
 
 
 # -- operators -----------------------------------------------------------------------------

@@ -54,36 +54,165 @@
   const formatCents = (cents) => Sou.formatCents(cents, money);
 
   // -- sending money -----------------------------------------------------------------------
+  // The recipient is found as one types (GET /api/v1/payees): shops by words of their name
+  // or town, a person by their exact wallet id or email. The payee chosen is shown (name,
+  // town or wallet id) above the button that signs: while a search is on its way the
+  // button waits, so nobody signs a payment to someone the page has not named.
+
+  const SEARCH_DELAY_MS = 250;
 
   function recipientOf(text) {
     return text.trim().toLowerCase().replace(/^member:/, "");
+  }
+
+  /** The one payee an exact wallet id, email or shop slug names; null for a search. */
+  function exactPayee(text, payees) {
+    const typed = recipientOf(text);
+    if (payees.length !== 1) return null;
+    const [payee] = payees;
+    const exact = payee.kind === "resident" || payee.member_id === typed ||
+      payee.slug === typed || typed.includes("@");
+    return exact ? payee : null;
+  }
+
+  function payeeChooser(form, onChange) {
+    const input = form.elements.to;
+    const button = form.querySelector("button[type=submit]");
+    const list = document.getElementById("payees");
+    const none = document.getElementById("payees-none");
+    const card = document.getElementById("payee");
+    const state = { chosen: null, found: [], searching: false };
+    let timer = null, asked = 0;
+
+    const describe = (payee) => (payee.kind === "shop"
+      ? Sou.fill(M.shop, { place: payee.place }) : Sou.fill(M.resident, { id: payee.member_id }));
+
+    function choose(payee) {
+      state.chosen = payee;
+      list.hidden = true;
+      none.hidden = true;
+      card.hidden = !payee;
+      if (!payee) return;
+      document.getElementById("payee-name").textContent = payee.name;
+      document.getElementById("payee-detail").textContent = describe(payee);
+      card.dataset.member = payee.member_id;
+    }
+
+    function option(payee) {
+      const item = document.createElement("li");
+      const pick = document.createElement("button");
+      const detail = document.createElement("span");
+      pick.type = "button";
+      pick.dataset.member = payee.member_id;
+      pick.textContent = payee.name;
+      detail.className = "muted";
+      detail.textContent = describe(payee);
+      pick.append(detail);
+      pick.addEventListener("click", () => {
+        input.value = payee.name;
+        choose(payee);
+        form.elements.amount.focus();
+      });
+      item.append(pick);
+      return item;
+    }
+
+    function settle(payees) {
+      state.found = payees;
+      state.searching = false;
+      button.disabled = false;
+      const only = exactPayee(input.value, payees);
+      if (only) {
+        choose(only);
+      } else {
+        list.replaceChildren(...payees.map(option));
+        list.hidden = payees.length === 0;
+        none.hidden = payees.length > 0;
+      }
+      onChange();
+    }
+
+    async function search() {
+      const mine = ++asked;
+      let payees = [];
+      try {
+        payees = await Sou.api("GET", "/api/v1/payees?q=" + encodeURIComponent(input.value.trim()));
+      } catch (error) {
+        payees = [];  // the search failed: nobody is shown, so nobody can be paid
+      }
+      if (mine === asked) settle(payees);  // else a later search is on its way
+    }
+
+    function typed() {
+      choose(null);
+      clearTimeout(timer);
+      asked++;  // what searches sent before find is no longer what is typed
+      state.found = [];
+      onChange();
+      if (input.value.trim().length < 2) {
+        state.searching = false;
+        button.disabled = false;
+        list.hidden = true;
+        none.hidden = true;
+        return;
+      }
+      state.searching = true;
+      button.disabled = true;
+      timer = setTimeout(search, SEARCH_DELAY_MS);
+    }
+
+    input.addEventListener("input", typed);
+    input.addEventListener("keydown", (event) => {
+      const first = list.querySelector("button");
+      if (event.key === "ArrowDown" && first && !list.hidden) { event.preventDefault(); first.focus(); }
+    });
+    if (data.payee) {
+      choose(data.payee);
+    } else if (input.value.trim()) {
+      typed();
+    }
+    return {
+      state,
+      clear() { input.value = ""; typed(); },
+    };
   }
 
   function sendPage() {
     const form = document.getElementById("send-form");
     const progress = document.getElementById("send-progress");
     const sent = document.getElementById("sent");
+    const payees = payeeChooser(form, () => { sent.hidden = true; });
+
+    /** The payee to sign for: the one shown, never a text typed and not found. */
+    function recipient() {
+      const { chosen, found } = payees.state;
+      const typed = recipientOf(form.elements.to.value);
+      if (!typed && !chosen) throw new Error(M.noRecipient);
+      if ((chosen ? chosen.member_id : typed) === data.member) throw new Error(M.self);
+      if (!chosen) throw new Error(found.length ? M.choose : M.unknown);
+      return chosen;
+    }
+
     form.addEventListener("submit", async (event) => {
       event.preventDefault();
+      if (payees.state.searching) return;  // the payee is not shown yet
       sent.hidden = true;
       const done = await Sou.busy(form, async () => {
         try {
-          const to = recipientOf(form.elements.to.value);
-          if (!to) throw new Error(M.noRecipient);
-          if (to === data.member) throw new Error(M.self);
+          const payee = recipient();
           const amount = parseCents(form.elements.amount.value);
           const memo = form.elements.memo.value.trim();
           progress.hidden = false;
           progress.textContent = M.signing;
           await ensureDeviceKey(data.member, deviceLabel());
-          const fields = { kind: "payment", from: "member:" + data.member, to: "member:" + to,
+          const fields = { kind: "payment", from: "member:" + data.member, to: payee.account,
                            amount, currency: data.currency };
           if (memo) fields.memo = memo;
           const signed = await Sou.signedOrder(data.member, fields);
           progress.textContent = M.sending;
           const transfer = await Sou.api("POST", "/api/v1/transfers", signed);
           const wallet = await Sou.api("GET", "/api/v1/wallet");
-          return { transfer, to, amount, balance: wallet.balance };
+          return { transfer, to: payee.name, amount, balance: wallet.balance };
         } finally {
           progress.hidden = true;
         }
@@ -94,8 +223,9 @@
       });
       document.getElementById("sent-receipt").href = "/wallet/receipts/" + done.transfer.transfer_id;
       document.getElementById("balance").textContent = formatCents(done.balance);
-      sent.hidden = false;
       form.reset();
+      payees.clear();
+      sent.hidden = false;
     });
   }
 
