@@ -24,6 +24,7 @@ from sqlalchemy import Connection, Engine, and_, func, or_, select, tuple_
 
 from audits.checks import KeyState
 from audits.log import check_log, guess_tree, read_log
+from audits.paper import check_paper
 from audits.report import Finding, Report
 from audits.transfers import TransferAudit, shared_snapshot
 from ledger import repository as repo
@@ -86,6 +87,7 @@ def audit(
         report.findings.extend(transfers.findings)
         report.findings.extend(replays.findings)
         _check_accounts(conn, chart, transfers.sums, report)
+        check_paper(conn, chart.local, report)
         check_log(log, origin, verifier, transfers.leaves, event_leaves, witnessed, report)
     report.seconds = time.perf_counter() - started
     report.findings.sort(key=lambda f: (f.transfer_id or 0, f.check, f.message))

@@ -12,6 +12,7 @@ Per transfer, the Python here costs about a fifth of what verifying its signatur
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +20,7 @@ import nacl.bindings
 import nacl.exceptions
 
 from audits.report import Finding
+from ledger.authorisations import Endorsement
 from ledger.chart import Chart
 from ledger.errors import LedgerError
 from ledger.leaves import transfer_leaf
@@ -26,7 +28,8 @@ from ledger.merkle import leaf_hash
 from ledger.operations import OPERATIONS, Context, Original
 from ledger.orders import MAX_SAFE_INTEGER, Order
 
-# id, kind, initiator, client_id, key_id, nonce, order_json, signature, ref_id, created_ms
+# id, kind, initiator, client_id, key_id, nonce, order_json, signature, ref_id, created_ms,
+# once_key
 Row = tuple[Any, ...]
 Leg = tuple[str, str, int]  # account code, currency, amount
 Work = tuple[Row, list[Leg], Original | None]
@@ -86,7 +89,7 @@ class TransferChecks:
     def _check(
         self, row: Row, lines: list[Leg], original: Original | None
     ) -> tuple[str, str] | None:
-        tid, kind, initiator, client_id, key_id, nonce, order_json, sig, ref, created = row
+        tid, kind, initiator, client_id, key_id, nonce, order_json, sig, ref, created, once = row
         if tid < 1:
             return "order", "transfer ids start at 1: the ledger did not write this row"
         key = self.keys.get(key_id)
@@ -125,7 +128,30 @@ class TransferChecks:
             return "signature", "signed with a key revoked before the transfer"
         if created > order.expires * 1000:
             return "order", "posted after the order expired"
-        return self._check_postings(order, key, lines, original)
+        op = OPERATIONS.get(order.kind)
+        if op is not None and op.endorsement is not None:
+            problem = self._check_endorsement(op.endorsement, fields, created)
+            if problem is not None:
+                return problem
+        return self._check_postings(order, key, lines, original, once)
+
+    def _check_endorsement(
+        self, read: Callable[[dict[str, Any]], Endorsement], fields: dict[str, Any], created: int
+    ) -> tuple[str, str] | None:
+        """The payer's authorisation a collection carries: signed by a key of the payer,
+        live when the collection was posted, for this node."""
+        try:
+            endorsed = read(fields)
+        except LedgerError as exc:
+            return "order", f"the authorisation is not valid: {exc.message}"
+        key = self.keys.get(endorsed.key_id)
+        if key is None or not self._verifies(endorsed.key_id, endorsed.message, endorsed.signature):
+            return "signature", "the authorisation's signature does not match it"
+        if key.owner != endorsed.owner or endorsed.node != self.origin:
+            return "signature", f"authorised by a key of {key.owner}, not of {endorsed.owner}"
+        if key.revoked_ms is not None and key.revoked_ms < created:
+            return "signature", "authorised with a key revoked before the transfer"
+        return None
 
     def _verifies(self, key_id: str, message: bytes, signature: bytes) -> bool:
         public_key = self.public_keys.get(key_id)
@@ -138,7 +164,12 @@ class TransferChecks:
         return True
 
     def _check_postings(
-        self, order: Order, key: KeyState, lines: list[Leg], original: Original | None
+        self,
+        order: Order,
+        key: KeyState,
+        lines: list[Leg],
+        original: Original | None,
+        once: str | None,
     ) -> tuple[str, str] | None:
         sums: dict[str, int] = {}
         legs: dict[str, int] = {}
@@ -156,7 +187,7 @@ class TransferChecks:
             context = self.plain
             if original is not None:
                 context = Context(self.chart, MAX_SAFE_INTEGER, original)
-            expected = op.plan(order, context).postings
+            plan = op.plan(order, context)
         except LedgerError as exc:
             return "order", f"the signed order is not valid: {exc.message}"
         except (KeyError, TypeError, ValueError, AttributeError):
@@ -164,6 +195,9 @@ class TransferChecks:
                 raise
             # Operations trust what the ledger posted; an altered original can break that.
             return "order", f"transfer {original.id}, which it refers to, is not as it was posted"
+        if plan.once != once:
+            return "order", f"its one-time token {once!r} is not its order's, {plan.once!r}"
+        expected = plan.postings
         if expected != legs:
             return "postings", (
                 f"postings {_fmt(legs)} differ from those its order implies {_fmt(expected)}"

@@ -214,8 +214,8 @@ def read_range(
     """The transfers with ids lo..hi, each with its postings and the transfer it references.
     Postings of a transfer that is not there are findings."""
     rows = fetch(
-        "SELECT id, kind, initiator, client_id, key_id, nonce, order_json, signature, "
-        f"ref_id, created_ms FROM transfers WHERE id BETWEEN {lo:d} AND {hi:d} ORDER BY id"
+        "SELECT id, kind, initiator, client_id, key_id, nonce, order_json, signature, ref_id, "
+        f"created_ms, once_key FROM transfers WHERE id BETWEEN {lo:d} AND {hi:d} ORDER BY id"
     )
     legs: dict[int, list[Leg]] = {row[0]: [] for row in rows}
     for tid, account_id, currency, amount in fetch(

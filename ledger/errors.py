@@ -102,6 +102,12 @@ class InvalidReference(LedgerError):
     code = "invalid_reference"
 
 
+class AlreadyUsed(LedgerError):
+    """The one-time token this transfer uses (an invoice, a note) was used by another."""
+
+    code = "already_used"
+
+
 class KeyExists(LedgerError):
     code = "key_exists"
 

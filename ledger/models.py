@@ -95,9 +95,13 @@ transfers = Table(
     Column("signature", LargeBinary(64), nullable=False),
     Column("ref_id", Id, ForeignKey("transfers.id"), index=True),
     Column("created_ms", BigInteger, nullable=False),
+    # The one-time token the transfer used up (an invoice paid, a note deposited): its
+    # operation derives it from the order; two transfers never share one.
+    Column("once_key", String(200)),
     UniqueConstraint("initiator", "client_id", name="uq_transfers_client_id"),
     UniqueConstraint("key_id", "nonce", name="uq_transfers_nonce"),
 )
+Index("uq_transfers_once_key", transfers.c.once_key, unique=True)
 # A redemption is paid out or reversed once; any transfer is corrected at most once.
 Index(
     "uq_transfers_settles",

@@ -7,11 +7,13 @@ sum to zero per currency and keep the backing invariant; `posting.py` checks bot
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from ledger import orders
+from ledger.authorisations import Endorsement, check_collection, endorsement
 from ledger.chart import EUR, Chart, Kind, kind_of, office_cash
 from ledger.errors import InvalidOrder, InvalidReference
 from ledger.orders import Order
@@ -44,6 +46,9 @@ class Plan:
     # A correction of a refund gives back what the refund took from its payment's refundable
     # amount: (payment id, cents).
     unrefund: tuple[int, int] | None = None
+    # A one-time token the transfer uses up (an invoice, a note): no two transfers of the
+    # ledger use the same one (a unique key in the database).
+    once: str | None = None
 
 
 @dataclass(frozen=True)
@@ -60,6 +65,8 @@ class Operation:
     signers: Callable[[Order], frozenset[str]]
     plan: Callable[[Order, Context], Plan]
     references: frozenset[str] = frozenset()  # kinds of transfer it may reference
+    # A second signature the order carries (a payer's authorisation: `authorisations.py`).
+    endorsement: Callable[[Mapping[str, Any]], Endorsement] | None = None
 
 
 def _member(order: Order, name: str) -> str:
@@ -86,16 +93,79 @@ def _debtor(order: Order) -> frozenset[str]:
     return frozenset({value}) if isinstance(value, str) else frozenset()
 
 
+INVOICE = re.compile(r"^[A-Za-z0-9_-]{8,40}$")
+
+
+def invoice_once(payee: str, invoice: str) -> str:
+    """The one-time token of a payment of an invoice: one payment per invoice of a payee."""
+    return f"invoice:{payee}:{invoice}"
+
+
 def _payment(order: Order, ctx: Context) -> Plan:
     payer, payee = _member(order, "from"), _member(order, "to")
     if payer == payee:
         raise InvalidOrder("to", "a member cannot pay their own account")
     cents = _local_amount(order, ctx)
-    return Plan({payer: -cents, payee: cents})
+    once = None
+    if "invoice" in order.fields:
+        once = invoice_once(
+            payee, orders.matching(order.fields, "invoice", INVOICE, "an invoice id")
+        )
+    return Plan({payer: -cents, payee: cents}, once=once)
+
+
+def _payee(order: Order) -> frozenset[str]:
+    # A collection is signed by a key of the shop it pays (the payer's is its endorsement).
+    value = order.get("to")
+    return frozenset({value}) if isinstance(value, str) else frozenset()
+
+
+def _collection(order: Order, ctx: Context) -> Plan:
+    # From the payer's wallet, or from their offline allowance (collected by a shop that was
+    # offline: see `allowance_escrow`); the authorisation names the payer either way.
+    source, payee = orders.account(order.fields, "from"), _member(order, "to")
+    payer = _allowance_owner(source) if kind_of(source) is Kind.ESCROW else _member(order, "from")
+    if payer == payee:
+        raise InvalidOrder("to", "a member cannot pay their own account")
+    cents = _local_amount(order, ctx)
+    return Plan(
+        {source: -cents, payee: cents}, once=check_collection(order.fields, cents, payer, payee)
+    )
+
+
+# -- offline allowances: units a member sets aside for shops that cannot reach the node ------
+
+ALLOWANCES = "offline"
+
+
+def allowance_escrow(member_account: str) -> str:
+    """Where a member's offline allowance waits: `escrow:offline:<member id>`."""
+    return f"escrow:{ALLOWANCES}:{member_account.removeprefix('member:')}"
+
+
+def _allowance_owner(code: str) -> str:
+    parts = code.split(":")
+    if kind_of(code) is not Kind.ESCROW or parts[1] != ALLOWANCES:
+        raise InvalidOrder("from", "must be a member's account or offline allowance")
+    return f"member:{parts[2]}"
+
+
+def _allowance_hold(order: Order, ctx: Context) -> Plan:
+    member, cents = _member(order, "from"), _local_amount(order, ctx)
+    if order.get("to") != allowance_escrow(member):
+        raise InvalidOrder("to", "must be the member's own offline allowance")
+    return Plan({member: -cents, allowance_escrow(member): cents})
+
+
+def _allowance_release(order: Order, ctx: Context) -> Plan:
+    member, cents = _member(order, "to"), _local_amount(order, ctx)
+    if order.get("from") != allowance_escrow(member):
+        raise InvalidOrder("from", "must be the member's own offline allowance")
+    return Plan({allowance_escrow(member): -cents, member: cents})
 
 
 def _refund(order: Order, ctx: Context) -> Plan:
-    plan = _payment(order, ctx)
+    plan = _payment(order, ctx)  # (a refund carries no invoice: its fields say so)
     original = _original(ctx)
     if original.fields.get("to") != order["from"] or original.fields.get("from") != order["to"]:
         raise InvalidReference(
@@ -261,7 +331,7 @@ def _card_write_off(order: Order, ctx: Context) -> Plan:
 # -- escrows of plugins: a member pays in, the plugin's rules release or refund -------------
 
 PLUGIN = "plugin:"  # owners of plugins' keys: plugin:<name>
-RESERVED_ESCROWS = frozenset({"card"})  # escrows of the node's own rules
+RESERVED_ESCROWS = frozenset({"card", ALLOWANCES})  # escrows of the node's own rules
 
 
 def plugin_escrow(plugin: str, ref: str) -> str:
@@ -374,6 +444,155 @@ def _correction(order: Order, ctx: Context) -> Plan:
     )
 
 
+# -- paper notes: printed stock -> an office's stock -> in circulation -> deposited or void --
+#
+# Each note is a token of the ledger: a series is printed at once (its units leave
+# `issuance:paper` for `notes:stock`), then each note moves on its own, by a transfer that
+# refers to the one that brought it where it is, and uses up the one-time token of the state
+# it leaves. So a note leaves each state once, whatever retries, processes or shops race:
+# a note is dispatched or voided from stock once, sold or voided at its office once, and
+# deposited or voided in circulation once (`note_once`).
+
+SERIES = re.compile(r"^[A-Z][A-Z0-9]{0,7}$")
+DENOMINATIONS = (100, 200, 500, 1000, 2000)  # cents: notes of 1, 2, 5, 10 and 20 units
+MAX_SERIES_SIZE = 10_000
+NOTE_STATES_LEFT = ("stock", "office", "circulation")
+
+
+def note_series_once(series: str) -> str:
+    """The one-time token of printing a series: each series is printed once."""
+    return f"note-series:{series}"
+
+
+def note_once(series: str, serial: int, leaving: str) -> str:
+    """The one-time token of a note leaving `leaving` (stock, office or circulation)."""
+    if leaving == "circulation":
+        return f"note:{series}:{serial}"
+    return f"note:{series}:{serial}:{leaving}"
+
+
+def notes_office(office: str) -> str:
+    return f"notes:office:{office}"
+
+
+def _series(order: Order) -> str:
+    return orders.matching(order.fields, "series", SERIES, "a series: A to Z then up to 7 A-Z/0-9")
+
+
+def _denomination(order: Order, ctx: Context) -> int:
+    if order.get("currency") != ctx.chart.local:
+        raise InvalidOrder("currency", f"must be {ctx.chart.local}")
+    cents = orders.integer(order.fields, "denomination", minimum=1, maximum=max(DENOMINATIONS))
+    if cents not in DENOMINATIONS:
+        raise InvalidOrder("denomination", "must be a note's value: 100, 200, 500, 1000 or 2000")
+    return cents
+
+
+def _note_office(order: Order) -> str:
+    office = orders.text(order.fields, "office", max_length=48)
+    if kind_of(notes_office(office)) is not Kind.NOTES_OFFICE:
+        raise InvalidOrder("office", "is not an exchange office id")
+    return office
+
+
+def _same_note(order: Order, ctx: Context, *kinds: str) -> tuple[Original, int]:
+    """The transfer the order refers to, which brought this very note (series, serial,
+    denomination) where it is; and the note's denomination."""
+    original, cents = _original(ctx), _denomination(order, ctx)
+    series, serial = _series(order), orders.integer(order.fields, "serial", maximum=MAX_SERIES_SIZE)
+    fields = original.fields
+    if original.kind == "note_print":
+        same = fields.get("series") == series and serial <= fields.get("count", 0)
+    else:
+        same = (fields.get("series"), fields.get("serial")) == (series, serial)
+    if original.kind not in kinds or not same or fields.get("denomination") != cents:
+        raise InvalidReference("it refers to a transfer of another note", ref=original.id)
+    return original, cents
+
+
+def _note_print(order: Order, ctx: Context) -> Plan:
+    series, cents = _series(order), _denomination(order, ctx)
+    count = orders.integer(order.fields, "count", maximum=MAX_SERIES_SIZE)
+    if "valid_until" in order.fields:  # the last second its notes are good (none: no end)
+        orders.integer(order.fields, "valid_until", minimum=0)
+    return Plan(
+        {"issuance:paper": -cents * count, "notes:stock": cents * count},
+        once=note_series_once(series),
+    )
+
+
+def _note_dispatch(order: Order, ctx: Context) -> Plan:
+    original, cents = _same_note(order, ctx, "note_print")
+    office = notes_office(_note_office(order))
+    return Plan(
+        {"notes:stock": -cents, office: cents},
+        ref=original.id,
+        once=note_once(order["series"], order["serial"], "stock"),
+    )
+
+
+def _note_sale(order: Order, ctx: Context) -> Plan:
+    original, cents = _same_note(order, ctx, "note_dispatch")
+    office = _note_office(order)
+    if original.fields.get("office") != office:
+        raise InvalidReference("this note is at another office", ref=original.id)
+    # The buyer's euros go to the office's till, where they are (a `cash_deposit` takes
+    # them to the paper reserve): the units enter circulation as the euros arrive.
+    return Plan(
+        {
+            notes_office(office): -cents,
+            "notes:circulation": cents,
+            "external:eur": -cents,
+            office_cash(office): cents,
+        },
+        ref=original.id,
+        once=note_once(order["series"], order["serial"], "office"),
+    )
+
+
+def _note_deposit(order: Order, ctx: Context) -> Plan:
+    original, cents = _same_note(order, ctx, "note_sale")
+    member = _member(order, "to")
+    return Plan(
+        {"notes:circulation": -cents, member: cents},
+        ref=original.id,
+        once=note_once(order["series"], order["serial"], "circulation"),
+    )
+
+
+def _note_void(order: Order, ctx: Context) -> Plan:
+    original, cents = _same_note(order, ctx, "note_print", "note_dispatch", "note_sale")
+    orders.text(order.fields, "memo", max_length=orders.MAX_MEMO)  # a void says why
+    series, serial = order["series"], order["serial"]
+    if original.kind == "note_print":
+        legs, leaving = {"notes:stock": -cents}, "stock"
+    elif original.kind == "note_dispatch":
+        legs, leaving = {notes_office(original.fields["office"]): -cents}, "office"
+    else:
+        # A note sold and lost (destroyed, stolen): its units leave circulation, and the
+        # euros that backed them leave the paper reserve, to the association's own funds.
+        legs = {"notes:circulation": -cents, "reserve:paper": -cents, "external:eur": cents}
+        leaving = "circulation"
+    return Plan(
+        {**legs, "issuance:paper": cents},
+        ref=original.id,
+        once=note_once(series, serial, leaving),
+    )
+
+
+def _note_office_role(order: Order) -> frozenset[str]:
+    try:
+        return frozenset({"role:office:" + _note_office(order)})
+    except InvalidOrder:
+        return frozenset()
+
+
+def _creditor(order: Order) -> frozenset[str]:
+    # A note is deposited into a wallet by its holder's own key only.
+    value = order.get("to")
+    return frozenset({value}) if isinstance(value, str) else frozenset()
+
+
 def _original(ctx: Context) -> Original:
     if ctx.original is None:  # posting.py loads it for every operation with references
         raise InvalidOrder("ref", "is missing")
@@ -391,13 +610,38 @@ def _treasurer(order: Order) -> frozenset[str]:
 OPERATIONS: dict[str, Operation] = {
     op.kind: op
     for op in (
-        Operation("payment", frozenset({"from", "to", "amount", "currency"}), _debtor, _payment),
+        Operation(
+            "payment",
+            frozenset({"from", "to", "amount", "currency", "invoice"}),
+            _debtor,
+            _payment,
+        ),
+        Operation(
+            "collection",
+            frozenset({"from", "to", "amount", "currency", "auth", "auth_sig"}),
+            _payee,
+            _collection,
+            endorsement=endorsement,
+        ),
+        Operation(
+            "allowance_hold",
+            frozenset({"from", "to", "amount", "currency"}),
+            _debtor,
+            _allowance_hold,
+        ),
+        Operation(
+            # Only when no offline certificate of the member is live: the node's rule.
+            "allowance_release",
+            frozenset({"from", "to", "amount", "currency"}),
+            _node_rule,
+            _allowance_release,
+        ),
         Operation(
             "refund",
             frozenset({"from", "to", "amount", "currency", "ref"}),
             _debtor,
             _refund,
-            references=frozenset({"payment"}),
+            references=frozenset({"payment", "collection"}),
         ),
         Operation(
             "topup",
@@ -471,6 +715,40 @@ OPERATIONS: dict[str, Operation] = {
             _settlement,
         ),
         Operation(
+            "note_print",
+            frozenset({"series", "denomination", "count", "valid_until", "currency"}),
+            _treasurer,
+            _note_print,
+        ),
+        Operation(
+            "note_dispatch",
+            frozenset({"series", "serial", "denomination", "currency", "office", "ref"}),
+            _treasurer,
+            _note_dispatch,
+            references=frozenset({"note_print"}),
+        ),
+        Operation(
+            "note_sale",
+            frozenset({"series", "serial", "denomination", "currency", "office", "ref"}),
+            _note_office_role,
+            _note_sale,
+            references=frozenset({"note_dispatch"}),
+        ),
+        Operation(
+            "note_deposit",
+            frozenset({"series", "serial", "denomination", "currency", "to", "ref"}),
+            _creditor,
+            _note_deposit,
+            references=frozenset({"note_sale"}),
+        ),
+        Operation(
+            "note_void",
+            frozenset({"series", "serial", "denomination", "currency", "ref"}),
+            _treasurer,
+            _note_void,
+            references=frozenset({"note_print", "note_dispatch", "note_sale"}),
+        ),
+        Operation(
             "correction",
             frozenset({"ref"}),
             _treasurer,
@@ -507,16 +785,24 @@ def currencies(chart: Chart, postings: Mapping[str, int]) -> dict[str, int]:
 
 __all__ = [
     "CAUSE",
+    "DENOMINATIONS",
     "EUR",
+    "MAX_SERIES_SIZE",
     "NODE",
     "OPERATIONS",
     "PLUGIN",
+    "SERIES",
     "TREASURER",
     "Context",
     "Operation",
     "Original",
     "Plan",
+    "allowance_escrow",
     "currencies",
+    "invoice_once",
+    "note_once",
+    "note_series_once",
+    "notes_office",
     "operation",
     "plugin_escrow",
 ]

@@ -23,6 +23,7 @@ from sqlalchemy import Connection
 from ledger import repository as repo
 from ledger.chart import Chart, backing_delta
 from ledger.errors import (
+    AlreadyUsed,
     BackingViolation,
     IdempotencyConflict,
     InsufficientFunds,
@@ -48,6 +49,7 @@ class Checked:
     order: Order
     op: Operation
     signer: str
+    endorser: str | None = None  # the key id of a second signature the order carries
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +111,8 @@ def post_batch(conn: Connection, items: Sequence[Checked], batch: Batch) -> list
     if batch.careful:
         _reused_nonces(conn, items, batch)
     plans = _plans(conn, items, batch)
+    if batch.careful:
+        _used_up(conn, plans, batch)
     accepted = _apply(conn, items, plans, batch)
     _bound_expectation(batch)
     # A refused order may be a copy of one posted meanwhile (a phone resending on a bad
@@ -184,6 +188,22 @@ def _reused_nonces(conn: Connection, items: Sequence[Checked], batch: Batch) -> 
             )
 
 
+def _used_up(conn: Connection, plans: dict[int, Plan], batch: Batch) -> None:
+    """Refuse orders whose one-time token a stored transfer used (careful batches: the
+    others rely on the unique key, and are run again carefully if it fires)."""
+    used = repo.used_once(conn, {p.once for p in plans.values() if p.once is not None})
+    for i, plan in list(plans.items()):
+        if plan.once in used:
+            batch.outcomes[i] = _already_used(plan.once, used[plan.once])
+            del plans[i]
+
+
+def _already_used(once: str, transfer_id: int | None = None) -> AlreadyUsed:
+    return AlreadyUsed(
+        f"{once.split(':')[0]} already used by another transfer", once=once, transfer_id=transfer_id
+    )
+
+
 def _plans(conn: Connection, items: Sequence[Checked], batch: Batch) -> dict[int, Plan]:
     live = _live(batch)
     originals = repo.originals(
@@ -241,6 +261,7 @@ def _apply(
     )
     taken: dict[tuple[str, str], int] = {}  # client id -> the earlier order that took it
     nonces: set[tuple[str, str]] = set()
+    used: set[str] = set()  # one-time tokens taken by earlier orders of this batch
     accepted: list[int] = []
     for i, item in enumerate(items):
         order, outcome = item.order, batch.outcomes[i]
@@ -260,7 +281,12 @@ def _apply(
             continue
         if outcome is not None or i not in plans:
             continue  # refused on its own (expired, malformed, unknown account...)
-        refusal = _refusal(order, plans[i], revoked, nonces, deps, balances, accounts, batch.reads)
+        once = plans[i].once
+        refusal = (
+            _already_used(once)
+            if once in used
+            else _refusal(item, plans[i], revoked, nonces, deps, balances, accounts, batch.reads)
+        )
         if refusal is not None:
             batch.outcomes[i] = refusal
             continue
@@ -278,6 +304,8 @@ def _apply(
             deps[payment] = Dependents(before.refunded - cents, before.settled)
         taken[(item.signer, order.client_id)] = i
         nonces.add((order.key_id, order.nonce))
+        if plan.once is not None:
+            used.add(plan.once)
         accepted.append(i)
     return accepted
 
@@ -299,6 +327,7 @@ def _balances(
     accounts = batch.accounts
     touched = {accounts[c].id for p in plans.values() for c in p.postings}
     signers = {items[i].order.key_id for i in plans}
+    signers |= {e for i in plans if (e := items[i].endorser) is not None}
     known = batch.known_balances
     if known is not None and not (batch.careful or batch.lock_first or _refers(plans)):
         read = {
@@ -340,7 +369,7 @@ def _bound_expectation(batch: Batch) -> None:
 
 
 def _refusal(
-    order: Order,
+    item: Checked,
     plan: Plan,
     revoked: set[str],
     nonces: set[tuple[str, str]],
@@ -349,8 +378,11 @@ def _refusal(
     accounts: dict[str, AccountRef],
     reads: Reads,
 ) -> LedgerError | None:
+    order = item.order
     if order.key_id in revoked:
         return RevokedKey("the key that signed this order is revoked", key=order.key_id)
+    if item.endorser in revoked:
+        return RevokedKey("the key that authorised this order is revoked", key=item.endorser)
     if (order.key_id, order.nonce) in nonces:
         return ReplayedNonce("this order's nonce was already used", nonce=order.nonce)
     return _claim_refusal(plan, deps) or _overdraft(plan, balances, accounts, reads)
@@ -427,6 +459,7 @@ def _write(
                     "signature": order.signature,
                     "ref_id": plan.ref,
                     "created_ms": batch.now_ms,
+                    "once_key": plan.once,
                 }
             )
             legs = []

@@ -210,6 +210,14 @@ def used_nonces(conn: Connection, pairs: Collection[tuple[str, str]]) -> set[tup
     return {(r.key_id, r.nonce) for r in conn.execute(query)}
 
 
+def used_once(conn: Connection, keys: Collection[str]) -> dict[str, int]:
+    """Which of these one-time tokens transfers used: {token: transfer id}."""
+    if not keys:
+        return {}
+    query = select(transfers.c.once_key, transfers.c.id).where(transfers.c.once_key.in_(list(keys)))
+    return {r.once_key: r.id for r in conn.execute(query)}
+
+
 def transfers_by_id(conn: Connection, ids: Collection[int]) -> dict[int, StoredTransfer]:
     query = select(*_stored_columns()).where(transfers.c.id.in_(list(ids)))
     return {r.id: StoredTransfer(*r) for r in conn.execute(query)}
@@ -317,6 +325,7 @@ TRANSFER_COLUMNS = (
     "signature",
     "ref_id",
     "created_ms",
+    "once_key",
 )
 POSTING_COLUMNS = ("transfer_id", "account_id", "currency", "amount")
 

@@ -19,6 +19,7 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from ledger import repository as repo
+from ledger.authorisations import Endorsement
 from ledger.canonical import b64, canonical, unb64
 from ledger.chart import SYSTEM_ACCOUNTS, Chart, Kind, kind_of
 from ledger.errors import (
@@ -201,7 +202,28 @@ class Ledger:
             )
         if (key.owner == NODE or key.owner.startswith(PLUGIN)) and "rule" not in order.fields:
             raise InvalidOrder("rule", "an order signed by a rule names the rule that made it")
-        return Checked(order, op, key.owner)
+        endorser = None
+        if op.endorsement is not None:
+            endorser = self.check_endorsement(op.endorsement(order.fields))
+        return Checked(order, op, key.owner, endorser)
+
+    def check_endorsement(self, endorsed: Endorsement) -> str:
+        """The second signature of an order (a payer's authorisation): by a key of its
+        owner, over its bytes, for this node. Its key's revocation is checked at posting."""
+        if endorsed.node != self.origin:
+            raise WrongNode("this authorisation is for another node", node=self.origin)
+        key, verifier = self._verify_key(endorsed.key_id)
+        try:
+            verifier.verify(endorsed.message, endorsed.signature)
+        except nacl.exceptions.BadSignatureError:
+            raise BadSignature(
+                "the authorisation's signature does not match it", key=endorsed.key_id
+            ) from None
+        if key.owner != endorsed.owner:
+            raise WrongSigner(
+                f"a key of {key.owner} cannot authorise for {endorsed.owner}", key=endorsed.key_id
+            )
+        return endorsed.key_id
 
     def post(self, signed_orders: Sequence[SignedOrder]) -> list[Outcome]:
         """Check and post orders in one transaction; one outcome (Posted or error) each."""

@@ -57,3 +57,12 @@ event_cursors = Table(
     Column("updated_ms", BigInteger, nullable=False),
     CheckConstraint("position >= 0", name="position"),
 )
+
+# SQLite's way of waking the other web processes (runtime/notices.py); made by 0011.
+notices = Table(
+    "notices",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("message", String(200), nullable=False),
+    Column("created_ms", BigInteger, nullable=False),
+)

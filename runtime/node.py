@@ -26,6 +26,7 @@ from runtime import witness
 from runtime.database import AdvisoryTurns, Turns, make_engine
 from runtime.jobs import Job, Scheduler, SchedulerThread, process_owner
 from runtime.keystore import KeyFileError, key_path, load_key, private_dir, save_key
+from runtime.notices import Notices
 from runtime.plugins import Plugins
 from runtime.reactions import reaction_job
 from runtime.sealer import SealerThread
@@ -80,8 +81,16 @@ class Node:
     # running their jobs and reactions once started.
     plugins: Plugins = field(default_factory=Plugins, repr=False)
     scheduler: SchedulerThread | None = None
+    # Wake-ups between this node's processes (runtime/notices.py), made at first use.
+    _notices: Notices | None = field(default=None, repr=False)
     # owner -> (key, checked against the log until this time.monotonic())
     _signers: dict[str, tuple[SigningKey, float]] = field(default_factory=dict, repr=False)
+
+    @property
+    def notices(self) -> Notices:
+        if self._notices is None:
+            self._notices = Notices(self.engine)
+        return self._notices
 
     def plugin_settings(self, name: str) -> Any:
         """The settings of plugin `name` (its `sou_settings` class, as read at start)."""
@@ -177,6 +186,8 @@ class Node:
         return self
 
     def close(self) -> None:
+        if self._notices is not None:
+            self._notices.close()
         if self.scheduler is not None:
             self.scheduler.stop()
         if self.poster is not None:

@@ -32,6 +32,11 @@ class Settings(BaseSettings):
         "sou.localhost/val-de-sou",
         description="The log's name in signed checkpoints: host/path of the node.",
     )
+    public_url: str = Field(
+        "",
+        description="The node's address as phones reach it (https://...): QR codes and printed "
+        "notes point there. Empty: the address each request came to.",
+    )
     currency: str = Field("SOU", description="Code of the local unit (e.g. SOU, EUSKO).")
     village: str = Field("Val-de-Sou", description="Name shown on pages.")
     timezone: str = Field("Europe/Paris", description="Time zone of dates shown on pages.")

@@ -275,7 +275,7 @@ def test_an_upsert_on_history_is_an_update_and_is_refused(village: Village) -> N
 
 REPLACES = {
     "transfers": "INSERT OR REPLACE INTO transfers SELECT id, kind, initiator, client_id, "
-    "key_id, nonce, '{}', signature, ref_id, created_ms FROM transfers",
+    "key_id, nonce, '{}', signature, ref_id, created_ms, once_key FROM transfers",
     "key_events": "INSERT OR REPLACE INTO key_events SELECT id, key_id, action, event_json, "
     "signer_key_id, zeroblob(64), created_ms FROM key_events",
     "log_leaves": "INSERT OR REPLACE INTO log_leaves SELECT idx, transfer_id, key_event_id, "

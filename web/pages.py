@@ -230,6 +230,13 @@ def day(request: Request, moment: date) -> str:
     return format_date(moment, "long", locale=language_of(request))
 
 
+def public_origin(request: Request) -> str:
+    """Where people's phones reach the node ("https://sou.example.org"): the setting, or
+    else the address this request came to (the proxy's, behind one that says so)."""
+    configured = request.app.state.node.settings.public_url
+    return (configured or str(request.base_url)).rstrip("/")
+
+
 def page_money(request: Request, cents: int, currency: str | None = None) -> str:
     """Cents as the page's reader writes them: "20,50 SOU" in French (the local unit unless
     another currency is named)."""

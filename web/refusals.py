@@ -88,6 +88,7 @@ LEDGER_STATUS = {
     "unknown_transfer": 404,
     "invalid_reference": 409,
     "key_exists": 409,
+    "already_used": 409,
     "node_busy": 503,
     "refused_by_database": 409,
 }
@@ -110,6 +111,7 @@ LEDGER_MESSAGES = {
     "unknown_transfer": "There is no such transfer.",
     "invalid_reference": "The referenced transfer does not allow this.",
     "key_exists": "This device key was registered before: the new device must make a new one.",
+    "already_used": "This code or note was already used.",
     "node_busy": "The node is busy; try again in a moment.",
     "refused_by_database": "The database refused this transfer.",
 }

@@ -1,0 +1,207 @@
+"""The audit of the paper notes: what their transfers say each note account must hold, and
+whether the euros of the notes sold are still there to back them.
+
+Each state of a note has its account (the printed stock, each office's stock, circulation),
+and only the notes' operations move units in and out of them. So, from the transfers alone:
+
+- printed − sent to offices − voided in stock = `notes:stock`;
+- sent to an office − sold there − voided there = `notes:office:<id>`;
+- sold − deposited − voided in circulation = `notes:circulation`;
+
+and the notes in circulation are backed by the paper reserve (`reserve:paper`) and by the
+cash of notes sold still in the offices' tills: what their sales brought less what each
+office took to the paper reserve (never more than the till holds). Each note leaves each
+state once: two transfers with one note's one-time token are a finding too (the database's
+unique key says so, but an audit does not take the schema's word for it).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from sqlalchemy import Connection, and_, func, select
+
+from audits.report import Finding, Report
+from ledger.chart import EUR, Kind, kind_of
+from ledger.models import accounts, postings, transfers
+
+NOTE_KINDS = ("note_print", "note_dispatch", "note_sale", "note_deposit", "note_void")
+CHECK = "paper"
+
+
+def check_paper(conn: Connection, local: str, report: Report) -> None:
+    """Add a finding for each way the notes' accounts disagree with their transfers, for
+    notes in circulation the euros do not cover, and for a note moved twice from a state."""
+    flows = _flows(conn)
+    balances = _balances(conn)
+    _check_stock(flows, balances, local, report)
+    for code in sorted(c for c in balances.keys() | _codes(flows) if _is_office_stock(c)):
+        _check_office(code, flows, balances, local, report)
+    circulation = _check_circulation(flows, balances, local, report)
+    _check_cover(conn, flows, balances, circulation, local, report)
+    _check_once(conn, report)
+
+
+def _flows(conn: Connection) -> dict[tuple[str, str], int]:
+    """(transfer kind, account code) -> sum of the postings of the notes' transfers."""
+    t, p, a = transfers, postings, accounts
+    query = (
+        select(t.c.kind, a.c.code, func.sum(p.c.amount))
+        .join(p, p.c.transfer_id == t.c.id)
+        .join(a, a.c.id == p.c.account_id)
+        .where(t.c.kind.in_(NOTE_KINDS))
+        .group_by(t.c.kind, a.c.code)
+    )
+    return {(kind, code): int(total) for kind, code, total in conn.execute(query)}
+
+
+def _balances(conn: Connection) -> dict[str, int]:
+    """Stored balances of the notes' accounts, the paper reserve and the tills."""
+    query = select(accounts.c.code, accounts.c.balance).where(
+        accounts.c.kind.in_(
+            (
+                Kind.NOTES_STOCK.value,
+                Kind.NOTES_OFFICE.value,
+                Kind.NOTES_CIRCULATION.value,
+                Kind.OFFICE_CASH.value,
+                Kind.RESERVE.value,
+            )
+        )
+    )
+    return {code: int(balance) for code, balance in conn.execute(query)}
+
+
+def _codes(flows: dict[tuple[str, str], int]) -> set[str]:
+    return {code for _, code in flows}
+
+
+def _is_office_stock(code: str) -> bool:
+    try:
+        return kind_of(code) is Kind.NOTES_OFFICE
+    except Exception:  # an account outside the chart: the accounts' check reports it
+        return False
+
+
+def _compare(
+    code: str, said: int, how: str, balances: dict[str, int], local: str, report: Report
+) -> None:
+    held = balances.get(code, 0)
+    if said != held:
+        report.findings.append(
+            Finding(
+                CHECK,
+                f"{how} give {said} {local} cents, but {code} holds {held}",
+                account=code,
+            )
+        )
+
+
+def _check_stock(
+    flows: dict[tuple[str, str], int], balances: dict[str, int], local: str, report: Report
+) -> None:
+    printed = flows.get(("note_print", "notes:stock"), 0)
+    sent = -flows.get(("note_dispatch", "notes:stock"), 0)
+    voided = -flows.get(("note_void", "notes:stock"), 0)
+    how = f"notes printed ({printed}) less sent to offices ({sent}) less voided in stock ({voided})"
+    _compare("notes:stock", printed - sent - voided, how, balances, local, report)
+
+
+def _check_office(
+    code: str,
+    flows: dict[tuple[str, str], int],
+    balances: dict[str, int],
+    local: str,
+    report: Report,
+) -> None:
+    received = flows.get(("note_dispatch", code), 0)
+    sold = -flows.get(("note_sale", code), 0)
+    voided = -flows.get(("note_void", code), 0)
+    how = f"notes sent to {code} ({received}) less sold ({sold}) less voided there ({voided})"
+    _compare(code, received - sold - voided, how, balances, local, report)
+
+
+def _check_circulation(
+    flows: dict[tuple[str, str], int], balances: dict[str, int], local: str, report: Report
+) -> int:
+    sold = flows.get(("note_sale", "notes:circulation"), 0)
+    deposited = -flows.get(("note_deposit", "notes:circulation"), 0)
+    voided = -flows.get(("note_void", "notes:circulation"), 0)
+    how = f"notes sold ({sold}) less deposited ({deposited})"
+    how += f" less voided in circulation ({voided})"
+    _compare("notes:circulation", sold - deposited - voided, how, balances, local, report)
+    return balances.get("notes:circulation", 0)
+
+
+def _check_cover(
+    conn: Connection,
+    flows: dict[tuple[str, str], int],
+    balances: dict[str, int],
+    circulation: int,
+    local: str,
+    report: Report,
+) -> None:
+    """The paper reserve, and the notes' cash still in the tills, cover the circulation."""
+    taken = _taken_to_paper_reserve(conn)
+    in_tills = 0
+    for code, brought in flows.items():
+        kind, till = code
+        if kind != "note_sale" or not till.endswith(":cash"):
+            continue
+        left = max(0, brought - taken.get(till, 0))
+        in_tills += min(left, max(0, balances.get(till, 0)))
+    reserve = balances.get("reserve:paper", 0)
+    if reserve + in_tills < circulation:
+        report.findings.append(
+            Finding(
+                CHECK,
+                f"{circulation} {local} cents of notes in circulation, but only {reserve} "
+                f"{EUR} cents in reserve:paper and {in_tills} from notes sold in the tills",
+                account="reserve:paper",
+            )
+        )
+
+
+def _taken_to_paper_reserve(conn: Connection) -> dict[str, int]:
+    """Per till: the euros its cash deposits took to the paper reserve."""
+    t, p, a = transfers, postings, accounts
+    to_reserve = postings.alias("to_reserve")
+    reserve = select(a.c.id).where(a.c.code == "reserve:paper").scalar_subquery()
+    query = (
+        select(a.c.code, func.sum(p.c.amount))
+        .join(p, p.c.transfer_id == t.c.id)
+        .join(a, a.c.id == p.c.account_id)
+        .join(
+            to_reserve,
+            and_(to_reserve.c.transfer_id == t.c.id, to_reserve.c.account_id == reserve),
+        )
+        .where(t.c.kind == "cash_deposit", a.c.kind == Kind.OFFICE_CASH.value)
+        .group_by(a.c.code)
+    )
+    taken: dict[str, int] = defaultdict(int)
+    for code, total in conn.execute(query):
+        taken[code] -= int(total)
+    return dict(taken)
+
+
+def _check_once(conn: Connection, report: Report) -> None:
+    """No note leaves a state twice: each one-time token of the notes is used once."""
+    t = transfers
+    twice = (
+        select(t.c.once_key)
+        .where(t.c.kind.in_(NOTE_KINDS), t.c.once_key.is_not(None))
+        .group_by(t.c.once_key)
+        .having(func.count() > 1)
+    )
+    query = select(t.c.id, t.c.once_key).where(t.c.once_key.in_(twice)).order_by(t.c.id)
+    first: dict[str, int] = {}
+    for transfer_id, token in conn.execute(query):
+        if token in first:
+            report.findings.append(
+                Finding(
+                    CHECK,
+                    f"transfer {transfer_id} moves {token} again, as transfer {first[token]} did",
+                    transfer_id=transfer_id,
+                )
+            )
+        else:
+            first[token] = transfer_id
