@@ -38,10 +38,12 @@ PEOPLE = EVERYONE - {POS_TOKEN}  # a point-of-sale device only reads its payment
 LOGGED_IN = PEOPLE - {ANONYMOUS}
 HOLDERS = frozenset({RESIDENT, MERCHANT, WALLET_TOKEN})  # members with a wallet
 PASSWORD_HOLDERS = HOLDERS - {WALLET_TOKEN}  # keys and tokens take the password
+COUNTER = frozenset({MERCHANT, POS_TOKEN})  # a shop's point of sale
 NOBODY_BUT = frozenset
 
 SKIPPED = ("/static", "/openapi.json")
 UNKNOWN_ID = 987_654_321
+ELSEWHERE = "https://elsewhere.example/n/A/1?d=100&s=x"  # a note of another site
 _serial = itertools.count(1)
 
 
@@ -72,6 +74,37 @@ class World:
         payee = self.people[RESIDENT if caller == MERCHANT else MERCHANT]
         return order_of(payer, "payment", to=payee.account, amount=1)
 
+    def payer(self, caller: str) -> Person:
+        """Whose wallet a holder's request moves: a wallet token's is the resident's."""
+        return self.people[MERCHANT if caller == MERCHANT else RESIDENT]
+
+    def refund(self) -> dict[str, Any]:
+        """The merchant gives back a cent of the resident's payment."""
+        resident = self.people[RESIDENT]
+        return order_of(
+            self.people[MERCHANT], "refund", to=resident.account, amount=1, ref=self.transfer
+        )
+
+    def collection(self) -> dict[str, Any]:
+        """A collection whose authorisation is not one: the shop's signature only."""
+        merchant = self.people[MERCHANT]
+        return order_of(
+            merchant, "collection", to=merchant.account, amount=1, auth="AAAA", auth_sig="AAAA"
+        )
+
+    def authorisation(self, caller: str) -> dict[str, str]:
+        from tests.test_pos_codes import _auth
+
+        return _auth(self.payer(caller), 100)
+
+    def allowance(self, caller: str) -> dict[str, Any]:
+        from ledger.operations import allowance_escrow
+
+        payer = self.payer(caller)
+        assert payer.key is not None
+        held = order_of(payer, "allowance_hold", to=allowance_escrow(payer.account), amount=100)
+        return {**held, "device_key": payer.key.key_id}
+
     def redemption(self, caller: str) -> dict[str, Any]:
         payer = self.people[MERCHANT if caller != RESIDENT else RESIDENT]
         return order_of(payer, "redemption", amount=1_000, fee=self.redemption_fee)
@@ -83,6 +116,15 @@ def order_of(person: Person, kind: str, **fields: Any) -> dict[str, Any]:
     body = new_order(kind, person.key, origin, currency="SOU", **fields)
     body["from"] = person.account
     return person.key.sign(body).to_json()
+
+
+def shop_slug(w: World) -> str:
+    from members.shops import shop_of
+
+    with w.site.app.state.node.ledger.reading() as conn:  # type: ignore[attr-defined]
+        shop = shop_of(conn, w.people[MERCHANT].id)
+    assert shop is not None
+    return shop.slug
 
 
 def new_key(_: World, __: str) -> dict[str, str]:
@@ -133,6 +175,9 @@ PATH_VALUES: dict[str, Callable[[World], Any]] = {
     "payment_intent": lambda w: "pi_unknown0000",
     "reconversion_id": lambda w: UNKNOWN_ID,
     "loan_id": lambda w: UNKNOWN_ID,
+    "invoice_id": lambda w: "unknowninvoice1",
+    "code": lambda w: "UNKNOWN2",
+    "kind": lambda w: "png",
 }
 RECEIPT = {"transfer_id": lambda w: w.transfer}
 OPERATORS = frozenset({OFFICE, TREASURER, ADMIN})
@@ -213,6 +258,163 @@ TABLE: dict[tuple[str, str], Rule] = {
         NOBODY_BUT({RESIDENT, MERCHANT, WALLET_TOKEN, TREASURER, ADMIN}), path=RECEIPT, hides=True
     ),
     ("GET", "/api/v1/pos/payments"): Rule(NOBODY_BUT({POS_TOKEN})),
+    # -- the counter: the shop's side (signed in, or its point-of-sale token) -------------
+    ("POST", "/api/v1/pos/invoices"): Rule(COUNTER, body=lambda w, c: {"amount": 100}),
+    ("GET", "/api/v1/pos/invoices/{invoice_id}"): Rule(
+        COUNTER, answers=answering(COUNTER, 404, "unknown_invoice")
+    ),
+    ("POST", "/api/v1/pos/invoices/{invoice_id}/cancel"): Rule(
+        COUNTER, answers=answering(COUNTER, 404, "unknown_invoice")
+    ),
+    ("POST", "/api/v1/pos/refunds"): Rule(COUNTER, body=lambda w, c: w.refund()),
+    ("GET", "/api/v1/pos/day"): Rule(COUNTER),
+    ("GET", "/api/v1/pos/day.csv"): Rule(COUNTER),
+    ("GET", "/api/v1/pos/sticker.{kind}"): Rule(COUNTER),
+    ("GET", "/api/v1/pos/events"): Rule(COUNTER, query=lambda w, c: {"wait": 0}),
+    ("GET", "/api/v1/pos/authorisations/{code}"): Rule(
+        COUNTER, answers=answering(COUNTER, 404, "unknown_code")
+    ),
+    ("POST", "/api/v1/pos/collections"): Rule(
+        COUNTER,
+        body=lambda w, c: w.collection(),
+        answers=answering(COUNTER, 422, "bad_authorisation"),
+    ),
+    ("GET", "/pos"): Rule(NOBODY_BUT({MERCHANT})),
+    ("GET", "/pos/day"): Rule(NOBODY_BUT({MERCHANT})),
+    ("GET", "/pos/sticker"): Rule(NOBODY_BUT({MERCHANT})),
+    ("GET", "/pos/invoices/{invoice_id}"): Rule(
+        NOBODY_BUT({MERCHANT}), answers=answering({MERCHANT}, 404, says="no such invoice")
+    ),
+    ("GET", "/pos/invoices/{invoice_id}/qr.svg"): Rule(
+        NOBODY_BUT({MERCHANT}), answers=answering({MERCHANT}, 404, says="no such invoice")
+    ),
+    # -- the counter: the customer's side -----------------------------------------------------
+    ("GET", "/api/v1/pay/link"): Rule(
+        HOLDERS,
+        query=lambda w, c: {"m": w.people[MERCHANT].id, "s": "x"},
+        answers=answering(HOLDERS, 400, "bad_link"),
+    ),
+    ("POST", "/api/v1/pay/invoices/{invoice_id}"): Rule(
+        HOLDERS,
+        body=lambda w, c: w.payment(c),
+        answers=answering(HOLDERS, 404, "unknown_invoice"),
+    ),
+    ("POST", "/api/v1/pay/shops/{merchant_id}"): Rule(
+        HOLDERS,
+        body=lambda w, c: w.payment(c),
+        path={"merchant_id": lambda w: w.people[MERCHANT].id},
+        answers=answering({MERCHANT}, 422, "own_shop"),
+    ),
+    ("POST", "/api/v1/pay/authorisations"): Rule(HOLDERS, body=lambda w, c: w.authorisation(c)),
+    ("GET", "/api/v1/pay/authorisations/{code}"): Rule(
+        HOLDERS, answers=answering(HOLDERS, 404, "unknown_code")
+    ),
+    ("GET", "/api/v1/pay/allowance"): Rule(HOLDERS),
+    ("POST", "/api/v1/pay/allowance"): Rule(HOLDERS, body=lambda w, c: w.allowance(c)),
+    ("POST", "/api/v1/pay/allowance/certificate"): Rule(
+        HOLDERS,
+        query=lambda w, c: {"key": w.payer(c).key.key_id},  # type: ignore[union-attr]
+    ),
+    ("POST", "/api/v1/pay/allowance/release"): Rule(
+        HOLDERS, answers=answering(HOLDERS, 409, "certificate_live")
+    ),
+    ("GET", "/pay"): Rule(
+        HOLDERS,
+        query=lambda w, c: {"m": w.people[MERCHANT].id, "s": "x"},
+        answers=answering(HOLDERS, 400, says="incomplete or damaged"),
+    ),
+    ("GET", "/pay/code"): Rule(HOLDERS),
+    ("GET", "/pay/offline"): Rule(HOLDERS),
+    ("GET", "/pay/authorisations/{code}/qr.svg"): Rule(
+        HOLDERS, answers=answering(HOLDERS, 404, says="No payment code")
+    ),
+    ("GET", "/c/{code}"): Rule(PEOPLE, answers=answering({MERCHANT}, 303)),
+    ("POST", "/api/v1/qr/decode"): Rule(
+        LOGGED_IN, answers=answering(LOGGED_IN, 415, "unsupported_image_type")
+    ),  # Rule sends JSON or form bodies: not a picture
+    ("GET", "/scan"): Rule(LOGGED_IN),
+    # -- finding shops, and their approval -------------------------------------------------------
+    ("GET", "/api/v1/payees"): Rule(HOLDERS, query=lambda w, c: {"q": "marchand"}),
+    ("GET", "/shops/{slug}"): Rule(PEOPLE, path={"slug": lambda w: shop_slug(w)}),
+    ("GET", "/admin/merchants"): Rule(NOBODY_BUT({ADMIN})),
+    ("POST", "/admin/merchants/{member_id}"): Rule(
+        NOBODY_BUT({ADMIN}),
+        form=lambda w, c: {"decision": "approve"},
+        path={"member_id": lambda w: w.people[MERCHANT].id},
+    ),
+    # -- paper notes --------------------------------------------------------------------------
+    ("GET", "/api/v1/notes/series"): Rule(NOBODY_BUT({TREASURER})),
+    ("POST", "/api/v1/notes/series"): Rule(
+        NOBODY_BUT({TREASURER}),
+        body=lambda w, c: {"series": f"M{next(_serial)}", "denomination": 100, "count": 2},
+    ),
+    ("GET", "/api/v1/notes/series/{series}/sheet.pdf"): Rule(
+        NOBODY_BUT({TREASURER}),
+        path={"series": lambda w: "NONE"},
+        answers=answering({TREASURER}, 404, "unknown_note_series"),
+    ),
+    ("POST", "/api/v1/notes/dispatches"): Rule(
+        NOBODY_BUT({TREASURER}),
+        body=lambda w, c: {"series": "NONE", "first": 1, "last": 1, "office": "mairie"},
+        answers=answering({TREASURER}, 404, "unknown_note_series"),
+    ),
+    ("POST", "/api/v1/notes/voids"): Rule(
+        NOBODY_BUT({TREASURER}),
+        body=lambda w, c: {"series": "NONE", "first": 1, "last": 1, "reason": "lost"},
+        answers=answering({TREASURER}, 404, "unknown_note_series"),
+    ),
+    ("GET", "/api/v1/notes/office"): Rule(NOBODY_BUT({OFFICE})),
+    ("POST", "/api/v1/notes/sales"): Rule(
+        NOBODY_BUT({OFFICE}),
+        body=lambda w, c: {"series": "NONE", "first": 1, "last": 1},
+        answers=answering({OFFICE}, 404, "unknown_note_series"),
+    ),
+    ("POST", "/api/v1/notes/cash-deposits"): Rule(
+        NOBODY_BUT({OFFICE}),
+        body=lambda w, c: {"id": w.unique("paper"), "amount": 100, "slip_ref": "S-1"},
+        answers=answering({OFFICE}, 409, "note_till_short"),
+    ),
+    ("POST", "/api/v1/notes/scan"): Rule(
+        EVERYONE,
+        body=lambda w, c: {"link": ELSEWHERE},
+        answers=answering(EVERYONE, 400, "note_elsewhere"),
+    ),
+    ("GET", "/api/v1/notes/{series}/{serial}"): Rule(
+        EVERYONE,
+        path={"series": lambda w: "A", "serial": lambda w: "1"},
+        answers=answering(EVERYONE, 400, "note_link_damaged"),
+    ),
+    ("POST", "/api/v1/notes/deposits"): Rule(
+        NOBODY_BUT({MERCHANT}),
+        body=lambda w, c: {"link": ELSEWHERE, **w.payment(c)},
+        answers=answering({MERCHANT}, 400, "note_elsewhere"),
+    ),
+    ("GET", "/n/{series}/{serial}"): Rule(
+        PEOPLE,
+        path={"series": lambda w: "A", "serial": lambda w: "1"},
+        answers=answering(PEOPLE, 400, says="incomplete or damaged"),
+    ),
+    ("GET", "/notes"): Rule(NOBODY_BUT({TREASURER})),
+    ("POST", "/notes"): Rule(
+        NOBODY_BUT({TREASURER}),
+        form=lambda w, c: {
+            "action": "create",
+            "series": f"P{next(_serial)}",
+            "denomination": "100",
+            "count": "2",
+        },
+    ),
+    ("GET", "/notes/office"): Rule(NOBODY_BUT({OFFICE})),
+    ("POST", "/notes/office"): Rule(
+        NOBODY_BUT({OFFICE}),
+        form=lambda w, c: {
+            "action": "deposit",
+            "id": w.unique("paper"),
+            "amount": "1",
+            "slip_ref": "S-1",
+        },
+        answers=answering({OFFICE}, 409, says="from notes sold and not yet deposited"),
+    ),
     # -- administration -------------------------------------------------------------------
     ("POST", "/api/v1/admin/operators"): Rule(
         NOBODY_BUT({ADMIN}),
@@ -484,6 +686,15 @@ def world(site: TestClient) -> World:
         world.client_ids[MERCHANT] = redemption["order"]["id"]
         asked = merchant.post("/api/v1/reconversions", json=redemption)
         world.reconversions.append(created(asked)["id"])
+    # The merchant's shop is approved, and both hold an offline allowance with a live
+    # certificate (so that giving it back is refused, whatever the routes' order).
+    from members.shops import decide
+
+    with site.app.state.node.engine.begin() as conn:  # type: ignore[attr-defined]
+        decide(conn, merchant.id, "approved", None, 1)
+    for caller in (RESIDENT, MERCHANT):
+        held = world.payer(caller).post("/api/v1/pay/allowance", json=world.allowance(caller))
+        created(held)
     wait_sealed(site)
     world.checkpoint_size = site.get("/api/v1/checkpoints").json()["items"][0]["tree_size"]
     return world

@@ -94,8 +94,12 @@ PYTHON_SOURCES = (
     "wallet_api/pages.py",
     "wallet_api/office/errors.py",
     "merchants/errors.py",
+    "pos/errors.py",
+    "pos/pages.py",
+    "pos/scanning.py",
+    "pos/scanning_errors.py",
 )
-TEMPLATES = ("base.html", "error.html", "home.html", "wallet/*.html")
+TEMPLATES = ("base.html", "error.html", "home.html", "wallet/*.html", "pos/*.html")
 
 
 def python_msgids(path: Path) -> set[str]:
@@ -555,10 +559,10 @@ def test_each_refusal_code_has_one_status_and_one_message_across_the_node() -> N
     said: dict[str, set[tuple[int, str]]] = {
         code: {(LEDGER_STATUS.get(code, 422), message)} for code, message in LEDGER_MESSAGES.items()
     }
-    for package in ("members", "wallet_api", "merchants"):
+    for package in ("members", "wallet_api", "merchants", "pos"):
         root = importlib.import_module(package)
         for found in pkgutil.walk_packages(root.__path__, f"{package}."):
-            if not found.name.endswith(".errors"):
+            if not found.name.endswith((".errors", "_errors")):
                 continue
             for value in vars(importlib.import_module(found.name)).values():
                 if isinstance(value, NamedRefusal):

@@ -1,0 +1,96 @@
+"""The refusals of the counter: invoices, payments at the counter, refunds (msgids; French
+in web/locale/fr/LC_MESSAGES/pos.po). Refusals every feature shares are in
+members/errors.py.
+"""
+
+from __future__ import annotations
+
+from web.refusals import NamedRefusal
+
+# -- invoices ----------------------------------------------------------------------------------
+UNKNOWN_INVOICE = NamedRefusal(404, "unknown_invoice", "There is no such invoice.")
+INVOICE_PAID = NamedRefusal(409, "invoice_paid", "This invoice is already paid.")
+INVOICE_EXPIRED = NamedRefusal(
+    409, "invoice_expired", "This invoice has expired: ask the shop for a new code."
+)
+INVOICE_CANCELLED = NamedRefusal(
+    409, "invoice_cancelled", "The shop cancelled this invoice: ask for a new code."
+)
+BAD_LABEL = NamedRefusal(
+    422,
+    "bad_invoice_label",
+    "A label is one line of at most 80 characters, without control characters.",
+)
+BAD_TTL = NamedRefusal(422, "bad_ttl", "An invoice stays valid between 1 and 60 minutes.")
+
+# -- the links of QR codes ---------------------------------------------------------------------
+BAD_LINK = NamedRefusal(
+    400, "bad_link", "This code is incomplete or damaged: scan it again, or ask the shop."
+)
+FORGED_LINK = NamedRefusal(
+    400,
+    "forged_link",
+    "This code was not made by this node, or it was altered: do not pay with it.",
+)
+
+# -- paying at the counter ---------------------------------------------------------------------
+SHOP_NOT_OPEN = NamedRefusal(
+    409,
+    "shop_not_open",
+    "This shop cannot take payments yet: the association has not approved it.",
+)
+NOT_A_SHOP = NamedRefusal(404, "not_a_shop", "There is no shop with this id.")
+WRONG_PAYEE = NamedRefusal(422, "wrong_payee", "This payment does not go to the shop of this code.")
+WRONG_AMOUNT = NamedRefusal(
+    422, "wrong_amount", "This payment is not of the invoice's amount, {amount}."
+)
+WRONG_INVOICE = NamedRefusal(422, "wrong_invoice", "This payment does not name this invoice.")
+INVOICE_AT_COUNTER = NamedRefusal(
+    422,
+    "invoice_at_counter",
+    "An invoice is paid from its own page (scan the shop's code), not from the send page.",
+)
+OWN_SHOP = NamedRefusal(422, "own_shop", "You cannot pay your own shop.")
+
+# -- refunds -----------------------------------------------------------------------------------
+NOT_A_SALE = NamedRefusal(404, "not_a_sale", "There is no payment to your shop with this number.")
+BAD_REFUND = NamedRefusal(
+    422,
+    "bad_refund",
+    "A refund goes from your shop back to the customer who paid, of at most what they paid.",
+)
+REFUND_TOO_LARGE = NamedRefusal(
+    409, "refund_too_large", "At most {refundable} of this payment can still be refunded."
+)
+
+# -- the day -----------------------------------------------------------------------------------
+BAD_DAY = NamedRefusal(422, "bad_sales_day", "Give a day as YYYY-MM-DD, within the last two years.")
+
+# -- codes customers show (authorisations to collect) ------------------------------------------
+BAD_AUTHORISATION = NamedRefusal(
+    422,
+    "bad_authorisation",
+    "This payment code is not valid: {reason}. Make a new one from the wallet.",
+)
+AUTHORISATION_EXPIRED = NamedRefusal(
+    409, "authorisation_expired", "This payment code has expired: the customer makes a new one."
+)
+UNKNOWN_CODE = NamedRefusal(404, "unknown_code", "No payment code has this number.")
+AUTHORISATION_USED = NamedRefusal(
+    409, "authorisation_used", "This payment code was already used: the customer makes a new one."
+)
+OVER_CAP = NamedRefusal(
+    422, "over_cap", "The customer authorised at most {cap}: ask for a new code for more."
+)
+OTHER_SHOP = NamedRefusal(409, "other_shop", "The customer made this code for another shop.")
+
+# -- offline allowances ------------------------------------------------------------------------
+NO_ALLOWANCE = NamedRefusal(409, "no_allowance", "Set some units aside for offline payments first.")
+NOT_YOUR_DEVICE = NamedRefusal(
+    403, "not_your_device", "This device key is not one of yours, or it was revoked."
+)
+CERTIFICATE_LIVE = NamedRefusal(
+    409,
+    "certificate_live",
+    "Shops may still be holding offline payments you made: the allowance comes back after {until}.",
+)

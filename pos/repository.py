@@ -1,0 +1,161 @@
+"""The counter's queries: invoices, and the payments a shop received (read from the ledger's
+transfers and postings, which stay the only record of money)."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from typing import Any
+
+from sqlalchemy import Connection, func, insert, select, update
+
+from ledger.models import accounts, keys, postings, transfers
+from pos.models import pos_authorisations, pos_certificates, pos_invoices
+
+SALES = ("payment", "collection")  # what a shop is paid by: a customer's order, or its own
+
+
+def insert_invoice(conn: Connection, values: dict[str, Any]) -> None:
+    conn.execute(insert(pos_invoices).values(**values))
+
+
+def invoice(conn: Connection, invoice_id: str) -> Any | None:
+    return (
+        conn.execute(select(pos_invoices).where(pos_invoices.c.id == invoice_id)).mappings().first()
+    )
+
+
+def cancel(conn: Connection, invoice_id: str, merchant_id: str, now_ms: int) -> int:
+    query = (
+        update(pos_invoices)
+        .where(
+            pos_invoices.c.id == invoice_id,
+            pos_invoices.c.merchant_id == merchant_id,
+            pos_invoices.c.cancelled_ms.is_(None),
+        )
+        .values(cancelled_ms=now_ms)
+    )
+    return conn.execute(query).rowcount
+
+
+def transfer_using(conn: Connection, once_key: str) -> Any | None:
+    """The transfer that used this one-time token (an invoice's payment), if any."""
+    query = select(transfers.c.id, transfers.c.order_json, transfers.c.created_ms).where(
+        transfers.c.once_key == once_key
+    )
+    return conn.execute(query).mappings().first()
+
+
+def _received(account: str) -> Any:
+    """Credits of `account` by payments: (transfer, amount, order, time)."""
+    return (
+        select(
+            transfers.c.id,
+            transfers.c.kind,
+            transfers.c.order_json,
+            transfers.c.created_ms,
+            postings.c.amount,
+        )
+        .join(postings, postings.c.transfer_id == transfers.c.id)
+        .join(accounts, accounts.c.id == postings.c.account_id)
+        .where(accounts.c.code == account)
+    )
+
+
+def received_after(conn: Connection, account: str, after: int, limit: int) -> Sequence[Any]:
+    """Payments to `account` with transfer ids above `after`, oldest first."""
+    query = (
+        _received(account)
+        .where(transfers.c.id > after, transfers.c.kind.in_(SALES), postings.c.amount > 0)
+        .order_by(transfers.c.id)
+        .limit(limit)
+    )
+    return conn.execute(query).mappings().all()
+
+
+def last_received(conn: Connection, account: str) -> int:
+    """The latest payment to `account` (0 if none): where a live feed starts."""
+    query = (
+        select(func.coalesce(func.max(postings.c.transfer_id), 0))
+        .join(accounts, accounts.c.id == postings.c.account_id)
+        .where(accounts.c.code == account, postings.c.amount > 0)
+    )
+    return int(conn.execute(query).scalar_one())
+
+
+def movements_between(conn: Connection, account: str, start_ms: int, end_ms: int) -> Sequence[Any]:
+    """Payments to and refunds from `account` posted in [start, end), in order."""
+    query = (
+        _received(account)
+        .where(
+            transfers.c.kind.in_((*SALES, "refund")),
+            transfers.c.created_ms >= start_ms,
+            transfers.c.created_ms < end_ms,
+        )
+        .order_by(transfers.c.id)
+    )
+    return conn.execute(query).mappings().all()
+
+
+def payment(conn: Connection, transfer_id: int) -> Any | None:
+    query = select(transfers.c.id, transfers.c.kind, transfers.c.order_json).where(
+        transfers.c.id == transfer_id
+    )
+    return conn.execute(query).mappings().first()
+
+
+def refunded(conn: Connection, payment_ids: Collection[int]) -> dict[int, int]:
+    """Cents refunded so far against each payment (refunds name it as their ref)."""
+    if not payment_ids:
+        return {}
+    refunds = transfers.alias("refunds")
+    query = (
+        select(refunds.c.ref_id, func.sum(postings.c.amount))
+        .join(postings, postings.c.transfer_id == refunds.c.id)
+        .where(
+            refunds.c.kind == "refund",
+            refunds.c.ref_id.in_(list(payment_ids)),
+            postings.c.amount > 0,
+        )
+        .group_by(refunds.c.ref_id)
+    )
+    return {ref: int(total) for ref, total in conn.execute(query)}
+
+
+def insert_presented(conn: Connection, values: dict[str, Any]) -> None:
+    conn.execute(insert(pos_authorisations).values(**values))
+
+
+def presented(conn: Connection, code: str) -> Any | None:
+    query = select(pos_authorisations).where(pos_authorisations.c.code == code)
+    return conn.execute(query).mappings().first()
+
+
+def presented_by_auth(conn: Connection, payer_id: str, auth_id: str) -> Any | None:
+    query = select(pos_authorisations.c.code).where(
+        pos_authorisations.c.payer_id == payer_id, pos_authorisations.c.auth_id == auth_id
+    )
+    return conn.execute(query).first()
+
+
+def key_revoked(conn: Connection, key_id: str) -> bool:
+    query = select(keys.c.revoked_ms).where(keys.c.key_id == key_id)
+    return conn.execute(query).scalar_one_or_none() is not None
+
+
+def insert_certificate(conn: Connection, values: dict[str, Any]) -> None:
+    conn.execute(insert(pos_certificates).values(**values))
+
+
+def live_certificate_until(conn: Connection, member_id: str, now_ms: int) -> int | None:
+    """Until when the member's latest live offline certificate runs, if one does."""
+    query = select(func.max(pos_certificates.c.expires_ms)).where(
+        pos_certificates.c.member_id == member_id, pos_certificates.c.expires_ms > now_ms
+    )
+    return conn.execute(query).scalar_one_or_none()
+
+
+def key_of(conn: Connection, key_id: str) -> Any | None:
+    query = select(keys.c.owner, keys.c.public_key, keys.c.revoked_ms).where(
+        keys.c.key_id == key_id
+    )
+    return conn.execute(query).mappings().first()

@@ -1,0 +1,137 @@
+"""What the counter's API reads and writes."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+from web.schemas import ONE_LINE, SignedOrderIn, Strict
+
+
+class InvoiceIn(Strict):
+    amount: int = Field(ge=1, le=2**53 - 1, description="Cents of the local unit.")
+    label: str | None = Field(None, max_length=80, pattern=ONE_LINE)
+    ttl_s: int = Field(600, ge=60, le=3600, description="Seconds the code stays valid.")
+
+
+class InvoiceOut(BaseModel):
+    id: str
+    merchant: str
+    shop: str
+    amount: int
+    currency: str
+    label: str | None
+    state: str = Field(description="open, paid, cancelled or expired")
+    created_ms: int
+    expires_ms: int
+    url: str = Field(description="What the QR code carries: the pay page, signed by the node.")
+    transfer_id: int | None = None
+    payer_name: str | None = None
+    paid_ms: int | None = None
+
+
+class InvoicePaymentIn(SignedOrderIn):
+    """A payment order naming the invoice, signed on the customer's device."""
+
+
+class ShopPaymentIn(SignedOrderIn):
+    """A payment of the amount the customer typed, from the shop's counter sticker."""
+
+
+class RefundIn(SignedOrderIn):
+    """A refund order (kind refund, ref: the payment), signed by a key of the shop."""
+
+
+class PaidOut(BaseModel):
+    transfer_id: int
+    amount: int
+    created_ms: int
+    replayed: bool
+
+
+class SaleOut(BaseModel):
+    transfer_id: int
+    kind: str = Field(description="payment, or refund (amount below zero)")
+    amount: int
+    customer: str
+    customer_name: str
+    invoice: str | None
+    memo: str | None
+    created_ms: int
+    refunded: int
+    refund_of: int | None
+
+
+class DayOut(BaseModel):
+    day: str
+    currency: str
+    takings: int
+    payments: int
+    items: list[SaleOut]
+
+
+class LinkOut(BaseModel):
+    """What a scanned link asks, as the pay page shows it before anyone confirms."""
+
+    merchant: str
+    account: str
+    shop: str
+    place: str | None
+    amount: int | None = Field(description="Fixed by an invoice; none for a sticker")
+    currency: str
+    invoice: InvoiceOut | None
+
+
+class AuthorisationIn(Strict):
+    """An authorisation signed on the customer's device: base64url of its canonical JSON
+    ({v, node, kind: "authorisation", id, key, from, cap, currency, expires, to?}) and the
+    signature of those bytes."""
+
+    auth: str = Field(min_length=1, max_length=2048, pattern=r"^[A-Za-z0-9_-]+$")
+    auth_sig: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_-]+$")
+
+
+class PresentedOut(BaseModel):
+    code: str = Field(description="What the shop scans (in `url`) or types.")
+    url: str
+    cap: int
+    state: str = Field(description="open, used or expired")
+    expires_ms: int
+    transfer_id: int | None = None
+    collected: int | None = None
+    collected_by: str | None = None
+
+
+class ScannedOut(BaseModel):
+    """A customer's code as the shop sees it before collecting."""
+
+    code: str
+    payer: str
+    payer_name: str
+    cap: int
+    currency: str
+    expires_ms: int
+    auth: str
+    auth_sig: str
+
+
+class AllowanceOut(BaseModel):
+    """A member's offline allowance: what is set aside, and a certificate for one device."""
+
+    balance: int
+    currency: str
+    live_until_ms: int | None = Field(
+        description="The allowance comes back to the wallet only after this (a certificate "
+        "shops offline may accept runs until then)."
+    )
+    certificate: dict[str, str | int] | None = Field(
+        None,
+        description="Signed by the node key (`sig`) over the other fields with kind "
+        "`allowance` and the node's origin, as the links of QR codes are.",
+    )
+
+
+class AllowanceHoldIn(SignedOrderIn):
+    """An `allowance_hold` order (from your wallet to `escrow:offline:<your id>`) signed on
+    your device, and the device key the certificate is for."""
+
+    device_key: str = Field(min_length=8, max_length=32, pattern=r"^[A-Za-z0-9_-]+$")
