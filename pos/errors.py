@@ -45,11 +45,6 @@ WRONG_AMOUNT = NamedRefusal(
     422, "wrong_amount", "This payment is not of the invoice's amount, {amount}."
 )
 WRONG_INVOICE = NamedRefusal(422, "wrong_invoice", "This payment does not name this invoice.")
-INVOICE_AT_COUNTER = NamedRefusal(
-    422,
-    "invoice_at_counter",
-    "An invoice is paid from its own page (scan the shop's code), not from the send page.",
-)
 OWN_SHOP = NamedRefusal(422, "own_shop", "You cannot pay your own shop.")
 
 # -- refunds -----------------------------------------------------------------------------------

@@ -39,6 +39,20 @@ NODE_KEY = SigningKey(bytes(range(32)))
 TREASURER_KEY = SigningKey(bytes(range(1, 33)))
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked `one_database` check what no database changes (a page's script, a
+    picture decoded, a camera read): their PostgreSQL run is left out, said in the summary."""
+    left_out = [
+        item
+        for item in items
+        if item.get_closest_marker("one_database") is not None
+        and "postgresql" in getattr(getattr(item, "callspec", None), "params", {}).values()
+    ]
+    if left_out:
+        config.hook.pytest_deselected(items=left_out)
+        items[:] = [item for item in items if item not in left_out]
+
+
 @dataclass
 class Template:
     engine_name: str

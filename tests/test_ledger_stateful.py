@@ -83,7 +83,7 @@ OFFICE_ID = re.compile(r"[a-z0-9][a-z0-9_.-]{0,47}")
 RULE_NAME = re.compile(r"[a-z][a-z0-9_.]{0,47}")
 COMMON_FIELDS = {"v", "node", "kind", "id", "key", "nonce", "expires", "memo", "rule"}
 FIELDS = {
-    "payment": {"from", "to", "amount", "currency"},
+    "payment": {"from", "to", "amount", "currency", "invoice"},
     "refund": {"from", "to", "amount", "currency", "ref"},
     "topup": {"to", "amount", "currency", "source", "ext"},
     "redemption": {"from", "amount", "fee", "currency"},
@@ -108,6 +108,9 @@ REFERENCES = {
 WRONG_TYPES: list[Any] = [12.5, 12.0, 1e300, "12", True, False, None, [12], {"cents": 12}]
 # Values that are not even JSON an order can carry: refused before any signature check.
 NOT_JSON: list[Any] = [2**53, -(2**53), 2**64, math.nan, math.inf]
+# Invoices a payment may name: a few, so that payers race for them; and a malformed one.
+INVOICES = ["inv-aaaaaaaa", "inv-bbbbbbbb", "inv-cccccccc"]
+INVOICE_ID = re.compile(r"[A-Za-z0-9_-]{8,40}")
 MEMOS = ["thanks", "café ☕ merci, à demain 😀", 'say "hi" \\ \x7f \u2028 \ufeff', "x" * 280]
 
 
@@ -188,6 +191,7 @@ class Plan:
     refund: int = 0
     refund_limit: int = 0
     settles: bool = False
+    once: str | None = None  # the one-time token it uses up: no two transfers share one
 
 
 def _need(condition: bool, code: str = "invalid_order") -> None:
@@ -204,7 +208,11 @@ def _local_amount(f: dict[str, Any]) -> int:
 def plan_payment(f: dict[str, Any], ref: Txn | None) -> Plan:
     _need(is_member(f.get("from")) and is_member(f.get("to")) and f["from"] != f["to"])
     cents = _local_amount(f)
-    return Plan({f["from"]: -cents, f["to"]: cents})
+    once = None
+    if "invoice" in f:  # one payment per invoice of a payee
+        _need(isinstance(f["invoice"], str) and bool(INVOICE_ID.fullmatch(f["invoice"])))
+        once = f"invoice:{f['to']}:{f['invoice']}"
+    return Plan({f["from"]: -cents, f["to"]: cents}, once=once)
 
 
 def plan_refund(f: dict[str, Any], ref: Txn | None) -> Plan:
@@ -297,6 +305,7 @@ class State:
     refunded: dict[int, int] = field(default_factory=dict)  # payment id -> cents refunded
     settled: set[int] = field(default_factory=set)  # paid out or corrected
     nonces: set[tuple[str, str]] = field(default_factory=set)
+    used: set[str] = field(default_factory=set)  # one-time tokens taken
 
     def copy(self) -> State:
         return State(
@@ -306,6 +315,7 @@ class State:
             dict(self.refunded),
             set(self.settled),
             set(self.nonces),
+            set(self.used),
         )
 
 
@@ -400,8 +410,9 @@ class Model:
         plan = self._plan(state, f)
         if isinstance(plan, str):
             return [*found, plan], None
+        used = "already_used" if plan.once is not None and plan.once in state.used else None
         claim, overdraft = self._claim(state, plan), self._overdraft(state, plan)
-        return [*found, *(r for r in (claim, overdraft) if r is not None)], plan
+        return [*found, *(r for r in (used, claim, overdraft) if r is not None)], plan
 
     def _check(self, sent: Sent) -> str | None:
         """What `Ledger.check` refuses: form, node, expiry window, key, signature, signer."""
@@ -487,6 +498,8 @@ class Model:
         state.accepted[(txn.owner, txn.fields["id"])] = transfer_id
         state.transfers[transfer_id] = txn
         state.nonces.add((txn.fields["key"], txn.fields["nonce"]))
+        if plan.once is not None:
+            state.used.add(plan.once)
         if plan.ref is not None:
             if plan.refund:
                 state.refunded[plan.ref.id] = state.refunded.get(plan.ref.id, 0) + plan.refund
@@ -670,15 +683,18 @@ class LedgerMachine(RuleBasedStateMachine):
         amount = draw_amount(data, self.state.balances[payer])
         currency = LOCAL if not chance(data, "wrong currency", 12) else "EUR"
         key = self.member_key(data, payer)
+        extra = self.extras(data)
+        if chance(data, "pays an invoice", 3):
+            extra["invoice"] = pick(data, [*INVOICES, "bad invoice!"], "invoice")
         signed = self.sign(
             key,
             "payment",
             amount=amount,
             currency=currency,
             **{"from": payer, "to": payee},
-            **self.extras(data),
+            **extra,
         )
-        return Sent(signed, f"payment {payer} -> {payee} {amount!r} {currency}")
+        return Sent(signed, f"payment {payer} -> {payee} {amount!r} {currency} {extra}")
 
     def make_topup(self, data: st.DataObject) -> Sent | None:
         if not self.members:

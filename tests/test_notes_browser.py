@@ -24,6 +24,9 @@ from tests.people import Person, join, operator
 from tests.test_notes import with_notes
 from web.i18n import translations
 
+# What these tests check does not depend on the database.
+pytestmark = pytest.mark.one_database
+
 # Fixtures: `chromium` and `open_browser`.
 pytest_plugins = ["tests.browser"]
 

@@ -38,7 +38,7 @@ from tests.conftest import OPERATORS, PASSWORD
 from tests.test_client import fund, member
 from wallet_api.client import WalletClient
 
-EXAMPLES = int(os.environ.get("SOU_FUZZ_EXAMPLES", "20"))  # per operation and mode
+EXAMPLES = int(os.environ.get("SOU_FUZZ_EXAMPLES", "12"))  # per operation and mode
 CHECKS = [
     not_a_server_error,
     response_schema_conformance,

@@ -392,3 +392,13 @@ def test_an_operator_has_no_counter(site: Any) -> None:
     admin = operator(site, "admin")
     answer = admin.post("/api/v1/pos/invoices", json={"amount": 100})
     assert (answer.status_code, answer.json()["error"]) == (403, "forbidden")
+
+
+def test_an_invoice_is_not_paid_from_the_send_api(site: Any) -> None:
+    """The send API would not check the invoice's shop and amount: it refuses the field."""
+    zoe, camille = _shop(site), join(site, "Camille")
+    fund(site, camille, 1000)
+    invoice = _invoice(zoe, 500)
+    answer = camille.pay(zoe, 1, invoice=invoice["id"])
+    assert (answer.status_code, answer.json()["error"]) == (422, "invoice_at_counter")
+    assert zoe.get(f"/api/v1/pos/invoices/{invoice['id']}").json()["state"] == "open"

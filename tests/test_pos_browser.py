@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import pytest
 from fastapi.testclient import TestClient
 from playwright.sync_api import Page, expect
 
@@ -80,6 +81,7 @@ def test_the_counter_shows_a_code_and_turns_to_paid_when_the_customer_pays(
     expect(phone.locator("#pay-form")).to_have_count(0)
 
 
+@pytest.mark.one_database  # the page's flow: the ledger's rules are tested on both
 def test_a_sticker_payment_arrives_and_the_shop_refunds_part_of_it(
     open_browser: Callable[..., Page], village: TestClient
 ) -> None:
@@ -110,6 +112,7 @@ def test_a_sticker_payment_arrives_and_the_shop_refunds_part_of_it(
     assert camille.balance() == 5000 - 820 + 320
 
 
+@pytest.mark.one_database  # the page's flow: the ledger's rules are tested on both
 def test_an_expired_code_is_refused_on_the_customer_phone(
     open_browser: Callable[..., Page], village: TestClient
 ) -> None:
@@ -127,6 +130,7 @@ def test_an_expired_code_is_refused_on_the_customer_phone(
     assert camille.balance() == 1000
 
 
+@pytest.mark.one_database  # the page's flow: the ledger's rules are tested on both
 def test_the_counter_scans_the_code_a_customer_shows(
     open_browser: Callable[..., Page],
     chromium: Any,

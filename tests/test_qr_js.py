@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree
 
+import pytest
 import zxingcpp
 from fastapi.testclient import TestClient
 from PIL import Image
@@ -46,6 +47,9 @@ SHOW = "([id, text]) => SouQR.show(document.getElementById(id), text)"
 PROBE = (
     "fetch('/static/qr.js?probe', {cache: 'no-store'}).then(() => 'reached', () => 'unreachable')"
 )
+
+# What these tests check does not depend on the database.
+pytestmark = pytest.mark.one_database
 
 
 def authorisation_link(amount_cents: int, nonce: str) -> str:

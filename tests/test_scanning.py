@@ -29,6 +29,9 @@ from tests.test_pages import french_catalogue, python_msgids, template_msgids
 from web.qr import qr_png
 from web.refusals import NamedRefusal
 
+# What these tests check does not depend on the database.
+pytestmark = pytest.mark.one_database
+
 ROOT = Path(__file__).resolve().parents[1]
 VENDOR = ROOT / "web" / "static" / "vendor" / "zxing-wasm"
 DECODE = scanning.DECODE_URL

@@ -26,6 +26,9 @@ from tests.people import join
 from web.i18n import translations
 from web.qr import qr_png
 
+# What these tests check does not depend on the database.
+pytestmark = pytest.mark.one_database
+
 FR = translations("fr")
 SHORT_CODE = "SOU-7K2Q-9XM4"
 

@@ -10,6 +10,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 from playwright.sync_api import Page, expect
 
@@ -20,6 +21,9 @@ from tests.test_admin_browser import fits_the_phone
 from tests.test_browser import balance, french, sign_up
 from tests.test_browser_operators import flash, logged_in
 from tests.test_shops import merchant
+
+# What these tests check does not depend on the database.
+pytestmark = pytest.mark.one_database
 
 # Fixtures: `chromium` and `open_browser`.
 pytest_plugins = ["tests.browser"]

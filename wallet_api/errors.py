@@ -15,6 +15,12 @@ UNKNOWN_ORDER = NamedRefusal(
     "posted it, and the same signed order can be sent again.",
 )
 UNKNOWN_TRANSFER = NamedRefusal(404, "unknown_transfer", "There is no such transfer.")
+# An invoice names its shop and amount: only the counter's pay page checks them against it.
+INVOICE_AT_COUNTER = NamedRefusal(
+    422,
+    "invoice_at_counter",
+    "An invoice is paid from its own page (scan the shop's code), not from the send page.",
+)
 
 # -- the signed log and its proofs -------------------------------------------------------------
 NO_CHECKPOINT = NamedRefusal(404, "no_checkpoint", "The log has no checkpoint yet.")

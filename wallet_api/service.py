@@ -33,6 +33,7 @@ from wallet_api import repository as repo
 from wallet_api.errors import (
     BAD_TREE_SIZES,
     BEYOND_THE_LOG,
+    INVOICE_AT_COUNTER,
     LOG_DAMAGED,
     NOT_IN_THAT_TREE,
     NOT_SEALED_YET,
@@ -149,6 +150,8 @@ def check_payment(node: Node, member: Member, envelope: SignedOrder) -> None:
         raise BAD_KIND()
     if order.get("from") != member.account:
         raise NOT_YOUR_WALLET()
+    if "invoice" in order:
+        raise INVOICE_AT_COUNTER()
     if member.frozen_reason:
         raise WALLET_FROZEN(reason=member.frozen_reason)
     recipient = order.get("to")
