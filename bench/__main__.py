@@ -11,8 +11,11 @@ For SQLite and PostgreSQL, in one run on this machine:
 and, as references measured in the same run: pgbench TPC-B tps on the same PostgreSQL
 server with as many clients, and the raw Ed25519 verify rate (PyNaCl).
 Then, through HTTP (bench/http.py): payments per second and their latency with the node
-served by uvicorn in its own process and 64 clients paying through the API.
-`--only ledger` or `--only http` runs one part. Figures are printed, never asserted.
+served by uvicorn in its own process and 64 clients paying through the API; and the counter
+(bench/pos.py): QR sales end to end from 64 counters, how soon each counter is told of its
+sales, and the time to draw one QR code.
+`--only ledger`, `--only http` or `--only pos` runs one part. Figures are printed, never
+asserted.
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ import nacl.signing
 from sqlalchemy.engine import make_url
 
 from audits.audit import audit
-from bench import http
+from bench import http, pos
 from bench.databases import PG_ADMIN, postgres_database
 from ledger.canonical import canonical
 from ledger.chart import member_account
@@ -85,6 +88,7 @@ class Figures:
     ed25519_verify_per_s_1_thread: float = 0.0
     ed25519_verify_per_s_2_threads: float = 0.0
     http: list[http.HttpFigures] = field(default_factory=list)
+    pos: pos.PosReport | None = None
 
 
 def say(message: str) -> None:
@@ -416,15 +420,17 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     parser.add_argument(
         "--only",
-        choices=("ledger", "http"),
-        help="run only the in-process ledger benchmarks, or only the HTTP one",
+        choices=("ledger", "http", "pos"),
+        help="run only the in-process ledger benchmarks, or only the HTTP one, or only the "
+        "counter's",
     )
     http.add_arguments(parser)
+    pos.add_arguments(parser, prefix="pos-")
     args = parser.parse_args()
 
     uname = os.uname()
     figures = Figures(machine=f"{uname.nodename} ({uname.machine}, {os.cpu_count()} cores)")
-    if args.only != "http":
+    if args.only in (None, "ledger"):
         with tempfile.TemporaryDirectory(prefix="sou-bench-") as workdir:
             for kind in args.engines.split(","):
                 with database(kind.strip(), Path(workdir)) as url:
@@ -436,8 +442,10 @@ def main() -> None:
         figures.ed25519_verify_per_s_1_thread = verify_rate(1)
         figures.ed25519_verify_per_s_2_threads = verify_rate(2)
         print_table(figures)
-    if args.only != "ledger":
+    if args.only in (None, "http"):
         figures.http = http.run(args)
+    if args.only in (None, "pos"):
+        figures.pos = pos.run(args)
     if args.json:
         args.json.write_text(json.dumps(asdict(figures), indent=2))
 
