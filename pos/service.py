@@ -362,7 +362,7 @@ class Sale:
     refund_of: int | None = None  # of a refund: the payment
 
 
-def _sales(node: Node, rows: Any, conn: Any) -> list[Sale]:
+def _sales(rows: Any, conn: Any) -> list[Sale]:
     orders = [(row, json.loads(row["order_json"])) for row in rows]
     customers = {
         str(o["to"] if row["kind"] == "refund" else o["from"]).removeprefix("member:")
@@ -395,7 +395,7 @@ def sales_after(node: Node, merchant_id: str, after: int) -> list[Sale]:
     """Payments the shop received after transfer `after`, oldest first (the live feed)."""
     with node.ledger.reading() as conn:
         rows = repo.received_after(conn, f"member:{merchant_id}", after, LIVE_BATCH)
-        return _sales(node, rows, conn)
+        return _sales(rows, conn)
 
 
 def last_sale(node: Node, merchant_id: str) -> int:
@@ -470,7 +470,7 @@ def day_of(node: Node, merchant: Member, day: date) -> Day:
         rows = repo.movements_between(
             conn, merchant.account, int(start.timestamp() * 1000), int(end.timestamp() * 1000)
         )
-        return Day(day, _sales(node, rows, conn))
+        return Day(day, _sales(rows, conn))
 
 
 CSV_COLUMNS = (
