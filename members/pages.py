@@ -104,7 +104,6 @@ def join(
             status=refusal.status,
             form=typed,
             flash=refusal.text(request),
-            flash_kind="error",
         )
     with node.engine.begin() as conn:
         token, _ = open_session(conn, member.id, node.settings.session_days)
@@ -161,7 +160,6 @@ def login(
             next=_safe_next(next) or "",
             email=email,
             flash=refusal.text(request),
-            flash_kind="error",
         )
         if "retry_after" in refusal.params:
             refused.headers["Retry-After"] = str(refusal.params["retry_after"])
@@ -180,6 +178,8 @@ def logout(request: Request, p: MaybeMember) -> Response:
         service.log_out(node_of(request), token_hash(cookie))
     response = RedirectResponse("/", status_code=303)
     response.delete_cookie(SESSION_COOKIE)
+    # The HTTP cache's pages; what sw.js kept offline it forgets on seeing this request.
+    response.headers["Clear-Site-Data"] = '"cache"'
     return response
 
 

@@ -96,7 +96,6 @@ def _treasurer_page(request: Request, *, status: int = 200, flash: str | None = 
         rejected=service.reconversions_in(node, "rejected", limit=20),
         when=lambda ms: when(request, ms),
         flash=flash,
-        flash_kind="error" if status >= 400 else "ok",
     )
 
 

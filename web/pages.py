@@ -180,7 +180,10 @@ def render(request: Request, name: str, **context: Any) -> str:
 
 
 def page(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
-    """A rendered page, setting the anonymous CSRF and language cookies when new."""
+    """A rendered page, setting the anonymous CSRF and language cookies when new. A `flash`
+    message reads as a refusal when the status is one (4xx), as a success otherwise."""
+    if "flash" in context:
+        context.setdefault("flash_kind", "error" if status >= 400 else "ok")
     response = HTMLResponse(render(request, name, **context), status_code=status)
     new_csrf = getattr(request.state, "new_csrf", None)
     secure = request.url.scheme == "https"

@@ -175,7 +175,6 @@ def _treasury_page(
         when=lambda ms: when(request, ms),
         typed=typed or {},
         flash=flash,
-        flash_kind="error" if status >= 400 else "ok",
     )
 
 
@@ -290,7 +289,6 @@ def _office_page(
         deposit_id=str(uuid.uuid4()),
         typed=typed or {},
         flash=flash,
-        flash_kind="error" if status >= 400 else "ok",
     )
 
 

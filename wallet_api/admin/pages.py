@@ -60,10 +60,6 @@ def _membership(request: Request, member: Member) -> str:
     return say(request, MEMBERSHIP_LABELS[state], day=day(request, until) if until else "")
 
 
-def _flash(status: int, flash: str | None) -> dict[str, object]:
-    return {"flash": flash, "flash_kind": "error" if status >= 400 else "ok"}
-
-
 # -- members -------------------------------------------------------------------------------
 
 
@@ -121,7 +117,7 @@ def _member_page(
         membership=_membership(request, found),
         state=service.membership_state(found),
         until=until or service.suggested_renewal(found).isoformat(),
-        **_flash(status, flash),
+        flash=flash,
     )
 
 
@@ -171,7 +167,7 @@ def _merchants_page(request: Request, *, status: int = 200, flash: str | None = 
         status=status,
         shops=shops,
         shop_labels=SHOP_STATE_LABELS,
-        **_flash(status, flash),
+        flash=flash,
     )
 
 
@@ -231,7 +227,7 @@ def _operators_page(
         operators=members_service.operators(node_of(request)),
         role_labels=ROLE_LABELS,
         typed=typed or {"role": "office"},
-        **_flash(status, flash),
+        flash=flash,
     )
 
 
@@ -315,7 +311,7 @@ def _recovery_page(
         keys=keys,
         when=lambda ms: when(request, ms),
         typed=typed or {},
-        **_flash(status, flash),
+        flash=flash,
     )
 
 

@@ -193,7 +193,6 @@ def _shortfalls_page(
         when=lambda ms: when(request, ms),
         typed=typed or {},
         flash=flash,
-        flash_kind="error" if status >= 400 else "ok",
     )
 
 

@@ -77,7 +77,6 @@ def _office_page(
         deposit_id=str(uuid.uuid4()),
         typed=typed or {},
         flash=flash,
-        flash_kind="error" if status >= 400 else "ok",
     )
 
 
@@ -143,7 +142,6 @@ def _offices_page(request: Request, *, status: int = 200, flash: str | None = No
         offices=service.offices(node_of(request)),
         when=lambda ms: when(request, ms),
         flash=flash,
-        flash_kind="error" if status >= 400 else "ok",
     )
 
 
