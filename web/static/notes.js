@@ -16,56 +16,21 @@
   const form = document.getElementById("deposit-form");
   const progress = document.getElementById("progress");
   const deposited = document.getElementById("deposited");
-  const noKey = document.getElementById("no-key");
   let pending = null;  // a signed order whose sending got no answer
 
   const units = (cents) => Sou.formatCents(cents, {
     decimal: data.decimal, group: data.group, currency: data.currency,
   });
 
-  /** Whether this device holds a key of the member that is still registered and live. */
-  async function hasLiveKey() {
-    const mine = await Sou.deviceKey(data.member);
-    if (!mine) return false;
-    const keys = await Sou.api("GET", "/api/v1/me/keys");
-    return keys.some((k) => k.key_id === mine.keyId && k.revoked_ms === null);
-  }
-
-  async function offerKeyIfNone() {
-    try {
-      noKey.hidden = await hasLiveKey();
-    } catch (error) {
-      noKey.hidden = false;
-    }
-  }
-
-  document.getElementById("make-key").addEventListener("click", async (event) => {
-    const button = event.currentTarget;
-    const outcome = document.getElementById("key-outcome");
-    button.disabled = true;
-    outcome.hidden = true;
-    try {
-      const where = navigator.platform ? " · " + navigator.platform : "";
-      await Sou.createDeviceKey(data.member, (data.label + where).slice(0, 80));
-      noKey.hidden = true;
-      deposited.textContent = M.keyMade;
-      deposited.hidden = false;
-    } catch (error) {
-      outcome.textContent = error.message;
-      outcome.hidden = false;
-    } finally {
-      button.disabled = false;
-    }
+  const keyReady = Sou.keyOffer({
+    member: data.member, label: data.label, said: deposited, madeText: M.keyMade,
   });
 
   async function depositNote() {
     progress.hidden = false;
     try {
       if (!pending) {
-        if (!(await hasLiveKey())) {
-          noKey.hidden = false;
-          throw new Error(M.noKey);
-        }
+        if (!(await keyReady())) throw new Error(M.noKey);
         progress.textContent = M.signing;
         pending = await Sou.signedOrder(data.member, {
           kind: "note_deposit", series: data.series, serial: data.serial,
@@ -97,5 +62,4 @@
     deposited.hidden = false;
   });
 
-  offerKeyIfNone();
 })();

@@ -16,7 +16,6 @@
   const quoteOut = document.getElementById("quote");
   const progress = document.getElementById("progress");
   const done = document.getElementById("done");
-  const noKey = document.getElementById("no-key");
   let pending = null;  // a signed order whose sending got no answer
   let typing = null;
 
@@ -58,39 +57,8 @@
 
   // -- the device key ----------------------------------------------------------------------
 
-  /** Whether this device holds a key of the member that is still registered and live. */
-  async function hasLiveKey() {
-    const mine = await Sou.deviceKey(data.member);
-    if (!mine) return false;
-    const keys = await Sou.api("GET", "/api/v1/me/keys");
-    return keys.some((k) => k.key_id === mine.keyId && k.revoked_ms === null);
-  }
-
-  async function offerKeyIfNone() {
-    try {
-      noKey.hidden = await hasLiveKey();
-    } catch (error) {
-      noKey.hidden = false;
-    }
-  }
-
-  document.getElementById("make-key").addEventListener("click", async (event) => {
-    const button = event.currentTarget;
-    const outcome = document.getElementById("key-outcome");
-    button.disabled = true;
-    outcome.hidden = true;
-    try {
-      const where = navigator.platform ? " · " + navigator.platform : "";
-      await Sou.createDeviceKey(data.member, (data.label + where).slice(0, 80));
-      noKey.hidden = true;
-      done.textContent = M.keyMade;
-      done.hidden = false;
-    } catch (error) {
-      outcome.textContent = error.message;
-      outcome.hidden = false;
-    } finally {
-      button.disabled = false;
-    }
+  const keyReady = Sou.keyOffer({
+    member: data.member, label: data.label, said: done, madeText: M.keyMade,
   });
 
   // -- asking ------------------------------------------------------------------------------
@@ -102,10 +70,7 @@
       if (!pending || pending.order.amount !== amount) {
         progress.textContent = M.quoting;
         const q = await quote(amount);
-        if (!(await hasLiveKey())) {
-          noKey.hidden = false;
-          throw new Error(M.noKey);
-        }
+        if (!(await keyReady())) throw new Error(M.noKey);
         progress.textContent = M.signing;
         pending = await Sou.signedOrder(data.member, {
           kind: "redemption", from: "member:" + data.member, amount: q.amount, fee: q.fee,
@@ -168,5 +133,4 @@
     }
   });
 
-  offerKeyIfNone();
 })();

@@ -97,6 +97,53 @@ const Sou = (() => {
     return stored(memberId, { keyId: registered.key_id, privateKey: pair.privateKey });
   }
 
+  /** Whether this device holds a key of the member that is still registered and live. */
+  async function hasLiveKey(memberId) {
+    const mine = await deviceKey(memberId);
+    if (!mine) return false;
+    const keys = await api("GET", "/api/v1/me/keys");
+    return keys.some((k) => k.key_id === mine.keyId && k.revoked_ms === null);
+  }
+
+  /**
+   * A page's offer to sign with this device: `#no-key` (with its `#make-key` button and
+   * `#key-outcome`) shows while the device has no live key of the member; once a key is made,
+   * `said` tells `madeText`. Returns `ready()`, true when the device may sign now (else the
+   * offer is shown again).
+   */
+  function keyOffer({ member, label, said, madeText }) {
+    const noKey = document.getElementById("no-key");
+    const outcome = document.getElementById("key-outcome");
+    document.getElementById("make-key").addEventListener("click", async (event) => {
+      const button = event.currentTarget;
+      button.disabled = true;
+      outcome.hidden = true;
+      try {
+        const where = navigator.platform ? " · " + navigator.platform : "";
+        await createDeviceKey(member, (label + where).slice(0, 80));
+        noKey.hidden = true;
+        said.textContent = madeText;
+        said.hidden = false;
+      } catch (error) {
+        outcome.textContent = error.message;
+        outcome.hidden = false;
+      } finally {
+        button.disabled = false;
+      }
+    });
+    async function ready() {
+      let live = false;
+      try {
+        live = await hasLiveKey(member);
+      } finally {
+        noKey.hidden = live;
+      }
+      return live;
+    }
+    ready().catch(() => {});
+    return ready;
+  }
+
   async function signedOrder(memberId, fields) {
     const key = await deviceKey(memberId);
     if (!key) throw new Error("no device key");
@@ -168,7 +215,7 @@ const Sou = (() => {
   }
 
   return {
-    api, b64url, busy, canonical, createDeviceKey, deviceKey, fill, formatCents, parseCents,
-    signedOrder,
+    api, b64url, busy, canonical, createDeviceKey, deviceKey, fill, formatCents, hasLiveKey,
+    keyOffer, parseCents, signedOrder,
   };
 })();
