@@ -85,3 +85,41 @@ def open_browser(chromium: Any, live_site: str) -> Iterator[Callable[..., Any]]:
         context.close()
     assert not errors, errors
     assert not elsewhere, elsewhere
+
+
+@pytest.fixture
+def filming(chromium: Any, live_site: str, tmp_path: Path) -> Iterator[Callable[[bytes], Any]]:
+    """Open a phone whose camera films `picture` (a QR code another screen shows): a Chromium
+    of its own, started with the fake camera of tests/fake_camera.py, on the live node as
+    `open_browser` opens one, with the same checks (no script error, nothing fetched
+    elsewhere)."""
+    from tests.fake_camera import camera_args, y4m_of
+
+    browsers: list[Any] = []
+    errors: list[str] = []
+    elsewhere: list[str] = []
+
+    def filmed(picture: bytes) -> Any:
+        video = y4m_of(picture, tmp_path / f"camera-{len(browsers)}.y4m")
+        browser = chromium.browser_type.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS + camera_args(video)
+        )
+        browsers.append(browser)
+        context = browser.new_context(
+            base_url=live_site, viewport=PHONE, locale="fr-FR", is_mobile=True, has_touch=True
+        )
+        context.set_default_timeout(WAIT_MS)
+        context.route(lambda url: not url.startswith(live_site), refuse_elsewhere)
+        page = context.new_page()
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        return page
+
+    def refuse_elsewhere(route: Any) -> None:
+        elsewhere.append(route.request.url)
+        route.abort()
+
+    yield filmed
+    for browser in browsers:
+        browser.close()
+    assert not errors, errors
+    assert not elsewhere, elsewhere

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -14,13 +13,11 @@ from fastapi.testclient import TestClient
 from playwright.sync_api import Page, expect
 
 from members.shops import decide
-from tests.browser import CHROMIUM, CHROMIUM_ARGS, PHONE, WAIT_MS
 from tests.conftest import PASSWORD
-from tests.fake_camera import camera_args, y4m_of
 from tests.people import Person, fund, join
 from tests.test_pos import _decode
 
-pytest_plugins = ["tests.browser"]  # fixtures: `chromium` and `open_browser`
+pytest_plugins = ["tests.browser"]  # fixtures: `chromium`, `open_browser`, `filming`
 
 
 def _approved_shop(village: TestClient, name: str = "Zoé") -> Person:
@@ -133,10 +130,8 @@ def test_an_expired_code_is_refused_on_the_customer_phone(
 @pytest.mark.one_database  # the page's flow: the ledger's rules are tested on both
 def test_the_counter_scans_the_code_a_customer_shows(
     open_browser: Callable[..., Page],
-    chromium: Any,
+    filming: Callable[[bytes], Page],
     village: TestClient,
-    live_site: str,
-    tmp_path: Path,
 ) -> None:
     """The customer's phone shows a code; the counter's camera (Chromium's fake camera
     filming that very picture) reads it; the shop takes 8,20 of the 20,00 authorised."""
@@ -153,28 +148,16 @@ def test_the_counter_scans_the_code_a_customer_shows(
     shown = phone.locator("#qr").screenshot()
     assert _decode(shown) == [phone.locator("#qr").get_attribute("data-url")]
 
-    video = y4m_of(shown, tmp_path / "counter-camera.y4m")
-    camera = chromium.browser_type.launch(
-        executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS + camera_args(video)
-    )
-    try:
-        context = camera.new_context(base_url=live_site, viewport=PHONE, locale="fr-FR")
-        context.set_default_timeout(WAIT_MS)
-        counter = context.new_page()
-        errors: list[str] = []
-        counter.on("pageerror", lambda error: errors.append(str(error)))
-        _log_in(counter, zoe, "/pos")
-        counter.click("#scan-start")
-        expect(counter.locator("#collect-found")).to_be_visible()
-        expect(counter.locator("#collect-who")).to_contain_text("Camille")
-        expect(counter.locator("#collect-who")).to_contain_text("20,00")
-        counter.fill("#collect-amount", "8,20")
-        counter.click("#collect-form button[type=submit]")
-        expect(counter.locator("#paid")).to_be_visible()
-        expect(counter.locator("#paid-text")).to_contain_text("8,20")
-        assert not errors, errors
-    finally:
-        camera.close()
+    counter = filming(shown)
+    _log_in(counter, zoe, "/pos")
+    counter.click("#scan-start")
+    expect(counter.locator("#collect-found")).to_be_visible()
+    expect(counter.locator("#collect-who")).to_contain_text("Camille")
+    expect(counter.locator("#collect-who")).to_contain_text("20,00")
+    counter.fill("#collect-amount", "8,20")
+    counter.click("#collect-form button[type=submit]")
+    expect(counter.locator("#paid")).to_be_visible()
+    expect(counter.locator("#paid-text")).to_contain_text("8,20")
     expect(phone.locator("#code-state")).to_contain_text("8,20")
     expect(phone.locator("#code-state")).to_contain_text("Chez Zoé")
     expect(phone.locator("#balance")).to_contain_text("41,80")
@@ -183,10 +166,8 @@ def test_the_counter_scans_the_code_a_customer_shows(
 
 def test_offline_the_counter_takes_a_code_and_sends_it_once_back_online(
     open_browser: Callable[..., Page],
-    chromium: Any,
+    filming: Callable[[bytes], Page],
     village: TestClient,
-    live_site: str,
-    tmp_path: Path,
 ) -> None:
     """The customer sets units aside, goes where there is no network, and shows a code their
     phone signs and draws; the counter, offline too, checks it with the node's key alone
@@ -211,48 +192,37 @@ def test_offline_the_counter_takes_a_code_and_sends_it_once_back_online(
     shown = phone.locator("#qr").screenshot()
     assert _decode(shown) == [phone.locator("#qr").get_attribute("data-url")]
 
-    video = y4m_of(shown, tmp_path / "offline-camera.y4m")
-    camera = chromium.browser_type.launch(
-        executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS + camera_args(video)
-    )
-    try:
-        context = camera.new_context(base_url=live_site, viewport=PHONE, locale="fr-FR")
-        context.set_default_timeout(WAIT_MS)
-        counter = context.new_page()
-        errors: list[str] = []
-        counter.on("pageerror", lambda error: errors.append(str(error)))
-        _log_in(counter, zoe, "/pos")
-        expect(counter.locator("#live")).to_have_attribute("data-state", "live")
-        expect(counter.locator("#scan-start")).to_have_attribute("data-decoder", "ready")
-        context.set_offline(True)
-        counter.click("#scan-start")
-        expect(counter.locator("#collect-who")).to_contain_text("Camille")
-        expect(counter.locator("#collect-who")).to_contain_text("12,00")
-        counter.fill("#collect-amount", "8,20")
-        counter.click("#collect-form button[type=submit]")
-        expect(counter.locator("#paid-text")).to_contain_text("8,20")
-        expect(counter.locator("#offline-queue li")).to_have_attribute("data-state", "pending")
-        assert zoe.balance() == 0  # nothing reached the node yet
+    counter = filming(shown)
+    context = counter.context
+    _log_in(counter, zoe, "/pos")
+    expect(counter.locator("#live")).to_have_attribute("data-state", "live")
+    expect(counter.locator("#scan-start")).to_have_attribute("data-decoder", "ready")
+    context.set_offline(True)
+    counter.click("#scan-start")
+    expect(counter.locator("#collect-who")).to_contain_text("Camille")
+    expect(counter.locator("#collect-who")).to_contain_text("12,00")
+    counter.fill("#collect-amount", "8,20")
+    counter.click("#collect-form button[type=submit]")
+    expect(counter.locator("#paid-text")).to_contain_text("8,20")
+    expect(counter.locator("#offline-queue li")).to_have_attribute("data-state", "pending")
+    assert zoe.balance() == 0  # nothing reached the node yet
 
-        # Back online, the first sending's answer is lost: the node posted, the page
-        # never heard; the entry stays, and the page is reloaded.
-        lost: list[str] = []
+    # Back online, the first sending's answer is lost: the node posted, the page
+    # never heard; the entry stays, and the page is reloaded.
+    lost: list[str] = []
 
-        def lose_answer(route: Any) -> None:
-            route.fetch()
-            lost.append(route.request.url)
-            route.abort()
+    def lose_answer(route: Any) -> None:
+        route.fetch()
+        lost.append(route.request.url)
+        route.abort()
 
-        counter.route("**/api/v1/pos/collections", lose_answer)
-        context.set_offline(False)
-        counter.wait_for_function("document.querySelector('#offline-queue li') !== null")
-        counter.wait_for_timeout(500)
-        assert lost and zoe.balance() == 820
-        counter.unroute("**/api/v1/pos/collections")
-        counter.reload()
-        expect(counter.locator("#offline-section")).to_be_hidden()
-        assert not errors, errors
-    finally:
-        camera.close()
+    counter.route("**/api/v1/pos/collections", lose_answer)
+    context.set_offline(False)
+    counter.wait_for_function("document.querySelector('#offline-queue li') !== null")
+    counter.wait_for_timeout(500)
+    assert lost and zoe.balance() == 820
+    counter.unroute("**/api/v1/pos/collections")
+    counter.reload()
+    expect(counter.locator("#offline-section")).to_be_hidden()
     assert (zoe.balance(), camille.balance()) == (820, 5000 - 3000)
     assert camille.get("/api/v1/pay/allowance").json()["balance"] == 3000 - 820

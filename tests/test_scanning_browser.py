@@ -9,9 +9,7 @@ from __future__ import annotations
 import io
 import json
 import re
-from collections.abc import Callable, Iterator
-from pathlib import Path
-from typing import Any
+from collections.abc import Callable
 
 import pytest
 from fastapi.testclient import TestClient
@@ -19,9 +17,7 @@ from PIL import Image
 from playwright.sync_api import Page, Route, expect
 
 from pos.scanning import DECODE_URL
-from tests.browser import CHROMIUM, CHROMIUM_ARGS, PHONE, WAIT_MS
-from tests.conftest import IN_CI, PASSWORD
-from tests.fake_camera import camera_args, y4m_of
+from tests.conftest import PASSWORD
 from tests.people import join
 from web.i18n import translations
 from web.qr import qr_png
@@ -33,49 +29,18 @@ FR = translations("fr")
 SHORT_CODE = "SOU-7K2Q-9XM4"
 
 
-@pytest.fixture(scope="module")
-def playwright() -> Iterator[Any]:
-    if not CHROMIUM.exists():
-        message = f"Chromium is not installed ({CHROMIUM}): sudo apt-get install -y chromium"
-        if IN_CI:
-            pytest.fail(message, pytrace=False)
-        pytest.skip(message)
-    from playwright.sync_api import sync_playwright
-
-    expect.set_options(timeout=WAIT_MS)
-    with sync_playwright() as running:
-        yield running
+pytest_plugins = ["tests.browser"]  # fixtures: `chromium`, `filming`
 
 
 @pytest.fixture
-def filming(
-    playwright: Any, live_site: str, village: TestClient, tmp_path: Path
-) -> Iterator[Callable[..., Page]]:
-    """A phone whose camera films a picture: Chromium (one per test, its camera is fixed at
-    launch) with a shopkeeper signed in on /scan, `before` done to the page first. Every
-    script error fails the test, and so does a request anywhere but the node."""
-    browsers: list[Any] = []
-    errors: list[str] = []
-    elsewhere: list[str] = []
+def scanning(filming: Callable[[bytes], Page], village: TestClient) -> Callable[..., Page]:
+    """A shopkeeper's phone on /scan whose camera films a picture (one Chromium per picture:
+    its camera is fixed at launch); `before` is done to the page first, so that its routes
+    and listeners are in place before the camera starts."""
 
-    def refuse_elsewhere(route: Route) -> None:
-        elsewhere.append(route.request.url)
-        route.abort()
-
-    def filmed(picture: bytes, *, before: Callable[[Page], None] | None = None) -> Page:
-        video = y4m_of(picture, tmp_path / f"camera-{len(browsers)}.y4m")
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS + camera_args(video)
-        )
-        browsers.append(browser)
-        context = browser.new_context(
-            base_url=live_site, viewport=PHONE, locale="fr-FR", is_mobile=True, has_touch=True
-        )
-        context.set_default_timeout(WAIT_MS)
-        context.route(lambda url: not url.startswith(live_site), refuse_elsewhere)
-        page: Page = context.new_page()
-        page.on("pageerror", lambda error: errors.append(str(error)))
-        if before is not None:  # routes and listeners, in place before the camera starts
+    def opened(picture: bytes, *, before: Callable[[Page], None] | None = None) -> Page:
+        page = filming(picture)
+        if before is not None:
             before(page)
         shopkeeper = join(village, "Zoé", role="merchant", key=False)
         page.goto("/scan")  # the login page first, then back
@@ -85,11 +50,7 @@ def filming(
         page.wait_for_url("**/scan")
         return page
 
-    yield filmed
-    for browser in browsers:
-        browser.close()
-    assert not errors, errors
-    assert not elsewhere, elsewhere
+    return opened
 
 
 def french(msgid: str) -> str:
@@ -103,9 +64,9 @@ def nothing_found_by_the_node(route: Route) -> None:
     route.fulfill(status=422, content_type="application/json", body=json.dumps(body))
 
 
-def test_the_camera_reads_a_code_on_the_device(filming: Callable[..., Page]) -> None:
+def test_the_camera_reads_a_code_on_the_device(scanning: Callable[..., Page]) -> None:
     # The node finds nothing, whatever it is sent: what is read, the device read.
-    page = filming(
+    page = scanning(
         qr_png(SHORT_CODE), before=lambda p: p.route(f"**{DECODE_URL}", nothing_found_by_the_node)
     )
     expect(page.locator("#scan-text")).to_have_text(SHORT_CODE)
@@ -118,7 +79,7 @@ def test_the_camera_reads_a_code_on_the_device(filming: Callable[..., Page]) -> 
 
 
 def test_without_the_vendored_decoder_the_node_reads_the_frame(
-    filming: Callable[..., Page],
+    scanning: Callable[..., Page],
 ) -> None:
     link = "https://ailleurs.example.org/adhesion?ref=affiche-2026"
     statuses: list[int] = []
@@ -127,7 +88,7 @@ def test_without_the_vendored_decoder_the_node_reads_the_frame(
         page.route("**/static/vendor/**", lambda route: route.abort())
         page.on("response", lambda r: statuses.append(r.status) if DECODE_URL in r.url else None)
 
-    page = filming(qr_png(link), before=without_the_decoder)
+    page = scanning(qr_png(link), before=without_the_decoder)
     expect(page.locator("#scan-text")).to_have_text(link)
     expect(page.locator("#scan-result")).to_have_attribute("data-via", "server")
     assert 200 in statuses
@@ -138,13 +99,13 @@ def test_without_the_vendored_decoder_the_node_reads_the_frame(
     assert page.url.endswith("/scan")
 
 
-def test_a_link_of_the_node_opens(filming: Callable[..., Page], live_site: str) -> None:
-    page = filming(qr_png(f"{live_site}/?depuis=scan"))
+def test_a_link_of_the_node_opens(scanning: Callable[..., Page], live_site: str) -> None:
+    page = scanning(qr_png(f"{live_site}/?depuis=scan"))
     page.wait_for_url(f"{live_site}/?depuis=scan")
 
 
-def test_a_code_nobody_reads_is_typed(filming: Callable[..., Page]) -> None:
-    page = filming(blank_picture())
+def test_a_code_nobody_reads_is_typed(scanning: Callable[..., Page]) -> None:
+    page = scanning(blank_picture())
     expect(page.locator("#scan-status")).to_have_text(french("Point the camera at the code."))
     # Nothing to read on the device; after a while the node is asked, and finds nothing too,
     # which is no error to show.
