@@ -57,6 +57,21 @@ def chromium() -> Iterator[Any]:
             browser.close()
 
 
+def _watched(context: Any, live_site: str, errors: list[str], elsewhere: list[str]) -> Any:
+    """A new page of `context` whose script errors are recorded in `errors`; every asset
+    comes from the node: a request anywhere else is recorded in `elsewhere` and refused."""
+
+    def refuse_elsewhere(route: Any) -> None:
+        elsewhere.append(route.request.url)
+        route.abort()
+
+    context.set_default_timeout(WAIT_MS)
+    context.route(lambda url: not url.startswith(live_site), refuse_elsewhere)
+    page = context.new_page()
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    return page
+
+
 @pytest.fixture
 def open_browser(chromium: Any, live_site: str) -> Iterator[Callable[..., Any]]:
     """Open a new browser (context and page) on the live node, as a phone would: French
@@ -69,16 +84,8 @@ def open_browser(chromium: Any, live_site: str) -> Iterator[Callable[..., Any]]:
         context = chromium.new_context(
             base_url=live_site, viewport=PHONE, locale=locale, is_mobile=True, has_touch=True
         )
-        context.set_default_timeout(WAIT_MS)
         contexts.append(context)
-        # Every asset comes from the node: a request anywhere else is recorded and refused.
-        context.route(
-            lambda url: not url.startswith(live_site),
-            lambda route: (elsewhere.append(route.request.url), route.abort()),
-        )
-        page = context.new_page()
-        page.on("pageerror", lambda error: errors.append(str(error)))
-        return page
+        return _watched(context, live_site, errors, elsewhere)
 
     yield opened
     for context in contexts:
@@ -108,15 +115,7 @@ def filming(chromium: Any, live_site: str, tmp_path: Path) -> Iterator[Callable[
         context = browser.new_context(
             base_url=live_site, viewport=PHONE, locale="fr-FR", is_mobile=True, has_touch=True
         )
-        context.set_default_timeout(WAIT_MS)
-        context.route(lambda url: not url.startswith(live_site), refuse_elsewhere)
-        page = context.new_page()
-        page.on("pageerror", lambda error: errors.append(str(error)))
-        return page
-
-    def refuse_elsewhere(route: Any) -> None:
-        elsewhere.append(route.request.url)
-        route.abort()
+        return _watched(context, live_site, errors, elsewhere)
 
     yield filmed
     for browser in browsers:
