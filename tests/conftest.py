@@ -20,12 +20,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from argon2 import PasswordHasher
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
 from ledger.service import Ledger
 from ledger.signing import SigningKey
+from members import access
 from runtime.database import make_engine
 from runtime.node import migrate
 from tests.factories import Book, register
@@ -37,6 +39,21 @@ IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 ORIGIN = "test.sou.localhost/village"
 NODE_KEY = SigningKey(bytes(range(32)))
 TREASURER_KEY = SigningKey(bytes(range(1, 33)))
+
+
+# The node's password hasher (Argon2id at the library's recommended cost), before the
+# suite swaps it for the lightest one: see `light_password_hashing`.
+NODE_HASHER = access.hasher
+
+
+@pytest.fixture(scope="session", autouse=True)
+def light_password_hashing() -> Iterator[None]:
+    """Argon2id at its lightest for the suite: at the node's cost each join and login takes
+    ~0.1 s of CPU, and the suite makes thousands. A hash carries its own parameters, so
+    logging in works either way; tests/test_members.py checks the node's cost."""
+    access.hasher = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+    yield
+    access.hasher = NODE_HASHER
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -8,9 +8,12 @@ from datetime import date
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
-from members import service
+from members import access, service
 from members.access import SESSION_COOKIE, node_of, token_hash
+from members.models import members
+from tests.conftest import NODE_HASHER, PASSWORD
 from tests.people import join, new_client
 
 
@@ -66,3 +69,17 @@ def test_a_wallet_frozen_or_thawed_shows_at_the_next_request(site: TestClient) -
     with service.freezing(node) as freezes:
         freezes.unfreeze(camille.id)  # the treasurer's: whatever the reason
     assert camille.get("/api/v1/me").json()["frozen"] is False
+
+
+def test_passwords_are_kept_as_argon2id_hashes_at_the_recommended_cost(
+    site: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the node stores of a password: an Argon2id hash at RFC 9106's second
+    recommended setting (64 MiB, 3 passes), never the password; the member logs in with it."""
+    monkeypatch.setattr(access, "hasher", NODE_HASHER)
+    camille = join(site, "Camille", key=False)
+    with node_of(site).engine.connect() as conn:
+        stored = conn.scalar(select(members.c.password_hash).where(members.c.id == camille.id))
+    assert stored.startswith("$argon2id$v=19$m=65536,t=3,p=4$")
+    assert PASSWORD not in stored
+    assert camille.client.get("/api/v1/me").status_code == 200  # `join` logged in with it
