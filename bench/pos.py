@@ -24,6 +24,7 @@ Figures are printed, never asserted. SOU_* variables set when it runs reach the 
 
     python -m bench --only pos               # both databases
     python -m bench.pos --engines sqlite --seconds 10
+    SOU_BENCH_PYSPY=--gil python -m bench.pos --profile /tmp/prof   # where the node's CPU goes
 """
 
 from __future__ import annotations
@@ -398,8 +399,9 @@ async def run_counters(
         kind, who = figures.engine, f"{len(counters)} counters"
         say(f"[pos {kind}] {who} selling flat out")
         await get_ready(counters, base_url, pid)
-        node_cpu, own_cpu = http.cpu_seconds(pid), time.process_time()
-        seconds, sales, errors = await sell(counters, told, args.pos_seconds, args.pos_sales, 0)
+        with http.profiling(pid, args.pos_profile, f"pos-{kind}"):
+            node_cpu, own_cpu = http.cpu_seconds(pid), time.process_time()
+            seconds, sales, errors = await sell(counters, told, args.pos_seconds, args.pos_sales, 0)
         node_cpu, own_cpu = http.cpu_seconds(pid) - node_cpu, time.process_time() - own_cpu
         flat_out(figures, seconds, sales, told, errors)
         figures.server_cpu_ms = 1000 * node_cpu / max(len(sales), 1)
@@ -680,6 +682,14 @@ def add_arguments(parser: argparse.ArgumentParser, prefix: str = "") -> None:
         type=int,
         default=200,
         help="QR codes drawn of each kind, PNG and SVG (default 200)",
+    )
+    parser.add_argument(
+        f"--{prefix}profile",
+        dest="pos_profile",
+        metavar="DIR",
+        type=Path,
+        help="sample the node with py-spy (pip install py-spy) while the counters sell flat "
+        "out, and write collapsed stacks to DIR/http-pos-<engine>.txt",
     )
 
 

@@ -109,8 +109,13 @@ _SHOP = select(
 ).join(members, members.c.id == merchants.c.member_id)
 
 
+# Read on every sale at the counter: made once, with parameters (a statement built anew costs
+# more to make and to look up in SQLAlchemy's cache than the database spends on it).
+_SHOP_OF = _SHOP.where(merchants.c.member_id == bindparam("member_id"))
+
+
 def shop(conn: Connection, member_id: str) -> RowMapping | None:
-    return conn.execute(_SHOP.where(merchants.c.member_id == member_id)).mappings().first()
+    return conn.execute(_SHOP_OF, {"member_id": member_id}).mappings().first()
 
 
 def shop_by_slug(conn: Connection, slug: str) -> RowMapping | None:
@@ -177,14 +182,16 @@ def search_shops(conn: Connection, words: Sequence[str], limit: int) -> list[Row
     return list(conn.execute(ordered).mappings())
 
 
+_NAMES = (
+    select(members.c.id, members.c.display_name, merchants.c.trade_name)
+    .outerjoin(merchants, merchants.c.member_id == members.c.id)
+    .where(members.c.id.in_(bindparam("member_ids", expanding=True)))
+)
+
+
 def names(conn: Connection, member_ids: Sequence[str]) -> list[RowMapping]:
     """The name and trade name (of those who sell) of these members."""
-    query = (
-        select(members.c.id, members.c.display_name, merchants.c.trade_name)
-        .outerjoin(merchants, merchants.c.member_id == members.c.id)
-        .where(members.c.id.in_(member_ids))
-    )
-    return list(conn.execute(query).mappings())
+    return list(conn.execute(_NAMES, {"member_ids": list(member_ids)}).mappings())
 
 
 # -- frozen wallets -------------------------------------------------------------------------
@@ -221,7 +228,7 @@ def insert_session(conn: Connection, row: dict[str, Any]) -> None:
 
 # Asked on every request: built once (building a SELECT costs more than running it).
 _SESSION_MEMBER = (
-    select(members, sessions.c.csrf, sessions.c.expires_ms)
+    select(members, sessions.c.csrf, sessions.c.expires_ms, sessions.c.scope)
     .join(sessions, sessions.c.member_id == members.c.id)
     .where(sessions.c.token_hash == bindparam("hash"), sessions.c.expires_ms > bindparam("now"))
 )
@@ -242,6 +249,11 @@ def delete_session(conn: Connection, token_hash: bytes) -> None:
 
 def delete_expired_sessions(conn: Connection, now_ms: int) -> None:
     conn.execute(delete(sessions).where(sessions.c.expires_ms <= now_ms))
+
+
+def delete_sessions_of_key(conn: Connection, key_id: str) -> None:
+    """End the sessions of the counter device holding this key."""
+    conn.execute(delete(sessions).where(sessions.c.key_id == key_id))
 
 
 def insert_token(conn: Connection, row: dict[str, Any]) -> int:

@@ -55,10 +55,7 @@ def _envelope(body: SignedOrderIn) -> SignedOrder:
 
 def invoice_out(request: Request, invoice: service.Invoice) -> InvoiceOut:
     node = node_of(request)
-    shop = service.open_shop(node, invoice.merchant_id)
-    payer = None
-    if invoice.paid_by is not None:
-        payer = service.customer_name(node, invoice.paid_by)
+    shop = service.shop_open(invoice)  # read with the invoice
     return InvoiceOut(
         id=invoice.id,
         merchant=invoice.merchant_id,
@@ -71,7 +68,7 @@ def invoice_out(request: Request, invoice: service.Invoice) -> InvoiceOut:
         expires_ms=invoice.expires_ms,
         url=service.invoice_link(node, public_origin(request), invoice),
         transfer_id=invoice.transfer_id,
-        payer_name=payer,
+        payer_name=invoice.payer_name,
         paid_ms=invoice.paid_ms,
     )
 
@@ -272,7 +269,7 @@ def link_out(request: Request, asked: service.PayRequest) -> LinkOut:
 
 
 @router.post("/pay/invoices/{invoice_id}", status_code=201, response_model=PaidOut)
-def pay_invoice(
+async def pay_invoice(
     invoice_id: InvoiceId,
     body: InvoicePaymentIn,
     request: Request,
@@ -282,7 +279,8 @@ def pay_invoice(
     """Pay an invoice: a payment order to its shop, of its amount, naming it (`invoice`),
     signed on your device. An invoice is paid once; the same order sent again answers
     its first result (200)."""
-    posted = service.pay_invoice(node_of(request), member, invoice_id, _envelope(body))
+    node, envelope = node_of(request), _envelope(body)
+    posted = await service.pay_invoice(node, member, invoice_id, envelope)
     return paid_out(posted, response)
 
 

@@ -3,25 +3,31 @@ transfers and postings, which stay the only record of money)."""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, bindparam, func, insert, select, update
 
 from ledger.models import accounts, keys, postings, transfers
 from pos.models import pos_authorisations, pos_certificates, pos_invoices
 
 SALES = ("payment", "collection")  # what a shop is paid by: a customer's order, or its own
 
+# The queries of every sale at the counter are made once, with parameters: a statement built
+# anew costs more to make and to look up in SQLAlchemy's cache than the database spends on it.
+_INSERT_INVOICE = insert(pos_invoices)
+_INVOICE = select(pos_invoices).where(pos_invoices.c.id == bindparam("invoice_id"))
+_USING = select(transfers.c.id, transfers.c.order_json, transfers.c.created_ms).where(
+    transfers.c.once_key == bindparam("once_key")
+)
+
 
 def insert_invoice(conn: Connection, values: dict[str, Any]) -> None:
-    conn.execute(insert(pos_invoices).values(**values))
+    conn.execute(_INSERT_INVOICE, values)
 
 
 def invoice(conn: Connection, invoice_id: str) -> Any | None:
-    return (
-        conn.execute(select(pos_invoices).where(pos_invoices.c.id == invoice_id)).mappings().first()
-    )
+    return conn.execute(_INVOICE, {"invoice_id": invoice_id}).mappings().first()
 
 
 def cancel(conn: Connection, invoice_id: str, merchant_id: str, now_ms: int) -> int:
@@ -39,14 +45,23 @@ def cancel(conn: Connection, invoice_id: str, merchant_id: str, now_ms: int) -> 
 
 def transfer_using(conn: Connection, once_key: str) -> Any | None:
     """The transfer that used this one-time token (an invoice's payment), if any."""
-    query = select(transfers.c.id, transfers.c.order_json, transfers.c.created_ms).where(
-        transfers.c.once_key == once_key
-    )
-    return conn.execute(query).mappings().first()
+    return conn.execute(_USING, {"once_key": once_key}).mappings().first()
 
 
-def _received(account: str) -> Any:
-    """Credits of `account` by payments: (transfer, amount, order, time)."""
+_refunds = transfers.alias("refunds")
+_refunded = postings.alias("refunded")
+# Cents refunded so far against a transfer (refunds name the payment they give back).
+_REFUNDED_SO_FAR = (
+    select(func.coalesce(func.sum(_refunded.c.amount), 0))
+    .join(_refunds, _refunds.c.id == _refunded.c.transfer_id)
+    .where(_refunds.c.ref_id == transfers.c.id, _refunds.c.kind == "refund", _refunded.c.amount > 0)
+    .scalar_subquery()
+)
+
+
+def _received(account: Any) -> Any:
+    """Movements of `account` by payments and refunds: (transfer, amount, order, time, and
+    what was refunded of it so far)."""
     return (
         select(
             transfers.c.id,
@@ -54,6 +69,7 @@ def _received(account: str) -> Any:
             transfers.c.order_json,
             transfers.c.created_ms,
             postings.c.amount,
+            _REFUNDED_SO_FAR.label("refunded"),
         )
         .join(postings, postings.c.transfer_id == transfers.c.id)
         .join(accounts, accounts.c.id == postings.c.account_id)
@@ -61,15 +77,18 @@ def _received(account: str) -> Any:
     )
 
 
+_RECEIVED_AFTER = (
+    _received(bindparam("account"))
+    .where(transfers.c.id > bindparam("after"), transfers.c.kind.in_(SALES), postings.c.amount > 0)
+    .order_by(transfers.c.id)
+    .limit(bindparam("limit"))
+)
+
+
 def received_after(conn: Connection, account: str, after: int, limit: int) -> Sequence[Any]:
     """Payments to `account` with transfer ids above `after`, oldest first."""
-    query = (
-        _received(account)
-        .where(transfers.c.id > after, transfers.c.kind.in_(SALES), postings.c.amount > 0)
-        .order_by(transfers.c.id)
-        .limit(limit)
-    )
-    return conn.execute(query).mappings().all()
+    found = conn.execute(_RECEIVED_AFTER, {"account": account, "after": after, "limit": limit})
+    return found.mappings().all()
 
 
 def last_received(conn: Connection, account: str) -> int:
@@ -101,24 +120,6 @@ def payment(conn: Connection, transfer_id: int) -> Any | None:
         transfers.c.id == transfer_id
     )
     return conn.execute(query).mappings().first()
-
-
-def refunded(conn: Connection, payment_ids: Collection[int]) -> dict[int, int]:
-    """Cents refunded so far against each payment (refunds name it as their ref)."""
-    if not payment_ids:
-        return {}
-    refunds = transfers.alias("refunds")
-    query = (
-        select(refunds.c.ref_id, func.sum(postings.c.amount))
-        .join(postings, postings.c.transfer_id == refunds.c.id)
-        .where(
-            refunds.c.kind == "refund",
-            refunds.c.ref_id.in_(list(payment_ids)),
-            postings.c.amount > 0,
-        )
-        .group_by(refunds.c.ref_id)
-    )
-    return {ref: int(total) for ref, total in conn.execute(query)}
 
 
 def insert_presented(conn: Connection, values: dict[str, Any]) -> None:

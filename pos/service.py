@@ -15,13 +15,14 @@ import io
 import json
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.exc import IntegrityError
+from starlette.concurrency import run_in_threadpool
 
 from ledger.authorisations import Endorsement, authorisation, collection_once, endorsement
 from ledger.canonical import b64
@@ -63,7 +64,7 @@ from pos.errors import (
     WRONG_PAYEE,
 )
 from runtime.links import LinkRefused, check_link, sign_link
-from runtime.signing import post, sign_as
+from runtime.signing import post, post_async, sign_as
 from web.refusals import Money
 
 if TYPE_CHECKING:
@@ -86,7 +87,10 @@ def channel(merchant_id: str) -> str:
 def open_shop(node: Node, merchant_id: str) -> Shop:
     """The shop, if it may take payments at the counter (approved by the association)."""
     with node.ledger.reading() as conn:
-        shop = shop_of(conn, merchant_id)
+        return _open(shop_of(conn, merchant_id))
+
+
+def _open(shop: Shop | None) -> Shop:
     if shop is None:
         raise NOT_A_SHOP()
     if not shop.approved:
@@ -109,6 +113,10 @@ class Invoice:
     paid_by: str | None = None  # the payer's member id, once paid
     transfer_id: int | None = None
     paid_ms: int | None = None
+    # Read with the invoice, so that one request reads the database once: its shop as it
+    # stands (None: the member sells nothing), and how the payer is named.
+    shop: Shop | None = field(default=None, compare=False, repr=False)
+    payer_name: str | None = field(default=None, compare=False)
 
     def state(self, now_ms: int) -> str:
         """paid, cancelled, expired or open. A payment stands even if the shop cancelled
@@ -156,7 +164,7 @@ def new_invoice(
     made_by: str,
 ) -> Invoice:
     """An invoice of `amount` cents for the merchant's shop, valid `ttl_s` seconds."""
-    open_shop(node, merchant.id)
+    shop = open_shop(node, merchant.id)
     if isinstance(amount, bool) or not isinstance(amount, int) or amount < 1:
         raise BAD_AMOUNT()
     if amount > node.settings.max_amount:
@@ -165,47 +173,64 @@ def new_invoice(
         raise BAD_TTL()
     now = now_ms()
     # Whole seconds: the signed link carries its expiry in seconds.
-    expires = (now // 1000 + ttl_s) * 1000
-    values = {
-        "id": secrets.token_urlsafe(12),  # 16 characters, 96 bits: never guessed
-        "merchant_id": merchant.id,
-        "amount": amount,
-        "label": _label(label),
-        "created_by": made_by,
-        "created_ms": now,
-        "expires_ms": expires,
-    }
+    made = Invoice(
+        secrets.token_urlsafe(12),  # 16 characters, 96 bits: never guessed
+        merchant.id,
+        amount,
+        _label(label),
+        now,
+        (now // 1000 + ttl_s) * 1000,
+        None,
+        shop=shop,
+    )
     with node.engine.begin() as conn:
-        repo.insert_invoice(conn, values)
-    return find_invoice(node, str(values["id"]))
+        repo.insert_invoice(
+            conn,
+            {
+                "id": made.id,
+                "merchant_id": made.merchant_id,
+                "amount": made.amount,
+                "label": made.label,
+                "created_by": made_by,
+                "created_ms": made.created_ms,
+                "expires_ms": made.expires_ms,
+            },
+        )
+    return made  # what a read would find: a new invoice is open and unpaid
 
 
 def find_invoice(node: Node, invoice_id: str) -> Invoice:
+    """The invoice, whether it was paid and by whom, and its shop: one read."""
     with node.ledger.reading() as conn:
         row = repo.invoice(conn, invoice_id) if len(invoice_id) <= 24 else None
         if row is None:
             raise UNKNOWN_INVOICE()
         paid = repo.transfer_using(conn, invoice_once(f"member:{row['merchant_id']}", row["id"]))
-    found = Invoice(
-        row["id"],
-        row["merchant_id"],
-        row["amount"],
-        row["label"],
-        row["created_ms"],
-        row["expires_ms"],
-        row["cancelled_ms"],
-    )
-    if paid is None:
-        return found
-    payer = str(json.loads(paid["order_json"])["from"]).removeprefix("member:")
-    return Invoice(
-        **{
-            **vars(found),
-            "paid_by": payer,
-            "transfer_id": paid["id"],
-            "paid_ms": paid["created_ms"],
-        }
-    )
+        found = Invoice(
+            row["id"],
+            row["merchant_id"],
+            row["amount"],
+            row["label"],
+            row["created_ms"],
+            row["expires_ms"],
+            row["cancelled_ms"],
+            shop=shop_of(conn, row["merchant_id"]),
+        )
+        if paid is None:
+            return found
+        payer = str(json.loads(paid["order_json"])["from"]).removeprefix("member:")
+        return replace(
+            found,
+            paid_by=payer,
+            transfer_id=paid["id"],
+            paid_ms=paid["created_ms"],
+            payer_name=names_of(conn, [payer]).get(payer, payer),
+        )
+
+
+def shop_open(invoice: Invoice) -> Shop:
+    """The invoice's shop, read with it, if it still takes payments at the counter."""
+    return _open(invoice.shop)
 
 
 def own_invoice(node: Node, merchant: Member, invoice_id: str) -> Invoice:
@@ -280,10 +305,10 @@ def read_link(node: Node, query: dict[str, str]) -> PayRequest:
         check_link(node, kind, fields, signature, now_s=0)
     except LinkRefused as exc:
         raise (BAD_LINK if exc.reason == "malformed" else FORGED_LINK)() from None
-    shop = open_shop(node, merchant)
     if kind == "sticker":
-        return PayRequest(shop, None)
+        return PayRequest(open_shop(node, merchant), None)
     invoice = find_invoice(node, str(fields["invoice"]))
+    shop = shop_open(invoice)
     if invoice.link_fields() != fields:
         raise FORGED_LINK()
     return PayRequest(shop, invoice)
@@ -307,10 +332,11 @@ def _payer_checks(payer: Member, envelope: SignedOrder, shop: Shop) -> dict[str,
     return order
 
 
-def pay_invoice(node: Node, payer: Member, invoice_id: str, envelope: SignedOrder) -> Posted:
-    """Post the customer's payment of an invoice: to its shop, of its amount, naming it."""
+def _payable(node: Node, payer: Member, invoice_id: str, envelope: SignedOrder) -> Shop:
+    """The shop a payment of the invoice goes to, once every check of the counter passed:
+    to its shop, of its amount, naming it, and the invoice still open."""
     invoice = find_invoice(node, invoice_id)
-    shop = open_shop(node, invoice.merchant_id)
+    shop = shop_open(invoice)
     order = _payer_checks(payer, envelope, shop)
     if order.get("invoice") != invoice.id:
         raise WRONG_INVOICE()
@@ -322,10 +348,18 @@ def pay_invoice(node: Node, payer: Member, invoice_id: str, envelope: SignedOrde
             raise INVOICE_CANCELLED()
         if state == "expired":
             raise INVOICE_EXPIRED()
+    return shop
+
+
+async def pay_invoice(node: Node, payer: Member, invoice_id: str, envelope: SignedOrder) -> Posted:
+    """Post the customer's payment of an invoice: to its shop, of its amount, naming it.
+    The checks read in a worker thread; the request then waits for its batch to commit
+    holding no thread, as the wallet's payments do."""
+    shop = await run_in_threadpool(_payable, node, payer, invoice_id, envelope)
     try:
-        posted = post(node, envelope)
+        posted = await post_async(node, envelope)
     except LedgerError as exc:
-        if exc.code == "already_used":
+        if exc.code == "already_used":  # another payment used the invoice first
             raise INVOICE_PAID() from None
         raise
     node.notices.publish(channel(shop.member_id), str(posted.transfer_id))
@@ -369,7 +403,6 @@ def _sales(rows: Any, conn: Any) -> list[Sale]:
         for row, o in orders
     }
     names = names_of(conn, customers)
-    refunded = repo.refunded(conn, [row["id"] for row, _ in orders if row["kind"] in repo.SALES])
     sales = []
     for row, order in orders:
         side = order["to"] if row["kind"] == "refund" else order["from"]
@@ -384,7 +417,7 @@ def _sales(rows: Any, conn: Any) -> list[Sale]:
                 order.get("invoice"),
                 order.get("memo"),
                 row["created_ms"],
-                refunded.get(row["id"], 0),
+                int(row["refunded"]) if row["kind"] in repo.SALES else 0,
                 order.get("ref") if row["kind"] == "refund" else None,
             )
         )

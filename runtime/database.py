@@ -42,7 +42,7 @@ def make_engine(
     if url.startswith("sqlite"):
         database = make_url(url).database
         in_file = bool(database) and database != ":memory:" and "mode=memory" not in url
-        turns = Turns(f"{database}.write-lock", BUSY_TIMEOUT_S) if in_file else None
+        turns = write_turns(database) if in_file and database else None
         factory = type("SouConnection", (_TurnTakingConnection,), {"turns": turns})
         engine = create_engine(
             url,
@@ -95,6 +95,11 @@ def _sqlite_events(engine: Engine) -> None:
         except BaseException:
             dbapi_connection.give_turn()
             raise
+
+
+def write_turns(database: str) -> Turns:
+    """The turns the node's writers of this SQLite file take, whatever their connection."""
+    return Turns(f"{database}.write-lock", BUSY_TIMEOUT_S)
 
 
 class Turns:

@@ -9,6 +9,16 @@ moment, never money: pages also look again every few seconds).
 PostgreSQL: `NOTIFY` on one channel, a listening connection per process. SQLite: a small
 `notices` table the publisher appends to and a thread per process polls every 50 ms (a
 read of the latest rows in WAL mode takes microseconds and blocks nobody).
+
+A notice wakes the publishing process's own waiters at once, without the database; the
+other processes hear of it through the database, and each skips there the notices it
+sent (a notice starts with its sender's mark). Publishing only queues the notice for the
+other processes: a thread of the process writes all that is queued together (one `pg_notify`
+round trip, or one SQLite transaction), so that no request waits on it, not even one
+served by the event loop. On SQLite that thread writes on a connection of its own that does
+not wait for the disk (`synchronous=NORMAL`): a notice is a wake-up, not a record, and the
+next payment's commit makes it durable anyway. It still takes its turn with the node's
+other writers.
 """
 
 from __future__ import annotations
@@ -16,6 +26,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import queue
+import secrets
 import sqlite3
 import threading
 import time
@@ -24,12 +36,17 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Engine, text
 
+from runtime.database import BUSY_TIMEOUT_S, write_turns
+
 log = logging.getLogger(__name__)
 
 PG_CHANNEL = "sou_notices"
 POLL_S = 0.05  # SQLite: how often each process looks for new notices
 KEEP_MS = 60_000  # SQLite: notices older than this are pruned
 MAX_PAYLOAD = 200
+PRUNE_EVERY_S = 10  # SQLite: how often old notices are deleted
+MAX_BATCH = 1000  # notices written at once
+SENDER = "\x1f"  # ends the sender's mark that starts a notice in the database
 
 
 @dataclass(eq=False)
@@ -63,32 +80,63 @@ class Notices:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
-        self._last_prune = 0.0
+        self._outbox: queue.SimpleQueue[str | None] = queue.SimpleQueue()
+        self._writer: threading.Thread | None = None
         self.postgres = engine.dialect.name == "postgresql"
+        self.sender = secrets.token_hex(4)
 
     # -- publishing ------------------------------------------------------------------------
 
     def publish(self, channel: str, payload: str = "") -> None:
-        """Tell every process's subscribers of `channel`; never raises (a notice lost
-        costs a moment: the waiter looks again by itself)."""
-        message = f"{channel}\t{payload}"[:MAX_PAYLOAD]
+        """Tell every process's subscribers of `channel`, within a moment; never blocks nor
+        raises (a notice lost costs a moment: the waiter looks again by itself)."""
+        notice = f"{self.sender}{SENDER}{channel}\t{payload}"[:MAX_PAYLOAD]
+        self._dispatch(notice.partition(SENDER)[2])
+        self._outbox.put(notice)
+        if self._writer is None or not self._writer.is_alive():
+            with contextlib.suppress(RuntimeError):  # no new thread at interpreter exit
+                self._start_writing()
+
+    def _start_writing(self) -> None:
+        with self._lock:
+            if self._stop.is_set() or (self._writer is not None and self._writer.is_alive()):
+                return
+            self._writer = threading.Thread(
+                target=self._write_queued, daemon=True, name="sou-notices-out"
+            )
+            self._writer.start()
+
+    def _write_queued(self) -> None:
+        """Write what is queued, in batches, until the stop mark."""
+        sqlite: _SqliteWriter | None = None
         try:
-            with self.engine.begin() as conn:
-                if self.postgres:
-                    conn.execute(text("SELECT pg_notify(:c, :m)"), {"c": PG_CHANNEL, "m": message})
-                else:
-                    now = int(time.time() * 1000)
-                    conn.execute(
-                        text("INSERT INTO notices (message, created_ms) VALUES (:m, :t)"),
-                        {"m": message, "t": now},
-                    )
-                    if time.monotonic() - self._last_prune > 10:
-                        self._last_prune = time.monotonic()
-                        conn.execute(
-                            text("DELETE FROM notices WHERE created_ms < :t"), {"t": now - KEEP_MS}
-                        )
-        except Exception:
-            log.warning("could not publish a notice on %s", channel, exc_info=True)
+            while True:
+                batch = [self._outbox.get()]
+                with contextlib.suppress(queue.Empty):
+                    while len(batch) < MAX_BATCH:
+                        batch.append(self._outbox.get_nowait())
+                messages = [m for m in batch if m is not None]
+                try:
+                    if messages and self.postgres:
+                        self._notify(messages)
+                    elif messages:
+                        sqlite = sqlite or _SqliteWriter(self.engine.url.database or "")
+                        sqlite.append(messages)
+                except Exception:
+                    log.warning("could not publish %d notices", len(messages), exc_info=True)
+                if len(messages) < len(batch):  # the stop mark
+                    return
+        finally:
+            if sqlite is not None:
+                sqlite.close()
+
+    def _notify(self, messages: list[str]) -> None:
+        # One round trip outside any transaction: no BEGIN nor COMMIT to wait for.
+        with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(
+                text("SELECT pg_notify(:c, m) FROM unnest(CAST(:ms AS text[])) AS m"),
+                {"c": PG_CHANNEL, "ms": messages},
+            )
 
     # -- subscribing -----------------------------------------------------------------------
 
@@ -107,6 +155,16 @@ class Notices:
                 subs.discard(sub)
                 if not subs:
                     self._subscribers.pop(channel, None)
+
+    def _received(self, notice: str) -> None:
+        """A notice read from the database: for this process's waiters, unless it came from
+        this very `Notices` (they were told when it was published)."""
+        sender, marked, message = notice.partition(SENDER)
+        if not marked:  # from a node that marks no sender
+            message = notice
+        elif sender == self.sender:
+            return
+        self._dispatch(message)
 
     def _dispatch(self, message: str) -> None:
         channel, _, payload = message.partition("\t")
@@ -143,7 +201,7 @@ class Notices:
             conn.execute(f"LISTEN {PG_CHANNEL}")
             while not self._stop.is_set():
                 for notify in conn.notifies(timeout=1.0):
-                    self._dispatch(notify.payload)
+                    self._received(notify.payload)
 
     def _poll_sqlite(self) -> None:
         database = self.engine.url.database or ""
@@ -156,11 +214,53 @@ class Notices:
                 ).fetchall()
                 for row_id, message in rows:
                     last = row_id
-                    self._dispatch(message)
+                    self._received(message)
         finally:
             conn.close()
 
     def close(self) -> None:
-        self._stop.set()
+        """Write what is queued, then stop listening."""
+        with self._lock:
+            self._stop.set()
+            writer = self._writer
+        if writer is not None:
+            self._outbox.put(None)
+            writer.join(timeout=3)
         if self._thread is not None:
             self._thread.join(timeout=3)
+
+
+class _SqliteWriter:
+    """The publishing thread's own connection to the SQLite file: it appends notices
+    without waiting for the disk, taking its turn with the node's writers."""
+
+    def __init__(self, database: str) -> None:
+        self.turns = write_turns(database)
+        self.conn = sqlite3.connect(
+            database, isolation_level=None, timeout=BUSY_TIMEOUT_S, check_same_thread=False
+        )
+        self.conn.execute("PRAGMA synchronous=NORMAL")
+        self.pruned_at = 0.0  # time.monotonic()
+
+    def append(self, messages: list[str]) -> None:
+        """Append the notices, and now and then delete those older than KEEP_MS."""
+        now = int(time.time() * 1000)
+        prune = time.monotonic() - self.pruned_at > PRUNE_EVERY_S
+        with self.turns:
+            try:
+                self.conn.execute("BEGIN IMMEDIATE")
+                self.conn.executemany(
+                    "INSERT INTO notices (message, created_ms) VALUES (?, ?)",
+                    [(m, now) for m in messages],
+                )
+                if prune:
+                    self.conn.execute("DELETE FROM notices WHERE created_ms < ?", (now - KEEP_MS,))
+                self.conn.execute("COMMIT")
+            finally:
+                if self.conn.in_transaction:
+                    self.conn.execute("ROLLBACK")
+        if prune:
+            self.pruned_at = time.monotonic()
+
+    def close(self) -> None:
+        self.conn.close()

@@ -7,9 +7,11 @@ nothing is signed (KeysMismatch).
 
 from __future__ import annotations
 
+import asyncio
+from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
-from ledger.errors import LedgerError
+from ledger.errors import LedgerError, NodeBusy
 from ledger.operations import NODE
 from ledger.posting import Posted
 from ledger.service import key_event
@@ -30,6 +32,42 @@ def post(node: Node, envelope: SignedOrder) -> Posted:
     if node.poster is not None:
         return node.poster.post(envelope)
     return node.ledger.transfer(envelope)
+
+
+POST_TIMEOUT_S = 60  # a payment not committed by then is answered 503: send it again
+
+
+async def post_async(node: Node, envelope: SignedOrder) -> Posted:
+    """`post` for the event loop: the caller waits for its batch to commit without holding
+    a worker thread. The poster's thread settles its future and hands the outcome to this
+    loop once; a caller given up (timeout, client gone) drops its own future only."""
+    if node.poster is None:
+        return await asyncio.to_thread(node.ledger.transfer, envelope)
+    loop = asyncio.get_running_loop()
+    answer: asyncio.Future[Posted] = loop.create_future()
+    node.poster.submit(envelope).add_done_callback(
+        lambda done: loop.call_soon_threadsafe(_settle, answer, done)
+    )
+    timer = loop.call_later(POST_TIMEOUT_S, _settle_late, answer)
+    try:
+        return await answer
+    finally:
+        timer.cancel()
+
+
+def _settle(answer: asyncio.Future[Posted], done: Future[Posted]) -> None:
+    if answer.done():  # timed out or given up
+        return
+    error = done.exception()
+    if error is not None:
+        answer.set_exception(error)
+    else:
+        answer.set_result(done.result())
+
+
+def _settle_late(answer: asyncio.Future[Posted]) -> None:
+    if not answer.done():  # maybe posted later: the same order sent again says so, once
+        answer.set_exception(NodeBusy("the order was not posted in time; send it again"))
 
 
 def posted_or_existing(node: Node, owner: str, signed: SignedOrder) -> Posted | None:

@@ -402,3 +402,57 @@ def test_an_invoice_is_not_paid_from_the_send_api(site: Any) -> None:
     answer = camille.pay(zoe, 1, invoice=invoice["id"])
     assert (answer.status_code, answer.json()["error"]) == (422, "invoice_at_counter")
     assert zoe.get(f"/api/v1/pos/invoices/{invoice['id']}").json()["state"] == "open"
+
+
+def test_an_invoice_of_a_shop_suspended_since_is_not_paid(site: Any) -> None:
+    """The shop is read as it stands when the code is paid, not as it stood when made."""
+    zoe, camille = _shop(site), join(site, "Camille")
+    fund(site, camille, 1000)
+    invoice = _invoice(zoe, 400)
+    node = site.app.state.node
+    with node.engine.begin() as conn:
+        decide(conn, zoe.id, "suspended", None, int(time.time() * 1000))
+    answer = _pay(camille, invoice)
+    assert (answer.status_code, answer.json()["error"]) == (409, "shop_not_open")
+    seen = zoe.get(f"/api/v1/pos/invoices/{invoice['id']}")
+    assert (seen.status_code, seen.json()["error"]) == (409, "shop_not_open")
+    assert camille.balance() == 1000
+
+
+def test_notices_published_together_all_wake_the_other_process(node: Any) -> None:
+    """A burst of payments at once: every notice reaches the other process."""
+    listener, publisher = Notices(node.engine), Notices(node.engine)
+
+    async def scenario() -> list[str]:
+        with listener.subscribe("pos:zoe") as sub:
+            await asyncio.sleep(0.3)  # the listening thread is up
+            for n in range(200):
+                publisher.publish("pos:zoe", str(n))
+            got: list[str] = []
+            while len(got) < 200 and (more := await sub.wait(5.0)):
+                got += more
+            return got
+
+    try:
+        assert sorted(asyncio.run(scenario()), key=int) == [str(n) for n in range(200)]
+    finally:
+        listener.close()
+        publisher.close()
+
+
+def test_the_publishing_process_wakes_its_own_waiters_once(node: Any) -> None:
+    """Told at once, and not again when the notice comes back through the database."""
+    notices = Notices(node.engine)
+
+    async def scenario() -> tuple[list[str], list[str]]:
+        with notices.subscribe("pos:zoe") as sub:
+            await asyncio.sleep(0.3)  # its listening thread is up and would hear it back
+            notices.publish("pos:zoe", "42")
+            first = await sub.wait(5.0)
+            again = await sub.wait(1.0)  # far longer than the database takes to say it
+            return first, again
+
+    try:
+        assert asyncio.run(scenario()) == (["42"], [])
+    finally:
+        notices.close()

@@ -21,10 +21,10 @@ from ledger.errors import NodeBusy
 from ledger.models import log_queue, transfers
 from ledger.signing import SigningKey, new_order
 from members.access import forget_principals
+from runtime import signing
 from tests import log_verifier
 from tests.conftest import PASSWORD
 from tests.people import Person, fund, join, new_client, operator
-from wallet_api import service
 from wallet_api.endpoints import DirectPayments
 
 # -- helpers -----------------------------------------------------------------------------------
@@ -844,7 +844,7 @@ def test_a_payment_not_posted_in_time_is_answered_busy_and_can_be_sent_again(
         stalled.append(Future())
         return stalled[-1]
 
-    monkeypatch.setattr(service, "POST_TIMEOUT_S", 0.2)
+    monkeypatch.setattr(signing, "POST_TIMEOUT_S", 0.2)
     monkeypatch.setattr(poster, "submit", submit)
     order = signed(camille, to=louis.account, amount=300)
     for lang, words in (("en", "The node is busy; try again in a moment."), ("fr", None)):

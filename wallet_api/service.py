@@ -9,26 +9,22 @@ that writer.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
-from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
-
-from starlette.concurrency import run_in_threadpool
 
 from ledger import proofs
 from ledger import repository as ledger_repo
 from ledger.canonical import b64
-from ledger.errors import NodeBusy, UnknownTransfer
+from ledger.errors import UnknownTransfer
 from ledger.posting import Posted
 from ledger.signing import SignedOrder
 from members.access import Member
 from members.errors import BAD_KIND, NO_WALLET, NOT_YOUR_WALLET, UNKNOWN_MEMBER, WALLET_FROZEN
 from members.service import find_member
 from members.shops import names_of
-from runtime.signing import post
+from runtime.signing import post, post_async
 from wallet_api import repository as repo
 from wallet_api.errors import (
     BAD_TREE_SIZES,
@@ -48,7 +44,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-POST_TIMEOUT_S = 60  # a payment not committed by then is answered 503: send it again
 MEMBER_KINDS_SENT = frozenset({"payment"})  # what a wallet may post through the API
 
 
@@ -109,37 +104,7 @@ async def send_async(node: Node, member: Member, envelope: SignedOrder) -> Poste
     holding a worker thread. The checks run here: a signature check costs less than a
     thread hop, and the database is read only at the first sight of a key or recipient."""
     check_payment(node, member, envelope)
-    if node.poster is None:
-        return await run_in_threadpool(node.ledger.transfer, envelope)
-    # The poster's thread settles its future; the outcome is handed to this loop once. A
-    # request given up (timeout, client gone) drops its own future only, never the
-    # poster's. (asyncio's wrap_future, shield and wait_for did the same at ~4% of a
-    # payment's CPU.)
-    loop = asyncio.get_running_loop()
-    answer: asyncio.Future[Posted] = loop.create_future()
-    node.poster.submit(envelope).add_done_callback(
-        lambda done: loop.call_soon_threadsafe(_settle, answer, done)
-    )
-    timer = loop.call_later(POST_TIMEOUT_S, _settle_late, answer)
-    try:
-        return await answer
-    finally:
-        timer.cancel()
-
-
-def _settle(answer: asyncio.Future[Posted], done: Future[Posted]) -> None:
-    if answer.done():  # timed out or given up
-        return
-    error = done.exception()
-    if error is not None:
-        answer.set_exception(error)
-    else:
-        answer.set_result(done.result())
-
-
-def _settle_late(answer: asyncio.Future[Posted]) -> None:
-    if not answer.done():  # maybe posted later: the same order sent again says so, once
-        answer.set_exception(NodeBusy("the order was not posted in time; send it again"))
+    return await post_async(node, envelope)
 
 
 def check_payment(node: Node, member: Member, envelope: SignedOrder) -> None:
