@@ -93,6 +93,24 @@ def _debtor(order: Order) -> frozenset[str]:
     return frozenset({value}) if isinstance(value, str) else frozenset()
 
 
+COUNTER = "counter:"  # owners of a shop's counter keys: counter:<member account>
+
+
+def counter_of(account: str) -> str:
+    """Who holds the counter keys of a shop (`member:<id>` → `counter:member:<id>`): the
+    devices at its till, which sign its refunds and collections and nothing else."""
+    return COUNTER + account
+
+
+def _shop_or_counter(shop: Callable[[Order], frozenset[str]]) -> Callable[[Order], frozenset[str]]:
+    # A till shared with staff gives back and takes in for the shop, never pays out for it.
+    def signers(order: Order) -> frozenset[str]:
+        named = shop(order)
+        return named | {counter_of(account) for account in named}
+
+    return signers
+
+
 INVOICE = re.compile(r"^[A-Za-z0-9_-]{8,40}$")
 
 
@@ -619,7 +637,7 @@ OPERATIONS: dict[str, Operation] = {
         Operation(
             "collection",
             frozenset({"from", "to", "amount", "currency", "auth", "auth_sig"}),
-            _payee,
+            _shop_or_counter(_payee),
             _collection,
             endorsement=endorsement,
         ),
@@ -639,7 +657,7 @@ OPERATIONS: dict[str, Operation] = {
         Operation(
             "refund",
             frozenset({"from", "to", "amount", "currency", "ref"}),
-            _debtor,
+            _shop_or_counter(_debtor),
             _refund,
             references=frozenset({"payment", "collection"}),
         ),
@@ -785,6 +803,7 @@ def currencies(chart: Chart, postings: Mapping[str, int]) -> dict[str, int]:
 
 __all__ = [
     "CAUSE",
+    "COUNTER",
     "DENOMINATIONS",
     "EUR",
     "MAX_SERIES_SIZE",
@@ -798,6 +817,7 @@ __all__ = [
     "Original",
     "Plan",
     "allowance_escrow",
+    "counter_of",
     "currencies",
     "invoice_once",
     "note_once",

@@ -36,7 +36,7 @@ from ledger.errors import (
     WrongNode,
     WrongSigner,
 )
-from ledger.operations import NODE, PLUGIN, TREASURER, operation
+from ledger.operations import COUNTER, NODE, PLUGIN, TREASURER, operation
 from ledger.orders import read_common
 from ledger.posting import Batch, Checked, Outcome, Posted, post_batch
 from ledger.repository import AccountRef, KeyRef
@@ -374,7 +374,11 @@ def key_event(
 def may_change_keys(signer: str, owner: str) -> bool:
     """Whether a key of `signer` may register or revoke keys of `owner`: its own; the node
     any (it registers the roles' and the plugins' keys); a key officer a member's, never a
-    role's or the node's, which would let it sign checkpoints or another role's orders."""
+    role's or the node's, which would let it sign checkpoints or another role's orders.
+    A shop's counter keys only the node, as its merchant pairs or unpairs a device: a
+    counter key may not add more of its kind."""
+    if owner.startswith(COUNTER):
+        return signer == NODE
     if signer in (owner, NODE):
         return True
     return signer in KEY_OFFICERS and owner.startswith(f"{Kind.MEMBER}:")

@@ -4,7 +4,9 @@ People log in with a password (Argon2id) and get a session cookie (HttpOnly, Sam
 Secure behind https). Every unsafe request made with that cookie must carry the session's
 CSRF token (form field `csrf` or header `X-CSRF-Token`). Devices use a bearer token whose
 scope limits them: a `pos` token takes payments at its shop's counter (invoices, refunds)
-and reads them, nothing else.
+and reads them, nothing else. A device paired with a shop's counter (`pos.devices`) holds a
+session of scope `pos`: the same cookie and CSRF as a person's, the rights of a `pos` token,
+and the counter's pages.
 """
 
 from __future__ import annotations
@@ -25,7 +27,15 @@ from starlette.concurrency import run_in_threadpool
 
 from ledger.chart import member_account
 from members import repository as repo
-from members.errors import BAD_TOKEN, CSRF, FORBIDDEN, LOGIN_REQUIRED, NO_WALLET, TOKEN_SCOPE
+from members.errors import (
+    BAD_TOKEN,
+    COUNTER_DEVICE,
+    CSRF,
+    FORBIDDEN,
+    LOGIN_REQUIRED,
+    NO_WALLET,
+    TOKEN_SCOPE,
+)
 from members.models import WALLET_ROLES
 from web.pages import CSRF_COOKIE
 
@@ -80,7 +90,9 @@ class Member:
 class Principal:
     member: Member
     via: str  # "session" or "token"
-    scope: str = "wallet"  # a token's scope; sessions act fully for their member
+    # What it may do: `wallet`, all its member may (a person's session); `pos`, take
+    # payments at the shop's counter (a `pos` token, or a counter device's session).
+    scope: str = "wallet"
 
 
 def now_ms() -> int:
@@ -106,8 +118,16 @@ def node_of(request: Request) -> Node:
     return request.app.state.node  # type: ignore[no-any-return]
 
 
-def open_session(conn: Connection, member_id: str, days: int) -> tuple[str, str]:
-    """A new session for a member: (cookie token, CSRF token). Only hashes are stored."""
+def open_session(
+    conn: Connection,
+    member_id: str,
+    days: int,
+    *,
+    scope: str = "wallet",
+    key_id: str | None = None,
+) -> tuple[str, str]:
+    """A new session for a member: (cookie token, CSRF token). Only hashes are stored. A
+    counter device's (`scope="pos"`) names the counter key it was paired with."""
     token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(24)
     now = now_ms()
     repo.delete_expired_sessions(conn, now)
@@ -119,9 +139,17 @@ def open_session(conn: Connection, member_id: str, days: int) -> tuple[str, str]
             "csrf": csrf,
             "created_ms": now,
             "expires_ms": now + days * 86_400_000,
+            "scope": scope,
+            "key_id": key_id,
         },
     )
     return token, csrf
+
+
+def close_counter_sessions(conn: Connection, key_id: str) -> None:
+    """End the sessions of the counter device holding `key_id` (it is unpaired). The caller
+    calls `forget_principals` once committed."""
+    repo.delete_sessions_of_key(conn, key_id)
 
 
 async def principal(request: Request) -> Principal | None:
@@ -211,7 +239,8 @@ def _look_up(node: Node, caller: tuple[str, bytes]) -> _Seen:
         seen = _Seen(Principal(Member.from_row(row), "token", row["scope"]), None, until)
     else:  # never past the session's end
         until = min(until, time.monotonic() + (row["expires_ms"] - now_ms()) / 1000)
-        seen = _Seen(Principal(Member.from_row(row), "session"), row["csrf"], until)
+        found = Principal(Member.from_row(row), "session", row["scope"])
+        seen = _Seen(found, row["csrf"], until)
     cache = _remembered(node)
     if len(cache) >= _MAX_REMEMBERED:  # many distinct callers: start again rather than grow
         cache.clear()
@@ -246,11 +275,16 @@ def _is_form(request: Request) -> bool:
     return kind in ("application/x-www-form-urlencoded", "multipart/form-data", "text/plain")
 
 
+def _out_of_scope(p: Principal) -> Exception:
+    """The refusal of a caller whose scope does not reach: a token's, or a counter's."""
+    return COUNTER_DEVICE() if p.via == "session" else TOKEN_SCOPE()
+
+
 def _member(p: Principal | None, *, scope: str = "wallet") -> Member:
     if p is None:
         raise LOGIN_REQUIRED()
     if p.scope != scope:
-        raise TOKEN_SCOPE()
+        raise _out_of_scope(p)
     return p.member
 
 
@@ -273,7 +307,8 @@ async def _pos_device(p: Annotated[Principal | None, Depends(principal)]) -> Mem
 
 async def _counter(p: Annotated[Principal | None, Depends(principal)]) -> Member:
     # The shop's point of sale: the merchant signed in, or a device holding its `pos` token
-    # (which takes payments and refunds for the shop, and reads them, nothing else).
+    # or paired with its counter (which take payments and refunds for the shop, and read
+    # them, nothing else).
     if p is None:
         raise LOGIN_REQUIRED()
     if p.member.role != "merchant":
@@ -302,12 +337,30 @@ async def _person_or_visitor(
     # Pages and public endpoints act for whoever calls; a point-of-sale token may only
     # read its merchant's payments, never a wallet page.
     if p is not None and p.scope != "wallet":
+        raise _out_of_scope(p)
+    return p
+
+
+async def _person_or_counter(
+    p: Annotated[Principal | None, Depends(principal)],
+) -> Principal | None:
+    # The counter's pages: a person, or a device paired with a shop's counter (its
+    # session), never a bearer token of the counter.
+    if p is not None and p.scope != "wallet" and p.via != "session":
         raise TOKEN_SCOPE()
     return p
 
 
+async def _member_or_counter(p: Annotated[Principal | None, Depends(_person_or_counter)]) -> Member:
+    if p is None:
+        raise LOGIN_REQUIRED()
+    return p.member
+
+
 MaybeMember = Annotated[Principal | None, Depends(_person_or_visitor)]
+MaybeCounter = Annotated[Principal | None, Depends(_person_or_counter)]  # + counter devices
 AnyMember = Annotated[Member, Depends(_anyone)]
+MemberOrCounter = Annotated[Member, Depends(_member_or_counter)]
 WalletHolder = Annotated[Member, _role(*WALLET_ROLES)]
 WalletOwner = Annotated[Member, Depends(_wallet_owner)]  # a wallet holder, by password
 Merchant = Annotated[Member, _role("merchant")]
@@ -332,9 +385,29 @@ def signed_in(request: Request, p: Principal | None, *roles: str) -> Member | Re
 
     if p is None:
         return to_login(request)
-    if p.scope != "wallet" or p.member.role not in roles:
+    if p.scope != "wallet":
+        raise _out_of_scope(p)
+    if p.member.role not in roles:
         raise FORBIDDEN()
     return p.member
+
+
+def at_counter(request: Request, p: Principal | None) -> Member | RedirectResponse:
+    """The shop whose counter this is: its merchant signed in, or a device paired with it
+    (`MaybeCounter`); the login page for a visitor; refused (403) for anyone else."""
+    from web.pages import to_login
+
+    if p is None:
+        return to_login(request)
+    if p.member.role != "merchant":
+        raise FORBIDDEN()
+    return p.member
+
+
+def may_register_keys(p: Principal | None) -> bool:
+    """Whether this caller may register a device key (`WalletOwner`): a person signed in
+    with their password, never a token nor a counter device (paired with its key)."""
+    return p is not None and p.via == "session" and p.scope == "wallet"
 
 
 def wallet_holder(
@@ -346,6 +419,8 @@ def wallet_holder(
 
     if p is None:
         return to_login(request, back)
+    if p.scope != "wallet":
+        raise _out_of_scope(p)
     if not p.member.has_wallet:
         raise NO_WALLET()
     return p.member

@@ -44,6 +44,12 @@ CSRF = NamedRefusal(
     "This form has expired or did not come from this site. Reload the page and try again.",
 )
 TOKEN_SCOPE = NamedRefusal(403, "token_scope", "This API token may not do this.")
+COUNTER_DEVICE = NamedRefusal(
+    403,
+    "counter_device",
+    "This device is a shop's till: it takes payments and refunds, nothing else. "
+    "The merchant signs in with their password on their own device for the rest.",
+)
 FORBIDDEN = NamedRefusal(403, "forbidden", "Your role does not allow this.")
 NO_WALLET = NamedRefusal(403, "no_wallet", "Operators have no wallet.")
 

@@ -51,6 +51,12 @@ sessions = Table(
     Column("csrf", String(64), nullable=False),
     Column("created_ms", BigInteger, nullable=False),
     Column("expires_ms", BigInteger, nullable=False),
+    # A person's session (`wallet`), or a shop's counter device (`pos`, migration 0013),
+    # which acts as a `pos` token does and holds the counter key it was paired with.
+    Column("scope", String(16), nullable=False, server_default="wallet"),
+    Column("key_id", String(32), index=True),
+    CheckConstraint("scope IN ('wallet', 'pos')", name="scope"),
+    CheckConstraint("(scope = 'pos') = (key_id IS NOT NULL)", name="counter_key"),
 )
 
 TOKEN_SCOPES = ("wallet", "pos")

@@ -4,6 +4,10 @@ shop's day with its refunds, and the counter sticker. Scripts: `web/static/pos.j
 
 from __future__ import annotations
 
+import hashlib
+import json
+from functools import cache
+from importlib.resources import files
 from typing import Annotated
 from urllib.parse import quote
 
@@ -12,10 +16,19 @@ from fastapi.responses import RedirectResponse, Response
 
 from ledger.canonical import b64
 from ledger.operations import allowance_escrow
-from members.access import MaybeMember, node_of, signed_in, wallet_holder
+from members.access import (
+    MaybeCounter,
+    MaybeMember,
+    Principal,
+    at_counter,
+    may_register_keys,
+    node_of,
+    wallet_holder,
+)
 from pos import scanning, service
 from pos.endpoints import Code, InvoiceId
 from pos.errors import UNKNOWN_CODE
+from web.i18n import gettext_for
 from web.pages import number_format, page, public_origin, when
 from web.qr import qr_svg
 
@@ -39,15 +52,30 @@ def _page_data(request: Request) -> dict[str, object]:
     }
 
 
+# What the counter's script says when this device holds no key of the shop (msgid).
+COUNTER_KEY_MESSAGES = {
+    "unpaired": "This device holds no key of the shop: ask the merchant to pair it again "
+    "(Counter devices).",
+}
+
+
+def _signing_data(request: Request, p: Principal | None) -> dict[str, object]:
+    """Whether the page may register a key for this device: a device paired with the
+    counter may not (it got its key when paired: `pos.devices`)."""
+    tr = gettext_for(request)
+    said = {key: tr.gettext(msgid) for key, msgid in COUNTER_KEY_MESSAGES.items()}
+    return {"mayRegisterKeys": may_register_keys(p), **said}
+
+
 @router.get("/pos")
 def counter(
     request: Request,
-    p: MaybeMember,
+    p: MaybeCounter,
     code: Annotated[str | None, Query(max_length=12, pattern=r"^[A-Za-z0-9-]*$")] = None,
 ) -> Response:
     """The point of sale: type an amount, show the code, see it paid; or take the code a
     customer shows (`code`: one a camera app opened)."""
-    merchant = signed_in(request, p, "merchant")
+    merchant = at_counter(request, p)
     if isinstance(merchant, Response):
         return merchant
     node = node_of(request)
@@ -65,14 +93,15 @@ def counter(
             "scanner": scanning.scanner_data(request),
             "node": node.ledger.origin,
             "nodeKey": b64(node.node_key.public_key),
+            **_signing_data(request, p),
         },
     )
 
 
 @router.get("/pos/invoices/{invoice_id}")
-def invoice(invoice_id: InvoiceId, request: Request, p: MaybeMember) -> Response:
+def invoice(invoice_id: InvoiceId, request: Request, p: MaybeCounter) -> Response:
     """One invoice of the shop, its code while open, and its state."""
-    merchant = signed_in(request, p, "merchant")
+    merchant = at_counter(request, p)
     if isinstance(merchant, Response):
         return merchant
     node = node_of(request)
@@ -91,8 +120,8 @@ def invoice(invoice_id: InvoiceId, request: Request, p: MaybeMember) -> Response
 
 
 @router.get("/pos/invoices/{invoice_id}/qr.svg")
-def invoice_qr(invoice_id: InvoiceId, request: Request, p: MaybeMember) -> Response:
-    merchant = signed_in(request, p, "merchant")
+def invoice_qr(invoice_id: InvoiceId, request: Request, p: MaybeCounter) -> Response:
+    merchant = at_counter(request, p)
     if isinstance(merchant, Response):
         return merchant
     node = node_of(request)
@@ -104,11 +133,11 @@ def invoice_qr(invoice_id: InvoiceId, request: Request, p: MaybeMember) -> Respo
 @router.get("/pos/day")
 def day(
     request: Request,
-    p: MaybeMember,
+    p: MaybeCounter,
     on: Annotated[str | None, Query(alias="day", max_length=10)] = None,
 ) -> Response:
     """The shop's day: takings, each payment with its receipt, refunds, the CSV."""
-    merchant = signed_in(request, p, "merchant")
+    merchant = at_counter(request, p)
     if isinstance(merchant, Response):
         return merchant
     node = node_of(request)
@@ -118,14 +147,19 @@ def day(
         "pos/day.html",
         day=found,
         when=lambda ms: when(request, ms),
-        data={**_page_data(request), "page": "day", "member": merchant.id},
+        data={
+            **_page_data(request),
+            "page": "day",
+            "member": merchant.id,
+            **_signing_data(request, p),
+        },
     )
 
 
 @router.get("/pos/sticker")
-def sticker(request: Request, p: MaybeMember) -> Response:
+def sticker(request: Request, p: MaybeCounter) -> Response:
     """The shop's counter sticker, to print or to show on a second screen."""
-    merchant = signed_in(request, p, "merchant")
+    merchant = at_counter(request, p)
     if isinstance(merchant, Response):
         return merchant
     node = node_of(request)
@@ -213,12 +247,59 @@ def code_qr(code: Code, request: Request, p: MaybeMember) -> Response:
 
 
 @router.get("/c/{code}")
-def code_link(code: Code, request: Request, p: MaybeMember) -> Response:
+def code_link(code: Code, request: Request, p: MaybeCounter) -> Response:
     """What a customer's code opens when a camera app follows it: the shop's point of sale
     collecting it, or a word for whoever else scanned it."""
     if p is not None and p.member.role == "merchant":
         return RedirectResponse(f"/pos?code={quote(code)}", status_code=303)
     return page(request, "pos/code_link.html", code=code)
+
+
+# -- where there is no network -----------------------------------------------------------------
+
+# What the service worker keeps so that these pages open without the node (web/static/sw.js):
+# each page as the signed-in member last saw it, and every file it loads.
+OFFLINE_PAGES = ("/pay/offline", "/pos")
+OFFLINE_ASSETS = (
+    "sou.css",
+    "favicon.svg",
+    "sou.js",
+    "pos.js",
+    "qr.js",
+    "scan.js",
+    "vendor/zxing-wasm/zxing_reader.js",
+    "vendor/zxing-wasm/zxing_reader.wasm",
+    "vendor/zxing-wasm/zxing_writer.js",
+    "vendor/zxing-wasm/zxing_writer.wasm",
+)
+
+
+@cache
+def _service_worker() -> bytes:
+    """sw.js, its first line naming what it keeps and the version of those files: a
+    release that changes one of them changes the worker, which then replaces its caches."""
+    static = files("web") / "static"
+    script = (static / "sw.js").read_bytes()
+    digest = hashlib.sha256(script)
+    for name in OFFLINE_ASSETS:
+        digest.update((static / name).read_bytes())
+    kept = {
+        "version": digest.hexdigest()[:16],
+        "pages": list(OFFLINE_PAGES),
+        "assets": [f"/static/{name}" for name in OFFLINE_ASSETS],
+    }
+    return f"self.souOffline = {json.dumps(kept)};\n".encode() + script
+
+
+@router.get("/sw.js")
+def service_worker() -> Response:
+    """The service worker of the pages used where there is no network; at the root, so
+    that it sees the logins and logouts after which it forgets the pages it kept."""
+    return Response(
+        _service_worker(),
+        media_type="text/javascript",
+        headers={"Cache-Control": "no-cache"},
+    )
 
 
 @router.get("/pay/offline")

@@ -5,14 +5,29 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from fastapi import APIRouter
+from pydantic_settings import BaseSettings
 
 from pos import endpoints, pages, scanning
+from pos.devices import endpoints as device_endpoints
+from pos.devices import pages as device_pages
+from pos.devices.settings import CounterSettings
 from runtime.hookspecs import MenuEntry, hookimpl
 
 
 @hookimpl
+def sou_settings() -> type[BaseSettings]:
+    return CounterSettings
+
+
+@hookimpl
 def sou_routers() -> Sequence[APIRouter]:
-    return [endpoints.router, pages.router, scanning.router]
+    return [
+        endpoints.router,
+        pages.router,
+        scanning.router,
+        device_endpoints.router,
+        device_pages.router,
+    ]
 
 
 @hookimpl
@@ -20,4 +35,5 @@ def sou_menu() -> Sequence[MenuEntry]:
     return [
         MenuEntry("/pos", "Point of sale", frozenset({"merchant"}), order=15),
         MenuEntry("/pay/code", "Pay with a code", frozenset({"resident", "merchant"}), order=16),
+        MenuEntry("/pos/devices", "Counter devices", frozenset({"merchant"}), order=17),
     ]

@@ -23,7 +23,7 @@ from fastapi.responses import Response
 from PIL import Image
 from pydantic import BaseModel, Field
 
-from members.access import AnyMember, MaybeMember
+from members.access import MaybeCounter, MemberOrCounter
 from pos import scanning_errors as errors
 from web.i18n import gettext_for
 from web.pages import page, public_origin, to_login
@@ -58,7 +58,7 @@ _BODY: dict[str, Any] = {
 @router.post(DECODE_URL, openapi_extra=_BODY)
 async def decode(
     request: Request,
-    member: AnyMember,
+    member: MemberOrCounter,
     content_type: Annotated[str, Header()] = "",
 ) -> DecodedOut:
     """Read the QR code in a picture (a camera frame the browser could not decode)."""
@@ -155,7 +155,7 @@ def scanner_data(request: Request) -> dict[str, object]:
 
 
 @router.get("/scan", include_in_schema=False)
-def scan_page(request: Request, p: MaybeMember) -> Response:
+def scan_page(request: Request, p: MaybeCounter) -> Response:
     """Scan any code of the node with the camera (or type its short code): a link of this
     node opens, anything else is shown as text."""
     if p is None:

@@ -31,14 +31,27 @@ from tests.test_wallet_api import wait_sealed
 ANONYMOUS, RESIDENT, MERCHANT = "anonymous", "resident", "merchant"
 OFFICE, TREASURER, ADMIN = "office", "treasurer", "admin"
 WALLET_TOKEN, POS_TOKEN = "wallet token", "pos token"  # a resident's, a merchant's
-CALLERS = (ANONYMOUS, RESIDENT, MERCHANT, OFFICE, TREASURER, ADMIN, WALLET_TOKEN, POS_TOKEN)
+COUNTER_SESSION = "counter session"  # a tablet paired with the merchant's counter
+CALLERS = (
+    ANONYMOUS,
+    RESIDENT,
+    MERCHANT,
+    OFFICE,
+    TREASURER,
+    ADMIN,
+    WALLET_TOKEN,
+    POS_TOKEN,
+    COUNTER_SESSION,
+)
 
 EVERYONE = frozenset(CALLERS)
-PEOPLE = EVERYONE - {POS_TOKEN}  # a point-of-sale device only reads its payments
+# A point-of-sale device only reads its payments; a paired one also opens the counter's pages.
+PEOPLE = EVERYONE - {POS_TOKEN, COUNTER_SESSION}
 LOGGED_IN = PEOPLE - {ANONYMOUS}
 HOLDERS = frozenset({RESIDENT, MERCHANT, WALLET_TOKEN})  # members with a wallet
 PASSWORD_HOLDERS = HOLDERS - {WALLET_TOKEN}  # keys and tokens take the password
-COUNTER = frozenset({MERCHANT, POS_TOKEN})  # a shop's point of sale
+COUNTER = frozenset({MERCHANT, POS_TOKEN, COUNTER_SESSION})  # a shop's point of sale
+AT_THE_TILL = frozenset({MERCHANT, COUNTER_SESSION})  # the counter's pages
 NOBODY_BUT = frozenset
 
 SKIPPED = ("/static", "/openapi.json")
@@ -178,6 +191,7 @@ PATH_VALUES: dict[str, Callable[[World], Any]] = {
     "invoice_id": lambda w: "unknowninvoice1",
     "code": lambda w: "UNKNOWN2",
     "kind": lambda w: "png",
+    "device_id": lambda w: UNKNOWN_ID,
 }
 RECEIPT = {"transfer_id": lambda w: w.transfer}
 OPERATORS = frozenset({OFFICE, TREASURER, ADMIN})
@@ -257,7 +271,7 @@ TABLE: dict[tuple[str, str], Rule] = {
     ("GET", "/api/v1/transfers/{transfer_id}/receipt"): Rule(
         NOBODY_BUT({RESIDENT, MERCHANT, WALLET_TOKEN, TREASURER, ADMIN}), path=RECEIPT, hides=True
     ),
-    ("GET", "/api/v1/pos/payments"): Rule(NOBODY_BUT({POS_TOKEN})),
+    ("GET", "/api/v1/pos/payments"): Rule(NOBODY_BUT({POS_TOKEN, COUNTER_SESSION})),
     # -- the counter: the shop's side (signed in, or its point-of-sale token) -------------
     ("POST", "/api/v1/pos/invoices"): Rule(COUNTER, body=lambda w, c: {"amount": 100}),
     ("GET", "/api/v1/pos/invoices/{invoice_id}"): Rule(
@@ -279,15 +293,40 @@ TABLE: dict[tuple[str, str], Rule] = {
         body=lambda w, c: w.collection(),
         answers=answering(COUNTER, 422, "bad_authorisation"),
     ),
-    ("GET", "/pos"): Rule(NOBODY_BUT({MERCHANT})),
-    ("GET", "/pos/day"): Rule(NOBODY_BUT({MERCHANT})),
-    ("GET", "/pos/sticker"): Rule(NOBODY_BUT({MERCHANT})),
+    ("GET", "/pos"): Rule(AT_THE_TILL),
+    ("GET", "/pos/day"): Rule(AT_THE_TILL),
+    ("GET", "/pos/sticker"): Rule(AT_THE_TILL),
     ("GET", "/pos/invoices/{invoice_id}"): Rule(
-        NOBODY_BUT({MERCHANT}), answers=answering({MERCHANT}, 404, says="no such invoice")
+        AT_THE_TILL, answers=answering(AT_THE_TILL, 404, says="no such invoice")
     ),
     ("GET", "/pos/invoices/{invoice_id}/qr.svg"): Rule(
-        NOBODY_BUT({MERCHANT}), answers=answering({MERCHANT}, 404, says="no such invoice")
+        AT_THE_TILL, answers=answering(AT_THE_TILL, 404, says="no such invoice")
     ),
+    # -- the counter's devices: paired by the merchant's password, each by its code ----------
+    ("GET", "/api/v1/pos/devices"): Rule(NOBODY_BUT({MERCHANT})),
+    ("POST", "/api/v1/pos/devices"): Rule(
+        NOBODY_BUT({MERCHANT}), body=lambda w, c: {"label": "Caisse matrice"}
+    ),
+    ("DELETE", "/api/v1/pos/devices/{device_id}"): Rule(
+        NOBODY_BUT({MERCHANT}), answers=answering({MERCHANT}, 404, "unknown_counter_device")
+    ),
+    ("POST", "/api/v1/pos/pair"): Rule(
+        EVERYONE,  # whoever holds a code; an unknown one is refused alike
+        body=lambda w, c: {"code": "AAAAA-BBBBB", "public_key": new_key(w, c)["public_key"]},
+        answers=answering(EVERYONE, 404, "unknown_pairing_code"),
+    ),
+    ("GET", "/pos/devices"): Rule(NOBODY_BUT({MERCHANT})),
+    ("POST", "/pos/devices"): Rule(
+        NOBODY_BUT({MERCHANT}),
+        form=lambda w, c: {"label": "Caisse matrice"},
+        answers=answering({MERCHANT}, 200),  # the code is shown on the answer, once
+    ),
+    ("POST", "/pos/devices/{device_id}/remove"): Rule(
+        NOBODY_BUT({MERCHANT}),
+        form=lambda w, c: {},
+        answers=answering({MERCHANT}, 404, says="no such counter device"),
+    ),
+    ("GET", "/pos/pair"): Rule(EVERYONE),
     # -- the counter: the customer's side -----------------------------------------------------
     ("GET", "/api/v1/pay/link"): Rule(
         HOLDERS,
@@ -325,14 +364,16 @@ TABLE: dict[tuple[str, str], Rule] = {
     ),
     ("GET", "/pay/code"): Rule(HOLDERS),
     ("GET", "/pay/offline"): Rule(HOLDERS),
+    ("GET", "/sw.js"): Rule(EVERYONE),  # a script: it keeps pages only for who may see them
     ("GET", "/pay/authorisations/{code}/qr.svg"): Rule(
         HOLDERS, answers=answering(HOLDERS, 404, says="No payment code")
     ),
-    ("GET", "/c/{code}"): Rule(PEOPLE, answers=answering({MERCHANT}, 303)),
+    ("GET", "/c/{code}"): Rule(PEOPLE | {COUNTER_SESSION}, answers=answering(AT_THE_TILL, 303)),
     ("POST", "/api/v1/qr/decode"): Rule(
-        LOGGED_IN, answers=answering(LOGGED_IN, 415, "unsupported_image_type")
+        LOGGED_IN | {COUNTER_SESSION},
+        answers=answering(LOGGED_IN | {COUNTER_SESSION}, 415, "unsupported_image_type"),
     ),  # Rule sends JSON or form bodies: not a picture
-    ("GET", "/scan"): Rule(LOGGED_IN),
+    ("GET", "/scan"): Rule(LOGGED_IN | {COUNTER_SESSION}),
     # -- finding shops, and their approval -------------------------------------------------------
     ("GET", "/api/v1/payees"): Rule(HOLDERS, query=lambda w, c: {"q": "marchand"}),
     ("GET", "/shops/{slug}"): Rule(PEOPLE, path={"slug": lambda w: shop_slug(w)}),
@@ -695,9 +736,23 @@ def world(site: TestClient) -> World:
     for caller in (RESIDENT, MERCHANT):
         held = world.payer(caller).post("/api/v1/pay/allowance", json=world.allowance(caller))
         created(held)
+    people[COUNTER_SESSION] = paired_device(site, merchant)
     wait_sealed(site)
     world.checkpoint_size = site.get("/api/v1/checkpoints").json()["items"][0]["tree_size"]
     return world
+
+
+def paired_device(site: TestClient, merchant: Person) -> Person:
+    """A tablet paired with the merchant's counter: its session, and its counter key."""
+    from tests.people import new_client
+
+    code = created(merchant.post("/api/v1/pos/devices", json={"label": "Caisse"}))["code"]
+    key = SigningKey.generate()
+    client = new_client(site)
+    paired = created(
+        client.post("/api/v1/pos/pair", json={"code": code, "public_key": b64(key.public_key)})
+    )
+    return Person(client, {"id": paired["merchant"]}, csrf=paired["csrf"], key=key)
 
 
 def callers(world: World) -> dict[str, Caller]:
@@ -786,6 +841,7 @@ def test_each_caller_gets_exactly_the_routes_allowed(world: World) -> None:
                     f"{answer.text[:120]!r}"
                 )
             person = who[caller].person
-            if rule.ends_session and person is not None:
+            # (A counter device may end no session: refused, its own stays.)
+            if rule.ends_session and person is not None and caller != COUNTER_SESSION:
                 person.log_in()  # the next routes need the session again
     assert not wrong, f"{len(wrong)} wrong answers:\n" + "\n".join(wrong)

@@ -17,14 +17,24 @@
   const timeOf = (ms) => new Date(ms).toLocaleTimeString(document.documentElement.lang,
     { hour: "2-digit", minute: "2-digit" });
 
+  /** This device's key of the member, made and registered first if it has none; where the
+   *  page says it may not (`mayRegisterKeys`: a device paired with a shop's counter got its
+   *  key when paired, and registers none), a refusal saying so instead. */
+  async function ensureKey() {
+    if (await Sou.deviceKey(data.member)) return;
+    if (data.mayRegisterKeys === false) throw new Error(data.unpaired);
+    await Sou.createDeviceKey(data.member, data.label);
+  }
+
   /** Sign `fields` with this device's key (made and registered first if it has none, or if
    *  the node no longer knows it: revoked from another device) and send them. */
   async function signAndSend(path, fields) {
-    if (!(await Sou.deviceKey(data.member))) await Sou.createDeviceKey(data.member, data.label);
+    await ensureKey();
     try {
       return await Sou.api("POST", path, await Sou.signedOrder(data.member, fields));
     } catch (error) {
       if (error.code !== "revoked_key" && error.code !== "unknown_key") throw error;
+      if (data.mayRegisterKeys === false) throw new Error(data.unpaired);
       await Sou.createDeviceKey(data.member, data.label);
       return Sou.api("POST", path, await Sou.signedOrder(data.member, fields));
     }
@@ -57,6 +67,7 @@
         amount: formatCents(sale.amount), payer: sale.customer_name,
       });
       paid.hidden = false;
+      delete paid.dataset.queued;
       current = null;
     }
 
@@ -156,9 +167,9 @@
       live.dataset.state = "reconnecting";
     };
     collectCodes(showPaid);
+    keepForOffline();
     // The key that signs collections taken offline is made while the node answers.
-    Sou.deviceKey(data.member).then((key) => key || Sou.createDeviceKey(data.member, data.label))
-      .catch(() => {});
+    ensureKey().catch(() => {});
   }
 
   /** A customer's code, scanned or typed: who authorises how much, then the shop signs a
@@ -238,6 +249,7 @@
         if (!queued) return;
         showPaid({ amount: queued.amount, customer_name: scanned.payer_name });
         document.getElementById("paid-text").textContent += " " + M.queued;
+        document.getElementById("paid").dataset.queued = queued.id;  // until the node says
         scanned = null;
         found.hidden = true;
         form.reset();
@@ -324,7 +336,7 @@
   async function queueOffline(found) {
     const cents = parseCents(document.getElementById("collect-amount").value);
     if (cents > found.cap) throw new Error(Sou.fill(M.overCap, { cap: formatCents(found.cap) }));
-    if (!(await Sou.deviceKey(data.member))) await Sou.createDeviceKey(data.member, data.label);
+    await ensureKey();
     const envelope = await Sou.signedOrder(data.member, {
       kind: "collection", from: "escrow:offline:" + found.member, to: "member:" + data.member,
       amount: cents, currency: data.currency, auth: found.auth, auth_sig: found.auth_sig,
@@ -332,9 +344,32 @@
     });
     const entry = { envelope, amount: cents, payer: found.payer_name, cert: found.cert,
                     made: Date.now(), state: "pending" };
-    await putQueued(entry);
+    entry.id = await putQueued(entry);
     showQueue();
     return entry;
+  }
+
+  const whatOf = (q) => formatCents(q.amount) + " · " + q.payer + " · " + timeOf(q.made);
+
+  /** A collection taken offline that the node refused: said at once where the shop looks,
+   *  and "Paid" no longer shown for it. */
+  function tellRefused(entry) {
+    const paid = document.getElementById("paid");
+    if (paid.dataset.queued === String(entry.id)) paid.hidden = true;
+    const out = document.querySelector("#collect-form .outcome");
+    out.textContent = Sou.fill(M.offlineFailed, { what: whatOf(entry), why: entry.message });
+    out.className = "outcome flash error";
+    out.hidden = false;
+  }
+
+  /** Why the node refused a collection taken offline, as the counter says it: an allowance
+   *  found short means another counter collected from it first. */
+  function refusalOf(entry, error) {
+    const fromAllowance = String(entry.envelope.order.from).startsWith("escrow:offline:");
+    if (error.code === "insufficient_funds" && fromAllowance) {
+      return Sou.fill(M.allowanceShort, { payer: entry.payer });
+    }
+    return error.message;
   }
 
   let flushing = false;
@@ -349,9 +384,11 @@
           await Sou.api("POST", "/api/v1/pos/collections", entry.envelope);
           await dropQueued(entry.id);
         } catch (error) {
-          if (!error.status) break;  // no answer from the node: later
-          if (error.status >= 500) break;
-          await putQueued({ ...entry, state: "failed", message: error.message, code: error.code });
+          // No answer from the node, or no session to send with (log in again): later.
+          if (!error.status || error.status >= 500 || error.status === 401 || error.status === 429) break;
+          const refused = { ...entry, state: "failed", message: refusalOf(entry, error), code: error.code };
+          await putQueued(refused);
+          tellRefused(refused);
         }
       }
     } catch (unavailable) {
@@ -370,12 +407,122 @@
     list.replaceChildren(...entries.map((q) => {
       const item = document.createElement("li");
       item.dataset.state = q.state;
-      const what = formatCents(q.amount) + " · " + q.payer + " · " + timeOf(q.made);
+      const what = whatOf(q);
       item.textContent = q.state === "failed"
         ? Sou.fill(M.offlineFailed, { what, why: q.message }) : Sou.fill(M.offlinePending, { what });
+      if (q.state === "failed") item.className = "flash error";
       return item;
     }));
     document.getElementById("offline-section").hidden = entries.length === 0;
+  }
+
+  // -- where there is no network: the pages kept on the device -----------------------------
+
+  /** Have this page (and its scripts) kept so that it opens without the node: web/static/sw.js.
+   *  Once kept, `data-offline="ready"` on the body, and the page's note (if any) shows. */
+  function keepForOffline() {
+    if (!("serviceWorker" in navigator)) return;
+    navigator.serviceWorker.register("/sw.js", { scope: "/" })
+      .then(() => navigator.serviceWorker.ready)
+      .then(() => {
+        document.body.dataset.offline = "ready";
+        const note = document.getElementById("offline-ready");
+        if (note) note.hidden = false;
+      })
+      .catch(() => {});  // a browser without it (or a private window): online only
+  }
+
+  // -- the shop a customer's code is for ---------------------------------------------------
+  // Optional. Found as one types, by the send page's search (GET /api/v1/payees: approved
+  // shops by words of their trade name or place); the shop chosen is shown before signing
+  // and named in the authorisation (`to`), so that no other shop can collect the code. A
+  // text typed and not chosen in the list signs nothing.
+
+  const SEARCH_DELAY_MS = 250;
+
+  function shopChooser(form) {
+    const input = form.elements.shop;
+    const list = document.getElementById("payees");
+    const none = document.getElementById("payees-none");
+    const card = document.getElementById("payee");
+    let chosen = null, timer = null, asked = 0;
+
+    const placeOf = (shop) => (shop.place ? Sou.fill(M.shopPlace, { place: shop.place }) : "");
+
+    function choose(shop) {
+      chosen = shop;
+      list.hidden = true;
+      none.hidden = true;
+      card.hidden = !shop;
+      if (!shop) return;
+      document.getElementById("payee-name").textContent = shop.name;
+      document.getElementById("payee-detail").textContent = placeOf(shop);
+      card.dataset.member = shop.member_id;
+    }
+
+    function option(shop) {
+      const item = document.createElement("li");
+      const pick = document.createElement("button");
+      const detail = document.createElement("span");
+      pick.type = "button";
+      pick.dataset.member = shop.member_id;
+      pick.textContent = shop.name;
+      detail.className = "muted";
+      detail.textContent = placeOf(shop);
+      pick.append(detail);
+      pick.addEventListener("click", () => {
+        input.value = shop.name;
+        choose(shop);
+      });
+      item.append(pick);
+      return item;
+    }
+
+    async function search() {
+      const mine = ++asked;
+      let shops = [], failed = false;
+      try {
+        const found = await Sou.api("GET", "/api/v1/payees?q=" + encodeURIComponent(input.value.trim()));
+        shops = found.filter((p) => p.kind === "shop" && p.slug && p.member_id !== data.member);
+      } catch (error) {
+        failed = true;
+      }
+      if (mine !== asked) return;  // a later search is on its way
+      list.replaceChildren(...shops.map(option));
+      list.hidden = shops.length === 0;
+      none.textContent = failed ? M.shopSearchFailed : M.noShop;
+      none.hidden = shops.length > 0;
+    }
+
+    input.addEventListener("input", () => {
+      choose(null);
+      clearTimeout(timer);
+      asked++;  // what searches sent before find is no longer what is typed
+      if (input.value.trim().length >= 2) timer = setTimeout(search, SEARCH_DELAY_MS);
+    });
+    document.getElementById("payee-any").addEventListener("click", () => {
+      input.value = "";
+      choose(null);
+      input.focus();
+    });
+
+    return {
+      /** The shop to name, null for any; an Error while what is typed names none chosen. */
+      shop() {
+        if (chosen) return chosen;
+        if (input.value.trim()) throw new Error(M.chooseShop);
+        return null;
+      },
+      /** "Only valid at …" for the code's screen, or "" for any shop. */
+      label(shop) {
+        return shop ? Sou.fill(M.onlyAt, { shop: shop.place ? shop.name + " (" + shop.place + ")" : shop.name }) : "";
+      },
+    };
+  }
+
+  function showShop(element, text) {
+    element.textContent = text;
+    element.hidden = !text;
   }
 
   // -- the customer shows a code -----------------------------------------------------------
@@ -385,15 +532,16 @@
     const shown = document.getElementById("code-shown");
     const state = document.getElementById("code-state");
     const waitingText = state.textContent;
+    const shops = shopChooser(form);
     let watching = null;
 
-    async function signedAuthorisation(cap) {
+    async function signedAuthorisation(cap, shop) {
       if (!(await Sou.deviceKey(data.member))) await Sou.createDeviceKey(data.member, data.label);
       const key = await Sou.deviceKey(data.member);
       const auth = {
         v: 1, node: data.node, kind: "authorisation", id: crypto.randomUUID(), key: key.keyId,
         from: "member:" + data.member, cap, currency: data.currency,
-        expires: Math.floor(Date.now() / 1000) + data.ttl,
+        expires: Math.floor(Date.now() / 1000) + data.ttl, ...(shop ? { to: shop.account } : {}),
       };
       const bytes = new TextEncoder().encode(Sou.canonical(auth));
       const sig = await crypto.subtle.sign({ name: "Ed25519" }, key.privateKey, bytes);
@@ -421,19 +569,21 @@
       event.preventDefault();
       clearTimeout(watching);
       const progress = document.getElementById("code-progress");
+      let shop = null;
       const made = await Sou.busy(form, async () => {
         try {
           const cap = parseCents(form.elements.cap.value);
+          shop = shops.shop();
           progress.hidden = false;
           progress.textContent = M.signing;
           let signed;
           try {
-            signed = await signedAuthorisation(cap);
+            signed = await signedAuthorisation(cap, shop);
             return await Sou.api("POST", "/api/v1/pay/authorisations", signed);
           } catch (error) {
             if (error.code !== "revoked_key" && error.code !== "unknown_key") throw error;
             await Sou.createDeviceKey(data.member, data.label);  // this device's key was revoked
-            signed = await signedAuthorisation(cap);
+            signed = await signedAuthorisation(cap, shop);
             return await Sou.api("POST", "/api/v1/pay/authorisations", signed);
           }
         } finally {
@@ -445,6 +595,7 @@
       document.getElementById("qr").dataset.url = made.url;
       document.getElementById("code-text").textContent = made.code.slice(0, 4) + " " + made.code.slice(4);
       document.getElementById("code-expiry").textContent = Sou.fill(M.expiresAt, { time: timeOf(made.expires_ms) });
+      showShop(document.getElementById("code-shop"), shops.label(shop));
       state.textContent = waitingText;
       state.className = "";
       form.hidden = true;
@@ -455,7 +606,7 @@
     document.getElementById("code-again").addEventListener("click", () => {
       shown.hidden = true;
       form.hidden = false;
-      form.reset();
+      form.elements.cap.value = "";  // the shop chosen stays: a new code is often for it
     });
   }
 
@@ -545,6 +696,9 @@
   }
 
   function offlinePage() {
+    // Opened without the network, the page is the copy kept on this device (keepForOffline).
+    document.getElementById("offline-copy").hidden = navigator.onLine;
+    keepForOffline();
     const certificate = document.getElementById("certificate");
     function showCertificate() {
       const cert = storedCertificate();
@@ -556,6 +710,7 @@
     }
     showCertificate();
     const form = document.getElementById("offline-form");
+    const shops = shopChooser(form);
     // Loaded while the node answers, so that codes are drawn where it does not.
     if (typeof SouQR !== "undefined") SouQR.ready().then(() => { form.dataset.qr = "ready"; });
 
@@ -588,13 +743,16 @@
         if (!cert || cert.expires * 1000 <= Date.now()) throw new Error(M.noCertificate);
         const cap = parseCents(form.elements.cap.value);
         if (cap > cert.cap) throw new Error(Sou.fill(M.overCertificate, { cap: formatCents(cert.cap) }));
+        const shop = shops.shop();  // chosen while the network was there, or none
         // No network needed from here: the device signs, the page draws.
-        const signed = await signAuthorisation({ cap, expires: cert.expires });
+        const signed = await signAuthorisation(
+          { cap, expires: cert.expires, ...(shop ? { to: shop.account } : {}) });
         const payload = Sou.b64url(new TextEncoder().encode(JSON.stringify(
           { a: signed.auth, s: signed.auth_sig, c: cert })));
         const link = data.origin + "/c#o=" + payload;
         await SouQR.show(document.getElementById("qr"), link);
         document.getElementById("qr").dataset.url = link;
+        showShop(document.getElementById("offline-shop"), shops.label(shop));
         return true;
       });
       if (shown) document.getElementById("offline-shown").hidden = false;

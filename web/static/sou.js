@@ -97,6 +97,12 @@ const Sou = (() => {
     return stored(memberId, { keyId: registered.key_id, privateKey: pair.privateKey });
   }
 
+  /** Keep on this device a key registered by other means (a counter device's, when it is
+   *  paired with a shop), where `deviceKey` finds it. */
+  async function keepDeviceKey(memberId, keyId, privateKey) {
+    return stored(memberId, { keyId, privateKey });
+  }
+
   /** Whether this device holds a key of the member that is still registered and live. */
   async function hasLiveKey(memberId) {
     const mine = await deviceKey(memberId);
@@ -216,6 +222,6 @@ const Sou = (() => {
 
   return {
     api, b64url, busy, canonical, createDeviceKey, deviceKey, fill, formatCents, hasLiveKey,
-    keyOffer, parseCents, signedOrder,
+    keepDeviceKey, keyOffer, parseCents, signedOrder,
   };
 })();
