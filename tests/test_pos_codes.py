@@ -184,3 +184,32 @@ def test_a_revoked_key_authorises_nothing(site: Any) -> None:
     answer = _collect(zoe, shown["code"], 500)
     assert (answer.status_code, answer.json()["error"]) == (403, "revoked_key")
     assert camille.balance() == 5000
+
+
+def test_a_code_made_for_one_shop_is_collected_by_that_shop_only(site: Any) -> None:
+    zoe, lea, camille = _shop(site), _shop(site, "Léa"), join(site, "Camille")
+    fund(site, camille, 5000)
+    shown = _show(camille, 1500, to=lea.account)
+    found = lea.get(f"/api/v1/pos/authorisations/{shown['code']}").json()
+    # Zoé read the code off the customer's screen and sends a collection of her own.
+    order = zoe.order(
+        "collection",
+        from_=camille.account,
+        to=zoe.account,
+        amount=1000,
+        auth=found["auth"],
+        auth_sig=found["auth_sig"],
+        expires=found["expires_ms"] // 1000,
+    )
+    refused = zoe.post("/api/v1/pos/collections", json=order)
+    assert (refused.status_code, refused.json()["error"]) == (409, "other_shop")
+    assert (camille.balance(), zoe.balance()) == (5000, 0)
+    taken = _collect(lea, shown["code"], 1000)
+    assert taken.status_code == 201, taken.text
+    assert (camille.balance(), lea.balance()) == (4000, 1000)
+    # A shop the association has not approved cannot be named.
+    pending = _shop(site, "Noé", approved=False)
+    answer = camille.post(
+        "/api/v1/pay/authorisations", json=_auth(camille, 500, to=pending.account)
+    )
+    assert (answer.status_code, answer.json()["error"]) == (409, "shop_not_open")
