@@ -172,6 +172,7 @@ async def principal(request: Request) -> Principal | None:
     ):
         await _check_csrf(request)
     request.state.member = found.member if found else None
+    request.state.scope = found.scope if found else None
     return found
 
 

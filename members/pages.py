@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from members import service
 from members.access import (
     SESSION_COOKIE,
+    MaybeCounter,
     MaybeMember,
     node_of,
     open_session,
@@ -171,8 +172,10 @@ def login(
 
 
 @router.post("/logout")
-def logout(request: Request, p: MaybeMember) -> Response:
-    """End this session (the CSRF check of the form ran in `principal`)."""
+def logout(request: Request, p: MaybeCounter) -> Response:
+    """End this session, a person's or a counter device's (the CSRF check of the form ran
+    in `principal`). A counter device logged out stays paired until its merchant removes it:
+    its key signs nothing without a session."""
     cookie = request.cookies.get(SESSION_COOKIE)
     if cookie:
         service.log_out(node_of(request), token_hash(cookie))

@@ -33,7 +33,7 @@ def sou_routers() -> Sequence[APIRouter]:
 @hookimpl
 def sou_menu() -> Sequence[MenuEntry]:
     return [
-        MenuEntry("/pos", "Point of sale", frozenset({"merchant"}), order=15),
+        MenuEntry("/pos", "Point of sale", frozenset({"merchant"}), order=15, counter=True),
         MenuEntry("/pay/code", "Pay with a code", frozenset({"resident", "merchant"}), order=16),
         MenuEntry("/pos/devices", "Counter devices", frozenset({"merchant"}), order=17),
     ]

@@ -46,6 +46,8 @@ class MenuEntry:
     order: int = 100  # smaller first; the node's own entries use 10 to 90
     # A finer rule than the role, on the member and the node's settings.
     shown: Callable[[Any, Settings], bool] | None = None
+    # Shown to a device paired with a shop's counter too (which sees only such entries).
+    counter: bool = False
 
 
 @dataclass(frozen=True)

@@ -556,7 +556,7 @@ TABLE: dict[tuple[str, str], Rule] = {
     ("POST", "/login"): Rule(
         PEOPLE, form=lambda w, c: {"email": w.victim.member["email"], "password": PASSWORD}
     ),
-    ("POST", "/logout"): Rule(PEOPLE, form=lambda w, c: {}, ends_session=True),
+    ("POST", "/logout"): Rule(PEOPLE | {COUNTER_SESSION}, form=lambda w, c: {}, ends_session=True),
     ("GET", "/wallet"): Rule(HOLDERS),
     ("GET", "/wallet/receipts/{transfer_id}"): Rule(
         NOBODY_BUT({RESIDENT, MERCHANT, WALLET_TOKEN}), path=RECEIPT, hides=True
@@ -841,7 +841,13 @@ def test_each_caller_gets_exactly_the_routes_allowed(world: World) -> None:
                     f"{answer.text[:120]!r}"
                 )
             person = who[caller].person
-            # (A counter device may end no session: refused, its own stays.)
-            if rule.ends_session and person is not None and caller != COUNTER_SESSION:
-                person.log_in()  # the next routes need the session again
+            if rule.ends_session and person is not None:
+                if caller == COUNTER_SESSION:
+                    if caller not in rule.allowed:
+                        continue  # refused: its session stays
+                    tablet = paired_device(world.site, world.people[MERCHANT])  # logged out
+                    who[caller] = Caller(caller, person=tablet)
+                    world.people[caller] = tablet
+                else:
+                    person.log_in()  # the next routes need the session again
     assert not wrong, f"{len(wrong)} wrong answers:\n" + "\n".join(wrong)

@@ -142,6 +142,29 @@ def test_a_paired_device_cannot_pay_nor_open_the_wallet_nor_pair(site: Any) -> N
     assert len(_counter_keys(site, zoe)) == 1
 
 
+def test_a_paired_device_sees_the_counter_only_and_logs_out(site: Any) -> None:
+    """The tablet's menu holds the counter alone, its day lists sales without the wallet's
+    receipt links (which it may not open), and it may end its own session."""
+    zoe, camille = _shop(site), join(site, "Camille")
+    fund(site, camille, 2_000)
+    tablet = _paired(site, zoe)
+    _pay(camille, _invoice(tablet, 700))
+
+    counter = _html(tablet, "/pos/day")
+    assert counter.status_code == 200
+    menu = re.search(r"<nav>(.*?)</nav>", counter.text, re.S)
+    assert menu is not None
+    assert re.findall(r'<a href="(/[^"?]*)"', menu.group(1)) == ["/pos"]
+    assert "/wallet/receipts/" not in counter.text
+    assert "/wallet/receipts/" in _html(zoe, "/pos/day").text  # the merchant's own day has them
+    assert "/pos/devices" in _html(zoe, "/pos").text  # and the merchant's menu is whole
+
+    out = tablet.client.post("/logout", data={"csrf": tablet.csrf}, follow_redirects=False)
+    assert out.status_code == 303
+    assert tablet.get("/api/v1/pos/day").status_code == 401
+    assert _html(zoe, "/pos/day").status_code == 200  # the merchant's session is untouched
+
+
 def test_a_pairing_code_pairs_one_device(site: Any) -> None:
     zoe = _shop(site)
     made = _code(zoe)

@@ -136,10 +136,13 @@ def menu_of(request: Request, member: Any) -> list[Any]:
         return []
     settings = request.app.state.node.settings
     entries = getattr(request.app.state, "menu", ())
+    at_counter = getattr(request.state, "scope", None) == "pos"  # a paired counter device
     return [
         e
         for e in entries
-        if member.role in e.roles and (e.shown is None or e.shown(member, settings))
+        if member.role in e.roles
+        and (e.counter or not at_counter)
+        and (e.shown is None or e.shown(member, settings))
     ]
 
 
