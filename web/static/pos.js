@@ -444,7 +444,6 @@
     const input = form.elements.shop;
     const list = document.getElementById("payees");
     const none = document.getElementById("payees-none");
-    const card = document.getElementById("payee");
     let chosen = null, timer = null, asked = 0;
 
     const placeOf = (shop) => (shop.place ? Sou.fill(M.shopPlace, { place: shop.place }) : "");
@@ -453,29 +452,14 @@
       chosen = shop;
       list.hidden = true;
       none.hidden = true;
-      card.hidden = !shop;
-      if (!shop) return;
-      document.getElementById("payee-name").textContent = shop.name;
-      document.getElementById("payee-detail").textContent = placeOf(shop);
-      card.dataset.member = shop.member_id;
+      Sou.showPayee(shop, placeOf);
     }
 
     function option(shop) {
-      const item = document.createElement("li");
-      const pick = document.createElement("button");
-      const detail = document.createElement("span");
-      pick.type = "button";
-      pick.dataset.member = shop.member_id;
-      pick.textContent = shop.name;
-      detail.className = "muted";
-      detail.textContent = placeOf(shop);
-      pick.append(detail);
-      pick.addEventListener("click", () => {
+      return Sou.payeeOption(shop, placeOf, () => {
         input.value = shop.name;
         choose(shop);
       });
-      item.append(pick);
-      return item;
     }
 
     async function search() {

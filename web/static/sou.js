@@ -150,6 +150,32 @@ const Sou = (() => {
     return ready;
   }
 
+  /** Show whom a form pays (#payee: name, and `describe(payee)` beside it); hide for null. */
+  function showPayee(payee, describe) {
+    const card = document.getElementById("payee");
+    card.hidden = !payee;
+    if (!payee) return;
+    document.getElementById("payee-name").textContent = payee.name;
+    document.getElementById("payee-detail").textContent = describe(payee);
+    card.dataset.member = payee.member_id;
+  }
+
+  /** A list item to pick a payee found by a search: its name, `describe(payee)` beside it. */
+  function payeeOption(payee, describe, onPick) {
+    const item = document.createElement("li");
+    const pick = document.createElement("button");
+    const detail = document.createElement("span");
+    pick.type = "button";
+    pick.dataset.member = payee.member_id;
+    pick.textContent = payee.name;
+    detail.className = "muted";
+    detail.textContent = describe(payee);
+    pick.append(detail);
+    pick.addEventListener("click", () => onPick(payee));
+    item.append(pick);
+    return item;
+  }
+
   async function signedOrder(memberId, fields) {
     const key = await deviceKey(memberId);
     if (!key) throw new Error("no device key");
@@ -222,6 +248,6 @@ const Sou = (() => {
 
   return {
     api, b64url, busy, canonical, createDeviceKey, deviceKey, fill, formatCents, hasLiveKey,
-    keepDeviceKey, keyOffer, parseCents, signedOrder,
+    keepDeviceKey, keyOffer, parseCents, payeeOption, showPayee, signedOrder,
   };
 })();

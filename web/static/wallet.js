@@ -80,7 +80,6 @@
     const button = form.querySelector("button[type=submit]");
     const list = document.getElementById("payees");
     const none = document.getElementById("payees-none");
-    const card = document.getElementById("payee");
     const state = { chosen: null, found: [], searching: false };
     let timer = null, asked = 0;
 
@@ -91,30 +90,15 @@
       state.chosen = payee;
       list.hidden = true;
       none.hidden = true;
-      card.hidden = !payee;
-      if (!payee) return;
-      document.getElementById("payee-name").textContent = payee.name;
-      document.getElementById("payee-detail").textContent = describe(payee);
-      card.dataset.member = payee.member_id;
+      Sou.showPayee(payee, describe);
     }
 
     function option(payee) {
-      const item = document.createElement("li");
-      const pick = document.createElement("button");
-      const detail = document.createElement("span");
-      pick.type = "button";
-      pick.dataset.member = payee.member_id;
-      pick.textContent = payee.name;
-      detail.className = "muted";
-      detail.textContent = describe(payee);
-      pick.append(detail);
-      pick.addEventListener("click", () => {
+      return Sou.payeeOption(payee, describe, () => {
         input.value = payee.name;
         choose(payee);
         form.elements.amount.focus();
       });
-      item.append(pick);
-      return item;
     }
 
     function settle(payees) {
