@@ -1,6 +1,6 @@
 """The counter's API (JSON, under /api/v1): a shop's invoices, its live feed of payments,
 refunds and its day; the customer's side of paying at the counter. Thin handlers over
-`service.py`. (The pages: `pages.py`.)"""
+`service.py`. (The pages: `pages.py`; codes customers show, offline allowances: `codes/`.)"""
 
 from __future__ import annotations
 
@@ -18,21 +18,15 @@ from ledger.signing import SignedOrder
 from members.access import Counter, WalletHolder, node_of
 from members.errors import BAD_SIGNATURE_ENCODING
 from pos import service, stickers
-from pos.errors import UNKNOWN_CODE
 from pos.schemas import (
-    AllowanceHoldIn,
-    AllowanceOut,
-    AuthorisationIn,
     DayOut,
     InvoiceIn,
     InvoiceOut,
     InvoicePaymentIn,
     LinkOut,
     PaidOut,
-    PresentedOut,
     RefundIn,
     SaleOut,
-    ScannedOut,
     ShopPaymentIn,
 )
 from web.pages import public_origin
@@ -46,7 +40,8 @@ HEARTBEAT_S = 15.0  # a comment line now and then keeps proxies from closing the
 LOOK_AGAIN_S = 2.0  # and the feed looks by itself, should a notice get lost
 
 
-def _envelope(body: SignedOrderIn) -> SignedOrder:
+def envelope_of(body: SignedOrderIn) -> SignedOrder:
+    """The signed order a body carries, its signature's encoding checked."""
     try:
         return SignedOrder.from_json(body.model_dump())
     except ValueError:
@@ -119,7 +114,7 @@ def cancel_invoice(invoice_id: InvoiceId, request: Request, merchant: Counter) -
 def refund(body: RefundIn, request: Request, response: Response, merchant: Counter) -> PaidOut:
     """Give back all or part of a payment the shop received (a refund order signed by one
     of the shop's keys; refunds of a payment add up to at most its amount)."""
-    posted = service.refund(node_of(request), merchant, _envelope(body))
+    posted = service.refund(node_of(request), merchant, envelope_of(body))
     return paid_out(posted, response)
 
 
@@ -279,7 +274,7 @@ async def pay_invoice(
     """Pay an invoice: a payment order to its shop, of its amount, naming it (`invoice`),
     signed on your device. An invoice is paid once; the same order sent again answers
     its first result (200)."""
-    node, envelope = node_of(request), _envelope(body)
+    node, envelope = node_of(request), envelope_of(body)
     posted = await service.pay_invoice(node, member, invoice_id, envelope)
     return paid_out(posted, response)
 
@@ -294,109 +289,5 @@ def pay_shop(
 ) -> PaidOut:
     """Pay a shop an amount you typed (its counter sticker): the shop's point of sale sees
     it arrive."""
-    posted = service.pay_shop(node_of(request), member, merchant_id, _envelope(body))
+    posted = service.pay_shop(node_of(request), member, merchant_id, envelope_of(body))
     return paid_out(posted, response)
-
-
-# -- codes customers show ----------------------------------------------------------------------
-
-Code = Annotated[str, Path(min_length=8, max_length=12, pattern=r"^[A-Za-z0-9-]+$")]
-
-
-def presented_out(request: Request, found: service.Presented) -> PresentedOut:
-    return PresentedOut(
-        code=found.code,
-        url=f"{public_origin(request)}/c/{found.code}",
-        cap=found.cap,
-        state=found.state(service.now_ms()),
-        expires_ms=found.expires_ms,
-        transfer_id=found.transfer_id,
-        collected=found.collected,
-        collected_by=found.collected_by,
-    )
-
-
-@router.post("/pay/authorisations", status_code=201, response_model=PresentedOut)
-def present(body: AuthorisationIn, request: Request, member: WalletHolder) -> PresentedOut:
-    """Show a shop a code to collect up to `cap` from your wallet: an authorisation signed
-    on your device, valid a few minutes, used once."""
-    found = service.present(node_of(request), member, body.auth, body.auth_sig)
-    return presented_out(request, found)
-
-
-@router.get("/pay/authorisations/{code}", response_model=PresentedOut)
-def presented(code: Code, request: Request, member: WalletHolder) -> PresentedOut:
-    """Your code's state: open, used (by which shop, how much) or expired."""
-    found = service.find_presented(node_of(request), code)
-    if found.payer_id != member.id:
-        raise UNKNOWN_CODE()
-    return presented_out(request, found)
-
-
-@router.get("/pos/authorisations/{code}", response_model=ScannedOut)
-def scanned(code: Code, request: Request, merchant: Counter) -> ScannedOut:
-    """A customer's code, scanned or typed at the counter: who authorises how much."""
-    node = node_of(request)
-    found = service.presented_to(node, merchant, code)
-    return ScannedOut(
-        code=found.code,
-        payer=f"member:{found.payer_id}",
-        payer_name=found.payer_name,
-        cap=found.cap,
-        currency=node.ledger.chart.local,
-        expires_ms=found.expires_ms,
-        auth=found.auth,
-        auth_sig=found.auth_sig,
-    )
-
-
-@router.post("/pos/collections", status_code=201, response_model=PaidOut)
-def collect(
-    body: SignedOrderIn, request: Request, response: Response, merchant: Counter
-) -> PaidOut:
-    """Collect up to what a customer's code authorises: a `collection` order signed by a key
-    of the shop, carrying the customer's `auth` and `auth_sig`."""
-    posted = service.collect(node_of(request), merchant, _envelope(body))
-    return paid_out(posted, response)
-
-
-# -- offline allowances ------------------------------------------------------------------------
-
-DeviceKey = Annotated[str, Query(min_length=8, max_length=32, pattern=r"^[A-Za-z0-9_-]+$")]
-
-
-def allowance_out(request: Request, found: service.Allowance) -> AllowanceOut:
-    return AllowanceOut(
-        balance=found.balance,
-        currency=node_of(request).ledger.chart.local,
-        live_until_ms=found.live_until_ms,
-        certificate=found.certificate,
-    )
-
-
-@router.get("/pay/allowance", response_model=AllowanceOut)
-def allowance(request: Request, member: WalletHolder) -> AllowanceOut:
-    """What you set aside for shops that cannot reach the node."""
-    return allowance_out(request, service.allowance_of(node_of(request), member))
-
-
-@router.post("/pay/allowance", status_code=201, response_model=AllowanceOut)
-def hold_allowance(body: AllowanceHoldIn, request: Request, member: WalletHolder) -> AllowanceOut:
-    """Set units aside for offline payments (a signed `allowance_hold`), and get the
-    certificate this device shows shops offline."""
-    node = node_of(request)
-    envelope = _envelope(SignedOrderIn(order=body.order, sig=body.sig))
-    service.hold_allowance(node, member, envelope)
-    return allowance_out(request, service.certify(node, member, body.device_key))
-
-
-@router.post("/pay/allowance/certificate", status_code=201, response_model=AllowanceOut)
-def certify(request: Request, member: WalletHolder, key: DeviceKey) -> AllowanceOut:
-    """A fresh certificate of what is set aside now, for the device key `key`."""
-    return allowance_out(request, service.certify(node_of(request), member, key))
-
-
-@router.post("/pay/allowance/release", response_model=AllowanceOut)
-def release_allowance(request: Request, member: WalletHolder) -> AllowanceOut:
-    """Give the allowance back to the wallet, once no certificate of it is live."""
-    return allowance_out(request, service.release_allowance(node_of(request), member))

@@ -1,21 +1,16 @@
 """The counter's pages: the point of sale (`/pos`: keypad, QR code, "Payé" live), the
 customer's pay page that every code of the node opens (`/pay`), an invoice's page, the
-shop's day with its refunds, and the counter sticker. Scripts: `web/static/pos.js`."""
+shop's day with its refunds, and the counter sticker. Scripts: `web/static/pos.js`. (The
+customer's code and the pages used offline: `codes/pages.py`.)"""
 
 from __future__ import annotations
 
-import hashlib
-import json
-from functools import cache
-from importlib.resources import files
 from typing import Annotated
-from urllib.parse import quote
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import Response
 
 from ledger.canonical import b64
-from ledger.operations import allowance_escrow
 from members.access import (
     MaybeCounter,
     MaybeMember,
@@ -26,8 +21,7 @@ from members.access import (
     wallet_holder,
 )
 from pos import scanning, service
-from pos.endpoints import Code, InvoiceId
-from pos.errors import UNKNOWN_CODE
+from pos.endpoints import InvoiceId
 from web.i18n import gettext_for
 from web.pages import number_format, page, public_origin, when
 from web.qr import qr_svg
@@ -43,7 +37,9 @@ STATES = {
 }
 
 
-def _page_data(request: Request) -> dict[str, object]:
+def page_data(request: Request) -> dict[str, object]:
+    """What every page of the counter's script reads: the currency, the largest amount, and
+    how numbers are written in the reader's language."""
     node = node_of(request)
     return {
         "currency": node.ledger.chart.local,
@@ -89,7 +85,7 @@ def counter(
         code=code,
         when=lambda ms: when(request, ms),
         data={
-            **_page_data(request),
+            **page_data(request),
             "scanner": scanning.scanner_data(request),
             "node": node.ledger.origin,
             "nodeKey": b64(node.node_key.public_key),
@@ -148,7 +144,7 @@ def day(
         day=found,
         when=lambda ms: when(request, ms),
         data={
-            **_page_data(request),
+            **page_data(request),
             "page": "day",
             "member": merchant.id,
             **_signing_data(request, p),
@@ -199,130 +195,12 @@ def pay(
         balance=node.ledger.balance(member.account),
         when=lambda ms: when(request, ms),
         data={
-            **_page_data(request),
+            **page_data(request),
             "page": "pay",
             "member": member.id,
             "shop": asked.shop.member_id,
             "invoice": invoice.id if invoice else None,
             "amount": invoice.amount if invoice else None,
             "expiresMs": invoice.expires_ms if invoice else None,
-        },
-    )
-
-
-# -- codes customers show ----------------------------------------------------------------------
-
-
-@router.get("/pay/code")
-def show_code(request: Request, p: MaybeMember) -> Response:
-    """The customer shows a code the shop scans: up to an amount, for two minutes, once."""
-    member = wallet_holder(request, p)
-    if isinstance(member, Response):
-        return member
-    node = node_of(request)
-    return page(
-        request,
-        "pos/code.html",
-        balance=node.ledger.balance(member.account),
-        data={
-            **_page_data(request),
-            "page": "code",
-            "member": member.id,
-            "node": node.ledger.origin,
-            "ttl": service.AUTH_TTL_S,
-        },
-    )
-
-
-@router.get("/pay/authorisations/{code}/qr.svg")
-def code_qr(code: Code, request: Request, p: MaybeMember) -> Response:
-    member = wallet_holder(request, p)
-    if isinstance(member, Response):
-        return member
-    found = service.find_presented(node_of(request), code)
-    if found.payer_id != member.id:
-        raise UNKNOWN_CODE()
-    link = f"{public_origin(request)}/c/{found.code}"
-    return Response(qr_svg(link), media_type="image/svg+xml", headers={"Cache-Control": "no-store"})
-
-
-@router.get("/c/{code}")
-def code_link(code: Code, request: Request, p: MaybeCounter) -> Response:
-    """What a customer's code opens when a camera app follows it: the shop's point of sale
-    collecting it, or a word for whoever else scanned it."""
-    if p is not None and p.member.role == "merchant":
-        return RedirectResponse(f"/pos?code={quote(code)}", status_code=303)
-    return page(request, "pos/code_link.html", code=code)
-
-
-# -- where there is no network -----------------------------------------------------------------
-
-# What the service worker keeps so that these pages open without the node (web/static/sw.js):
-# each page as the signed-in member last saw it, and every file it loads.
-OFFLINE_PAGES = ("/pay/offline", "/pos")
-OFFLINE_ASSETS = (
-    "sou.css",
-    "favicon.svg",
-    "sou.js",
-    "pos.js",
-    "qr.js",
-    "scan.js",
-    "vendor/zxing-wasm/zxing_reader.js",
-    "vendor/zxing-wasm/zxing_reader.wasm",
-    "vendor/zxing-wasm/zxing_writer.js",
-    "vendor/zxing-wasm/zxing_writer.wasm",
-)
-
-
-@cache
-def _service_worker() -> bytes:
-    """sw.js, its first line naming what it keeps and the version of those files: a
-    release that changes one of them changes the worker, which then replaces its caches."""
-    static = files("web") / "static"
-    script = (static / "sw.js").read_bytes()
-    digest = hashlib.sha256(script)
-    for name in OFFLINE_ASSETS:
-        digest.update((static / name).read_bytes())
-    kept = {
-        "version": digest.hexdigest()[:16],
-        "pages": list(OFFLINE_PAGES),
-        "assets": [f"/static/{name}" for name in OFFLINE_ASSETS],
-    }
-    return f"self.souOffline = {json.dumps(kept)};\n".encode() + script
-
-
-@router.get("/sw.js")
-def service_worker() -> Response:
-    """The service worker of the pages used where there is no network; at the root, so
-    that it sees the logins and logouts after which it forgets the pages it kept."""
-    return Response(
-        _service_worker(),
-        media_type="text/javascript",
-        headers={"Cache-Control": "no-cache"},
-    )
-
-
-@router.get("/pay/offline")
-def offline(request: Request, p: MaybeMember) -> Response:
-    """Paying where the shop has no network: units set aside, a certificate this device
-    shows, and codes it signs and draws without the node."""
-    member = wallet_holder(request, p)
-    if isinstance(member, Response):
-        return member
-    node = node_of(request)
-    found = service.allowance_of(node, member)
-    return page(
-        request,
-        "pos/offline.html",
-        balance=node.ledger.balance(member.account),
-        allowance=found,
-        until=when(request, found.live_until_ms) if found.live_until_ms else None,
-        data={
-            **_page_data(request),
-            "page": "offline",
-            "member": member.id,
-            "node": node.ledger.origin,
-            "origin": public_origin(request),
-            "escrow": allowance_escrow(member.account),
         },
     )

@@ -8,6 +8,8 @@ from fastapi import APIRouter
 from pydantic_settings import BaseSettings
 
 from pos import endpoints, pages, scanning
+from pos.codes import endpoints as code_endpoints
+from pos.codes import pages as code_pages
 from pos.devices import endpoints as device_endpoints
 from pos.devices import pages as device_pages
 from pos.devices.settings import CounterSettings
@@ -23,7 +25,9 @@ def sou_settings() -> type[BaseSettings]:
 def sou_routers() -> Sequence[APIRouter]:
     return [
         endpoints.router,
+        code_endpoints.router,
         pages.router,
+        code_pages.router,
         scanning.router,
         device_endpoints.router,
         device_pages.router,

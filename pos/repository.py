@@ -8,8 +8,8 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, func, insert, select, update
 
-from ledger.models import accounts, keys, postings, transfers
-from pos.models import pos_authorisations, pos_certificates, pos_invoices
+from ledger.models import accounts, postings, transfers
+from pos.models import pos_invoices
 
 SALES = ("payment", "collection")  # what a shop is paid by: a customer's order, or its own
 
@@ -118,45 +118,5 @@ def movements_between(conn: Connection, account: str, start_ms: int, end_ms: int
 def payment(conn: Connection, transfer_id: int) -> Any | None:
     query = select(transfers.c.id, transfers.c.kind, transfers.c.order_json).where(
         transfers.c.id == transfer_id
-    )
-    return conn.execute(query).mappings().first()
-
-
-def insert_presented(conn: Connection, values: dict[str, Any]) -> None:
-    conn.execute(insert(pos_authorisations).values(**values))
-
-
-def presented(conn: Connection, code: str) -> Any | None:
-    query = select(pos_authorisations).where(pos_authorisations.c.code == code)
-    return conn.execute(query).mappings().first()
-
-
-def presented_by_auth(conn: Connection, payer_id: str, auth_id: str) -> Any | None:
-    query = select(pos_authorisations.c.code).where(
-        pos_authorisations.c.payer_id == payer_id, pos_authorisations.c.auth_id == auth_id
-    )
-    return conn.execute(query).first()
-
-
-def key_revoked(conn: Connection, key_id: str) -> bool:
-    query = select(keys.c.revoked_ms).where(keys.c.key_id == key_id)
-    return conn.execute(query).scalar_one_or_none() is not None
-
-
-def insert_certificate(conn: Connection, values: dict[str, Any]) -> None:
-    conn.execute(insert(pos_certificates).values(**values))
-
-
-def live_certificate_until(conn: Connection, member_id: str, now_ms: int) -> int | None:
-    """Until when the member's latest live offline certificate runs, if one does."""
-    query = select(func.max(pos_certificates.c.expires_ms)).where(
-        pos_certificates.c.member_id == member_id, pos_certificates.c.expires_ms > now_ms
-    )
-    return conn.execute(query).scalar_one_or_none()
-
-
-def key_of(conn: Connection, key_id: str) -> Any | None:
-    query = select(keys.c.owner, keys.c.public_key, keys.c.revoked_ms).where(
-        keys.c.key_id == key_id
     )
     return conn.execute(query).mappings().first()

@@ -96,6 +96,8 @@ PYTHON_SOURCES = (
     "merchants/errors.py",
     "pos/errors.py",
     "pos/pages.py",
+    "pos/codes/errors.py",
+    "pos/codes/pages.py",
     "pos/scanning.py",
     "pos/scanning_errors.py",
 )

@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import Page, expect
 
-from pos.pages import OFFLINE_ASSETS, OFFLINE_PAGES
+from pos.codes.pages import OFFLINE_ASSETS, OFFLINE_PAGES
 from tests.people import Person, fund, join
 from tests.test_browser import french
 from tests.test_pos_browser import _log_in

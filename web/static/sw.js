@@ -2,7 +2,7 @@
  * there too — the customer's offline payments (/pay/offline) and the point of sale (/pos),
  * which both sign and check codes on the device.
  *
- * Served by the node at /sw.js (pos/pages.py), scope "/", with its first line naming what it
+ * Served by the node at /sw.js (pos/codes/pages.py), scope "/", with its first line naming what it
  * keeps: `self.souOffline = {version, pages, assets}` (the version is a hash of the assets,
  * so a new release is a new worker with new caches). What it does:
  *  - those pages (the signed-in member's HTML): network first, so that nobody online sees
