@@ -192,7 +192,7 @@ async def events(
     do it by themselves) resumes after the last payment seen."""
     node = node_of(request)
     start = after
-    if last_event_id is not None and last_event_id.isdigit():
+    if last_event_id is not None and last_event_id.isascii() and last_event_id.isdigit():
         start = int(last_event_id)
     if start is None:
         start = await run_in_threadpool(service.last_sale, node, merchant.id)

@@ -456,3 +456,34 @@ def test_the_publishing_process_wakes_its_own_waiters_once(node: Any) -> None:
         assert asyncio.run(scenario()) == (["42"], [])
     finally:
         notices.close()
+
+
+def test_the_feed_resumes_after_the_last_event_id_and_ignores_a_strange_one(
+    node: Any, live_site: str
+) -> None:
+    """A browser reconnecting sends the id of the last payment it saw: what came after is
+    sent again; an id that is no plain number (a superscript digit, say) is ignored."""
+    from fastapi.testclient import TestClient
+
+    from node.app import create_app
+
+    site = TestClient(create_app(node.settings, node), base_url=live_site)
+    zoe, camille = _shop(site), join(site, "Camille")
+    fund(site, camille, 1000)
+    assert _pay(camille, _invoice(zoe, 300)).status_code == 201
+    cookies = dict(zoe.client.cookies)
+
+    def sales(last_event_id: bytes) -> str:
+        # Over a real socket: the header's bytes reach the node as they are sent.
+        answer = httpx.get(
+            f"{live_site}/api/v1/pos/events?wait=0",
+            cookies=cookies,
+            headers={"Last-Event-ID": last_event_id},
+            timeout=10,
+        )
+        assert answer.status_code == 200
+        return answer.text
+
+    assert "event: sale" in sales(b"0")
+    # b"\xb2" reads as "²" (headers are Latin-1): a digit to Python, no number to int().
+    assert "event: sale" not in sales(b"\xb2")  # from the last payment on: none after it

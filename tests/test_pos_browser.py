@@ -219,7 +219,10 @@ def test_offline_the_counter_takes_a_code_and_sends_it_once_back_online(
     counter.route("**/api/v1/pos/collections", lose_answer)
     context.set_offline(False)
     counter.wait_for_function("document.querySelector('#offline-queue li') !== null")
-    counter.wait_for_timeout(500)
+    for _ in range(200):  # until the node has answered the sending, and the answer is lost
+        if lost:
+            break
+        counter.wait_for_timeout(100)
     assert lost and zoe.balance() == 820
     counter.unroute("**/api/v1/pos/collections")
     counter.reload()
