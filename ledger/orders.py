@@ -14,6 +14,7 @@ from typing import Any
 from ledger.canonical import canonical
 from ledger.chart import kind_of
 from ledger.errors import InvalidOrder
+from ledger.text import HIDDEN_REASON, hidden_character
 
 # I-JSON (RFC 7493) integers: what every JSON client can carry exactly.
 MAX_SAFE_INTEGER = 2**53 - 1
@@ -104,8 +105,8 @@ def text(fields: Mapping[str, Any], name: str, *, max_length: int, required: boo
         raise InvalidOrder(name, "must be non-empty text")
     if len(value) > max_length:
         raise InvalidOrder(name, f"must be at most {max_length} characters")
-    if any(ord(c) < 32 for c in value):
-        raise InvalidOrder(name, "must not contain control characters")
+    if hidden_character(value) is not None:  # a memo must read as what it holds
+        raise InvalidOrder(name, HIDDEN_REASON)
     return value
 
 

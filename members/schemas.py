@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from web.schemas import ONE_LINE, Strict
+from web.text import VisibleLine
 
 Name = Field(min_length=1, max_length=120, pattern=ONE_LINE)
 Email = Field(min_length=3, max_length=254, pattern=ONE_LINE)
@@ -19,11 +20,11 @@ KEY_ID = r"^[A-Za-z0-9_-]{1,32}$"
 
 
 class TradeDetails(Strict):
-    trade_name: str = Field(min_length=1, max_length=120, pattern=ONE_LINE)
-    category: str = Field(min_length=1, max_length=60, pattern=ONE_LINE)
-    address: str = Field(min_length=1, max_length=300, pattern=ONE_LINE)
+    trade_name: VisibleLine = Field(min_length=1, max_length=120, pattern=ONE_LINE)
+    category: VisibleLine = Field(min_length=1, max_length=60, pattern=ONE_LINE)
+    address: VisibleLine = Field(min_length=1, max_length=300, pattern=ONE_LINE)
     siret: str | None = Field(None, pattern=r"^[0-9]{14}$")
-    place: str | None = Field(
+    place: VisibleLine | None = Field(
         None,
         min_length=1,
         max_length=80,
@@ -33,7 +34,7 @@ class TradeDetails(Strict):
 
 
 class MemberCreate(Strict):
-    display_name: str = Name
+    display_name: VisibleLine = Name
     email: str = Email
     password: str = Password
     role: Literal["resident", "merchant"] = "resident"
@@ -42,7 +43,7 @@ class MemberCreate(Strict):
 
 
 class OperatorCreate(Strict):
-    display_name: str = Name
+    display_name: VisibleLine = Name
     email: str = Email
     password: str = Password
     role: Literal["office", "treasurer", "admin"]
@@ -73,7 +74,7 @@ class SessionOut(BaseModel):
 
 class DeviceKeyCreate(Strict):
     public_key: str = Field(min_length=43, max_length=44, description="Ed25519, base64url")
-    label: str = Field("", max_length=80, pattern=ONE_LINE)
+    label: VisibleLine = Field("", max_length=80, pattern=ONE_LINE)
 
 
 class DeviceKeyOut(BaseModel):
@@ -85,7 +86,7 @@ class DeviceKeyOut(BaseModel):
 
 class TokenCreate(Strict):
     scope: Literal["wallet", "pos"]
-    label: str = Field(min_length=1, max_length=80, pattern=ONE_LINE)
+    label: VisibleLine = Field(min_length=1, max_length=80, pattern=ONE_LINE)
 
 
 class TokenOut(BaseModel):

@@ -63,6 +63,7 @@ from members.models import ROLES
 from members.shops import Payee, Shop
 from runtime.node import add_operator
 from runtime.signing import node_key_event
+from web.text import check_visible
 
 if TYPE_CHECKING:
     from runtime.node import Node
@@ -126,6 +127,7 @@ def _record_person(
 ) -> str:
     """Check and record a person who logs in (with `also`'s writes, in one transaction);
     their new member id."""
+    check_visible("display_name", person["display_name"])
     email = email.strip().lower()
     if not EMAIL.match(email):
         raise BAD_EMAIL()
@@ -160,6 +162,8 @@ def log_in(node: Node, email: str, password: str, client_ip: str) -> tuple[Membe
     """Check a password, counting failures per email and per address; open a session."""
     settings = node.settings
     email = email.strip().lower()
+    if len(email) > 254 or not email.isprintable():  # no account's: nothing to count
+        raise BAD_LOGIN()  # (and PostgreSQL refuses a NUL byte, the failures' key 300 chars)
     subjects = [f"email:{email}", f"ip:{client_ip}"]
     now = now_ms()
     since = now - settings.login_window * 1000
@@ -322,6 +326,7 @@ def create_token(node: Node, member: Member, scope: str, label: str) -> dict[str
     is kept. A `pos` token (merchants) only reads incoming payments."""
     if scope == "pos" and member.role != "merchant":
         raise FORBIDDEN()
+    check_visible("label", label)
     token, created = secrets.token_urlsafe(32), now_ms()
     row = {"member_id": member.id, "scope": scope, "label": label, "created_ms": created}
     with node.engine.begin() as conn:
@@ -342,6 +347,7 @@ def revoke_token(node: Node, member: Member, token_id: int) -> None:
 def add_device_key(node: Node, member: Member, public_key_b64: str, label: str) -> str:
     """Register a device's public key for a member, signed by the node after the member
     proved who they are (password session). The key event goes into the Merkle log."""
+    check_visible("label", label)
     public_key = _public_key(public_key_b64)
     with node.ledger.reading() as conn:
         active = [d for d in repo.devices_of(conn, member.id) if d["revoked_ms"] is None]

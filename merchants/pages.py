@@ -17,7 +17,7 @@ from members.errors import BAD_FORM
 from merchants import service
 from merchants.errors import UNKNOWN_RECONVERSION
 from web.i18n import language_of
-from web.pages import DoneId, Text, done, number_format, page, say, when
+from web.pages import MAX_ID_DIGITS, DoneId, Text, done, number_format, page, say, when
 from web.refusals import Refusal
 
 router = APIRouter(include_in_schema=False)
@@ -115,7 +115,9 @@ def decide(
         return treasurer
     node = node_of(request)
     try:
-        if not (reconversion_id.isascii() and reconversion_id.isdigit()):
+        if not (reconversion_id.isascii() and reconversion_id.isdigit()) or (
+            len(reconversion_id) > MAX_ID_DIGITS or int(reconversion_id) > 2**53
+        ):
             raise UNKNOWN_RECONVERSION()
         number = int(reconversion_id)
         if decision == "paid":

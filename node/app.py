@@ -14,12 +14,15 @@ from starlette.routing import BaseRoute, Route
 
 from ledger import repository as repo
 from ledger.models import log_queue
+from members.access import SESSION_COOKIE
 from node import plugin_list
 from runtime.node import Node, open_node
 from runtime.settings import Settings
+from wallet_api.cards.stripe_api import checkout_origin
 from web.i18n import add_catalogue
 from web.pages import add_templates, install_error_handlers
 from web.refusals import REFUSALS
+from web.security import SecurityMiddleware
 
 
 def create_app(settings: Settings | None = None, node: Node | None = None) -> FastAPI:
@@ -65,6 +68,13 @@ def create_app(settings: Settings | None = None, node: Node | None = None) -> Fa
     plug_in(app, node)
     # After the plugins' own static directories, which it would otherwise hide.
     app.mount("/static", StaticFiles(packages=[("web", "static")]), name="static")
+    # Added last, so outermost: its headers and body limit hold for the plugins' middleware too.
+    app.add_middleware(
+        SecurityMiddleware,
+        max_body_bytes=node.settings.max_body_bytes,
+        private_cookies=[SESSION_COOKIE],
+        form_targets=lambda: filter(None, [checkout_origin(node.settings)]),
+    )
     return app
 
 

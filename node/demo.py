@@ -7,8 +7,9 @@ later tools can act as them.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
@@ -54,23 +55,41 @@ SHOPS = {
     "cafe-de-la-place": ("café", "1 place de l'Église", None),
 }
 
-# (payer, payee, cents, memo)
+# The village's life is told over the weeks before `sou init --demo` (the README's "few
+# weeks"): each transfer is posted at its (day, hour), days counted from the first morning.
+DEMO_DAYS = 35
+# (day, hour, payer, payee, cents, memo), in the order they happen
 PAYMENTS = (
-    ("camille", "boulangerie-du-lavoir", 420, "Pain de campagne et croissants"),
-    ("louis", "ferme-des-trois-chenes", 1850, "Panier de légumes"),
-    ("ines", "librairie-la-plume", 2290, "Roman et carnet"),
-    ("hugo", "cafe-de-la-place", 380, "Deux cafés"),
-    ("lea", "boulangerie-du-lavoir", 655, "Tarte aux pommes"),
-    ("jules", "ferme-des-trois-chenes", 1200, "Œufs et fromage de chèvre"),
-    ("camille", "ferme-des-trois-chenes", 2475, "Panier de la semaine"),
-    ("louis", "cafe-de-la-place", 950, "Déjeuner"),
-    ("ines", "boulangerie-du-lavoir", 310, "Baguette tradition"),
-    ("camille", "louis", 1500, "Part du covoiturage"),
-    ("cafe-de-la-place", "boulangerie-du-lavoir", 3600, "Pain pour la semaine"),
-    ("cafe-de-la-place", "ferme-des-trois-chenes", 4200, "Lait et légumes"),
-    ("hugo", "librairie-la-plume", 1590, "Bande dessinée"),
-    ("lea", "ferme-des-trois-chenes", 980, "Pommes de terre"),
+    (7, 8, "camille", "boulangerie-du-lavoir", 420, "Pain de campagne et croissants"),
+    (8, 17, "louis", "ferme-des-trois-chenes", 1850, "Panier de légumes"),
+    (10, 11, "ines", "librairie-la-plume", 2290, "Roman et carnet"),
+    (11, 9, "hugo", "cafe-de-la-place", 380, "Deux cafés"),
+    (13, 16, "lea", "boulangerie-du-lavoir", 655, "Tarte aux pommes"),
+    (14, 12, "jules", "ferme-des-trois-chenes", 1200, "Œufs et fromage de chèvre"),
+    (16, 8, "camille", "ferme-des-trois-chenes", 2475, "Panier de la semaine"),
+    (18, 12, "louis", "cafe-de-la-place", 950, "Déjeuner"),
+    (19, 18, "ines", "boulangerie-du-lavoir", 310, "Baguette tradition"),
+    (21, 9, "camille", "louis", 1500, "Part du covoiturage"),
+    (22, 7, "cafe-de-la-place", "boulangerie-du-lavoir", 3600, "Pain pour la semaine"),
+    (24, 7, "cafe-de-la-place", "ferme-des-trois-chenes", 4200, "Lait et légumes"),
+    (26, 15, "hugo", "librairie-la-plume", 1590, "Bande dessinée"),
+    (28, 10, "lea", "ferme-des-trois-chenes", 980, "Pommes de terre"),
 )
+
+
+@dataclass
+class Calendar:
+    """The ledger's clock while the demo is told: the first morning is DEMO_DAYS days before
+    today (UTC midnight), so that every transfer lies in the past, in the order posted."""
+
+    start: float = field(default_factory=lambda: (time.time() // 86_400 - DEMO_DAYS) * 86_400)
+    now: float = 0.0
+
+    def at(self, day: int, hour: int) -> None:
+        self.now = self.start + day * 86_400 + hour * 3_600
+
+    def __call__(self) -> float:
+        return self.now
 
 
 @dataclass
@@ -80,22 +99,39 @@ class Village:
     posted: int = 0
 
     def sign(self, who: str, kind: str, **fields: Any) -> Posted:
-        """Post an order signed by `who` (`payer` stands for the order's "from" field)."""
+        """Post an order signed by `who` (`payer` stands for the order's "from" field),
+        signed at the ledger's time (the demo's calendar while it is told)."""
         if "payer" in fields:
             fields["from"] = fields.pop("payer")
         key = self.keys[who]
-        posted = self.node.ledger.transfer(
-            key.sign(new_order(kind, key, self.node.ledger.origin, **fields))
-        )
+        ledger = self.node.ledger
+        order = new_order(kind, key, ledger.origin, now=ledger.clock(), **fields)
+        posted = ledger.transfer(key.sign(order))
         self.posted += 1
         return posted
 
 
 def seed(node: Node, say: Callable[[str], None] = print) -> Village:
-    ledger, settings = node.ledger, node.settings
+    """The demo village on `node`'s ledger, its transfers posted over the DEMO_DAYS days
+    before today through the ledger itself (signed, chained), with its clock set to the
+    demo's calendar meanwhile. The operators' keys are registered today."""
+    ledger = node.ledger
     keys: dict[str, SigningKey] = {NODE: node.node_key}
     keys["role:treasurer"] = _role_key(node, "role:treasurer")
     keys[f"role:office:{OFFICE}"] = add_operator(node, f"role:office:{OFFICE}")
+    calendar, clock = Calendar(), ledger.clock
+    ledger.clock = calendar
+    try:
+        return _told(node, keys, calendar, say)
+    finally:
+        ledger.clock = clock
+
+
+def _told(
+    node: Node, keys: dict[str, SigningKey], calendar: Calendar, say: Callable[[str], None]
+) -> Village:
+    ledger, settings = node.ledger, node.settings
+    calendar.at(0, 8)
     ledger.open_account(office_cash(OFFICE))
     for member in RESIDENTS + MERCHANTS:
         code = member_account(member)
@@ -108,13 +144,14 @@ def seed(node: Node, say: Callable[[str], None] = print) -> Village:
             owner=code,
             public_key=key.public_key,
             signer=node.node_key,
+            now=int(calendar() * 1000),
         )
         ledger.register_key(event, node.node_key.sign_bytes(canonical(event)))
         keys[code] = key
     village = Village(node, keys)
     say(f"  {len(RESIDENTS)} residents, {len(MERCHANTS)} shops, exchange office «{OFFICE}»")
-    _people(node)
-    _life(village)
+    _people(node, int(calendar() * 1000))
+    _life(village, calendar)
     say(
         f"  {village.posted} signed transfers: top-ups, payments, a refund, a reconversion paid out"
     )
@@ -123,11 +160,11 @@ def seed(node: Node, say: Callable[[str], None] = print) -> Village:
     return village
 
 
-def _people(node: Node) -> None:
-    """The demo's people: members who log in (one password for all: it is a demo); the
-    shops, approved by the admin."""
+def _people(node: Node, joined_ms: int) -> None:
+    """The demo's people, joined on the demo's first morning: members who log in (one
+    password for all: it is a demo); the shops, approved by the admin."""
     from members import shops
-    from members.access import hash_password, now_ms
+    from members.access import hash_password
     from members.models import members
 
     password = hash_password(DEMO_PASSWORD)
@@ -147,7 +184,7 @@ def _people(node: Node) -> None:
                     password_hash=password,
                     office=office,
                     membership_until=until if role in ("resident", "merchant") else None,
-                    created_ms=now_ms(),
+                    created_ms=joined_ms,
                 )
             )
         for name, (category, address, place) in SHOPS.items():
@@ -159,7 +196,7 @@ def _people(node: Node) -> None:
                 address=address,
                 place=place or node.settings.village,
             )
-            shops.decide(conn, name, "approved", "admin", now_ms())
+            shops.decide(conn, name, "approved", "admin", joined_ms)
 
 
 def _role_key(node: Node, role: str) -> SigningKey:
@@ -168,9 +205,15 @@ def _role_key(node: Node, role: str) -> SigningKey:
     return role_key(node.settings, role)
 
 
-def _life(v: Village) -> None:
+def _life(v: Village, calendar: Calendar) -> None:
     local = v.node.ledger.chart.local
-    for member, cents in (("camille", 10_000), ("louis", 5_000), ("ines", 8_000), ("hugo", 4_000)):
+    for day, hour, member, cents in (
+        (0, 9, "camille", 10_000),
+        (0, 11, "louis", 5_000),
+        (1, 10, "ines", 8_000),
+        (2, 18, "hugo", 4_000),
+    ):
+        calendar.at(day, hour)
         credit = v.sign(
             NODE,
             "topup",
@@ -183,7 +226,12 @@ def _life(v: Village) -> None:
             ext=f"pi_demo_{member}",
         )
         _card_payment(v.node, f"pi_demo_{member}", member, credit)
-    for member, cents in (("lea", 6_000), ("jules", 3_000), ("cafe-de-la-place", 15_000)):
+    for day, hour, member, cents in (
+        (3, 10, "lea", 6_000),
+        (3, 11, "jules", 3_000),
+        (4, 9, "cafe-de-la-place", 15_000),
+    ):
+        calendar.at(day, hour)
         v.sign(
             f"role:office:{OFFICE}",
             "topup",
@@ -192,21 +240,26 @@ def _life(v: Village) -> None:
             currency=local,
             source=f"office:{OFFICE}",
         )
+    calendar.at(5, 14)
     v.sign("role:treasurer", "settlement", amount=27_000, ext="po_demo_1")
+    calendar.at(6, 15)
     v.sign("role:treasurer", "cash_deposit", office=OFFICE, amount=24_000, to="reserve:digital")
-    payments = [
-        v.sign(
-            member_account(payer),
-            "payment",
-            payer=member_account(payer),
-            to=member_account(payee),
-            amount=cents,
-            currency=local,
-            memo=memo,
+    payments = []
+    for day, hour, payer, payee, cents, memo in PAYMENTS:
+        calendar.at(day, hour)
+        payments.append(
+            v.sign(
+                member_account(payer),
+                "payment",
+                payer=member_account(payer),
+                to=member_account(payee),
+                amount=cents,
+                currency=local,
+                memo=memo,
+            )
         )
-        for payer, payee, cents, memo in PAYMENTS
-    ]
     shop, customer = member_account("boulangerie-du-lavoir"), member_account("camille")
+    calendar.at(29, 10)
     v.sign(
         shop,
         "refund",
@@ -218,6 +271,7 @@ def _life(v: Village) -> None:
         memo="Croissant manquant",
     )
     farm = member_account("ferme-des-trois-chenes")
+    calendar.at(31, 11)
     redemption = v.sign(
         farm,
         "redemption",
@@ -227,6 +281,7 @@ def _life(v: Village) -> None:
         currency=local,
         memo="Reconversion mensuelle",
     )
+    calendar.at(33, 15)
     payout = v.sign(
         "role:treasurer",
         "payout",

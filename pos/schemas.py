@@ -5,11 +5,12 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 
 from web.schemas import ONE_LINE, SignedOrderIn, Strict
+from web.text import VisibleLine
 
 
 class InvoiceIn(Strict):
     amount: int = Field(ge=1, le=2**53 - 1, description="Cents of the local unit.")
-    label: str | None = Field(None, max_length=80, pattern=ONE_LINE)
+    label: VisibleLine | None = Field(None, max_length=80, pattern=ONE_LINE)
     ttl_s: int = Field(600, ge=60, le=3600, description="Seconds the code stays valid.")
 
 

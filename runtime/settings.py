@@ -93,6 +93,9 @@ class Settings(BaseSettings):
     session_days: int = Field(14, gt=0, description="How long a login lasts.")
     login_attempts: int = Field(5, gt=0, description="Failed logins allowed per window.")
     login_window: int = Field(900, gt=0, description="The failed-login window, in seconds.")
+    max_body_bytes: int = Field(
+        1_048_576, gt=0, description="Largest request body, in bytes (413 above)."
+    )
 
     @field_validator("data_dir")
     @classmethod

@@ -106,7 +106,7 @@ def test_an_admin_renews_a_membership_and_makes_an_office_operator_in_french(
     expect(page.locator("h1")).to_have_text("Members")
     expect(page.locator("html")).to_have_attribute("lang", "en")
     expect(page.locator(f"#members tr[data-member='{camille.id}'] .membership")).to_have_text(
-        "Paid up to December 31, 2031"
+        "Paid up to 31 December 2031"
     )
     page.goto(f"/admin/members/{camille.id}")  # English now, by the cookie
     expect(page.locator("#renew-form h2")).to_have_text("Renew the membership")

@@ -609,6 +609,7 @@ TABLE: dict[tuple[str, str], Rule] = {
         NOBODY_BUT({ADMIN}), form=lambda w, c: {"until": "2031-12-31"}
     ),
     ("GET", "/admin/operators"): Rule(NOBODY_BUT({ADMIN})),
+    ("GET", "/admin/cards"): Rule(NOBODY_BUT({ADMIN})),
     ("POST", "/admin/operators"): Rule(
         NOBODY_BUT({ADMIN}),
         form=lambda w, c: {

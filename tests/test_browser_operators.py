@@ -432,7 +432,7 @@ def test_the_quote_as_the_merchant_types_and_refusals_in_french(
 # -- the top-up page without Stripe -------------------------------------------------------
 
 
-def test_top_up_page_without_stripe_says_how_to_set_it_up(
+def test_top_up_page_without_stripe_shows_residents_the_offices_and_the_admin_the_setup(
     open_browser: Browser, village: TestClient, node: Any, live_site: str
 ) -> None:
     node.settings.stripe_secret_key = node.settings.stripe_webhook_secret = ""
@@ -442,10 +442,24 @@ def test_top_up_page_without_stripe_says_how_to_set_it_up(
     page.wait_for_url("**/topup")
     card = page.locator("#card-topup")
     expect(page.locator("#card-unavailable")).to_have_text(
-        french("Card top-ups are not set up on this node yet.")
+        french("Card top-ups are not available yet; here are the exchange offices.")
     )
     expect(page.locator("#card-form")).to_have_count(0)
-    expect(card).to_contain_text(
+    # The node's configuration is the admin's business, not the resident's.
+    expect(page.locator("code", has_text="SOU_STRIPE")).to_have_count(0)
+    expect(page.locator("#webhook-url")).to_have_count(0)
+    expect(card).not_to_contain_text("webhook")
+    expect(page.locator("#office-topup #wallet-id")).to_have_text(camille.id)
+    expect(page.locator("#offices")).to_contain_text("mairie")
+
+    admin = logged_in(open_browser, OPERATORS["admin"][0], "/")
+    admin.click("a[href='/admin/cards']")
+    admin.wait_for_url("**/admin/cards")
+    setup = admin.locator("#card-setup")
+    expect(admin.locator("#card-unavailable")).to_have_text(
+        french("Card top-ups are not set up on this node yet.")
+    )
+    expect(setup).to_contain_text(
         french(
             "The association's admin turns them on by giving the node its Stripe keys, as "
             "settings (environment variables or sou.toml), then restarting it:"
@@ -456,10 +470,8 @@ def test_top_up_page_without_stripe_says_how_to_set_it_up(
         "SOU_STRIPE_PUBLISHABLE_KEY",
         "SOU_STRIPE_WEBHOOK_SECRET",
     ):
-        expect(card.locator("code", has_text=setting)).to_have_count(1)
-    expect(page.locator("#webhook-url")).to_have_text(f"{live_site}/stripe/webhook")
-    expect(page.locator("#office-topup #wallet-id")).to_have_text(camille.id)
-    expect(page.locator("#offices")).to_contain_text("mairie")
+        expect(setup.locator("code", has_text=setting)).to_have_count(1)
+    expect(admin.locator("#webhook-url")).to_have_text(f"{live_site}/stripe/webhook")
 
 
 # -- who sees what ------------------------------------------------------------------------

@@ -811,7 +811,7 @@ def test_the_treasurers_page_settles_with_forms_in_french_and_english(
         f'id="write-off-{owing}"',
         f'id="take-back-{other}"',
         FROZEN_FR,
-        "Rien à reprendre pour l’instant : le portefeuille est vide.",
+        "Rien à reprendre pour l’instant\u202f: le portefeuille est vide.",
     ):
         assert words in page.text, words
     english = treasurer.get("/treasurer/cards?lang=en")

@@ -404,16 +404,25 @@ def test_without_stripe_keys_the_node_says_how_to_set_them(site: Any) -> None:
     page = camille.get("/topup?lang=en")
     assert page.status_code == 200
     for words in (
-        "not set up",
-        "SOU_STRIPE_SECRET_KEY",
-        "SOU_STRIPE_WEBHOOK_SECRET",
-        "SOU_STRIPE_PUBLISHABLE_KEY",
-        "http://127.0.0.1/stripe/webhook",
+        "Card top-ups are not available yet; here are the exchange offices.",
         "mairie",  # the exchange office, which works without Stripe
         camille.id,
     ):
         assert words in page.text, words
     assert 'id="card-form"' not in page.text
+    # How to set Stripe up is the admin's business: on the admin's page, not the resident's.
+    assert "SOU_STRIPE" not in page.text and "/stripe/webhook" not in page.text
+    assert camille.get("/admin/cards").status_code == 403
+    setup = operator(site, "admin").get("/admin/cards?lang=en")
+    assert setup.status_code == 200
+    for words in (
+        "not set up",
+        "SOU_STRIPE_SECRET_KEY",
+        "SOU_STRIPE_WEBHOOK_SECRET",
+        "SOU_STRIPE_PUBLISHABLE_KEY",
+        "http://127.0.0.1/stripe/webhook",
+    ):
+        assert words in setup.text, words
     form = camille.post("/topup/card", data={"amount": "20", "csrf": camille.csrf})
     assert form.status_code == 409 and "SOU_STRIPE_SECRET_KEY" in form.text
 
@@ -479,7 +488,7 @@ def test_the_topup_page_follows_a_card_payment_until_credited(stripe_site: Strip
     camille = join(s.site, "Camille")
     page = camille.get("/topup")
     assert page.status_code == 200
-    for words in ("Alimenter votre portefeuille", "5,00", "500,00", "mairie", camille.id):
+    for words in ("Recharger votre portefeuille", "5,00", "500,00", "mairie", camille.id):
         assert words in page.text, words
 
     for typed, status in (("20,505", 422), ("abc", 422), ("2", 422), ("-20", 422)):
@@ -650,3 +659,17 @@ def test_a_cancelled_checkout_or_stripe_unreachable_pays_nothing(
     back = camille.get(f"/topup/card/checkout?session_id={url.rsplit('/', 1)[-1]}")
     assert back.status_code == 502
     assert camille.get("/api/v1/topups/card").json() == [] and camille.balance() == 0
+
+
+def test_a_signed_event_whose_data_is_not_an_object_is_refused(stripe_site: StripeSite) -> None:
+    s = stripe_site
+    s.stripe.hold_webhooks(s.webhook_url)
+    shapes = [[1, 2], "payment", 7, None, {"object": ["pi_1"]}]
+    refused = [
+        s.deliver({**s.event("payment_intent.succeeded", {"id": "pi_x"}), "data": data})
+        for data in shapes
+    ]
+    assert [r.status_code for r in refused] == [400] * len(shapes)
+    assert {r.json()["error"] for r in refused} == {"bad_webhook_event"}
+    with s.node.ledger.reading() as conn:
+        assert conn.scalar(select(func.count()).select_from(stripe_events)) == 0

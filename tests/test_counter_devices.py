@@ -299,7 +299,7 @@ def test_the_merchants_page_pairs_and_removes_a_device_in_french(site: Any) -> N
         follow_redirects=True,
     )
     assert removed.status_code == 200
-    assert "Appareil retiré : il ne peut plus encaisser." in removed.text
+    assert "Appareil retiré\u202f: il ne peut plus encaisser." in removed.text
     assert "Aucun appareil n’est appairé à la caisse." in removed.text
     assert tablet.get("/api/v1/pos/day").status_code == 401
     refused = zoe.client.post(

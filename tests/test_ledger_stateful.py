@@ -28,6 +28,7 @@ import os
 import re
 import shutil
 import time
+import unicodedata
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -123,11 +124,16 @@ def is_cents(value: Any, maximum: int = MAX_AMOUNT) -> bool:
     return type(value) is int and 1 <= value <= maximum
 
 
+# Controls, format characters (bidi, zero-width), private use, surrogates, unassigned, and
+# line or paragraph separators: text that would not read as what it holds.
+HIDDEN_CATEGORIES = {"Cc", "Cf", "Co", "Cs", "Cn", "Zl", "Zp"}
+
+
 def is_text(value: Any, max_length: int) -> bool:
     return (
         isinstance(value, str)
         and 0 < len(value) <= max_length
-        and not any(ord(c) < 32 for c in value)
+        and not any(unicodedata.category(c) in HIDDEN_CATEGORIES for c in value)
     )
 
 

@@ -193,9 +193,13 @@ def test_member_pages_in_french_and_in_english(site: TestClient) -> None:
     assert "Pain de campagne" in wallet_fr and f"/wallet/receipts/{paid}" in wallet_fr
     wallet_en = camille.client.get("/wallet?lang=en").text
     assert "1,222.06 SOU" in wallet_en and "to Louis" in wallet_en
-    dates = re.findall(r"<td>(\d\d/\d\d/\d{4} \d\d:\d\d)</td>", wallet_fr)
-    assert len(dates) == 2  # day/month/year in French, one per movement
-    assert re.search(r"<td>\d{1,2}/\d{1,2}/\d\d, \d{1,2}:\d\d\s?[AP]M</td>", wallet_en)
+    dates = re.findall(r"<td>(\d{1,2} [a-zéû]{3,5}\.? \d{4}, \d\d:\d\d)</td>", wallet_fr)
+    assert len(dates) == 2  # "3 déc. 2026, 15:04" in French, one per movement
+    # English without a region is written as in Europe ("3 Dec 2026, 15:04"), the day first;
+    # a reader who says en-US gets "Dec 3, 2026, 3:04 PM".
+    assert re.search(r"<td>\d{1,2} [A-Z][a-z]{2,3} \d{4}, \d\d:\d\d</td>", wallet_en)
+    wallet_us = camille.client.get("/wallet", headers={**HTML, "Accept-Language": "en-US"}).text
+    assert re.search(r"<td>[A-Z][a-z]{2} \d{1,2}, \d{4}, \d{1,2}:\d\d\s[AP]M</td>", wallet_us)
     assert camille.id in wallet_fr  # the id to give to those who pay
     older = camille.client.get(f"/wallet?before={paid}", headers=HTML).text
     assert f'href="/wallet?before={paid}&amp;lang=fr"' in older  # English now, by cookie

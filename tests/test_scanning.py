@@ -258,7 +258,7 @@ def test_the_scan_page_is_for_members_signed_in(site: TestClient, zoe: Person) -
     assert data["scanner"]["decoderBase"] == "/static/vendor/zxing-wasm/"
     assert data["scanner"]["origin"] == "http://127.0.0.1"
     assert data["scanner"]["messages"]["denied"].startswith("L’accès à la caméra a été refusé")
-    assert data["messages"]["opening"] == "Un lien de ce nœud : ouverture…"
+    assert data["messages"]["opening"] == "Un lien de ce nœud\u202f: ouverture…"
 
 
 def test_a_point_of_sale_token_neither_opens_the_page_nor_decodes(

@@ -18,7 +18,7 @@ from members import service as members
 from members.access import MaybeMember, Member, node_of, wallet_holder
 from wallet_api import service
 from wallet_api.errors import NOT_SEALED_YET
-from web.pages import number_format, page, say, when
+from web.pages import PathId, number_format, page, say, when
 from web.refusals import Refusal
 
 router = APIRouter(include_in_schema=False)
@@ -104,7 +104,7 @@ def _shop_state(request: Request, member: Member) -> dict[str, str | None] | Non
 
 
 @router.get("/wallet/receipts/{transfer_id}")
-def receipt(transfer_id: int, request: Request, p: MaybeMember) -> Response:
+def receipt(transfer_id: PathId, request: Request, p: MaybeMember) -> Response:
     """A transfer's receipt and, in plain words, what it proves; the page's script checks
     the proof. Until the sealer has logged the transfer, the page says so and reloads."""
     member = wallet_holder(request, p)

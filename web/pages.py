@@ -13,9 +13,10 @@ from importlib.resources.abc import Traversable
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from babel.dates import format_date, format_datetime, get_timezone
+from babel import Locale, UnknownLocaleError
+from babel.dates import format_date, format_time, get_timezone
 from babel.numbers import get_decimal_symbol, get_group_symbol
-from fastapi import FastAPI, Form, Query, Request
+from fastapi import FastAPI, Form, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from jinja2 import (
@@ -27,11 +28,13 @@ from jinja2 import (
     select_autoescape,
 )
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from ledger.errors import LedgerError
 from runtime.keystore import KeyFileError
 from web.i18n import LANG_COOKIE, LANGUAGES, gettext_for, language_of, money
 from web.refusals import FIELD_NAMES, Phrase, Refusal, refusal_of, validation_reason
+from web.schemas import ONE_LINE
 
 CSRF_COOKIE = "sou_csrf"
 # Euros as people type them in forms: "20", "20,50", "20.5", "20 €".
@@ -108,7 +111,23 @@ def install_error_handlers(app: FastAPI) -> None:
             405: "This method is not allowed here.",
         }
         message = messages.get(exc.status_code, str(exc.detail))
-        return problem(request, Refusal(exc.status_code, "http_error", message))
+        response = problem(request, Refusal(exc.status_code, "http_error", message))
+        response.headers.update(exc.headers or {})
+        if exc.status_code == 405:
+            response.headers["Allow"] = ", ".join(_allowed(request))
+        return response
+
+
+def _allowed(request: Request) -> list[str]:
+    """Every method the path answers: Starlette's 405 names only its first route's."""
+    return [
+        method
+        for method in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+        if any(
+            route.matches({**request.scope, "method": method})[0] == Match.FULL
+            for route in request.app.router.routes
+        )
+    ]
 
 
 # The node's templates, then the plugins' (`add_templates`), found by name in that order.
@@ -204,6 +223,14 @@ def page(request: Request, name: str, status: int = 200, **context: Any) -> HTML
 Text = Annotated[str, Form()]
 # The id a page is sent back with after a success, naming what was done (see `done`).
 DoneId = Annotated[int | None, Query(ge=1, le=2**53)]
+# The id a page's address names (a receipt's transfer...): out of the ids' range, a 422.
+PathId = Annotated[int, Path(ge=1, le=2**53)]
+# An id typed in a form, read as digits by the page (`int()` of a longer one would
+# refuse 4300 digits and more with a ValueError, a 500): 2**53 has 16 digits.
+MAX_ID_DIGITS = 16
+# A name a page's address holds (a member id, a shop's slug, a note's series): one line of at
+# most 200 characters, else a 422 (PostgreSQL refuses even to compare a NUL byte).
+PathName = Annotated[str, Path(min_length=1, max_length=200, pattern=ONE_LINE)]
 
 
 def to_login(request: Request, back: str | None = None) -> RedirectResponse:
@@ -224,16 +251,40 @@ def say(request: Request, message: str, **values: Any) -> str:
     return gettext_for(request).gettext(message).format(**values)
 
 
+# Where the reader names no region for the page's language, the village's neighbours: an
+# English reader in France is more likely British or European than American.
+DEFAULT_REGIONS = {"en": "en_GB", "fr": "fr_FR"}
+
+
+def reader_locale(request: Request) -> Locale:
+    """The page's language with the reader's region when Accept-Language names one for it
+    ("en-US" → en_US), else its neighbours' (en_GB): dates are written as they read them."""
+    lang = language_of(request)
+    for part in request.headers.get("accept-language", "").split(","):
+        tag = part.split(";")[0].strip().replace("-", "_")
+        if tag.lower().startswith(f"{lang}_"):
+            try:
+                return Locale.parse(tag)
+            except (ValueError, UnknownLocaleError):
+                continue
+    return Locale.parse(DEFAULT_REGIONS.get(lang, lang))
+
+
 def when(request: Request, ms: int) -> str:
-    """A moment as people of the page's language write it, in the node's time zone."""
-    zone = request.app.state.node.settings.timezone
+    """A moment as people of the page's language write it, in the node's time zone, to the
+    minute: "3 Dec 2026, 15:04", "3 déc. 2026, 15:04"; "Dec 3, 2026, 3:04 PM" for en-US."""
+    zone = get_timezone(request.app.state.node.settings.timezone)
     moment = datetime.fromtimestamp(ms / 1000, UTC)
-    return format_datetime(moment, "short", tzinfo=get_timezone(zone), locale=language_of(request))
+    locale = reader_locale(request)
+    written_day = format_date(moment.astimezone(zone), "medium", locale=locale)
+    written_time = format_time(moment, "short", tzinfo=zone, locale=locale)
+    pattern = locale.datetime_formats["medium"]
+    return str(pattern).replace("{1}", written_day).replace("{0}", written_time)
 
 
 def day(request: Request, moment: date) -> str:
-    """A day as people of the page's language write it: 31 décembre 2026."""
-    return format_date(moment, "long", locale=language_of(request))
+    """A day as people of the page's language write it: 31 décembre 2026, 31 December 2026."""
+    return format_date(moment, "long", locale=reader_locale(request))
 
 
 def public_origin(request: Request) -> str:

@@ -129,6 +129,10 @@ FIELD_REASONS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
         (r"must be at most (?P<n>\d+) characters", "must be at most {n} characters"),
         (r"must be non-empty text", "must be some text"),
         (r"must not contain control characters", "must not contain control characters"),
+        (
+            r"must not contain control or invisible characters",
+            "must not contain control or invisible characters",
+        ),
         (r"must be (?P<code>[A-Z][A-Z0-9]{2,7})", "must be {code}"),
         (r"is not a field of an? \w+ order", "is not a field of this order"),
         (r".* is not an account code of this ledger", "is not an account of this node"),

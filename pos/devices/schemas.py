@@ -5,10 +5,11 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 
 from web.schemas import ONE_LINE, Strict
+from web.text import VisibleLine
 
 
 class PairingCodeIn(Strict):
-    label: str = Field(min_length=1, max_length=80, pattern=ONE_LINE, examples=["Caisse 1"])
+    label: VisibleLine = Field(min_length=1, max_length=80, pattern=ONE_LINE, examples=["Caisse 1"])
 
 
 class DeviceOut(BaseModel):

@@ -26,6 +26,7 @@ from ledger.canonical import canonical, unb64
 from ledger.chart import member_account
 from ledger.operations import counter_of
 from ledger.signing import key_id as key_id_of
+from ledger.text import hidden_character
 from members.access import (
     Member,
     close_counter_sessions,
@@ -138,7 +139,7 @@ def session_days(node: Node) -> int:
 def new_pairing_code(node: Node, merchant: Member, label: str) -> PairingCode:
     """Name a device of the counter and make the code it pairs with (shown once)."""
     label = label.strip()
-    if not LABEL.match(label):
+    if not LABEL.match(label) or hidden_character(label) is not None:
         raise BAD_DEVICE_LABEL()
     counter.open_shop(node, merchant.id)  # only an approved shop takes payments
     code = "".join(secrets.choice(CODE_LETTERS) for _ in range(CODE_LENGTH))

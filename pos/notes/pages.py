@@ -202,7 +202,8 @@ def treasury_form(
     typed = {"form": action, "series": series, "first": first, "last": last}
     try:
         if action == "create":
-            cents = int(denomination) if denomination.isdigit() else 0
+            typed_cents = denomination.isascii() and denomination.isdigit()
+            cents = int(denomination) if typed_cents and len(denomination) <= 9 else 0
             made = service.create_series(
                 node, treasurer, series, cents, _count(count), _day(valid_until)
             )

@@ -21,7 +21,7 @@ from members.errors import BAD_FORM
 from members.models import SHOP_STATES
 from members.shops import Shop
 from wallet_api.admin import service
-from web.pages import Text, day, done, page, say, when
+from web.pages import PathName, Text, day, done, page, say, when
 from web.refusals import Refusal
 
 router = APIRouter(include_in_schema=False)
@@ -85,7 +85,9 @@ def members(
 
 
 @router.get("/admin/members/{member_id}")
-def member(request: Request, p: MaybeMember, member_id: str, renewed: bool = False) -> Response:
+def member(
+    request: Request, p: MaybeMember, member_id: PathName, renewed: bool = False
+) -> Response:
     """One member: who they are, their membership and the form to renew it."""
     admin = signed_in(request, p, "admin")
     if isinstance(admin, Response):
@@ -122,7 +124,7 @@ def _member_page(
 
 
 @router.post("/admin/members/{member_id}")
-def renew(request: Request, p: MaybeMember, member_id: str, until: Text = "") -> Response:
+def renew(request: Request, p: MaybeMember, member_id: PathName, until: Text = "") -> Response:
     """The member's yearly membership, paid up to the day given."""
     admin = signed_in(request, p, "admin")
     if isinstance(admin, Response):
@@ -172,7 +174,9 @@ def _merchants_page(request: Request, *, status: int = 200, flash: str | None = 
 
 
 @router.post("/admin/merchants/{member_id}")
-def decide_shop(request: Request, p: MaybeMember, member_id: str, decision: Text = "") -> Response:
+def decide_shop(
+    request: Request, p: MaybeMember, member_id: PathName, decision: Text = ""
+) -> Response:
     """Approve a merchant's shop (`decision` "approve") against the association's charter,
     or suspend it ("suspend")."""
     admin = signed_in(request, p, "admin")

@@ -1,7 +1,8 @@
 """The top-up pages: by card (Stripe) and at an exchange office; and the treasurer's page
 of card shortfalls.
 
-`GET /topup` shows the card form and the exchange offices; `POST /topup/card` starts a card
+`GET /topup` shows the card form and the exchange offices (the admin's `GET /admin/cards`
+says how to set card top-ups up); `POST /topup/card` starts a card
 payment and sends the browser to Stripe's Checkout page, or (without Checkout) to
 `/topup/card/{payment_intent}`, which follows the payment until the wallet is credited
 (`web/static/cards.js` asks the status API every second).
@@ -64,7 +65,6 @@ def _topup_page(request: Request, member: Member, status: int = 200, **extra: ob
         maximum=settings.topup_max,
         offices=service.offices(node),
         payments=service.card_payments(node, member)[:5],
-        webhook_url=str(request.url_for("stripe_webhook")),
         wallet_id=member.id,
         status_labels=STATUS_LABELS,
         **extra,
@@ -81,6 +81,24 @@ def topup(request: Request, p: MaybeMember, cancelled: bool = False) -> Response
     if cancelled:
         flash = gettext_for(request).gettext("The card payment was cancelled: nothing was paid.")
     return _topup_page(request, member, flash=flash, flash_kind="error")
+
+
+@router.get("/admin/cards")
+def card_setup(request: Request, p: MaybeMember) -> Response:
+    """For the association's admin: whether card top-ups are on, and how to turn them on
+    (the node's Stripe settings and the webhook to add). Residents see only that they are
+    not available yet, on /topup."""
+    admin = signed_in(request, p, "admin")
+    if isinstance(admin, Response):
+        return admin
+    node = node_of(request)
+    return page(
+        request,
+        "cards/setup.html",
+        available=service.available(node),
+        checkout=node.settings.stripe_checkout,
+        webhook_url=str(request.url_for("stripe_webhook")),
+    )
 
 
 @router.post("/topup/card")

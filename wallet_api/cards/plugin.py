@@ -17,4 +17,7 @@ def sou_routers() -> Sequence[APIRouter]:
 
 @hookimpl
 def sou_menu() -> Sequence[MenuEntry]:
-    return [MenuEntry("/treasurer/cards", "Card shortfalls", frozenset({"treasurer"}), order=50)]
+    return [
+        MenuEntry("/treasurer/cards", "Card shortfalls", frozenset({"treasurer"}), order=50),
+        MenuEntry("/admin/cards", "Card payments", frozenset({"admin"}), order=75),
+    ]

@@ -12,6 +12,7 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import stripe
 
@@ -65,6 +66,17 @@ def configured(settings: Settings) -> bool:
     """Card top-ups need the secret key (to ask Stripe) and the webhook secret (to believe
     what Stripe tells us)."""
     return bool(settings.stripe_secret_key and settings.stripe_webhook_secret)
+
+
+def checkout_origin(settings: Settings) -> str | None:
+    """Where a top-up form sends the payer when they pay on Stripe's Checkout page (the
+    pages' Content-Security-Policy must let a form lead there), if they pay there."""
+    if not (configured(settings) and settings.stripe_checkout):
+        return None
+    if settings.stripe_api_base:  # another Stripe-compatible server serves its own page
+        base = urlsplit(settings.stripe_api_base)
+        return f"{base.scheme}://{base.netloc}"
+    return "https://checkout.stripe.com"
 
 
 def client(node: Node) -> stripe.StripeClient:
@@ -230,11 +242,13 @@ def verified_event(settings: Settings, payload: bytes, signature: str | None) ->
     except (stripe.SignatureVerificationError, ValueError) as exc:
         log.warning("webhook refused: %s", exc)
         raise BAD_WEBHOOK_SIGNATURE() from None
+    data = event.get("data") if isinstance(event, dict) else None
     if (
         not isinstance(event, dict)
         or not isinstance(event.get("id"), str)
         or not isinstance(event.get("type"), str)
-        or not isinstance((event.get("data") or {}).get("object"), dict)
+        or not isinstance(data, dict)
+        or not isinstance(data.get("object"), dict)
     ):
         raise BAD_WEBHOOK_EVENT()
     return event

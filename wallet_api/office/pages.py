@@ -19,7 +19,17 @@ from members.access import MaybeMember, node_of, signed_in
 from members.errors import BAD_FORM
 from wallet_api.office import service
 from wallet_api.office.errors import UNKNOWN_DEPOSIT
-from web.pages import DoneId, Text, done, page, page_money, parse_euros, say, when
+from web.pages import (
+    MAX_ID_DIGITS,
+    DoneId,
+    Text,
+    done,
+    page,
+    page_money,
+    parse_euros,
+    say,
+    when,
+)
 from web.refusals import Refusal
 
 router = APIRouter(include_in_schema=False)
@@ -156,6 +166,7 @@ def reconcile(
     try:
         if (
             not (transfer_id.isascii() and transfer_id.isdigit())
+            or len(transfer_id) > MAX_ID_DIGITS
             or not 0 < int(transfer_id) <= 2**53
         ):
             raise UNKNOWN_DEPOSIT()

@@ -228,12 +228,27 @@ const Sou = (() => {
   // "12 50" is refused, never read as 1 250; so are signs, exponents and "12," alone.
   const TYPED_AMOUNT = /^([0-9]{1,3}(?:[ \u00a0\u202f][0-9]{3})+|[0-9]+)(?:[.,]([0-9]+))?$/;
 
-  /** What a person typed ("12,50", "12.50", "1 234,5", "12") as integer cents, or an Error
-   *  carrying the reader's message from `messages` (badAmount, decimals, zero, tooLarge with
-   *  `{max}`, written with `decimal`, `group` and `currency`). No float is involved: the text
-   *  is split on its separator and each part is read as a whole number (BigInt). */
+  // A unit after the figure, as people copy it from a receipt or the office writes it
+  // ("12,50 €", "12.50 EUR", "12,50 SOU"): the office's form accepts it, so the pages do too.
+  const UNITS = ["€", "EUR", "SOU"];
+
+  /** `text` without one unit at its end (€, EUR, SOU or the page's `currency`), any case. */
+  function withoutUnit(text, currency) {
+    const units = currency ? UNITS.concat([String(currency)]) : UNITS;
+    const upper = text.toUpperCase();
+    for (const unit of units) {
+      if (unit && upper.endsWith(unit.toUpperCase())) return text.slice(0, -unit.length).trim();
+    }
+    return text;
+  }
+
+  /** What a person typed ("12,50", "12.50", "1 234,5", "12", "12,50 €") as integer cents, or
+   *  an Error carrying the reader's message from `messages` (badAmount, decimals, zero,
+   *  tooLarge with `{max}`, written with `decimal`, `group` and `currency`). No float is
+   *  involved: the text is split on its separator and each part is read as a whole number
+   *  (BigInt). */
   function parseCents(text, { maxAmount, messages, decimal, group, currency }) {
-    const parts = TYPED_AMOUNT.exec(String(text).trim());
+    const parts = TYPED_AMOUNT.exec(withoutUnit(String(text).trim(), currency));
     if (!parts) throw new Error(messages.badAmount);
     const [, whole, fraction = ""] = parts;
     if (fraction.length > 2) throw new Error(messages.decimals);

@@ -1,0 +1,44 @@
+"""The demo village of `sou init --demo` as someone trying Sou meets it: a few weeks of
+life, every transfer in the past and in the order posted, and a ledger the audit passes
+(SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from sqlalchemy import text
+from typer.testing import CliRunner
+
+from node.cli import app as cli
+from runtime.database import make_engine
+
+runner = CliRunner()
+WEEK_MS = 7 * 86_400_000
+
+
+def test_the_demo_tells_weeks_of_life_that_the_audit_passes(
+    tmp_path: Path, empty_db_url: str
+) -> None:
+    env = {"SOU_DATA_DIR": str(tmp_path / "data"), "SOU_DATABASE_URL": empty_db_url}
+    made = runner.invoke(cli, ["init", "--demo"], env=env)
+    assert made.exit_code == 0, made.output
+    engine = make_engine(empty_db_url)
+    try:
+        with engine.connect() as conn:
+            stamps = list(
+                conn.execute(text("SELECT created_ms FROM transfers ORDER BY id")).scalars()
+            )
+            joined = set(conn.execute(text("SELECT created_ms FROM members")).scalars())
+    finally:
+        engine.dispose()
+    assert len(stamps) >= 20
+    assert stamps[-1] - stamps[0] >= 3 * WEEK_MS  # the README's "few weeks"
+    assert stamps == sorted(stamps)  # told in the order posted
+    assert len(set(stamps)) == len(stamps)
+    assert stamps[-1] < time.time() * 1000  # nothing in the future
+    assert max(joined) <= stamps[0]  # the village's people joined before they paid
+    audited = runner.invoke(cli, ["audit", "--json"], env=env)
+    assert audited.exit_code == 0, audited.output
+    assert json.loads(audited.output)["ok"]

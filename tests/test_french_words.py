@@ -1,0 +1,83 @@
+"""The French the pages speak, as a French reader would notice it: a top-up is a
+"rechargement" (never "alimentation", which reads as food), a receipt is titled by what was
+done ("Reçu du paiement"), names rather than account codes, and French typography: a
+narrow no-break space before ":", ";", "!" and "?", so that no line starts with one.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from babel.messages.pofile import read_po
+from fastapi.testclient import TestClient
+
+from tests.people import fund, join
+from tests.test_pages import HTML, french, node_of
+
+ROOT = Path(__file__).resolve().parent.parent
+LOCALE = ROOT / "web" / "locale" / "fr" / "LC_MESSAGES"
+# A colon, semicolon, exclamation or question mark that ends a clause (followed by a space
+# or the end), with no (narrow) no-break space before it: "Solde:" or "Solde :".
+UNSPACED = re.compile(r"(?:^|[^\u202f\u00a0])[:;!?](?=\s|$)")
+
+
+def french_messages() -> list[tuple[str, str, str]]:
+    found = []
+    for part in sorted(LOCALE.glob("*.po")):
+        with part.open("rb") as po:
+            for message in read_po(po):
+                if message.id:
+                    found.append((part.name, str(message.id), str(message.string)))
+    return found
+
+
+def test_french_puts_a_no_break_space_before_high_punctuation() -> None:
+    wrong = [(f, s) for f, _, s in french_messages() if UNSPACED.search(s)]
+    assert not wrong, wrong
+
+
+def test_labels_carry_their_colon_in_the_message() -> None:
+    """A colon after a translated word in a template ({{ _("Balance") }}:) cannot get
+    French spacing: it belongs in the message ("Balance:" → "Solde :")."""
+    outside = re.compile(r"""_\(["'][^"']*["']\)\s*}}\s*[:;!?]""")
+    wrong = [
+        str(path.relative_to(ROOT))
+        for path in (ROOT / "web" / "templates").rglob("*.html")
+        if outside.search(path.read_text(encoding="utf-8"))
+    ]
+    assert not wrong, wrong
+    assert french("Balance:") == "Solde\u202f:"
+
+
+def test_a_top_up_is_a_rechargement() -> None:
+    assert french("Top-up") == "Rechargement"
+    food = [(f, s) for f, _, s in french_messages() if re.search(r"[Aa]liment", s)]
+    assert not food, food
+
+
+@pytest.mark.parametrize(
+    ("lang", "payment", "top_up"),
+    [
+        ("fr", "Reçu du paiement {id}", "Reçu du rechargement {id}"),
+        ("en", "Receipt of the payment {id}", "Receipt of the top-up {id}"),
+    ],
+)
+def test_a_receipt_is_titled_by_what_was_done_and_names_people(
+    site: TestClient, lang: str, payment: str, top_up: str
+) -> None:
+    camille, louis = join(site, "Camille"), join(site, "Louis")
+    fund(site, camille, 1_000)
+    paid = camille.pay(louis, 250).json()["transfer_id"]
+    node_of(site).new_sealer().seal_all()
+    history = camille.get("/api/v1/wallet/history").json()["items"]
+    topped = next(item["transfer_id"] for item in history if item["kind"] == "topup")
+    headers = {**HTML, "Accept-Language": lang}
+    page = camille.client.get(f"/wallet/receipts/{paid}", headers=headers).text
+    assert f"<h1>{payment.format(id=paid)}</h1>" in page
+    summary = page[page.index('id="receipt-summary"') : page.index("</section>")]
+    assert "Camille" in summary and "Louis" in summary
+    assert "member:" not in summary  # people by their names, not their account codes
+    page = camille.client.get(f"/wallet/receipts/{topped}", headers=headers).text
+    assert f"<h1>{top_up.format(id=topped)}</h1>" in page
