@@ -348,7 +348,7 @@ def add_device_key(node: Node, member: Member, public_key_b64: str, label: str) 
     """Register a device's public key for a member, signed by the node after the member
     proved who they are (password session). The key event goes into the Merkle log."""
     check_visible("label", label)
-    public_key = _public_key(public_key_b64)
+    public_key = read_public_key(public_key_b64)
     with node.ledger.reading() as conn:
         active = [d for d in repo.devices_of(conn, member.id) if d["revoked_ms"] is None]
     if len(active) >= MAX_DEVICE_KEYS:
@@ -363,7 +363,8 @@ def add_device_key(node: Node, member: Member, public_key_b64: str, label: str) 
     return key_id
 
 
-def _public_key(text: str) -> bytes:
+def read_public_key(text: str) -> bytes:
+    """A device's Ed25519 public key from its base64url text; refused (422) if it is none."""
     try:
         key = unb64(text)
     except ValueError:
@@ -391,7 +392,7 @@ def recover_keys(node: Node, member: Member, public_key_b64: str, label: str) ->
     A key that is already this member's live key (the same recovery sent twice) is kept
     and the others revoked: the recovery ends the same. Any other key registered before is
     refused before anything is revoked (else the member would be left with no key)."""
-    new_key = signing_key_id(_public_key(public_key_b64))
+    new_key = signing_key_id(read_public_key(public_key_b64))
     with node.ledger.reading() as conn:
         existing = ledger_repo.key_row(conn, new_key)
         keys = repo.devices_of(conn, member.id)

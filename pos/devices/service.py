@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import RowMapping
 
 from ledger import repository as ledger_repo
-from ledger.canonical import canonical, unb64
+from ledger.canonical import canonical
 from ledger.chart import member_account
 from ledger.operations import counter_of
 from ledger.signing import key_id as key_id_of
@@ -35,7 +35,7 @@ from members.access import (
     open_session,
     token_hash,
 )
-from members.errors import BAD_PUBLIC_KEY
+from members.service import read_public_key
 from members.shops import Shop
 from pos import service as counter
 from pos.devices import repository as repo
@@ -217,7 +217,7 @@ def pair(node: Node, code_text: str, public_key_b64: str) -> Paired:
     """Use a pairing code for the device holding `public_key_b64`'s private half: register
     it as a counter key of the shop and open the device's session. The code pairs one
     device, whatever races (a conditional UPDATE decides)."""
-    public_key = _public_key(public_key_b64)
+    public_key = read_public_key(public_key_b64)
     device, shop = waiting(node, code_text)
     key_id = key_id_of(public_key)
     with node.engine.begin() as conn:
@@ -241,13 +241,3 @@ def pair(node: Node, code_text: str, public_key_b64: str) -> Paired:
         row = repo.device(conn, device.id)
     assert row is not None
     return Paired(Device.from_row(row), shop, token, csrf, days)
-
-
-def _public_key(text: str) -> bytes:
-    try:
-        key = unb64(text)
-    except ValueError:
-        key = b""
-    if len(key) != 32:
-        raise BAD_PUBLIC_KEY()
-    return key
