@@ -14,7 +14,6 @@ from ledger.models import transfers
 from runtime.signing import post, sign_as
 from tests.people import Person, join, new_client, operator
 from wallet_api.office.models import office_deposits
-from web.pages import parse_euros
 
 
 def node_of(site: Any) -> Any:
@@ -325,24 +324,6 @@ def test_a_deposit_posted_without_its_row_still_gets_reconciled(site) -> None:
 
 
 # -- pages ---------------------------------------------------------------------------------
-
-
-def test_euros_typed_by_people() -> None:
-    typed = ("20", "20,5", "20,50", " 20.05 ", "0,01", "2 000", "20 €", "1\u00a0250,10")
-    assert [parse_euros(t) for t in typed] == [
-        2_000,
-        2_050,
-        2_050,
-        2_005,
-        1,
-        200_000,
-        2_000,
-        125_010,
-    ]
-    for text in ("20,505", "-20", "+20", "2.000,50", "", "1e3", "20,", "٣", "20 EUR", "0x10"):
-        with pytest.raises(Exception) as refused:
-            parse_euros(text)
-        assert getattr(refused.value, "code", None) == "bad_euros", text
 
 
 def _form_page(person: Person, path: str, **fields: str) -> Any:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 import secrets
 from datetime import UTC, date, datetime
-from decimal import Decimal
+from functools import cache
 from importlib.resources.abc import Traversable
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -37,20 +37,70 @@ from web.refusals import FIELD_NAMES, Phrase, Refusal, refusal_of, validation_re
 from web.schemas import ONE_LINE
 
 CSRF_COOKIE = "sou_csrf"
-# Euros as people type them in forms: "20", "20,50", "20.5", "20 €".
-EUROS_TYPED = re.compile(r"^([0-9]{1,12})(?:[.,]([0-9]+))?$")
+# What people type in an amount's field, read exactly as the pages' script reads it
+# (`Sou.parseCents` in web/static/sou.js; tests/test_amounts_browser.py holds both to one
+# table). First the spaces JavaScript's trim() removes around the text...
+TRIMMED = "\t\n\v\f\r \u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008"
+TRIMMED += "\u2009\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
+# ...then one unit after the figure ("12,50 €", "12.50 EUR", or the node's own unit, in
+# any case), as people copy it from a receipt...
+EURO_UNITS = ("€", "EUR")
+# ...then the figure: digits, or groups of three after a space (plain, no-break or narrow
+# no-break, as French writes "1 250"); then one decimal comma or point and digits. "12 50"
+# is refused, never read as 1 250; so are signs, exponents and "12," alone. A page whose
+# group separator is a comma (English) also reads "1,250.50", but "1,250" is refused: it
+# would be 1.25 to a French reader.
+SPACES = " \u00a0\u202f"
+DECIMAL_MARKS = ".,"
 
 
-def parse_euros(text: str) -> int:
-    """Euros typed in a form as cents, exactly: more than 2 decimals, signs, thousands
-    separators or anything else is refused, never rounded, and no float is involved."""
-    cleaned = (text or "").replace("€", "").replace(" ", "").replace("\u00a0", "").strip()
-    found = EUROS_TYPED.match(cleaned)
-    if found is None or (found[2] is not None and len(found[2]) > 2):
+@cache
+def _typed_figure(group: str) -> re.Pattern[str]:
+    def grouped(separators: str) -> str:
+        return rf"[0-9]{{1,3}}(?:[{re.escape(separators)}][0-9]{{3}})+"
+
+    own = group if len(group) == 1 and group not in "0123456789" + DECIMAL_MARKS else ""
+    figure = rf"({grouped(SPACES + own)}|[0-9]+)(?:[.,]([0-9]+))?"
+    if len(group) == 1 and group in DECIMAL_MARKS:
+        other = DECIMAL_MARKS.replace(group, "")
+        figure += rf"|({grouped(SPACES + group)}){re.escape(other)}([0-9]+)"
+    return re.compile(f"(?:{figure})")
+
+
+def _without_unit(text: str, unit: str) -> str:
+    for known in (*EURO_UNITS, unit):
+        if known and text[-len(known) :].upper() == known.upper():
+            return text[: -len(known)].strip(TRIMMED)
+    return text
+
+
+def _parts(found: re.Match[str] | None) -> tuple[str | None, str | None]:
+    """The whole part and the fraction of a figure, from whichever form matched."""
+    if found is None:
+        return None, None
+    return (found[1], found[2]) if found[1] is not None else (found[3], found[4])
+
+
+def parse_euros(text: str, unit: str = "", group: str = "") -> int:
+    """Euros typed in a form as cents, exactly as the page's script reads them, with the
+    node's `unit` and the page's `group` separator: more than 2 decimals, signs or anything
+    else is refused, never rounded, and no float is involved. Zero and the largest amount
+    are the service's to judge."""
+    figure = _without_unit((text or "").strip(TRIMMED), unit)
+    whole, fraction = _parts(_typed_figure(group).fullmatch(figure))
+    digits = re.sub("[^0-9]", "", whole or "")
+    # More than 15 digits is no amount anyone holds (and past 4,300 `int` refuses to read).
+    if whole is None or len(digits) > 15 or (fraction is not None and len(fraction) > 2):
         raise Refusal(
             422, "bad_euros", "Write the amount in euros, like 20 or 20,50 (at most 2 decimals)."
         )
-    return int(Decimal(f"{found[1]}.{found[2] or '0'}").scaleb(2))
+    return int(digits) * 100 + int((fraction or "").ljust(2, "0"))
+
+
+def typed_euros(request: Request, text: str) -> int:
+    """`parse_euros` of what a form's reader typed: the page's separators, the node's unit."""
+    local = request.app.state.node.ledger.chart.local
+    return parse_euros(text, local, number_format(request)["group"])
 
 
 def problem(request: Request, refusal: Refusal) -> Response:

@@ -30,9 +30,9 @@ from web.pages import (
     number_format,
     page,
     page_money,
-    parse_euros,
     public_origin,
     say,
+    typed_euros,
     when,
 )
 from web.refusals import Refusal, refusal_of
@@ -320,7 +320,7 @@ def office_form(
             )
             return done("/notes/office", sold=moved.count, amount=moved.amount, notes=span)
         if action == "deposit":
-            cents = parse_euros(amount)
+            cents = typed_euros(request, amount)
             service.deposit_note_cash(node, operator, id, cents, slip_ref)
             return done("/notes/office", deposited=cents)
         raise BAD_FORM()

@@ -27,7 +27,7 @@ from members.errors import BAD_FORM
 from wallet_api.cards import service, shortfalls
 from wallet_api.cards.endpoints import IntentId, base_url
 from web.i18n import gettext_for
-from web.pages import DoneId, Text, done, page, page_money, parse_euros, say, when
+from web.pages import DoneId, Text, done, page, page_money, say, typed_euros, when
 from web.refusals import Refusal, refusal_of
 
 router = APIRouter(include_in_schema=False)
@@ -112,7 +112,7 @@ def topup_card(
         return member
     node = node_of(request)
     try:
-        cents = parse_euros(amount)
+        cents = typed_euros(request, amount)
         started = service.start_topup(node, member, cents, base_url=base_url(request))
     except Refusal as refusal:
         return _topup_page(

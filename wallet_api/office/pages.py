@@ -26,8 +26,8 @@ from web.pages import (
     done,
     page,
     page_money,
-    parse_euros,
     say,
+    typed_euros,
     when,
 )
 from web.refusals import Refusal
@@ -107,7 +107,7 @@ def record(
         return operator
     node = node_of(request)
     try:
-        cents = parse_euros(amount)
+        cents = typed_euros(request, amount)
         if action == "cash-in":
             credited = service.cash_in(node, operator, id, member, cents)
             return done("/office", cash_in=credited.transfer_id)

@@ -223,21 +223,38 @@ const Sou = (() => {
     return currency ? figure + " " + currency : figure;
   }
 
-  // Whole part: digits, or groups of three after spaces ("1 234", as French writes it, with a
-  // plain, no-break or narrow no-break space); then one decimal comma or point and digits.
-  // "12 50" is refused, never read as 1 250; so are signs, exponents and "12," alone.
-  const TYPED_AMOUNT = /^([0-9]{1,3}(?:[ \u00a0\u202f][0-9]{3})+|[0-9]+)(?:[.,]([0-9]+))?$/;
+  // What people type in an amount's field, read exactly as the server reads a form's
+  // (`parse_euros` in web/pages.py; tests/test_amounts_browser.py holds both to one table).
+  // The figure: digits, or groups of three after a space (plain, no-break or narrow
+  // no-break, as French writes "1 250"); then one decimal comma or point and digits.
+  // "12 50" is refused, never read as 1 250; so are signs, exponents and "12," alone. A
+  // page whose group separator is a comma (English) also reads "1,250.50", but "1,250" is
+  // refused: it would be 1.25 to a French reader.
+  const SPACES = " \u00a0\u202f";
+  const DECIMAL_MARKS = ".,";
+  function typedFigure(group) {
+    const grouped = (separators) =>
+      "[0-9]{1,3}(?:[" + separators.replace(/[\\\]\[^-]/g, "\\$&") + "][0-9]{3})+";
+    const single = typeof group === "string" && group.length === 1;
+    const own = single && !/[0-9.,]/.test(group) ? group : "";
+    let figure = "(" + grouped(SPACES + own) + "|[0-9]+)(?:[.,]([0-9]+))?";
+    if (single && DECIMAL_MARKS.includes(group)) {
+      const other = DECIMAL_MARKS.replace(group, "");
+      figure += "|(" + grouped(SPACES + group) + ")\\" + other + "([0-9]+)";
+    }
+    return new RegExp("^(?:" + figure + ")$");
+  }
 
   // A unit after the figure, as people copy it from a receipt or the office writes it
-  // ("12,50 €", "12.50 EUR", "12,50 SOU"): the office's form accepts it, so the pages do too.
-  const UNITS = ["€", "EUR", "SOU"];
+  // ("12,50 €", "12.50 EUR", "12,50 SOU": euros, or the node's unit, the page's `currency`).
+  const EURO_UNITS = ["€", "EUR"];
 
-  /** `text` without one unit at its end (€, EUR, SOU or the page's `currency`), any case. */
+  /** `text` without one unit at its end (€, EUR or the page's `currency`), any case. */
   function withoutUnit(text, currency) {
-    const units = currency ? UNITS.concat([String(currency)]) : UNITS;
-    const upper = text.toUpperCase();
-    for (const unit of units) {
-      if (unit && upper.endsWith(unit.toUpperCase())) return text.slice(0, -unit.length).trim();
+    for (const unit of EURO_UNITS.concat([currency ? String(currency) : ""])) {
+      if (unit && text.slice(-unit.length).toUpperCase() === unit.toUpperCase()) {
+        return text.slice(0, -unit.length).trim();
+      }
     }
     return text;
   }
@@ -248,11 +265,14 @@ const Sou = (() => {
    *  involved: the text is split on its separator and each part is read as a whole number
    *  (BigInt). */
   function parseCents(text, { maxAmount, messages, decimal, group, currency }) {
-    const parts = TYPED_AMOUNT.exec(withoutUnit(String(text).trim(), currency));
+    const parts = typedFigure(group).exec(withoutUnit(String(text).trim(), currency));
     if (!parts) throw new Error(messages.badAmount);
-    const [, whole, fraction = ""] = parts;
+    // the whole part and the fraction, from whichever form matched
+    const [whole, fraction = ""] = parts[1] !== undefined ? parts.slice(1, 3) : parts.slice(3, 5);
     if (fraction.length > 2) throw new Error(messages.decimals);
-    const cents = BigInt(whole.replace(/[^0-9]/g, "")) * 100n + BigInt(fraction.padEnd(2, "0"));
+    const digits = whole.replace(/[^0-9]/g, "");
+    if (digits.length > 15) throw new Error(messages.badAmount);  // as the server: no amount
+    const cents = BigInt(digits) * 100n + BigInt(fraction.padEnd(2, "0"));
     if (cents === 0n) throw new Error(messages.zero);
     if (cents > BigInt(maxAmount)) {
       const max = formatCents(maxAmount, { decimal, group, currency });
