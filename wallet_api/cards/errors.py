@@ -9,11 +9,11 @@ from __future__ import annotations
 from web.refusals import NamedRefusal
 
 # -- topping a wallet up by card ---------------------------------------------------------------
+# Residents read it: how the admin sets Stripe up is on the admin's page, /admin/cards.
 CARD_TOPUP_UNAVAILABLE = NamedRefusal(
     409,
     "card_topup_unavailable",
-    "Card top-ups are not set up on this node yet: the association's admin must give it "
-    "the Stripe keys (SOU_STRIPE_SECRET_KEY and SOU_STRIPE_WEBHOOK_SECRET).",
+    "Card top-ups are not available yet; top up at an exchange office.",
 )
 TOPUP_AMOUNT = NamedRefusal(
     422, "topup_amount", "A card top-up is from {minimum} to {maximum} euros."
