@@ -80,10 +80,15 @@ PAYMENTS = (
 @dataclass
 class Calendar:
     """The ledger's clock while the demo is told: the first morning is DEMO_DAYS days before
-    today (UTC midnight), so that every transfer lies in the past, in the order posted."""
+    today (UTC midnight), so that every transfer lies in the past, in the order posted. It
+    starts at 7 that morning, when the association sets its node up (the node's, treasurer's
+    and office's keys), so that every key is registered before anything it signs."""
 
     start: float = field(default_factory=lambda: (time.time() // 86_400 - DEMO_DAYS) * 86_400)
     now: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.at(0, 7)
 
     def at(self, day: int, hour: int) -> None:
         self.now = self.start + day * 86_400 + hour * 3_600
@@ -111,17 +116,21 @@ class Village:
         return posted
 
 
-def seed(node: Node, say: Callable[[str], None] = print) -> Village:
+def seed(
+    node: Node, say: Callable[[str], None] = print, calendar: Calendar | None = None
+) -> Village:
     """The demo village on `node`'s ledger, its transfers posted over the DEMO_DAYS days
     before today through the ledger itself (signed, chained), with its clock set to the
-    demo's calendar meanwhile. The operators' keys are registered today."""
+    demo's `calendar` meanwhile (the one the node was initialised with, if it was) and the
+    real clock afterwards. The office's key is registered on the first morning."""
     ledger = node.ledger
-    keys: dict[str, SigningKey] = {NODE: node.node_key}
-    keys["role:treasurer"] = _role_key(node, "role:treasurer")
-    keys[f"role:office:{OFFICE}"] = add_operator(node, f"role:office:{OFFICE}")
-    calendar, clock = Calendar(), ledger.clock
+    calendar = calendar or Calendar()
+    clock = time.time if ledger.clock is calendar else ledger.clock
     ledger.clock = calendar
     try:
+        keys: dict[str, SigningKey] = {NODE: node.node_key}
+        keys["role:treasurer"] = _role_key(node, "role:treasurer")
+        keys[f"role:office:{OFFICE}"] = add_operator(node, f"role:office:{OFFICE}")
         return _told(node, keys, calendar, say)
     finally:
         ledger.clock = clock

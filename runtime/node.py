@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -313,8 +314,9 @@ def _copy_keys(settings: Settings) -> str:
     )
 
 
-def init_node(settings: Settings) -> Node:
-    """Create keys, schema and the ledger's first entries. Refuses an initialised node."""
+def init_node(settings: Settings, clock: Callable[[], float] = time.time) -> Node:
+    """Create keys, schema and the ledger's first entries, dated by `clock` (the demo's
+    calendar, for a demo village told in the past). Refuses an initialised node."""
     engine = engine_for(settings)
     if is_initialised(engine):
         engine.dispose()
@@ -323,7 +325,7 @@ def init_node(settings: Settings) -> Node:
     node_key = _new_key(settings, "node")
     migrate(engine)
     ledger = Ledger.create(
-        engine, origin=settings.origin, currency=settings.currency, node_key=node_key
+        engine, origin=settings.origin, currency=settings.currency, node_key=node_key, clock=clock
     )
     ledger.max_amount, ledger.max_ttl_s = settings.max_amount, settings.order_max_ttl
     node = Node(settings, engine, ledger, node_key)
@@ -349,7 +351,12 @@ def add_operator(node: Node, role: str) -> SigningKey:
     key = _new_key(node.settings, role)
     signer = node.signing_key(NODE)
     event = key_event(
-        "register", origin=node.ledger.origin, owner=role, public_key=key.public_key, signer=signer
+        "register",
+        origin=node.ledger.origin,
+        owner=role,
+        public_key=key.public_key,
+        signer=signer,
+        now=int(node.ledger.clock() * 1000),  # the ledger's time: a told demo's, in the past
     )
     node.ledger.register_key(event, signer.sign_bytes(canonical(event)))
     return key

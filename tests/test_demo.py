@@ -16,6 +16,17 @@ from runtime.database import make_engine
 
 runner = CliRunner()
 WEEK_MS = 7 * 86_400_000
+# Every entry of the Merkle log (transfers and key events), in log order: when it was made.
+LOG_IN_ORDER = """
+SELECT COALESCE(t.created_ms, k.created_ms) FROM log_leaves l
+LEFT JOIN transfers t ON t.id = l.transfer_id
+LEFT JOIN key_events k ON k.id = l.key_event_id
+ORDER BY l.idx
+"""
+# Each transfer's kind and time, and when the key that signed it was registered.
+SIGNED_BY = """
+SELECT t.kind, t.created_ms, k.registered_ms FROM transfers t JOIN keys k ON k.key_id = t.key_id
+"""
 
 
 def test_the_demo_tells_weeks_of_life_that_the_audit_passes(
@@ -31,6 +42,9 @@ def test_the_demo_tells_weeks_of_life_that_the_audit_passes(
                 conn.execute(text("SELECT created_ms FROM transfers ORDER BY id")).scalars()
             )
             joined = set(conn.execute(text("SELECT created_ms FROM members")).scalars())
+            logged = list(conn.execute(text(LOG_IN_ORDER)).scalars())
+            signed = conn.execute(text(SIGNED_BY)).all()
+            key_events = conn.execute(text("SELECT count(*) FROM key_events")).scalar_one()
     finally:
         engine.dispose()
     assert len(stamps) >= 20
@@ -39,6 +53,12 @@ def test_the_demo_tells_weeks_of_life_that_the_audit_passes(
     assert len(set(stamps)) == len(stamps)
     assert stamps[-1] < time.time() * 1000  # nothing in the future
     assert max(joined) <= stamps[0]  # the village's people joined before they paid
+    # The node's, treasurer's and office's keys too are registered on the story's first
+    # morning: the log reads in time order, and no transfer is older than its key.
+    assert len(logged) == len(stamps) + key_events  # the node's, plugins', members' keys
+    assert logged == sorted(logged) and logged[0] < stamps[0]
+    assert len(signed) == len(stamps)
+    assert [(kind, when) for kind, when, registered in signed if registered > when] == []
     audited = runner.invoke(cli, ["audit", "--json"], env=env)
     assert audited.exit_code == 0, audited.output
     assert json.loads(audited.output)["ok"]
