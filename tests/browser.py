@@ -5,11 +5,13 @@ machines that run the suite have no internet. Without it the browser tests are s
 with a message saying how to install it, except in CI (CI=true), where that is a failure.
 Each test gets a fresh browser context (its own cookies and IndexedDB, so its own device
 keys) with a phone's viewport, on a node served for real by uvicorn (`live_site`):
-WebCrypto Ed25519 needs a secure context, which http://127.0.0.1 is.
+WebCrypto Ed25519 needs a secure context, which http://127.0.0.1 is. The tests of sou.js's
+pure helpers share one blank page per module (`sou_js`).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -66,7 +68,9 @@ def _watched(context: Any, live_site: str, errors: list[str], elsewhere: list[st
         route.abort()
 
     context.set_default_timeout(WAIT_MS)
-    context.route(lambda url: not url.startswith(live_site), refuse_elsewhere)
+    # A pattern the browser matches itself: a Python predicate would make every request
+    # of the node's own pages wait for this process to let it through.
+    context.route(re.compile(f"^(?!{re.escape(live_site)}/)"), refuse_elsewhere)
     page = context.new_page()
     page.on("pageerror", lambda error: errors.append(str(error)))
     return page
@@ -122,3 +126,29 @@ def filming(chromium: Any, live_site: str, tmp_path: Path) -> Iterator[Callable[
         browser.close()
     assert not errors, errors
     assert not elsewhere, elsewhere
+
+
+STATIC = Path(__file__).resolve().parent.parent / "web" / "static"
+
+
+@pytest.fixture(scope="module")
+def _sou_js_page(chromium: Any) -> Iterator[tuple[Any, list[str]]]:
+    context = chromium.new_context()
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.set_content("<!doctype html><html><head></head><body></body></html>")
+    page.add_script_tag(content=(STATIC / "sou.js").read_text(encoding="utf-8"))
+    yield page, errors
+    context.close()
+
+
+@pytest.fixture
+def sou_js(_sou_js_page: tuple[Any, list[str]]) -> Iterator[Any]:
+    """A blank page holding sou.js, served from nowhere: the helpers need no node. The
+    module's tests share it (the helpers keep no state between calls); a script error fails
+    the test it happened in."""
+    page, errors = _sou_js_page
+    errors.clear()
+    yield page
+    assert not errors, errors

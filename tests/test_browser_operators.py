@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -26,11 +25,10 @@ from tests.test_office import cash_in, deposit
 from tests.test_office import state as office_state
 from tests.test_reconversion import state as reconversion_state
 
-# Fixtures: `chromium` and `open_browser`.
+# Fixtures: `chromium`, `open_browser` and `sou_js` (a page holding sou.js).
 pytest_plugins = ["tests.browser"]
 
 Browser = Callable[..., Page]
-STATIC = Path(__file__).resolve().parent.parent / "web" / "static"
 
 
 def logged_in(open_browser: Browser, email: str, landing: str) -> Page:
@@ -542,20 +540,6 @@ def test_each_role_sees_its_own_links_and_is_refused_the_others_pages(
 
 FRENCH_AMOUNTS = {"decimal": ",", "group": "\u202f", "currency": "SOU"}
 MESSAGES = {"badAmount": "bad", "decimals": "decimals", "zero": "zero", "tooLarge": "max {max}"}
-
-
-@pytest.fixture
-def sou_js(chromium: Any) -> Iterator[Page]:
-    """A blank page holding sou.js, served from nowhere: the helpers need no node."""
-    context = chromium.new_context()
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    page.set_content("<!doctype html><html><head></head><body></body></html>")
-    page.add_script_tag(content=(STATIC / "sou.js").read_text(encoding="utf-8"))
-    yield page
-    context.close()
-    assert not errors, errors
 
 
 def parsed(page: Page, text: str, max_amount: int = 1_000_000) -> int | str:
