@@ -31,7 +31,10 @@ LINKS = [
 
 
 def read(png: bytes) -> list[zxingcpp.Barcode]:
-    return list(zxingcpp.read_barcodes(Image.open(io.BytesIO(png))))
+    """The QR codes in a picture, as the counter's scanners look for them (QR codes only:
+    among some codes' modules zxing also finds a stray one-dimensional barcode)."""
+    image = Image.open(io.BytesIO(png))
+    return list(zxingcpp.read_barcodes(image, formats=zxingcpp.BarcodeFormat.QRCode))
 
 
 def raster(svg: str, scale: int = 6) -> bytes:
