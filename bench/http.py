@@ -97,7 +97,8 @@ def node_env(data_dir: Path, database_url: str) -> dict[str, str]:
         SOU_DATABASE_URL=database_url,
         SOU_ORIGIN=ORIGIN,
         SOU_NEW_PASSWORD=PASSWORD,
-        SOU_LOGIN_ATTEMPTS="1000",
+        SOU_LOGIN_FREE_TRIES="1000",
+        SOU_JOIN_ADDRESS_CEILING="100000",
     )
     env.pop("SOU_CONFIG", None)
     return env

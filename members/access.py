@@ -17,6 +17,7 @@ import secrets
 import time
 from dataclasses import dataclass
 from datetime import date
+from functools import cache
 from typing import TYPE_CHECKING, Annotated, Any
 
 from argon2 import PasswordHasher
@@ -27,6 +28,7 @@ from starlette.concurrency import run_in_threadpool
 
 from ledger.chart import member_account
 from members import repository as repo
+from members.account.seen import SeenFrom, note_seen
 from members.errors import (
     BAD_TOKEN,
     COUNTER_DEVICE,
@@ -45,8 +47,13 @@ if TYPE_CHECKING:
 SESSION_COOKIE = "sou_session"
 UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 hasher = PasswordHasher()
-# Verified against when the email is unknown, so that timing does not reveal who is a member.
-_DUMMY_HASH = hasher.hash("not a password of anyone")
+
+
+@cache
+def _stand_in(made_by: PasswordHasher) -> str:
+    """Verified against when the email is unknown, so that timing does not reveal who is
+    a member: a hash as costly to check as the members' (made with the same hasher)."""
+    return made_by.hash("not a password of anyone")
 
 
 @dataclass(frozen=True)
@@ -109,7 +116,7 @@ def hash_password(password: str) -> str:
 
 def password_matches(stored: str | None, password: str) -> bool:
     try:
-        return hasher.verify(stored or _DUMMY_HASH, password) and stored is not None
+        return hasher.verify(stored or _stand_in(hasher), password) and stored is not None
     except (VerificationError, InvalidHashError):
         return False
 
@@ -125,9 +132,11 @@ def open_session(
     *,
     scope: str = "wallet",
     key_id: str | None = None,
+    seen_from: SeenFrom | None = None,
 ) -> tuple[str, str]:
     """A new session for a member: (cookie token, CSRF token). Only hashes are stored. A
-    counter device's (`scope="pos"`) names the counter key it was paired with."""
+    counter device's (`scope="pos"`) names the counter key it was paired with. Where it is
+    opened from (`seen_from`) is otherwise written at its first use."""
     token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(24)
     now = now_ms()
     repo.delete_expired_sessions(conn, now)
@@ -141,6 +150,8 @@ def open_session(
             "expires_ms": now + days * 86_400_000,
             "scope": scope,
             "key_id": key_id,
+            "last_seen_ms": now,
+            **(seen_from.columns() if seen_from is not None else {}),
         },
     )
     return token, csrf
@@ -159,7 +170,7 @@ async def principal(request: Request) -> Principal | None:
     if caller is not None and seen is None:
         # A database read runs in a worker thread: it must not stall the event loop,
         # which meanwhile reads and answers other requests.
-        seen = await run_in_threadpool(_look_up, node, caller)
+        seen = await run_in_threadpool(_look_up, node, caller, SeenFrom.of(request))
     found = None if seen is None else seen.found
     if caller is not None and caller[0] == "token" and found is None:
         raise BAD_TOKEN()
@@ -226,20 +237,25 @@ def _still_fresh(node: Node, caller: tuple[str, bytes]) -> _Seen | None:
     return seen if seen is not None and seen.until > time.monotonic() else None
 
 
-def _look_up(node: Node, caller: tuple[str, bytes]) -> _Seen:
+def _look_up(node: Node, caller: tuple[str, bytes], seen_from: SeenFrom | None = None) -> _Seen:
     kind, hashed = caller
+    now, idle_ms = now_ms(), node.settings.session_idle_minutes * 60_000
     with _one_read(node) as conn:
         if kind == "token":
             row = repo.token_member(conn, hashed)
         else:
-            row = repo.session_member(conn, hashed, now_ms())
+            row = repo.session_member(conn, hashed, now, now - idle_ms)
     if row is None:  # not remembered: a token or session just made elsewhere works at once
         return _Seen(None, None, 0.0)
     until = time.monotonic() + RECENT_S
     if kind == "token":
         seen = _Seen(Principal(Member.from_row(row), "token", row["scope"]), None, until)
-    else:  # never past the session's end
-        until = min(until, time.monotonic() + (row["expires_ms"] - now_ms()) / 1000)
+    else:  # never past the session's end, nor past a person's idle time
+        ends_ms = row["expires_ms"]
+        if row["scope"] == "wallet":
+            ends_ms = min(ends_ms, row["last_seen_ms"] + idle_ms)
+        until = min(until, time.monotonic() + (ends_ms - now) / 1000)
+        note_seen(node, hashed, row, seen_from, now)
         found = Principal(Member.from_row(row), "session", row["scope"])
         seen = _Seen(found, row["csrf"], until)
     cache = _remembered(node)

@@ -21,7 +21,9 @@ from members.access import (
     node_of,
     token_hash,
 )
+from members.account.seen import SeenFrom
 from members.errors import UNKNOWN_MEMBER
+from members.logins import DEVICE_COOKIE, DEVICE_DAYS
 from members.schemas import (
     KEY_ID,
     MEMBER_ID,
@@ -71,6 +73,27 @@ def set_session_cookie(request: Request, response: Response, token: str, days: i
     )
 
 
+def set_login_cookies(request: Request, response: Response, done: service.LoggedIn) -> None:
+    """The new session's cookie, and the known-device cookie if this device is new to the
+    account (`members.logins`)."""
+    set_session_cookie(request, response, done.token, node_of(request).settings.session_days)
+    if done.device is not None:
+        response.set_cookie(
+            DEVICE_COOKIE,
+            done.device,
+            max_age=DEVICE_DAYS * 86400,
+            httponly=True,
+            samesite="lax",
+            secure=request.url.scheme == "https",
+        )
+
+
+def client_address(request: Request) -> str:
+    """The caller's address: the proxy's, or behind a proxy the node trusts
+    (`SOU_TRUSTED_PROXIES`), the one it forwarded."""
+    return request.client.host if request.client else "unknown"
+
+
 @router.post("/members", status_code=201, response_model=MemberOut)
 def join(body: MemberCreate, request: Request, _: MaybeMember) -> MemberOut:
     """Join the association's currency as a resident or a merchant."""
@@ -82,6 +105,7 @@ def join(body: MemberCreate, request: Request, _: MaybeMember) -> MemberOut:
         role=body.role,
         locale=body.locale,
         merchant=body.merchant.model_dump() if body.merchant else None,
+        address=client_address(request),
     )
     return member_out(member)
 
@@ -89,11 +113,16 @@ def join(body: MemberCreate, request: Request, _: MaybeMember) -> MemberOut:
 @router.post("/session", response_model=SessionOut)
 def log_in(body: Login, request: Request, response: Response, _: MaybeMember) -> SessionOut:
     """Log in with email and password; the session cookie is set on the response."""
-    node = node_of(request)
-    ip = request.client.host if request.client else "unknown"
-    member, token, csrf = service.log_in(node, body.email, body.password, ip)
-    set_session_cookie(request, response, token, node.settings.session_days)
-    return SessionOut(member=member_out(member), csrf=csrf)
+    done = service.log_in(
+        node_of(request),
+        body.email,
+        body.password,
+        client_address(request),
+        request.cookies.get(DEVICE_COOKIE),
+        SeenFrom.of(request),
+    )
+    set_login_cookies(request, response, done)
+    return SessionOut(member=member_out(done.member), csrf=done.csrf)
 
 
 @router.delete("/session", status_code=204)

@@ -33,6 +33,27 @@ BAD_OFFICE = NamedRefusal(422, "bad_office", "An exchange-office operator works 
 TOO_MANY_LOGINS = NamedRefusal(
     429, "too_many_logins", "Too many failed logins. Wait {minutes} minutes and try again."
 )
+LOGIN_TOO_SOON = NamedRefusal(
+    429, "login_too_soon", "Several wrong passwords in a row: wait {seconds} seconds and try again."
+)
+ACCOUNT_GUARDED = NamedRefusal(
+    429,
+    "account_guarded",
+    "Someone has tried many wrong passwords on this account. To protect it, it can only be "
+    "logged in to from a device that was used before, for {minutes} min.",
+)
+TOO_MANY_JOINS = NamedRefusal(
+    429,
+    "too_many_joins",
+    "Many accounts were just made from this network. Wait {minutes} min and try again, or "
+    "ask an exchange office.",
+)
+NETWORK_GUARDED = NamedRefusal(
+    429,
+    "network_guarded",
+    "Too many failed logins from this network. Wait {minutes} min, or log in from a device "
+    "used before.",
+)
 BAD_LOGIN = NamedRefusal(401, "bad_login", "Wrong email or password.")
 
 # -- who may do what ---------------------------------------------------------------------------
@@ -58,6 +79,9 @@ UNKNOWN_MEMBER = NamedRefusal(404, "unknown_member", "There is no member with th
 BAD_SEARCH = NamedRefusal(422, "bad_search", "Search with at most 120 characters, on one line.")
 BAD_ROLE_FILTER = NamedRefusal(422, "bad_role_filter", "There is no such role.")
 UNKNOWN_TOKEN = NamedRefusal(404, "unknown_token", "You have no API token with this id.")
+TOO_MANY_TOKENS = NamedRefusal(
+    409, "too_many_tokens", "You have {count} API tokens: revoke one you no longer use first."
+)
 TOO_MANY_KEYS = NamedRefusal(
     409, "too_many_keys", "You have {count} active device keys: revoke one first."
 )

@@ -55,6 +55,11 @@ sessions = Table(
     # which acts as a `pos` token does and holds the counter key it was paired with.
     Column("scope", String(16), nullable=False, server_default="wallet"),
     Column("key_id", String(32), index=True),
+    # When it was last used, written at most every few minutes: one unused for the idle
+    # time ends (migration 0015); and where from, for the member's list of sessions.
+    Column("last_seen_ms", BigInteger, nullable=False),
+    Column("user_agent", String(200)),
+    Column("address", String(64)),
     CheckConstraint("scope IN ('wallet', 'pos')", name="scope"),
     CheckConstraint("(scope = 'pos') = (key_id IS NOT NULL)", name="counter_key"),
 )
@@ -84,12 +89,28 @@ devices = Table(
     Column("created_ms", BigInteger, nullable=False),
 )
 
+# What slows password guessing (`members.logins`): failures counted per subject, one of
+# "pair:<hash of email and address or device>", "email:<email>", "ip:<address>"; and the
+# sign-ups per address, "join:<address>".
 login_failures = Table(
     "login_failures",
     metadata,
-    Column("subject", String(300), primary_key=True),  # "<email>" and "ip:<address>"
+    Column("subject", String(300), primary_key=True),
     Column("count", Integer, nullable=False),
     Column("window_start_ms", BigInteger, nullable=False),
+    # A pair may not try again before this moment (migration 0014): the growing delay.
+    Column("blocked_until_ms", BigInteger, nullable=False, server_default="0"),
+)
+
+# The browsers a member logged in from: a long-lived cookie, only its hash kept. A known
+# device is spared the ceilings an attacker runs into (`members.logins`).
+login_devices = Table(
+    "login_devices",
+    metadata,
+    Column("token_hash", LargeBinary(32), primary_key=True),
+    Column("member_id", String(48), ForeignKey("members.id"), nullable=False, index=True),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("last_ms", BigInteger, nullable=False),
 )
 
 # What a merchant gives on joining: written with the member, read by every feature that

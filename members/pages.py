@@ -23,8 +23,10 @@ from members.access import (
     token_hash,
     wallet_holder,
 )
-from members.endpoints import set_session_cookie
+from members.account.seen import SeenFrom
+from members.endpoints import client_address, set_login_cookies, set_session_cookie
 from members.errors import BAD_NAME, BAD_PLACE, BAD_SIRET, BAD_TRADE
+from members.logins import DEVICE_COOKIE
 from members.schemas import TradeDetails
 from web.i18n import language_of
 from web.pages import Text, page, when
@@ -97,6 +99,7 @@ def join(
             role=role,
             locale=language_of(request),
             merchant=merchant,
+            address=client_address(request),
         )
     except Refusal as refusal:
         return page(
@@ -149,10 +152,15 @@ def login(
 ) -> Response:
     """Check the password and open a session; too many failures are refused (429) in
     plain words, with the time to wait."""
-    node = node_of(request)
-    ip = request.client.host if request.client else "unknown"
     try:
-        member, token, _ = service.log_in(node, email, password, ip)
+        done = service.log_in(
+            node_of(request),
+            email,
+            password,
+            client_address(request),
+            request.cookies.get(DEVICE_COOKIE),
+            SeenFrom.of(request),
+        )
     except Refusal as refusal:
         refused = page(
             request,
@@ -165,9 +173,10 @@ def login(
         if "retry_after" in refusal.params:
             refused.headers["Retry-After"] = str(refusal.params["retry_after"])
         return refused
+    member = done.member
     landing = "/wallet" if member.has_wallet else LANDING.get(member.role, "/")
     response = RedirectResponse(_safe_next(next) or landing, status_code=303)
-    set_session_cookie(request, response, token, node.settings.session_days)
+    set_login_cookies(request, response, done)
     return response
 
 

@@ -4,6 +4,7 @@ logins, trade details and shops (whom one pays), and the freezes of wallets."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import (
@@ -18,12 +19,14 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 
 from ledger.models import keys
 from members.models import (
     WALLET_ROLES,
     api_tokens,
     devices,
+    login_devices,
     login_failures,
     members,
     merchants,
@@ -38,6 +41,11 @@ def member(conn: Connection, member_id: str) -> RowMapping | None:
 def member_by_email(conn: Connection, email: str) -> RowMapping | None:
     query = select(members).where(members.c.email == email.lower())
     return conn.execute(query).mappings().first()
+
+
+def lock_member(conn: Connection, member_id: str) -> None:
+    """Hold this member's row until the transaction ends (SQLite: every writer holds all)."""
+    conn.execute(select(members.c.id).where(members.c.id == member_id).with_for_update())
 
 
 def insert_member(conn: Connection, row: dict[str, Any]) -> None:
@@ -228,9 +236,22 @@ def insert_session(conn: Connection, row: dict[str, Any]) -> None:
 
 # Asked on every request: built once (building a SELECT costs more than running it).
 _SESSION_MEMBER = (
-    select(members, sessions.c.csrf, sessions.c.expires_ms, sessions.c.scope)
+    select(
+        members,
+        sessions.c.csrf,
+        sessions.c.expires_ms,
+        sessions.c.scope,
+        sessions.c.last_seen_ms,
+        sessions.c.user_agent,
+    )
     .join(sessions, sessions.c.member_id == members.c.id)
-    .where(sessions.c.token_hash == bindparam("hash"), sessions.c.expires_ms > bindparam("now"))
+    .where(
+        sessions.c.token_hash == bindparam("hash"),
+        sessions.c.expires_ms > bindparam("now"),
+        # Else unused too long: ended. A counter device's lasts its days (a shop shut for
+        # the holidays keeps its till paired).
+        or_(sessions.c.scope == "pos", sessions.c.last_seen_ms > bindparam("idle_since")),
+    )
 )
 _TOKEN_MEMBER = (
     select(members, api_tokens.c.scope, api_tokens.c.id.label("token_id"))
@@ -239,8 +260,13 @@ _TOKEN_MEMBER = (
 )
 
 
-def session_member(conn: Connection, token_hash: bytes, now_ms: int) -> RowMapping | None:
-    return conn.execute(_SESSION_MEMBER, {"hash": token_hash, "now": now_ms}).mappings().first()
+def session_member(
+    conn: Connection, token_hash: bytes, now_ms: int, idle_since_ms: int
+) -> RowMapping | None:
+    """The member of a session neither past its end nor (a person's) unused since
+    `idle_since_ms`."""
+    values = {"hash": token_hash, "now": now_ms, "idle_since": idle_since_ms}
+    return conn.execute(_SESSION_MEMBER, values).mappings().first()
 
 
 def delete_session(conn: Connection, token_hash: bytes) -> None:
@@ -291,39 +317,105 @@ def revoke_token(conn: Connection, member_id: str, token_id: int, now_ms: int) -
 # -- failed logins -------------------------------------------------------------------------
 
 
-def failures(conn: Connection, subjects: Sequence[str], since_ms: int) -> int:
-    query = select(func.coalesce(func.max(login_failures.c.count), 0)).where(
-        login_failures.c.subject.in_(subjects), login_failures.c.window_start_ms > since_ms
-    )
-    return int(conn.scalar(query) or 0)
+@dataclass(frozen=True)
+class Failures:
+    count: int
+    window_start_ms: int
+    blocked_until_ms: int
 
 
-def add_failure(conn: Connection, subject: str, now_ms: int, since_ms: int) -> None:
-    row = (
-        conn.execute(select(login_failures).where(login_failures.c.subject == subject))
-        .mappings()
-        .first()
+def lock_failures(conn: Connection, subjects: Sequence[str], now_ms: int) -> dict[str, Failures]:
+    """The failed logins of these subjects, locked until the transaction ends (on SQLite,
+    every writing transaction holds the database). Rows are made where missing, at zero;
+    lock them in one order (sorted) so that two tries never wait for each other."""
+    table = login_failures
+    fresh = [{"subject": s, "count": 0, "window_start_ms": now_ms} for s in subjects]
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    conn.execute(dialect.insert(table).on_conflict_do_nothing(index_elements=["subject"]), fresh)
+    rows = conn.execute(
+        select(table)
+        .where(table.c.subject.in_(subjects))
+        .order_by(table.c.subject)
+        .with_for_update()
+    ).mappings()
+    return {
+        row["subject"]: Failures(row["count"], row["window_start_ms"], row["blocked_until_ms"])
+        for row in rows
+    }
+
+
+def set_failures(
+    conn: Connection, subject: str, count: int, window_start_ms: int, blocked_until_ms: int
+) -> None:
+    conn.execute(
+        update(login_failures)
+        .where(login_failures.c.subject == subject)
+        .values(count=count, window_start_ms=window_start_ms, blocked_until_ms=blocked_until_ms)
     )
-    if row is None:
-        conn.execute(
-            insert(login_failures).values(subject=subject, count=1, window_start_ms=now_ms)
-        )
-    elif row["window_start_ms"] <= since_ms:  # the old window is over: start a new one
-        conn.execute(
-            update(login_failures)
-            .where(login_failures.c.subject == subject)
-            .values(count=1, window_start_ms=now_ms)
-        )
-    else:
-        conn.execute(
-            update(login_failures)
-            .where(login_failures.c.subject == subject)
-            .values(count=login_failures.c.count + 1)
-        )
+
+
+def take_back_failure(conn: Connection, subject: str) -> None:
+    conn.execute(
+        update(login_failures)
+        .where(login_failures.c.subject == subject, login_failures.c.count > 0)
+        .values(count=login_failures.c.count - 1)
+    )
 
 
 def clear_failures(conn: Connection, subject: str) -> None:
     conn.execute(delete(login_failures).where(login_failures.c.subject == subject))
+
+
+def forget_failures(conn: Connection, before_ms: int) -> None:
+    """Failures whose window and wait are both over count for nothing: drop them."""
+    table = login_failures
+    conn.execute(
+        delete(table).where(
+            table.c.window_start_ms < before_ms, table.c.blocked_until_ms < before_ms
+        )
+    )
+
+
+# -- the devices members logged in from ----------------------------------------------------
+
+
+def login_device_known(conn: Connection, token_hash: bytes, member_id: str) -> bool:
+    table = login_devices
+    found = conn.scalar(select(table.c.member_id).where(table.c.token_hash == token_hash))
+    return found == member_id
+
+
+def touch_login_device(conn: Connection, token_hash: bytes, now_ms: int) -> None:
+    conn.execute(
+        update(login_devices).where(login_devices.c.token_hash == token_hash).values(last_ms=now_ms)
+    )
+
+
+def add_login_device(
+    conn: Connection, token_hash: bytes, member_id: str, now_ms: int, kept: int
+) -> None:
+    """Know one more device of this member, forgetting the least recently used beyond `kept`."""
+    table = login_devices
+    conn.execute(
+        insert(table).values(
+            token_hash=token_hash, member_id=member_id, created_ms=now_ms, last_ms=now_ms
+        )
+    )
+    stale = (
+        select(table.c.token_hash)
+        .where(table.c.member_id == member_id)
+        .order_by(table.c.last_ms.desc())
+        .offset(kept)
+    )
+    conn.execute(delete(table).where(table.c.token_hash.in_(stale)))
+
+
+def forget_login_devices_of(conn: Connection, member_id: str) -> None:
+    conn.execute(delete(login_devices).where(login_devices.c.member_id == member_id))
+
+
+def forget_login_devices(conn: Connection, unused_since_ms: int) -> None:
+    conn.execute(delete(login_devices).where(login_devices.c.last_ms < unused_since_ms))
 
 
 # -- devices -------------------------------------------------------------------------------

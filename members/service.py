@@ -28,8 +28,8 @@ from ledger import repository as ledger_repo
 from ledger.canonical import canonical, unb64
 from ledger.chart import member_account, office_cash
 from ledger.signing import key_id as signing_key_id
+from members import logins, shops
 from members import repository as repo
-from members import shops
 from members.access import (
     Member,
     forget_principals,
@@ -39,6 +39,7 @@ from members.access import (
     password_matches,
     token_hash,
 )
+from members.account.seen import SeenFrom
 from members.errors import (
     BAD_EMAIL,
     BAD_LOGIN,
@@ -52,7 +53,7 @@ from members.errors import (
     KEY_EXISTS,
     LONG_PASSWORD,
     TOO_MANY_KEYS,
-    TOO_MANY_LOGINS,
+    TOO_MANY_TOKENS,
     UNKNOWN_DEVICE_KEY,
     UNKNOWN_MEMBER,
     UNKNOWN_SHOP,
@@ -69,6 +70,7 @@ if TYPE_CHECKING:
     from runtime.node import Node
 
 MAX_DEVICE_KEYS = 10
+MAX_API_TOKENS = 20  # not revoked, per member
 EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,189}\.[^@\s]{2,}$")
 MEMBER_ID = re.compile(r"[A-Za-z0-9_.-]{1,48}")  # as members.schemas.MEMBER_ID
 SLUG = re.compile(r"[a-z0-9-]{1,64}")
@@ -103,8 +105,10 @@ def join(
     role: str = "resident",
     locale: str = "fr",
     merchant: dict[str, Any] | None = None,
+    address: str | None = None,
 ) -> Member:
-    """Sign a person up: the member, their wallet account (and trade details), together."""
+    """Sign a person up: the member, their wallet account (and trade details), together.
+    `address`: where an anonymous sign-up comes from, counted (`logins.count_join`)."""
     if role not in ("resident", "merchant") or (role == "merchant") != (merchant is not None):
         raise BAD_ROLE()
 
@@ -115,7 +119,7 @@ def join(
         node.ledger.open_account(member_account(member_id), conn)
 
     person = {"display_name": display_name, "role": role, "locale": locale}
-    return get_member(node, _record_person(node, person, email, password, wallet))
+    return get_member(node, _record_person(node, person, email, password, wallet, address))
 
 
 def _record_person(
@@ -124,6 +128,7 @@ def _record_person(
     email: str,
     password: str,
     also: Callable[[Connection, str], None] | None = None,
+    address: str | None = None,
 ) -> str:
     """Check and record a person who logs in (with `also`'s writes, in one transaction);
     their new member id."""
@@ -132,6 +137,9 @@ def _record_person(
     if not EMAIL.match(email):
         raise BAD_EMAIL()
     check_password(password)
+    if address is not None:
+        with node.engine.begin() as conn:
+            logins.count_join(conn, node.settings, address, now_ms())
     row = person | {
         "display_name": person["display_name"].strip(),
         "email": email,
@@ -158,32 +166,58 @@ def _record_person(
     raise AssertionError("unreachable")
 
 
-def log_in(node: Node, email: str, password: str, client_ip: str) -> tuple[Member, str, str]:
-    """Check a password, counting failures per email and per address; open a session."""
-    settings = node.settings
+@dataclass(frozen=True)
+class LoggedIn:
+    member: Member
+    token: str  # the session cookie's
+    csrf: str
+    device: str | None  # a new known-device cookie to set, if any (`members.logins`)
+
+
+def log_in(
+    node: Node,
+    email: str,
+    password: str,
+    client_ip: str,
+    device: str | None = None,
+    seen_from: SeenFrom | None = None,
+) -> LoggedIn:
+    """Check a password and open a session; tries are slowed as `members.logins` says.
+    `device`: the known-device cookie the browser presented; `seen_from`: its browser and
+    address, shown in the member's list of sessions. A wrong password takes as long for an
+    email no member has as for a member's."""
     email = email.strip().lower()
     if len(email) > 254 or not email.isprintable():  # no account's: nothing to count
         raise BAD_LOGIN()  # (and PostgreSQL refuses a NUL byte, the failures' key 300 chars)
-    subjects = [f"email:{email}", f"ip:{client_ip}"]
-    now = now_ms()
-    since = now - settings.login_window * 1000
+    presented, now = logins.device_hash(device), now_ms()
     with node.engine.begin() as conn:
-        if repo.failures(conn, subjects, since) >= settings.login_attempts:
-            raise TOO_MANY_LOGINS(
-                minutes=settings.login_window // 60, retry_after=settings.login_window
-            )
         row = repo.member_by_email(conn, email)
-        if row is None or not password_matches(row["password_hash"], password):
-            for subject in subjects:
-                repo.add_failure(conn, subject, now, since)
-            failed = True
-        else:
-            repo.clear_failures(conn, subjects[0])
-            token, csrf = open_session(conn, row["id"], settings.session_days)
-            failed = False
-    if failed or row is None:  # committed above: the failure counts though we refuse
-        raise BAD_LOGIN()
-    return Member.from_row(row), token, csrf
+        known = (
+            presented
+            if row is not None
+            and presented is not None
+            and repo.login_device_known(conn, presented, row["id"])
+            else None
+        )
+        attempt = logins.Attempt(email, logins.network_of(client_ip), known)
+        logins.claim(conn, node.settings, attempt, now)
+    # Checked outside any transaction: the hash takes a while, and holds no lock meanwhile.
+    if not password_matches(row["password_hash"] if row else None, password) or row is None:
+        raise BAD_LOGIN()  # counted above
+    with node.engine.begin() as conn:
+        new_device = logins.settle(conn, attempt, row["id"], now)
+        token, csrf = open_session(conn, row["id"], node.settings.session_days, seen_from=seen_from)
+    return LoggedIn(Member.from_row(row), token, csrf, new_device)
+
+
+def forget_old_logins(node: Node, now: int) -> str:
+    """Drop the failed logins that count no more and the devices unused for long."""
+    # A day at least: the counts of wrong current passwords (`members.account`) last that.
+    window_ms = max(node.settings.login_window * 1000, 86_400_000)
+    with node.engine.begin() as conn:
+        repo.forget_failures(conn, now - window_ms)
+        repo.forget_login_devices(conn, now - logins.DEVICE_DAYS * 86_400_000)
+    return "forgotten"
 
 
 def log_out(node: Node, token_hash: bytes) -> None:
@@ -330,6 +364,10 @@ def create_token(node: Node, member: Member, scope: str, label: str) -> dict[str
     token, created = secrets.token_urlsafe(32), now_ms()
     row = {"member_id": member.id, "scope": scope, "label": label, "created_ms": created}
     with node.engine.begin() as conn:
+        repo.lock_member(conn, member.id)  # two made at once are counted one after the other
+        held = len(repo.tokens_of(conn, member.id))
+        if held >= MAX_API_TOKENS:
+            raise TOO_MANY_TOKENS(count=held)
         token_id = repo.insert_token(conn, {**row, "token_hash": token_hash(token)})
     return {"id": token_id, "scope": scope, "label": label, "created_ms": created, "token": token}
 

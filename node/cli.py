@@ -11,6 +11,7 @@ import logging
 import logging.config
 import os
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -62,12 +63,16 @@ def init(
 
     Does nothing (exit 0) if the node is already initialised; exit 2 if the database holds
     a ledger but the data directory has no keys (those of its node must be copied)."""
+    from node.demo import Calendar, seed
     from runtime.keystore import key_path
     from runtime.node import init_node
 
     settings = _settings()
+    # A demo village is told over the weeks before today: its node is set up on the first
+    # day of that story, so that its keys are registered before what they sign.
+    calendar = Calendar() if demo else None
     try:
-        node = init_node(settings)
+        node = init_node(settings, clock=calendar or time.time)
     except FileExistsError:
         if not key_path(settings.keys_dir, "node").exists():
             raise _fail(
@@ -81,10 +86,8 @@ def init(
         typer.echo(f"Initialised {settings.origin} ({settings.currency}) in {settings.data_dir}")
         typer.echo(f"  node key {node.node_key.key_id} (keys in {settings.keys_dir}, mode 0600)")
         if demo:
-            from node.demo import seed
-
             typer.echo(f"Seeding the demo village {settings.village}:")
-            seed(node, say=typer.echo)
+            seed(node, say=typer.echo, calendar=calendar)
             node.new_sealer().seal_all()
     finally:
         node.close()
@@ -145,6 +148,10 @@ def serve(
         "log_level": "info",
         "log_config": LOG_CONFIG,
         "access_log": settings.access_log if access_log is None else access_log,
+        # Who the client is (login limits) and whether it came by https (Secure cookies):
+        # from X-Forwarded-* only when the connection comes from a proxy the host named.
+        "proxy_headers": bool(settings.trusted_proxies.strip()),
+        "forwarded_allow_ips": settings.trusted_proxies,
     }
     if processes == 1:
         uvicorn.run(create_served_app(settings, node), **options)

@@ -6,6 +6,7 @@ Environment variables win over the file; see `sou.example.toml` for every settin
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from pathlib import Path
 
@@ -91,11 +92,66 @@ class Settings(BaseSettings):
 
     # People's sessions
     session_days: int = Field(14, gt=0, description="How long a login lasts.")
-    login_attempts: int = Field(5, gt=0, description="Failed logins allowed per window.")
-    login_window: int = Field(900, gt=0, description="The failed-login window, in seconds.")
+    # A phone in a pocket should not ask for the password every day: a week unused ends it.
+    session_idle_minutes: int = Field(
+        7 * 24 * 60, gt=0, description="A session unused this many minutes ends."
+    )
+    # Mail (password-reset links). No host: a forgotten password is reset at an office.
+    smtp_host: str = Field("", description="Mail server sending password-reset links.")
+    smtp_port: int = Field(587, gt=0, lt=65536)
+    smtp_tls: str = Field(
+        "starttls", pattern="^(starttls|ssl|none)$", description="starttls, ssl or none."
+    )
+    smtp_user: str = Field("", description="Login at the mail server; empty: none.")
+    smtp_password: str = Field("", repr=False)
+    smtp_password_file: str = Field("", description="A file holding the SMTP password.")
+    smtp_from: str = Field("", description="The sender's address; empty: sou@<smtp_host>.")
+    # How password guessing is slowed (`members.logins`, explained in the README).
+    login_free_tries: int = Field(
+        3,
+        gt=0,
+        description="Failed logins of one email from one address or device, "
+        "after which each next try waits (2 s, 4 s, 8 s… up to login_max_delay).",
+    )
+    login_max_delay: int = Field(900, gt=0, description="The longest of those waits, in seconds.")
+    login_window: int = Field(3600, gt=0, description="The window of the ceilings, in seconds.")
+    login_email_ceiling: int = Field(
+        20,
+        gt=0,
+        description="Failed logins of one email per window, from everywhere, "
+        "after which only the member's known devices may try.",
+    )
+    login_address_ceiling: int = Field(
+        100,
+        gt=0,
+        description="Failed logins from one address per window (every email), "
+        "after which only known devices may try from there.",
+    )
+    join_address_ceiling: int = Field(
+        30,
+        gt=0,
+        description="Sign-ups from one address per login window (each costs a password hash).",
+    )
+    trusted_proxies: str = Field(
+        "",
+        description="Reverse proxies whose X-Forwarded-For and X-Forwarded-Proto are "
+        "believed: addresses or networks, comma-separated; empty: none.",
+    )
     max_body_bytes: int = Field(
         1_048_576, gt=0, description="Largest request body, in bytes (413 above)."
     )
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxy_addresses(cls, value: str) -> str:
+        # The web server would take a misspelt address for a name that never matches.
+        for item in filter(None, (part.strip() for part in value.split(","))):
+            if item != "*":
+                try:
+                    ipaddress.ip_network(item, strict=False)
+                except ValueError:
+                    raise ValueError(f"not an address or network: {item!r}") from None
+        return value
 
     @field_validator("data_dir")
     @classmethod

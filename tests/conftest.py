@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,6 +29,7 @@ from sqlalchemy.pool import NullPool
 from ledger.service import Ledger
 from ledger.signing import SigningKey
 from members import access
+from members import service as members_service
 from runtime.database import make_engine
 from runtime.node import migrate
 from tests.factories import Book, register
@@ -54,6 +56,29 @@ def light_password_hashing() -> Iterator[None]:
     access.hasher = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
     yield
     access.hasher = NODE_HASHER
+
+
+class Clock:
+    """The members' clock (`members.service.now_ms`), moved by the test: `clock.advance(s)`."""
+
+    def __init__(self) -> None:
+        self.ms = 1_800_000_000_000
+        self.lock = threading.Lock()
+
+    def __call__(self) -> int:
+        with self.lock:
+            return self.ms
+
+    def advance(self, seconds: float) -> None:
+        with self.lock:
+            self.ms += int(seconds * 1000)
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    now = Clock()
+    monkeypatch.setattr(members_service, "now_ms", now)
+    return now
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -238,6 +263,10 @@ def pg_node_template(
         yield NodeTemplate("postgresql", name, root / "data")
 
 
+# Tests sign people up by the dozen from one address: tests/test_logins.py checks the ceiling.
+JOINS = 1_000_000
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def node_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
     """Settings of a fresh, initialised node (keys, database, the three operators), on
@@ -249,12 +278,13 @@ def node_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[An
         template: NodeTemplate = request.getfixturevalue("sqlite_node_template")
         shutil.copytree(template.data_dir, data_dir)
         shutil.copyfile(template.url, tmp_path / "sou.db")
-        yield Settings(data_dir=data_dir, database_url=f"sqlite:///{tmp_path / 'sou.db'}")
+        url = f"sqlite:///{tmp_path / 'sou.db'}"
+        yield Settings(data_dir=data_dir, database_url=url, join_address_ceiling=JOINS)
         return
     template = request.getfixturevalue("pg_node_template")
     shutil.copytree(template.data_dir, data_dir)
     with pg_database(f"{template.url}_{uuid.uuid4().hex[:8]}", template.url) as url:
-        yield Settings(data_dir=data_dir, database_url=url)
+        yield Settings(data_dir=data_dir, database_url=url, join_address_ceiling=JOINS)
 
 
 @pytest.fixture

@@ -50,12 +50,15 @@ PEOPLE = EVERYONE - {POS_TOKEN, COUNTER_SESSION}
 LOGGED_IN = PEOPLE - {ANONYMOUS}
 HOLDERS = frozenset({RESIDENT, MERCHANT, WALLET_TOKEN})  # members with a wallet
 PASSWORD_HOLDERS = HOLDERS - {WALLET_TOKEN}  # keys and tokens take the password
+PASSWORD_PEOPLE = LOGGED_IN - {WALLET_TOKEN}  # one's password and sessions: a person's session
 COUNTER = frozenset({MERCHANT, POS_TOKEN, COUNTER_SESSION})  # a shop's point of sale
 AT_THE_TILL = frozenset({MERCHANT, COUNTER_SESSION})  # the counter's pages
 NOBODY_BUT = frozenset
 
 SKIPPED = ("/static", "/openapi.json")
 UNKNOWN_ID = 987_654_321
+NO_SESSION = "0" * 20  # names no session of anyone
+NO_RESET = "A" * 43  # a reset link's token, of no link
 ELSEWHERE = "https://elsewhere.example/n/A/1?d=100&s=x"  # a note of another site
 _serial = itertools.count(1)
 
@@ -249,6 +252,68 @@ TABLE: dict[tuple[str, str], Rule] = {
         # Each its own token; operators (who make none) try the resident's.
         caller_path={"token_id": lambda w, c: w.spare_tokens.get(c, w.spare_tokens[RESIDENT])},
         answers=answering(OPERATORS, 404, "unknown_token"),
+    ),
+    # -- one's account: password, sessions, reset links ---------------------------------------
+    ("POST", "/api/v1/me/password"): Rule(
+        PASSWORD_PEOPLE,  # the same password again: the caller's session stays
+        body=lambda w, c: {"current_password": PASSWORD, "new_password": PASSWORD},
+    ),
+    ("GET", "/api/v1/me/sessions"): Rule(PASSWORD_PEOPLE),
+    ("DELETE", "/api/v1/me/sessions/{session_id}"): Rule(
+        PASSWORD_PEOPLE,
+        path={"session_id": lambda w: NO_SESSION},
+        answers=answering(PASSWORD_PEOPLE, 404, "unknown_session"),
+    ),
+    ("DELETE", "/api/v1/me/sessions"): Rule(PASSWORD_PEOPLE),
+    ("POST", "/api/v1/password-resets"): Rule(
+        PEOPLE,  # the test node sends no mail: resets are made at the office
+        body=lambda w, c: {"email": w.victim.member["email"]},
+        answers=answering(PEOPLE, 409, "resets_at_office"),
+    ),
+    ("POST", "/api/v1/password-resets/{token}"): Rule(
+        PEOPLE,  # whoever holds a link; an unknown one is refused alike
+        body=lambda w, c: {"password": PASSWORD},
+        path={"token": lambda w: NO_RESET},
+        answers=answering(PEOPLE, 404, "reset_link_unknown"),
+    ),
+    ("POST", "/api/v1/members/{member_id}/password-reset-links"): Rule(NOBODY_BUT({OFFICE, ADMIN})),
+    ("GET", "/account"): Rule(PASSWORD_PEOPLE),
+    ("POST", "/account/password"): Rule(
+        PASSWORD_PEOPLE,
+        form=lambda w, c: {
+            "current_password": PASSWORD,
+            "new_password": PASSWORD,
+            "new_password_again": PASSWORD,
+        },
+    ),
+    ("POST", "/account/sessions/{session_id}/end"): Rule(
+        PASSWORD_PEOPLE,
+        form=lambda w, c: {},
+        path={"session_id": lambda w: NO_SESSION},
+        answers=answering(PASSWORD_PEOPLE, 404, says="no open session"),
+    ),
+    ("POST", "/account/sessions/end-others"): Rule(PASSWORD_PEOPLE, form=lambda w, c: {}),
+    ("GET", "/password/forgot"): Rule(PEOPLE),
+    ("POST", "/password/forgot"): Rule(
+        PEOPLE,
+        form=lambda w, c: {"email": w.victim.member["email"]},
+        answers=answering(PEOPLE, 409, says="sends no mail"),
+    ),
+    ("GET", "/password/reset/{token}"): Rule(
+        PEOPLE,
+        path={"token": lambda w: NO_RESET},
+        answers=answering(PEOPLE, 404, says="not known here"),
+    ),
+    ("POST", "/password/reset/{token}"): Rule(
+        PEOPLE,
+        form=lambda w, c: {"password": PASSWORD, "password_again": PASSWORD},
+        path={"token": lambda w: NO_RESET},
+        answers=answering(PEOPLE, 404, says="not known here"),
+    ),
+    ("POST", "/account/reset-links"): Rule(
+        NOBODY_BUT({OFFICE, ADMIN}),
+        form=lambda w, c: {"member": w.victim.id},
+        answers=answering({OFFICE, ADMIN}, 200),  # the link is shown on the answer
     ),
     # -- keys -----------------------------------------------------------------------------
     ("GET", "/api/v1/me/keys"): Rule(HOLDERS),
@@ -567,12 +632,12 @@ TABLE: dict[tuple[str, str], Rule] = {
     ("POST", "/topup/card"): Rule(
         HOLDERS,
         form=lambda w, c: {"amount": "20"},
-        answers=answering(HOLDERS, 409, says="Card top-ups are not set up"),
+        answers=answering(HOLDERS, 409, says="Card top-ups are not available yet"),
     ),
     ("GET", "/topup/card/checkout"): Rule(
         HOLDERS,
         query=lambda w, c: {"session_id": "cs_x"},
-        answers=answering(HOLDERS, 409, says="Card top-ups are not set up"),
+        answers=answering(HOLDERS, 409, says="Card top-ups are not available yet"),
     ),
     ("GET", "/topup/card/{payment_intent}"): Rule(
         HOLDERS, answers=answering(HOLDERS, 404, says="no card payment")

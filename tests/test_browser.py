@@ -15,7 +15,7 @@ from typing import Any
 from fastapi.testclient import TestClient
 from playwright.sync_api import Page, expect
 
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, Clock
 from tests.people import Person, fund, join
 from web.i18n import translations
 
@@ -305,23 +305,26 @@ def test_logout_then_login_on_the_same_device_keeps_its_key(
     assert len(api(page, "/api/v1/me/keys")) == 1
 
 
-def test_failed_logins_then_the_rate_limit_message(
-    open_browser: Callable[..., Page], node: Any
+def test_failed_logins_then_the_wait_in_plain_words(
+    open_browser: Callable[..., Page], node: Any, clock: Clock
 ) -> None:
     page = open_browser()
     sign_up(page, "Camille")
     email = api(page, "/api/v1/me")["email"]
     log_out(page)
     flash = page.locator("main .flash.error")
-    for _ in range(node.settings.login_attempts):
+    for _ in range(node.settings.login_free_tries):
         log_in(page, email, "not my password")
         expect(flash).to_have_text(french("Wrong email or password."))
         expect(page.locator("#email")).to_have_value(email)
-    log_in(page, email, PASSWORD)  # the right password, too late
-    wait = french("Too many failed logins. Wait {minutes} minutes and try again.")
-    expect(flash).to_have_text(wait.format(minutes=node.settings.login_window // 60))
+    log_in(page, email, PASSWORD)  # the right password, too soon
+    wait = french("Several wrong passwords in a row: wait {seconds} seconds and try again.")
+    expect(flash).to_have_text(wait.format(seconds=2))
     assert page.url.endswith("/login")
     assert page.request.get("/api/v1/me").status == 401
+    clock.advance(2)
+    log_in(page, email, PASSWORD)
+    expect(page).to_have_url(re.compile(r"/wallet$"))
 
 
 # -- device keys and tokens -----------------------------------------------------------------

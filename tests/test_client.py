@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 
 from ledger.signing import SigningKey
 from runtime.signing import post, sign_as
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, Clock
 from tests.people import new_client
 from tests.test_wallet_api import wait_sealed
 from wallet_api.client import ApiError, Receipt, WalletClient
@@ -128,16 +128,16 @@ def test_refusals_carry_code_message_and_language(
     assert (no_key.value.status, no_key.value.error) == (None, "no_device_key")
 
 
-def test_login_failures_and_rate_limit_through_the_client(site: TestClient) -> None:
+def test_login_failures_and_rate_limit_through_the_client(site: TestClient, clock: Clock) -> None:
     wallet = WalletClient(http=new_client(site), language="en")
-    attempts = site.app.state.node.settings.login_attempts  # type: ignore[attr-defined]
+    attempts = site.app.state.node.settings.login_free_tries  # type: ignore[attr-defined]
     for _ in range(attempts):
         with pytest.raises(ApiError) as wrong:
             wallet.log_in("admin@village.test", "not the password")
         assert (wrong.value.status, wrong.value.error) == (401, "bad_login")
     with pytest.raises(ApiError) as limited:
         wallet.log_in("admin@village.test", PASSWORD)
-    assert limited.value.status == 429 and limited.value.retry_after == 900
+    assert limited.value.status == 429 and limited.value.retry_after == 2
 
 
 def test_history_pages_through_every_movement(

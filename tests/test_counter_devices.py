@@ -326,7 +326,7 @@ def test_only_the_merchant_by_password_pairs(site: Any) -> None:
 
 
 def test_every_message_of_counter_devices_has_its_french() -> None:
-    from tests.test_pages import ROOT, french_catalogue
+    from tests.test_pages import ROOT, assert_all_french
 
     msgids: set[str] = set()
     for path in (ROOT / "pos" / "devices").glob("*.py"):
@@ -335,13 +335,7 @@ def test_every_message_of_counter_devices_has_its_french() -> None:
         msgids |= template_msgids(path)
     msgids.add("Counter devices")  # the menu's
     assert len(msgids) > 30
-    catalogue = french_catalogue()
-    assert not sorted(m for m in msgids if not catalogue.get(m))
-    placeholders = re.compile(r"\{\w+\}")
-    for msgid in msgids:
-        assert sorted(placeholders.findall(msgid)) == sorted(
-            placeholders.findall(catalogue[msgid])
-        ), msgid
+    assert_all_french(msgids)
 
 
 def test_the_migration_makes_the_tables_the_models_describe(engine: Any) -> None:

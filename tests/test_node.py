@@ -145,7 +145,7 @@ def test_operator_command_creates_a_login(tmp_path: Path, empty_db_url: str) -> 
 
     node = open_node(Settings(data_dir=tmp_path / "data", database_url=empty_db_url))
     try:
-        member, _, _ = log_in(node, "odile@poste.fr", "a long enough secret", "127.0.0.1")
+        member = log_in(node, "odile@poste.fr", "a long enough secret", "127.0.0.1").member
         assert member.role == "office" and member.office == "poste"
         assert node.ledger.balance("office:poste:cash") == 0  # the office's till exists
     finally:

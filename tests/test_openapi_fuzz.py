@@ -53,7 +53,8 @@ SIGNED = {"/api/v1/transfers": "payment", "/api/v1/reconversions": "redemption"}
 @pytest.fixture
 def node_settings(node_settings: Any) -> Any:
     # Fuzzed logins fail by the thousand from one address; the callers must stay logged in.
-    node_settings.login_attempts = 1_000_000
+    node_settings.login_free_tries = 1_000_000
+    node_settings.login_email_ceiling = node_settings.login_address_ceiling = 1_000_000
     return node_settings
 
 

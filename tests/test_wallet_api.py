@@ -726,24 +726,6 @@ def test_wrong_password_and_unknown_email(site: TestClient, pair: tuple[Person, 
         assert "sou_session" not in log_in(new_client(site), email, "nope").cookies
 
 
-def test_logins_are_rate_limited(site: TestClient, pair: tuple[Person, Person]) -> None:
-    camille, _ = pair
-    settings = node_of(site).settings
-    email = camille.member["email"]
-    for _ in range(settings.login_attempts):
-        assert log_in(new_client(site), email, "wrong password").status_code == 401
-    refused_in_both_languages(
-        lambda lang: log_in(new_client(site), email, PASSWORD, lang),  # even the right one
-        429,
-        "too_many_logins",
-        f"Too many failed logins. Wait {settings.login_window // 60} minutes and try again.",
-        retry_after=settings.login_window,
-    )
-    answer = log_in(new_client(site), email, PASSWORD)
-    assert answer.headers["retry-after"] == str(settings.login_window)
-    assert "sou_session" not in answer.cookies
-
-
 def test_session_cookie_attributes(site: TestClient, pair: tuple[Person, Person]) -> None:
     camille, _ = pair
     for base, secure in (("http://127.0.0.1", False), ("https://127.0.0.1", True)):

@@ -10,7 +10,6 @@ kept); a removal redirects to the page saying so.
 
 from __future__ import annotations
 
-import base64
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -23,7 +22,7 @@ from pos.devices import service
 from pos.devices.endpoints import DeviceId
 from web.i18n import gettext_for
 from web.pages import Text, done, page, public_origin, say, when
-from web.qr import qr_svg
+from web.qr import qr_data_url
 from web.refusals import Refusal, refusal_of
 
 router = APIRouter(include_in_schema=False)
@@ -59,7 +58,7 @@ def _devices_page(
     qr = link = None
     if made is not None:
         link = made.link(public_origin(request))
-        qr = "data:image/svg+xml;base64," + base64.b64encode(qr_svg(link).encode()).decode()
+        qr = qr_data_url(link)
     return page(
         request,
         "pos/devices.html",
