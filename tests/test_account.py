@@ -5,7 +5,6 @@ SMTP server (tests/smtp_server.py) or made at an exchange office."""
 from __future__ import annotations
 
 import base64
-import io
 import re
 import threading
 from collections.abc import Iterator
@@ -13,9 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import zxingcpp
 from fastapi.testclient import TestClient
-from PIL import Image
 from sqlalchemy import select
 
 from members import access
@@ -34,6 +31,7 @@ from tests.smtp_server import (  # noqa: F401
 )
 from tests.test_counter_devices import _paired
 from tests.test_pages import french, python_msgids, template_msgids
+from tests.test_qr import read as read_qr
 from web.qr import qr_png, qr_svg
 
 NEW_PASSWORD = "une autre phrase secrète"
@@ -245,7 +243,7 @@ def test_without_mail_the_office_makes_the_link_for_the_member_seen_in_person(
     picture = re.search(r'src="data:image/svg\+xml;base64,([^"]+)"', shown.text)
     assert url and picture
     assert base64.b64decode(picture[1]).decode() == qr_svg(url[1])  # the phone scans the link
-    found = zxingcpp.read_barcodes(Image.open(io.BytesIO(qr_png(url[1]))))
+    found = read_qr(qr_png(url[1]))
     assert [f.text for f in found] == [url[1]]
     clock = Clock(monkeypatch, node_of(site))
     clock.advance(service.RESET_MINUTES + 1)

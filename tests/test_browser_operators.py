@@ -566,7 +566,8 @@ def parsed(page: Page, text: str, max_amount: int = 1_000_000) -> int | str:
         ("10\u00a0000,00", 1_000_000),
         ("10000", 1_000_000),
         ("10000,01", "max 10\u202f000,00 SOU"),
-        ("99999999999999999999999", "max 10\u202f000,00 SOU"),
+        ("99999999999999", "max 10\u202f000,00 SOU"),
+        ("9999999999999999", "bad"),  # more than 15 digits: no amount, as the server says
         ("12,345", "decimals"),
         ("0", "zero"),
         ("0,00", "zero"),

@@ -5,13 +5,10 @@ payment out of the shop's wallet, no wallet page, no key of its own, no other de
 from __future__ import annotations
 
 import base64
-import io
 import re
 import threading
 from typing import Any
 
-import zxingcpp
-from PIL import Image
 from sqlalchemy import func, select, update
 
 from audits.audit import audit
@@ -24,6 +21,7 @@ from tests.people import Person, fund, join, new_client
 from tests.test_pages import french, python_msgids, template_msgids
 from tests.test_pos import _invoice, _pay, _shop
 from tests.test_pos_codes import _collect, _show
+from tests.test_qr import read as read_qr
 from web.qr import qr_png, qr_svg
 
 HTML = {"Accept": "text/html"}
@@ -282,7 +280,7 @@ def test_the_merchants_page_pairs_and_removes_a_device_in_french(site: Any) -> N
     assert code and link and picture
     assert link.group(1).endswith(f"/pos/pair?code={code.group(1)}")
     assert base64.b64decode(picture.group(1)).decode() == qr_svg(link.group(1))
-    found = zxingcpp.read_barcodes(Image.open(io.BytesIO(qr_png(link.group(1)))))
+    found = read_qr(qr_png(link.group(1)))
     assert [f.text for f in found] == [link.group(1)]
 
     opened = new_client(site).get(link.group(1).split("127.0.0.1", 1)[1], headers={**HTML, **FR})

@@ -5,7 +5,6 @@ PostgreSQL both."""
 
 from __future__ import annotations
 
-import io
 import shutil
 import subprocess
 import threading
@@ -17,11 +16,9 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import pytest
 import typer
-import zxingcpp
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from PIL import Image
 from sqlalchemy import text
 from typer.testing import CliRunner
 
@@ -38,6 +35,7 @@ from runtime.plugins import GROUP, Plugins
 from runtime.settings import Settings
 from tests.conftest import IN_CI
 from tests.people import Person, join, new_client, operator
+from tests.test_qr import read as read_qr
 from web.i18n import money, translations
 from web.qr import qr_png
 
@@ -322,7 +320,7 @@ def test_the_audit_finds_a_tampered_note_account(site: Any) -> None:
 
 
 def decode(png: bytes) -> list[str]:
-    return [found.text for found in zxingcpp.read_barcodes(Image.open(io.BytesIO(png)))]
+    return [found.text for found in read_qr(png)]
 
 
 def test_every_note_code_decodes_to_its_link_and_the_sheet_holds_them(site: Any) -> None:

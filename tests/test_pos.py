@@ -14,10 +14,8 @@ from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 import pytest
-import zxingcpp
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from PIL import Image
 from sqlalchemy import text
 
 from audits.audit import audit
@@ -26,6 +24,7 @@ from ledger.operations import invoice_once
 from members.shops import decide
 from runtime.notices import Notices
 from tests.people import Person, fund, join, new_client, operator
+from tests.test_qr import read as read_qr
 from web.qr import qr_png
 
 
@@ -55,7 +54,7 @@ def _pay(payer: Person, bill: dict[str, Any], **overrides: Any) -> Any:
 
 
 def _decode(png: bytes) -> list[str]:
-    return [found.text for found in zxingcpp.read_barcodes(Image.open(io.BytesIO(png)))]
+    return [found.text for found in read_qr(png)]
 
 
 def test_an_invoice_is_paid_once_and_its_code_decodes_to_its_link(site: Any) -> None:

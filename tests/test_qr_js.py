@@ -8,7 +8,6 @@ error correction M. SQLite and PostgreSQL (the live node's fixtures).
 from __future__ import annotations
 
 import hashlib
-import io
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -18,8 +17,9 @@ from xml.etree import ElementTree
 import pytest
 import zxingcpp
 from fastapi.testclient import TestClient
-from PIL import Image
 from playwright.sync_api import Page, Request, Route
+
+from tests.test_qr import read as read_qr
 
 # Fixtures: `chromium` and `open_browser` (a phone's context on the live node).
 pytest_plugins = ["tests.browser"]
@@ -70,7 +70,7 @@ SECOND = authorisation_link(380, "P3RT6WZ1B5")
 
 def read_back(png: bytes) -> Any:
     """The one QR code zxing-cpp finds in a screenshot."""
-    found = zxingcpp.read_barcodes(Image.open(io.BytesIO(png)))
+    found = read_qr(png)
     assert len(found) == 1, found
     return found[0]
 
