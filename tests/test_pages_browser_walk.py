@@ -164,6 +164,7 @@ class Village:
     shop: str  # its slug
     paid: str  # a transfer id
     bill: dict[str, Any]
+    campaign: int  # a village project, open to pledges, one pledged
 
 
 def _village(site: TestClient) -> Village:
@@ -179,13 +180,54 @@ def _village(site: TestClient) -> Village:
     paid = camille.pay(merchant, 1_250, memo="Pain").json()["transfer_id"]
     bill = merchant.post("/api/v1/pos/invoices", json={"amount": 480, "label": "Croissants"})
     assert bill.status_code == 201, bill.text
-    return Village(merchant, camille, shop.slug, paid, bill.json())
+    return Village(merchant, camille, shop.slug, paid, bill.json(), _campaign(site, camille))
+
+
+def _campaign(site: TestClient, owner: Person) -> int:
+    from plugins.crowdfunding import service
+
+    proposed = owner.post(
+        "/api/v1/campaigns",
+        json={
+            "title": "Réparer le lavoir",
+            "description": "Le toit fuit.",
+            "goal": 20_000,
+            "days": 20,
+        },
+    )
+    assert proposed.status_code == 201, proposed.text
+    campaign = service.publish(site.app.state.node, proposed.json()["id"])  # type: ignore[attr-defined]
+    pledged = owner.post(
+        f"/api/v1/campaigns/{campaign['id']}/pledges",
+        json=owner.order("escrow_payment", to=service.escrow(campaign["id"]), amount=1_500),
+    )
+    assert pledged.status_code == 201, pledged.text
+    waiting = owner.post(  # for the admin's moderation queue
+        "/api/v1/campaigns",
+        json={
+            "title": "Un four à pain",
+            "description": "Sur la place.",
+            "goal": 90_000,
+            "days": 30,
+        },
+    )
+    assert waiting.status_code == 201, waiting.text
+    return int(campaign["id"])
 
 
 def _as_visitor(walk: Walk, page: Page, seen: Village) -> None:
     walk.visit(
         page,
-        ["/", "/join", "/login", "/password/forgot", "/pos/pair", f"/shops/{seen.shop}"],
+        [
+            "/",
+            "/join",
+            "/login",
+            "/password/forgot",
+            "/pos/pair",
+            f"/shops/{seen.shop}",
+            "/campaigns",
+            f"/campaigns/{seen.campaign}",
+        ],
     )
     walk.visit(page, ["/password/reset/" + "x" * 43], status=404)  # a link never made
     # What a camera app opens from a customer's code or a paper note, and a page not found.
@@ -212,6 +254,10 @@ def _as_resident(walk: Walk, page: Page, seen: Village) -> None:
             "/scan",
             "/plugins",
             "/tools",
+            "/campaigns",
+            "/campaigns/new",
+            f"/campaigns/{seen.campaign}",
+            "/campaigns/matching",
             f"/shops/{seen.shop}",
             _local(seen.bill["url"]),
         ],
@@ -266,7 +312,7 @@ def test_every_page_of_every_role_is_accessible_under_the_policy(
     )
     walk.visit(
         signed_in(OPERATORS["treasurer"][0], "/treasurer"),
-        ["/treasurer", "/treasurer/cards", "/treasurer/offices", "/notes"],
+        ["/treasurer", "/treasurer/cards", "/treasurer/offices", "/notes", "/campaigns/matching"],
     )
     walk.visit(
         signed_in(OPERATORS["admin"][0], "/admin/members"),
@@ -276,6 +322,8 @@ def test_every_page_of_every_role_is_accessible_under_the_policy(
             "/admin/merchants",
             "/admin/operators",
             "/admin/recovery",
+            "/campaigns/moderation",
+            f"/campaigns/{seen.campaign}",
         ],
     )
     assert not walk.problems, "\n".join(walk.problems)

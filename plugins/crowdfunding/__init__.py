@@ -1,0 +1,1 @@
+"""Crowdfunding of communal projects: pledges held in escrow until the deadline."""
