@@ -131,9 +131,27 @@ def seed(
         keys: dict[str, SigningKey] = {NODE: node.node_key}
         keys["role:treasurer"] = _role_key(node, "role:treasurer")
         keys[f"role:office:{OFFICE}"] = add_operator(node, f"role:office:{OFFICE}")
-        return _told(node, keys, calendar, say)
+        village = _told(node, keys, calendar, say)
     finally:
         ledger.clock = clock
+    _civic(village, say)
+    return village
+
+
+def _civic(village: Village, say: Callable[[str], None]) -> None:
+    """The civic plugins' part of the village, told today by each one that is switched on:
+    an AMAP's contracts and baskets, the village's crowdfunding campaigns."""
+    from plugins.amap import demo as amap
+    from plugins.crowdfunding import demo as crowdfunding
+
+    for name, told, what in (
+        ("amap", amap, "an AMAP: contracts with the farm, baskets paid and delivered"),
+        ("crowdfunding", crowdfunding, "crowdfunding: a campaign open, one funded"),
+    ):
+        plugin = village.node.plugins.found.get(name)
+        if plugin is not None and plugin.active:
+            told.seed(village.node, village.sign)
+            say(f"  {what}")
 
 
 def _told(

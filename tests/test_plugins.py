@@ -195,6 +195,40 @@ def test_a_disabled_plugin_is_not_served(node_settings: Settings, disabled: str)
         node.close()
 
 
+CIVIC = {"amap": "/amap", "crowdfunding": "/campaigns"}  # the civic plugins, by their page
+
+
+def test_the_civic_plugins_are_shipped_on_and_can_be_switched_off(
+    node_settings: Settings,
+) -> None:
+    node = open_node(node_settings)
+    try:
+        with TestClient(create_app(node_settings, node), base_url="http://127.0.0.1") as site:
+            listed = {p["name"]: p for p in site.get("/api/v1/plugins").json()["plugins"]}
+            camille = join(site, "Camille")
+            menu = camille.get("/wallet").text
+            for name, path in CIVIC.items():
+                assert listed[name]["state"] == "active" and listed[name]["shipped"] is True
+                assert camille.get(path).status_code == 200
+                assert f'href="{path}"' in menu
+    finally:
+        node.close()
+    node_settings.plugins_disabled = ",".join(CIVIC)
+    node = open_node(node_settings)
+    try:
+        with TestClient(create_app(node_settings, node), base_url="http://127.0.0.1") as site:
+            listed = {p["name"]: p for p in site.get("/api/v1/plugins").json()["plugins"]}
+            camille = join(site, "Camille")
+            menu = camille.get("/wallet").text
+            for name, path in CIVIC.items():
+                assert listed[name]["state"] == "disabled"
+                assert camille.get(path).status_code == 404
+                assert f'href="{path}"' not in menu
+            assert camille.get("/api/v1/wallet").json()["balance"] == 0  # the rest is served
+    finally:
+        node.close()
+
+
 def test_broken_plugins_are_left_out_and_the_node_serves_the_rest(
     node_settings: Settings, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -1,0 +1,1 @@
+"""AMAP short-circuit ordering: contracts with producers, baskets paid in local units."""

@@ -1,0 +1,933 @@
+"""The AMAP's rules. Money moves only through the ledger's escrow operations: each member's
+subscription has its own escrow, `escrow:amap:sub-<id>`, which the member pays into (a signed
+`escrow_payment`) and which the plugin's key releases to the producer at each delivered
+distribution, or refunds to the member (a cancelled distribution, an absence, leaving early).
+
+Every release or refund is first decided in the database, in the same transaction as what
+caused it (a `moves` row with its client id, drawn from one payment's unspent units), then
+posted; posting again (a retry, a second process) moves nothing more.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from sqlalchemy import Connection, insert, update
+from sqlalchemy.exc import IntegrityError
+
+from ledger.errors import LedgerError
+from ledger.operations import plugin_escrow
+from ledger.posting import Posted
+from ledger.signing import SignedOrder
+from members import service as members_service
+from members.access import Member
+from plugins.amap import errors
+from plugins.amap import repository as repo
+from plugins.amap.models import (
+    contract_lines,
+    contracts,
+    coordinators,
+    distributions,
+    jokers,
+    moves,
+    places,
+    producers,
+    products,
+    stock,
+    subscriptions,
+)
+from runtime.node import Node
+from runtime.reactions import LedgerEvent, TransferPosted
+from runtime.signing import post, posted_or_existing, sign_as
+from web.refusals import Money
+
+NAME = "amap"
+KEY = f"plugin:{NAME}"
+ESCROW_PREFIX = f"escrow:{NAME}:sub-"
+STATES = {"planned": "planned", "delivered": "delivered", "cancelled": "cancelled"}
+NATURES = {
+    "subscription": "subscription",
+    "free_choice": "free choice",
+    "prepaid": "prepaid card",
+}
+
+Row = dict[str, Any]
+
+
+def escrow(subscription: int) -> str:
+    return plugin_escrow(NAME, f"sub-{subscription}")
+
+
+def account(member: str) -> str:
+    return f"member:{member}"
+
+
+def now_ms() -> int:
+    # The members' clock (members.service reads it by this name), which tests move.
+    clock: Callable[[], int] = members_service.now_ms  # type: ignore[attr-defined]
+    return clock()
+
+
+def _money(node: Node, cents: int) -> Money:
+    return Money(cents, node.ledger.chart.local)
+
+
+# -- admin: producers, places, contracts ---------------------------------------------------
+
+
+def name_producer(node: Node, member_id: str) -> Row:
+    """Name a merchant member a producer (once; naming again changes nothing)."""
+    found = members_service.find_member(node, member_id)
+    if found is None or found.role != "merchant":
+        raise errors.NOT_A_MERCHANT()
+    with node.engine.begin() as conn:
+        if not repo.is_producer(conn, member_id):
+            conn.execute(insert(producers).values(member=member_id, named_ms=now_ms()))
+    return {"member": member_id, "name": found.display_name}
+
+
+def add_place(node: Node, name: str, address: str) -> Row:
+    with node.engine.begin() as conn:
+        place_id = conn.execute(
+            insert(places).values(name=name, address=address).returning(places.c.id)
+        ).scalar_one()
+    return {"id": place_id, "name": name, "address": address}
+
+
+def create_contract(
+    node: Node, fields: Row, basket: dict[int, int], coordinator_ids: list[str]
+) -> Row:
+    """A contract of a producer, its coordinators and (for a subscription) its basket."""
+    for member_id in coordinator_ids:
+        found = members_service.find_member(node, member_id)
+        if found is None or not found.has_wallet:
+            raise errors.NOT_A_MEMBER(member=member_id)
+    with node.engine.begin() as conn:
+        if not repo.is_producer(conn, fields["producer"]):
+            raise errors.NOT_A_PRODUCER()
+        own = {p["id"] for p in repo.products_of(conn, fields["producer"])}
+        if fields["nature"] == "subscription" and (not basket or not set(basket) <= own):
+            raise errors.BAD_BASKET()
+        contract_id = conn.execute(
+            insert(contracts).values(**fields).returning(contracts.c.id)
+        ).scalar_one()
+        for product, quantity in sorted(basket.items()):
+            conn.execute(
+                insert(contract_lines).values(
+                    contract=contract_id, product=product, quantity=quantity
+                )
+            )
+        for member_id in sorted(set(coordinator_ids)):
+            conn.execute(insert(coordinators).values(contract=contract_id, member=member_id))
+    return contract(node, contract_id)
+
+
+def contract(node: Node, contract_id: int) -> Row:
+    with node.ledger.reading() as conn:
+        found = repo.one(conn, contracts, contract_id)
+        if found is None:
+            raise errors.UNKNOWN_CONTRACT()
+        found["basket"] = repo.basket(conn, contract_id)
+        found["coordinators"] = repo.coordinator_ids(conn, contract_id)
+        found["distributions"] = repo.distributions_of(conn, contract_id)
+        found["basket_price"] = sum(b["price"] * b["quantity"] for b in found["basket"])
+        found["products"] = repo.products_of(conn, found["producer"])
+    return found
+
+
+def producers_list(node: Node) -> list[Row]:
+    """The producers, their names and products (for the admin's forms)."""
+    with node.ledger.reading() as conn:
+        ids = repo.producer_ids(conn)
+        products = {m: repo.products_of(conn, m) for m in ids}
+    names = members_service.names(node, set(ids))
+    return [{"member": m, "name": names.get(m, m), "products": products[m]} for m in ids]
+
+
+def all_contracts(node: Node) -> list[Row]:
+    with node.ledger.reading() as conn:
+        return repo.all_contracts(conn)
+
+
+def places_list(node: Node) -> list[Row]:
+    with node.ledger.reading() as conn:
+        return repo.all_places(conn)
+
+
+# -- producers: their products -------------------------------------------------------------
+
+
+def add_product(node: Node, producer: Member, name: str, unit: str, price: int) -> Row:
+    with node.engine.begin() as conn:
+        if not repo.is_producer(conn, producer.id):
+            raise errors.NOT_A_PRODUCER()
+        row = {"producer": producer.id, "name": name, "unit": unit, "price": price}
+        product_id = conn.execute(
+            insert(products).values(**row).returning(products.c.id)
+        ).scalar_one()
+    return {**row, "id": product_id}
+
+
+def change_product(node: Node, producer: Member, product_id: int, changes: Row) -> Row:
+    """A new name, unit or price: lines already ordered keep the price they were ordered at."""
+    with node.engine.begin() as conn:
+        found = repo.one(conn, products, product_id)
+        if found is None:
+            raise errors.UNKNOWN_PRODUCT()
+        if found["producer"] != producer.id:
+            raise errors.NOT_YOUR_PRODUCT()
+        if changes:
+            conn.execute(update(products).where(products.c.id == product_id).values(**changes))
+    return {**found, **changes}
+
+
+def products_of(node: Node, producer: str) -> list[Row]:
+    with node.ledger.reading() as conn:
+        return repo.products_of(conn, producer)
+
+
+def is_producer(node: Node, member_id: str) -> bool:
+    with node.ledger.reading() as conn:
+        return repo.is_producer(conn, member_id)
+
+
+def statement(node: Node, producer: str) -> Row:
+    """What the producer's baskets are worth: still to deliver, delivered, and paid."""
+    with node.ledger.reading() as conn:
+        delivered, released = repo.delivered_to_producer(conn, producer)
+        ordered = repo.ordered_from_producer(conn, producer)
+    return {
+        "to_deliver": ordered,
+        "delivered": delivered,
+        "paid": released,
+        "owed": delivered - released,
+    }
+
+
+# -- coordinators: distributions -----------------------------------------------------------
+
+
+def _coordinate(conn: Connection, who: Member, contract_id: int) -> Row:
+    found = repo.one(conn, contracts, contract_id)
+    if found is None:
+        raise errors.UNKNOWN_CONTRACT()
+    if who.role != "admin" and who.id not in repo.coordinator_ids(conn, contract_id):
+        raise errors.NOT_COORDINATOR()
+    return found
+
+
+def may_coordinate(node: Node, who: Member) -> list[int]:
+    with node.ledger.reading() as conn:
+        if who.role == "admin":
+            return [c["id"] for c in repo.all_contracts(conn)]
+        return repo.coordinated_by(conn, who.id)
+
+
+def plan_distribution(
+    node: Node,
+    who: Member,
+    contract_id: int,
+    day: date,
+    place: int,
+    cutoff_ms: int,
+    stock_limits: dict[int, int],
+) -> Row:
+    """A distribution of a contract. Subscribers of a subscription contract get their basket
+    in it at today's prices; the others order from its stock."""
+    with node.engine.begin() as conn:
+        found = _coordinate(conn, who, contract_id)
+        if repo.one(conn, places, place) is None:
+            raise errors.UNKNOWN_PLACE()
+        own = {p["id"]: p for p in repo.products_of(conn, found["producer"])}
+        if not set(stock_limits) <= set(own):
+            raise errors.NOT_IN_CONTRACT()
+        dist_id = conn.execute(
+            insert(distributions)
+            .values(
+                contract=contract_id,
+                place=place,
+                day=day.isoformat(),
+                cutoff_ms=cutoff_ms,
+                state="planned",
+            )
+            .returning(distributions.c.id)
+        ).scalar_one()
+        for product, remaining in sorted(stock_limits.items()):
+            conn.execute(
+                insert(stock).values(distribution=dist_id, product=product, remaining=remaining)
+            )
+        if found["nature"] == "subscription":
+            items = repo.basket(conn, contract_id)
+            worth = sum(b["price"] * b["quantity"] for b in items)
+            for sub in repo.active_subscriptions(conn, contract_id):
+                for b in items:
+                    repo.set_line(conn, sub["id"], dist_id, b["product"], b["quantity"], b["price"])
+                conn.execute(
+                    update(subscriptions)
+                    .where(subscriptions.c.id == sub["id"])
+                    .values(total=subscriptions.c.total + worth)
+                )
+    return distribution(node, dist_id)
+
+
+def set_stock(node: Node, who: Member, distribution_id: int, limits: dict[int, int]) -> Row:
+    """Set the units left to order of some products at a distribution (a coordinator)."""
+    with node.engine.begin() as conn:
+        found, deal = _closing(conn, who, distribution_id)
+        if found["state"] != "planned":
+            raise errors.DISTRIBUTION_CLOSED(state=STATES[found["state"]])
+        own = {p["id"] for p in repo.products_of(conn, deal["producer"])}
+        if not set(limits) <= own:
+            raise errors.NOT_IN_CONTRACT()
+        for product, remaining in sorted(limits.items()):
+            repo.set_stock(conn, distribution_id, product, remaining)
+    return distribution(node, distribution_id)
+
+
+def distribution(node: Node, distribution_id: int) -> Row:
+    with node.ledger.reading() as conn:
+        found = repo.one(conn, distributions, distribution_id)
+        if found is None:
+            raise errors.UNKNOWN_DISTRIBUTION()
+        found["stock"] = repo.stock_of(conn, distribution_id)
+        place = repo.one(conn, places, found["place"])
+        found["place_name"] = place["name"] if place else ""
+    return found
+
+
+def _closing(conn: Connection, who: Member, distribution_id: int) -> tuple[Row, Row]:
+    found = repo.one(conn, distributions, distribution_id)
+    if found is None:
+        raise errors.UNKNOWN_DISTRIBUTION()
+    return found, _coordinate(conn, who, found["contract"])
+
+
+def deliver(node: Node, who: Member, distribution_id: int) -> Row:
+    """The distribution took place: each basket's worth goes from its escrow to the producer.
+    Marked twice, at once or later, the producer is paid once."""
+    with node.engine.begin() as conn:
+        found, deal = _closing(conn, who, distribution_id)
+        if found["state"] == "cancelled":
+            raise errors.DISTRIBUTION_CLOSED(state=STATES["cancelled"])
+        conn.execute(
+            update(distributions)
+            .where(distributions.c.id == distribution_id)
+            .values(state="delivered")
+        )
+        subs = repo.subscribers_at(conn, distribution_id)
+        for sub in subs:
+            worth = repo.value_of(conn, sub, distribution_id)
+            if repo.settle(conn, distribution_id, sub, "delivered", worth):
+                _draw(
+                    conn,
+                    sub,
+                    worth,
+                    "escrow_release",
+                    account(deal["producer"]),
+                    "amap.delivered",
+                    f"d{distribution_id}-s{sub}",
+                )
+    _post_moves(node, subs)
+    return distribution(node, distribution_id)
+
+
+def cancel(node: Node, who: Member, distribution_id: int) -> Row:
+    """The distribution will not take place: each member's share comes back (or stays on
+    the prepaid card)."""
+    with node.engine.begin() as conn:
+        found, deal = _closing(conn, who, distribution_id)
+        if found["state"] == "delivered":
+            raise errors.DISTRIBUTION_CLOSED(state=STATES["delivered"])
+        conn.execute(
+            update(distributions)
+            .where(distributions.c.id == distribution_id)
+            .values(state="cancelled")
+        )
+        subs = repo.subscribers_at(conn, distribution_id)
+        for sub in subs:
+            worth = repo.value_of(conn, sub, distribution_id)
+            if repo.settle(conn, distribution_id, sub, "cancelled", worth):
+                _give_back(
+                    conn,
+                    deal,
+                    _sub(conn, sub),
+                    worth,
+                    f"c{distribution_id}-s{sub}",
+                    "amap.cancelled",
+                )
+    _post_moves(node, subs)
+    return distribution(node, distribution_id)
+
+
+# -- members: subscribing, paying, ordering --------------------------------------------------
+
+
+def _sub(conn: Connection, sub_id: int) -> Row:
+    found = repo.one(conn, subscriptions, sub_id)
+    assert found is not None
+    return found
+
+
+def _mine(conn: Connection, member: Member, sub_id: int) -> tuple[Row, Row]:
+    """The member's own subscription and its contract; another's is not found (404)."""
+    found = repo.one(conn, subscriptions, sub_id)
+    if found is None or found["member"] != member.id:
+        raise errors.UNKNOWN_SUBSCRIPTION()
+    deal = repo.one(conn, contracts, found["contract"])
+    assert deal is not None
+    return found, deal
+
+
+def subscribe(node: Node, member: Member, contract_id: int) -> Row:
+    """Join a contract: its escrow is opened with it. A subscription's basket is put in every
+    distribution still open, at today's prices."""
+    try:
+        sub_id = _subscribe(node, member, contract_id)
+    except IntegrityError:  # the same member subscribing twice at once: the second loses
+        raise errors.ALREADY_SUBSCRIBED() from None
+    return subscription(node, member, sub_id)
+
+
+def _subscribe(node: Node, member: Member, contract_id: int) -> int:
+    now = now_ms()
+    with node.engine.begin() as conn:
+        deal = repo.one(conn, contracts, contract_id)
+        if deal is None:
+            raise errors.UNKNOWN_CONTRACT()
+        if repo.subscription_of(conn, contract_id, member.id) is not None:
+            raise errors.ALREADY_SUBSCRIBED()
+        coming = repo.open_distributions(conn, contract_id, now)
+        items = repo.basket(conn, contract_id)
+        if deal["nature"] == "subscription" and not coming:
+            raise errors.NOTHING_TO_SUBSCRIBE()
+        total = sum(b["price"] * b["quantity"] for b in items) * len(coming)
+        if deal["nature"] != "subscription":
+            total = 0
+        sub_id = conn.execute(
+            insert(subscriptions)
+            .values(
+                contract=contract_id,
+                member=member.id,
+                state="active",
+                total=total,
+                credit=0,
+                created_ms=now,
+            )
+            .returning(subscriptions.c.id)
+        ).scalar_one()
+        if deal["nature"] == "subscription":
+            for dist in coming:
+                for b in items:
+                    repo.set_line(conn, sub_id, dist["id"], b["product"], b["quantity"], b["price"])
+        node.ledger.open_account(escrow(sub_id), conn)  # with the subscription, or not at all
+    return int(sub_id)
+
+
+def subscription(node: Node, member: Member, sub_id: int) -> Row:
+    with node.ledger.reading() as conn:
+        found, deal = _mine(conn, member, sub_id)
+        return _described(conn, found, deal)
+
+
+def _described(conn: Connection, found: Row, deal: Row) -> Row:
+    sub_id = found["id"]
+    held = repo.held(conn, sub_id)
+    needed = repo.undelivered_value(conn, sub_id)
+    paid = repo.paid(conn, sub_id)
+    owed = repo.owed_to_producer(conn, sub_id)  # delivered, not yet paid
+    due = max(0, needed + owed - held) if deal["nature"] != "prepaid" else 0
+    return {
+        **found,
+        "escrow": escrow(sub_id),
+        "nature": deal["nature"],
+        "title": deal["title"],
+        "paid": paid,
+        "held": held,
+        "released": repo.moved(conn, sub_id, "escrow_release"),
+        "refunded": repo.moved(conn, sub_id, "escrow_refund"),
+        "due": due,
+        "next_instalment": _next_instalment(deal, found, paid, due),
+        "jokers_used": repo.jokers_used(conn, sub_id),
+        "baskets": repo.baskets_of(conn, sub_id),
+        "payments": repo.payments_of(conn, sub_id),
+    }
+
+
+def _next_instalment(deal: Row, found: Row, paid: int, due: int) -> int:
+    """n equal payments of the season's total, the rest on the first."""
+    if deal["nature"] != "subscription" or due == 0:
+        return due
+    count, total = int(deal["instalments"]), int(found["total"])
+    share = total // count
+    first = total - share * (count - 1)
+    return min(due, first if paid == 0 else max(share, 1))
+
+
+def subscriptions_of(node: Node, member: Member) -> list[Row]:
+    with node.ledger.reading() as conn:
+        found = repo.subscriptions_of_member(conn, member.id)
+        out = []
+        for sub in found:
+            deal = repo.one(conn, contracts, sub["contract"])
+            assert deal is not None
+            out.append(_described(conn, sub, deal))
+        return out
+
+
+def _check_payment(
+    node: Node, member: Member, sub_id: int, envelope: SignedOrder, amounts: set[int]
+) -> int:
+    order = envelope.order
+    amount = order.get("amount")
+    wanted = {"kind": "escrow_payment", "from": member.account, "to": escrow(sub_id)}
+    right = all(order.get(k) == v for k, v in wanted.items())
+    if not right or not isinstance(amount, int) or amount not in amounts:
+        shown = min(amounts) if amounts else 0
+        raise errors.WRONG_PAYMENT(amount=_money(node, shown), escrow=escrow(sub_id))
+    return amount
+
+
+def pay(node: Node, member: Member, sub_id: int, envelope: SignedOrder) -> Posted:
+    """Pay into the subscription's escrow: the whole season or the next instalment (a
+    subscription), or any amount loaded on a prepaid card."""
+    with node.ledger.reading() as conn:
+        found, deal = _mine(conn, member, sub_id)
+        if found["state"] != "active":
+            raise errors.SUBSCRIPTION_LEFT()
+        shown = _described(conn, found, deal)
+        again = repo.payment_of_order(conn, sub_id, str(envelope.order.get("id", "")))
+    if again is not None:  # the same order sent again: the ledger answers it again, once
+        return post(node, envelope)
+    if deal["nature"] == "prepaid":
+        amount = envelope.order.get("amount")
+        if not isinstance(amount, int) or amount <= 0:
+            raise errors.WRONG_PAYMENT(amount=_money(node, 1), escrow=escrow(sub_id))
+        _check_payment(node, member, sub_id, envelope, {amount})
+    else:
+        if shown["due"] == 0:
+            raise errors.NOTHING_DUE()
+        _check_payment(node, member, sub_id, envelope, {shown["due"], shown["next_instalment"]})
+    posted = post(node, envelope)
+    order_id = str(envelope.order.get("id", "")) or None
+    amount = int(envelope.order["amount"])
+    _record(node, sub_id, posted.transfer_id, amount, deal["nature"], order_id)
+    return posted
+
+
+def record_payment(
+    node: Node, sub_id: int, transfer_id: int, amount: int, order_id: str | None = None
+) -> None:
+    """Record an escrow payment posted by other means (the demo's): as the reaction would."""
+    with node.ledger.reading() as conn:
+        found = repo.one(conn, subscriptions, sub_id)
+        deal = None if found is None else repo.one(conn, contracts, found["contract"])
+    if deal is None:
+        raise errors.UNKNOWN_SUBSCRIPTION()
+    _record(node, sub_id, transfer_id, amount, deal["nature"], order_id)
+
+
+def _record(
+    node: Node, sub_id: int, transfer_id: int, amount: int, nature: str, order_id: str | None
+) -> None:
+    with node.engine.begin() as conn:
+        recorded = repo.record_payment(conn, sub_id, transfer_id, amount, order_id)
+        if recorded and nature == "prepaid":
+            conn.execute(
+                update(subscriptions)
+                .where(subscriptions.c.id == sub_id)
+                .values(credit=subscriptions.c.credit + amount)
+            )
+        owed = repo.owed_to_producer(conn, sub_id)
+        if recorded and owed > 0:  # baskets delivered before they were paid: paid now
+            sub = _sub(conn, sub_id)
+            deal = repo.one(conn, contracts, sub["contract"])
+            assert deal is not None
+            _draw(
+                conn,
+                sub_id,
+                owed,
+                "escrow_release",
+                account(deal["producer"]),
+                "amap.delivered",
+                f"late{transfer_id}-s{sub_id}",
+            )
+    _post_moves(node, [sub_id])
+
+
+def on_ledger_event(node: Node, event: LedgerEvent) -> None:
+    """An escrow payment into a subscription reached the log: record it, once, whoever
+    posted it (a crash between posting and recording loses nothing)."""
+    if not isinstance(event, TransferPosted) or event.kind != "escrow_payment":
+        return
+    target = str(event.order.get("to", ""))
+    if not target.startswith(ESCROW_PREFIX):
+        return
+    sub_id = int(target.removeprefix(ESCROW_PREFIX))
+    with node.ledger.reading() as conn:
+        found = repo.one(conn, subscriptions, sub_id)
+        deal = None if found is None else repo.one(conn, contracts, found["contract"])
+    if deal is not None:
+        amount, order_id = int(event.order["amount"]), str(event.order.get("id", ""))
+        _record(node, sub_id, event.transfer_id, amount, deal["nature"], order_id or None)
+
+
+@dataclass(frozen=True)
+class Ordered:
+    subscription: Row
+    change: int  # what the order cost more (+) or less (-) than before
+    transfer_id: int | None  # the payment it took, if any
+
+
+def order(
+    node: Node,
+    member: Member,
+    sub_id: int,
+    distribution_id: int,
+    quantities: dict[int, int],
+    envelope: SignedOrder | None,
+    payer: Callable[[int], Posted] | None = None,
+) -> Ordered:
+    """Order (or change an order) for a distribution before its cut-off, within its stock.
+    A higher free-choice order takes a payment of the difference; a lower one gets it back.
+    A prepaid card pays from what is loaded on it."""
+    with node.ledger.reading() as conn:
+        found, deal = _mine(conn, member, sub_id)
+        before = repo.lines_of(conn, sub_id, distribution_id)
+        prices = {p["id"]: p["price"] for p in repo.products_of(conn, deal["producer"])}
+    if deal["nature"] == "subscription":
+        raise errors.NOT_ORDERABLE()
+    if found["state"] != "active":
+        raise errors.SUBSCRIPTION_LEFT()
+    change = _worth(quantities, before, prices) - sum(
+        r["quantity"] * r["unit_price"] for r in before.values()
+    )
+    if deal["nature"] == "free_choice" and change > 0:
+        if envelope is not None:
+            _check_payment(node, member, sub_id, envelope, {change})
+            signed = envelope
+            payer = lambda _: post(node, signed)  # noqa: E731
+        if payer is None:
+            raise errors.PAYMENT_NEEDED(amount=_money(node, change))
+    with node.engine.begin() as conn:
+        _reserve(node, conn, deal, sub_id, distribution_id, quantities, prices, change)
+    transfer_id = None
+    if deal["nature"] == "free_choice" and change > 0:
+        assert payer is not None
+        try:
+            transfer_id = payer(change).transfer_id
+        except LedgerError:
+            with node.engine.begin() as conn:  # the payment failed: the order is as it was
+                now = {p: r["quantity"] for p, r in before.items()}
+                _undo(conn, sub_id, distribution_id, quantities, now, before)
+            raise
+        order_id = None if envelope is None else str(envelope.order.get("id", "")) or None
+        _record(node, sub_id, transfer_id, change, deal["nature"], order_id)
+    if deal["nature"] == "free_choice" and change < 0:
+        with node.engine.begin() as conn:
+            serial = repo.moves_count(conn, sub_id)  # never goes down: a new id each time
+            _refund_excess(
+                conn,
+                _sub(conn, sub_id),
+                f"o{distribution_id}-s{sub_id}-{serial}",
+                "amap.order_lowered",
+                limit=-change,
+            )
+        _post_moves(node, [sub_id])
+    return Ordered(subscription(node, member, sub_id), change, transfer_id)
+
+
+def _worth(quantities: dict[int, int], before: dict[int, Row], prices: dict[int, int]) -> int:
+    total = 0
+    for product, quantity in quantities.items():
+        price = before[product]["unit_price"] if product in before else prices.get(product, 0)
+        total += quantity * price
+    return total
+
+
+def _reserve(
+    node: Node,
+    conn: Connection,
+    deal: Row,
+    sub_id: int,
+    distribution_id: int,
+    quantities: dict[int, int],
+    prices: dict[int, int],
+    change: int,
+) -> None:
+    """Take the stock and write the lines, or nothing: the cut-off, the stock and the card
+    are checked in the same transaction as the writes."""
+    dist = repo.one(conn, distributions, distribution_id)
+    if dist is None or dist["contract"] != deal["id"]:
+        raise errors.UNKNOWN_DISTRIBUTION()
+    if dist["state"] != "planned" or dist["cutoff_ms"] <= now_ms():
+        raise errors.AFTER_CUTOFF()
+    before = repo.lines_of(conn, sub_id, distribution_id)
+    now_worth = sum(r["quantity"] * r["unit_price"] for r in before.values())
+    if _worth(quantities, before, prices) - now_worth != change:
+        raise errors.WRONG_PAYMENT(amount=_money(node, max(change, 0)), escrow=escrow(sub_id))
+    offered = repo.stock_of(conn, distribution_id)
+    for product in sorted(set(quantities) | set(before)):
+        if product not in offered:
+            raise errors.NOT_IN_CONTRACT()
+        old = before[product]["quantity"] if product in before else 0
+        new = quantities.get(product, 0)
+        if new > old and not repo.take_stock(conn, distribution_id, product, new - old):
+            name = next(
+                (p["name"] for p in repo.products_of(conn, deal["producer"]) if p["id"] == product),
+                str(product),
+            )
+            raise errors.BEYOND_STOCK(remaining=offered[product], product=name)
+        if new < old:
+            repo.put_back_stock(conn, distribution_id, product, old - new)
+        price = before[product]["unit_price"] if product in before else prices[product]
+        if new != old:
+            repo.set_line(conn, sub_id, distribution_id, product, new, price)
+    if deal["nature"] == "prepaid":
+        taken = conn.execute(
+            update(subscriptions)
+            .where(subscriptions.c.id == sub_id, subscriptions.c.credit >= change)
+            .values(credit=subscriptions.c.credit - change)
+        )
+        if taken.rowcount != 1:
+            credit = _sub(conn, sub_id)["credit"]
+            raise errors.BEYOND_CREDIT(cost=_money(node, change), credit=_money(node, credit))
+
+
+def _undo(
+    conn: Connection,
+    sub_id: int,
+    distribution_id: int,
+    ordered: dict[int, int],
+    back_to: dict[int, int],
+    before: dict[int, Row],
+) -> None:
+    for product in set(ordered) | set(back_to):
+        new, old = ordered.get(product, 0), back_to.get(product, 0)
+        if new > old:
+            repo.put_back_stock(conn, distribution_id, product, new - old)
+        elif new < old:  # taken back, if nobody took those units meanwhile
+            repo.take_stock(conn, distribution_id, product, old - new)
+        price = before[product]["unit_price"] if product in before else 1
+        repo.set_line(conn, sub_id, distribution_id, product, old, price)
+
+
+def declare_absence(node: Node, member: Member, sub_id: int, distribution_id: int) -> Row:
+    """A joker: the basket is skipped, before the cut-off and within the contract's limit;
+    carried to the next distribution or refunded, as the contract says."""
+    with node.engine.begin() as conn:
+        found, deal = _mine(conn, member, sub_id)
+        if deal["nature"] != "subscription":
+            raise errors.NOT_SUBSCRIPTION()
+        if found["state"] != "active":
+            raise errors.SUBSCRIPTION_LEFT()
+        dist = repo.one(conn, distributions, distribution_id)
+        if dist is None or dist["contract"] != deal["id"]:
+            raise errors.UNKNOWN_DISTRIBUTION()
+        if dist["state"] != "planned" or dist["cutoff_ms"] <= now_ms():
+            raise errors.AFTER_CUTOFF()
+        if repo.jokers_used(conn, sub_id) >= deal["jokers"]:
+            raise errors.NO_JOKERS(most=deal["jokers"])
+        basket = repo.lines_of(conn, sub_id, distribution_id)
+        if not basket:
+            raise errors.ALREADY_ABSENT()
+        if not repo.settle(conn, distribution_id, sub_id, "absent", 0):
+            raise errors.ALREADY_ABSENT()
+        conn.execute(insert(jokers).values(subscription=sub_id, distribution=distribution_id))
+        if deal["joker_rule"] == "carry":
+            later = [
+                d
+                for d in repo.open_distributions(conn, deal["id"], now_ms())
+                if d["id"] != distribution_id and d["cutoff_ms"] >= dist["cutoff_ms"]
+            ]
+            if not later:
+                raise errors.NO_NEXT_DISTRIBUTION()
+            target = repo.lines_of(conn, sub_id, later[0]["id"])
+            for product, line in basket.items():
+                more = target[product]["quantity"] if product in target else 0
+                repo.set_line(
+                    conn,
+                    sub_id,
+                    later[0]["id"],
+                    product,
+                    line["quantity"] + more,
+                    line["unit_price"],
+                )
+            repo.drop_lines(conn, sub_id, distribution_id)
+        else:
+            worth = repo.value_of(conn, sub_id, distribution_id)
+            repo.drop_lines(conn, sub_id, distribution_id)
+            conn.execute(
+                update(subscriptions)
+                .where(subscriptions.c.id == sub_id)
+                .values(total=subscriptions.c.total - worth)
+            )
+            _refund_excess(conn, found, f"j{distribution_id}-s{sub_id}", "amap.joker", worth)
+    _post_moves(node, [sub_id])
+    return subscription(node, member, sub_id)
+
+
+def leave(node: Node, member: Member, sub_id: int) -> Row:
+    """Leave the contract early: what is not yet delivered comes back, per the contract's
+    rule (all of it, or all but the next `notice` distributions)."""
+    with node.engine.begin() as conn:
+        found, deal = _mine(conn, member, sub_id)
+        left = conn.execute(
+            update(subscriptions)
+            .where(subscriptions.c.id == sub_id, subscriptions.c.state == "active")
+            .values(state="left")
+        )
+        if left.rowcount != 1:
+            raise errors.SUBSCRIPTION_LEFT()
+        coming = [
+            d
+            for d in repo.open_distributions(conn, deal["id"], now_ms())
+            if repo.lines_of(conn, sub_id, d["id"])
+        ]
+        kept = deal["notice"] if deal["leave_rule"] == "notice" else 0
+        for dist in coming[kept:]:
+            for product, line in repo.lines_of(conn, sub_id, dist["id"]).items():
+                repo.put_back_stock(conn, dist["id"], product, line["quantity"])
+            repo.drop_lines(conn, sub_id, dist["id"])
+        conn.execute(update(subscriptions).where(subscriptions.c.id == sub_id).values(credit=0))
+        _refund_excess(conn, found, f"leave-s{sub_id}", "amap.left")
+    _post_moves(node, [sub_id])
+    return subscription(node, member, sub_id)
+
+
+# -- the money: decided in the database, then posted -----------------------------------------
+
+
+def _give_back(conn: Connection, deal: Row, sub: Row, worth: int, event: str, rule: str) -> None:
+    if deal["nature"] == "prepaid":  # stays on the card
+        conn.execute(
+            update(subscriptions)
+            .where(subscriptions.c.id == sub["id"])
+            .values(credit=subscriptions.c.credit + worth)
+        )
+        return
+    if deal["nature"] == "subscription":
+        conn.execute(
+            update(subscriptions)
+            .where(subscriptions.c.id == sub["id"])
+            .values(total=subscriptions.c.total - worth)
+        )
+    _refund_excess(conn, sub, event, rule, worth)
+
+
+def _refund_excess(
+    conn: Connection, sub: Row, event: str, rule: str, limit: int | None = None
+) -> None:
+    """Refund what the escrow holds beyond the baskets still to come (and the prepaid card),
+    at most `limit`."""
+    fresh = _sub(conn, sub["id"])
+    keep = repo.undelivered_value(conn, sub["id"]) + fresh["credit"]
+    excess = max(0, repo.held(conn, sub["id"]) - keep)
+    if limit is not None:
+        excess = min(excess, limit)
+    _draw(conn, sub["id"], excess, "escrow_refund", account(sub["member"]), rule, event)
+
+
+def _draw(
+    conn: Connection, sub_id: int, amount: int, kind: str, to: str, rule: str, event: str
+) -> int:
+    """Decide a release or refund of up to `amount`, drawn from the subscription's payments
+    in order (one move per payment: the ledger takes out of a payment at most what it
+    brought). Returns what was drawn: less than asked if the escrow holds less."""
+    drawn = 0
+    while drawn < amount:
+        unspent = repo.unspent_payments(conn, sub_id)
+        if not unspent:
+            break
+        payment = unspent[0]
+        take = min(payment["unspent"], amount - drawn)
+        if not repo.spend(conn, payment["transfer_id"], take):
+            continue  # spent meanwhile: read again
+        conn.execute(
+            insert(moves).values(
+                client_id=f"amap-{event}-p{payment['transfer_id']}",
+                subscription=sub_id,
+                payment=payment["transfer_id"],
+                kind=kind,
+                rule=rule,
+                to_account=to,
+                amount=take,
+            )
+        )
+        drawn += take
+    return drawn
+
+
+def _post_moves(node: Node, subs: list[int] | None = None) -> None:
+    """Post the decided releases and refunds not posted yet. The client id names the event:
+    posted twice, the money moves once."""
+    with node.ledger.reading() as conn:
+        pending = repo.pending_moves(conn, subs)
+    for move in pending:
+        signed = sign_as(
+            node,
+            KEY,
+            move["kind"],
+            move["client_id"],
+            rule=move["rule"],
+            ref=move["payment"],
+            to=move["to_account"],
+            amount=move["amount"],
+            currency=node.ledger.chart.local,
+            **{"from": escrow(move["subscription"])},
+        )
+        posted = posted_or_existing(node, KEY, signed)
+        with node.engine.begin() as conn:
+            conn.execute(
+                update(moves)
+                .where(moves.c.client_id == move["client_id"], moves.c.transfer_id.is_(None))
+                .values(transfer_id=posted.transfer_id if posted else 0)
+            )
+
+
+def post_pending(node: Node, _: Any = None) -> str:
+    """The job: post any release or refund decided but not posted (a crash in between)."""
+    with node.ledger.reading() as conn:
+        count = len(repo.pending_moves(conn))
+    _post_moves(node)
+    return f"{count} moves posted"
+
+
+def coordinator_view(node: Node, who: Member) -> list[Row]:
+    with node.ledger.reading() as conn:
+        ids = (
+            [c["id"] for c in repo.all_contracts(conn)]
+            if who.role == "admin"
+            else (repo.coordinated_by(conn, who.id))
+        )
+        out = []
+        for contract_id in sorted(ids):
+            deal = repo.one(conn, contracts, contract_id)
+            assert deal is not None
+            deal["distributions"] = repo.distributions_of(conn, contract_id)
+            for dist in deal["distributions"]:
+                dist["stock"] = repo.stock_of(conn, dist["id"])
+                dist["takers"] = len(repo.subscribers_at(conn, dist["id"]))
+            out.append(deal)
+    return out
+
+
+def sheet(node: Node, who: Member, distribution_id: int) -> tuple[Row, list[Row]]:
+    """Who takes what at a distribution (coordinators, and the contract's producer)."""
+    with node.ledger.reading() as conn:
+        found = repo.one(conn, distributions, distribution_id)
+        if found is None:
+            raise errors.UNKNOWN_DISTRIBUTION()
+        deal = repo.one(conn, contracts, found["contract"])
+        assert deal is not None
+        if deal["producer"] != who.id:
+            _coordinate(conn, who, deal["id"])
+        rows = repo.sheet_rows(conn, distribution_id)
+        place = repo.one(conn, places, found["place"])
+    names = members_service.names(node, {r["member"] for r in rows})
+    for r in rows:
+        r["name"] = names.get(r["member"], r["member"])
+    found.update(title=deal["title"], place_name=place["name"] if place else "")
+    return found, rows

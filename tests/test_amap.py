@@ -1,0 +1,629 @@
+"""The AMAP plugin: contracts of three natures from subscription to delivery, the money held
+in each subscription's escrow and released to the producer (or refunded) exactly once, and
+every refusal precise with nothing written. On SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+from plugins.amap.models import TABLES
+from tests.conftest import Clock
+from tests.people import Person, fund, join, operator
+
+HOUR_S = 3600
+
+
+@dataclass
+class Amap:
+    """A village AMAP: the admin, a farm (producer), a coordinator, a place, products."""
+
+    site: TestClient
+    admin: Person
+    farm: Person
+    coordinator: Person
+    clock: Clock
+    place: int
+    products: dict[str, int] = field(default_factory=dict)
+    days: int = 0
+
+    @property
+    def node(self) -> Any:
+        return self.site.app.state.node  # type: ignore[attr-defined]
+
+    def balance(self, account: str) -> int:
+        return int(self.node.ledger.balance(account))
+
+    def contract(self, nature: str, **fields: Any) -> dict[str, Any]:
+        body = {
+            "producer": self.farm.id,
+            "title": f"Contrat {nature}",
+            "nature": nature,
+            "season": "2027",
+            "coordinators": [self.coordinator.id],
+            **fields,
+        }
+        if nature == "subscription":
+            body.setdefault("basket", [{"product": self.products["carottes"], "quantity": 2}])
+        made = self.admin.post("/api/v1/amap/contracts", json=body)
+        assert made.status_code == 201, made.text
+        return dict(made.json())
+
+    def distribution(
+        self, contract: int, cutoff_in_s: int = 24 * HOUR_S, stock: int = 10
+    ) -> dict[str, Any]:
+        self.days += 1
+        body = {
+            "day": (date(2027, 6, 1) + timedelta(days=self.days)).isoformat(),
+            "place": self.place,
+            "cutoff_ms": self.clock() + cutoff_in_s * 1000 + self.days,
+            "stock": [{"product": p, "remaining": stock} for p in self.products.values()],
+        }
+        made = self.coordinator.post(f"/api/v1/amap/contracts/{contract}/distributions", json=body)
+        assert made.status_code == 201, made.text
+        return dict(made.json())
+
+    def member(self, name: str, cents: int = 50_000) -> Person:
+        person = join(self.site, name)
+        fund(self.site, person, cents)
+        return person
+
+    def subscribe(self, person: Person, contract: int) -> dict[str, Any]:
+        made = person.post(f"/api/v1/amap/contracts/{contract}/subscriptions")
+        assert made.status_code == 201, made.text
+        return dict(made.json())
+
+    def pay(self, person: Person, sub: dict[str, Any], amount: int) -> Any:
+        payment = person.order("escrow_payment", to=sub["escrow"], amount=amount)
+        return person.post(f"/api/v1/amap/subscriptions/{sub['id']}/payments", json=payment)
+
+    def order(
+        self, person: Person, sub: dict[str, Any], dist: int, lines: dict[str, int], pay: int = 0
+    ) -> Any:
+        body: dict[str, Any] = {
+            "lines": [{"product": self.products[n], "quantity": q} for n, q in lines.items()]
+        }
+        if pay:
+            body["payment"] = person.order("escrow_payment", to=sub["escrow"], amount=pay)
+        return person.put(f"/api/v1/amap/subscriptions/{sub['id']}/orders/{dist}", json=body)
+
+    def mine(self, person: Person, sub: dict[str, Any]) -> dict[str, Any]:
+        found = person.get("/api/v1/amap/subscriptions").json()
+        return dict(next(s for s in found if s["id"] == sub["id"]))
+
+    def mine_id(self, person: Person, contract: int) -> int:
+        found = person.get("/api/v1/amap/subscriptions").json()
+        return int(next(s["id"] for s in found if s["contract"] == contract))
+
+    def deliver(self, dist: int) -> Any:
+        return self.coordinator.post(f"/api/v1/amap/distributions/{dist}/delivered")
+
+    def counts(self) -> dict[str, int]:
+        with self.node.ledger.reading() as conn:
+            return {
+                t.name: int(conn.scalar(select(func.count()).select_from(t)) or 0) for t in TABLES
+            }
+
+
+def make_amap(site: TestClient, clock: Clock) -> Amap:
+    admin = operator(site, "admin")
+    farm = join(site, "Ferme", "merchant")
+    coordinator = join(site, "Coordinatrice")
+    named = admin.post("/api/v1/amap/producers", json={"member": farm.id})
+    assert named.status_code == 201, named.text
+    place = admin.post("/api/v1/amap/places", json={"name": "Halle", "address": "Place du marché"})
+    assert place.status_code == 201, place.text
+    amap = Amap(site, admin, farm, coordinator, clock, place.json()["id"])
+    for name, price in (("carottes", 250), ("oeufs", 40)):
+        made = farm.post("/api/v1/amap/products", json={"name": name, "unit": "kg", "price": price})
+        assert made.status_code == 201, made.text
+        amap.products[name] = made.json()["id"]
+    return amap
+
+
+@pytest.fixture
+def amap(site: TestClient, clock: Clock) -> Amap:
+    return make_amap(site, clock)
+
+
+# -- the three natures, from subscription to delivery ---------------------------------------
+
+
+def test_a_subscription_is_paid_in_instalments_and_released_per_distribution(amap: Amap) -> None:
+    deal = amap.contract("subscription", instalments=3)
+    dists = [amap.distribution(deal["id"]) for _ in range(4)]
+    camille = amap.member("Camille")
+    sub = amap.subscribe(camille, deal["id"])
+    assert sub["total"] == 4 * 2 * 250 and sub["due"] == 2_000
+    # n equal payments, the rest on the first: 2000 = 668 + 666 + 666
+    assert sub["next_instalment"] == 668
+    assert amap.pay(camille, sub, 500).json()["error"] == "wrong_payment"
+    first = camille.order("escrow_payment", to=sub["escrow"], amount=668)
+    path = f"/api/v1/amap/subscriptions/{sub['id']}/payments"
+    assert camille.post(path, json=first).status_code == 201
+    again = camille.post(path, json=first)  # sent again (no answer came): once
+    assert again.status_code == 200 and amap.mine(camille, sub)["paid"] == 668
+    assert amap.mine(camille, sub)["next_instalment"] == 666
+    for _ in range(2):
+        assert amap.pay(camille, sub, 666).status_code == 201
+    assert amap.mine(camille, sub)["due"] == 0
+    assert amap.pay(camille, sub, 666).json()["error"] == "nothing_due"
+    before = amap.balance(amap.farm.account)
+    assert amap.deliver(dists[0]["id"]).status_code == 200
+    assert amap.balance(amap.farm.account) == before + 500
+    assert amap.balance(sub["escrow"]) == 1_500
+    # A price change never alters a line already ordered.
+    changed = amap.farm.client.patch(
+        f"/api/v1/amap/products/{amap.products['carottes']}",
+        json={"price": 999},
+        headers=amap.farm.headers(),
+    )
+    assert changed.status_code == 200, changed.text
+    assert amap.deliver(dists[1]["id"]).status_code == 200
+    assert amap.balance(amap.farm.account) == before + 1_000
+    statement = amap.mine(camille, sub)
+    assert statement["released"] == 1_000 and statement["held"] == 1_000
+
+
+def test_a_basket_delivered_before_it_is_paid_goes_to_the_producer_when_paid(
+    amap: Amap,
+) -> None:
+    deal = amap.contract("subscription", instalments=2)
+    dists = [amap.distribution(deal["id"]) for _ in range(4)]
+    hugo = amap.member("Hugo")
+    sub = amap.subscribe(hugo, deal["id"])
+    assert amap.pay(hugo, sub, 1_000).status_code == 201
+    farm = amap.balance(amap.farm.account)
+    for dist in dists[:3]:
+        assert amap.deliver(dist["id"]).status_code == 200
+    assert amap.balance(amap.farm.account) == farm + 1_000  # all it held
+    assert amap.mine(hugo, sub)["due"] == 1_000
+    assert amap.pay(hugo, sub, 1_000).status_code == 201
+    assert amap.balance(amap.farm.account) == farm + 1_500  # the third basket, now paid
+    assert amap.balance(sub["escrow"]) == 500  # the fourth, to come
+    assert amap.mine(hugo, sub)["due"] == 0
+
+
+def test_free_choice_orders_are_paid_changed_and_delivered(amap: Amap) -> None:
+    deal = amap.contract("free_choice")
+    dist = amap.distribution(deal["id"], stock=5)
+    louis = amap.member("Louis")
+    sub = amap.subscribe(louis, deal["id"])
+    wallet = louis.balance()
+    needs = amap.order(louis, sub, dist["id"], {"carottes": 2})
+    assert needs.status_code == 422 and needs.json()["error"] == "payment_needed"
+    done = amap.order(louis, sub, dist["id"], {"carottes": 2}, pay=500)
+    assert done.status_code == 200, done.text
+    assert louis.balance() == wallet - 500
+    # A higher order takes a new payment of the difference; a lower one refunds it.
+    assert amap.order(louis, sub, dist["id"], {"carottes": 3}, pay=250).status_code == 200
+    assert amap.order(louis, sub, dist["id"], {"carottes": 1, "oeufs": 1}).status_code == 200
+    assert louis.balance() == wallet - 290
+    # Lowered twice in a row, then raised again: each refund is a move of its own.
+    assert amap.order(louis, sub, dist["id"], {"oeufs": 1}).status_code == 200
+    assert amap.order(louis, sub, dist["id"], {}).status_code == 200
+    assert louis.balance() == wallet
+    again = amap.order(louis, sub, dist["id"], {"carottes": 1, "oeufs": 1}, pay=290)
+    assert again.status_code == 200, again.text
+    assert louis.balance() == wallet - 290
+    assert amap.node.ledger.balance(sub["escrow"]) == 290
+    farm_before = amap.balance(amap.farm.account)
+    assert amap.deliver(dist["id"]).status_code == 200
+    assert amap.balance(amap.farm.account) == farm_before + 290
+    assert amap.balance(sub["escrow"]) == 0
+
+
+def test_a_prepaid_card_is_loaded_and_orders_draw_from_it(amap: Amap) -> None:
+    deal = amap.contract("prepaid")
+    first, second = amap.distribution(deal["id"]), amap.distribution(deal["id"])
+    ines = amap.member("Inès")
+    sub = amap.subscribe(ines, deal["id"])
+    assert amap.pay(ines, sub, 1_000).status_code == 201
+    assert amap.mine(ines, sub)["credit"] == 1_000
+    refused = amap.order(ines, sub, first["id"], {"carottes": 5})
+    assert refused.status_code == 409 and refused.json()["error"] == "beyond_credit"
+    assert amap.order(ines, sub, first["id"], {"carottes": 2}).status_code == 200
+    assert amap.order(ines, sub, second["id"], {"oeufs": 5}).status_code == 200
+    assert amap.mine(ines, sub)["credit"] == 300
+    farm_before = amap.balance(amap.farm.account)
+    assert amap.deliver(first["id"]).status_code == 200
+    assert amap.balance(amap.farm.account) == farm_before + 500
+    # A cancelled distribution: its share stays on the card.
+    cancelled = amap.coordinator.post(f"/api/v1/amap/distributions/{second['id']}/cancelled")
+    assert cancelled.status_code == 200, cancelled.text
+    assert amap.mine(ines, sub)["credit"] == 500
+    assert amap.balance(sub["escrow"]) == 500
+    # Leaving gives back what is on the card.
+    wallet = ines.balance()
+    assert ines.post(f"/api/v1/amap/subscriptions/{sub['id']}/leave").status_code == 200
+    assert ines.balance() == wallet + 500 and amap.balance(sub["escrow"]) == 0
+
+
+# -- cancellation, jokers, leaving -------------------------------------------------------------
+
+
+def test_a_cancelled_distribution_refunds_each_subscriber(amap: Amap) -> None:
+    deal = amap.contract("subscription")
+    dists = [amap.distribution(deal["id"]) for _ in range(2)]
+    hugo = amap.member("Hugo")
+    sub = amap.subscribe(hugo, deal["id"])
+    assert amap.pay(hugo, sub, 1_000).status_code == 201
+    wallet = hugo.balance()
+    cancelled = amap.coordinator.post(f"/api/v1/amap/distributions/{dists[0]['id']}/cancelled")
+    assert cancelled.status_code == 200, cancelled.text
+    assert hugo.balance() == wallet + 500 and amap.balance(sub["escrow"]) == 500
+    again = amap.deliver(dists[0]["id"])
+    assert again.status_code == 409 and again.json()["error"] == "distribution_closed"
+
+
+@pytest.mark.parametrize("rule", ["carry", "refund"])
+def test_a_joker_skips_a_basket_within_the_limit(amap: Amap, rule: str) -> None:
+    deal = amap.contract("subscription", jokers=1, joker_rule=rule)
+    dists = [amap.distribution(deal["id"]) for _ in range(3)]
+    lea = amap.member("Léa")
+    sub = amap.subscribe(lea, deal["id"])
+    assert amap.pay(lea, sub, 1_500).status_code == 201
+    wallet = lea.balance()
+    path = f"/api/v1/amap/subscriptions/{sub['id']}/absences"
+    assert lea.post(path, json={"distribution": dists[0]["id"]}).status_code == 200
+    before = amap.counts()
+    beyond = lea.post(path, json={"distribution": dists[1]["id"]})
+    assert beyond.status_code == 409 and beyond.json()["error"] == "no_jokers"
+    assert amap.counts() == before
+    farm = amap.balance(amap.farm.account)
+    for dist in dists:
+        assert amap.deliver(dist["id"]).status_code == 200
+    if rule == "carry":  # received and paid at the next distribution
+        assert lea.balance() == wallet
+        assert amap.balance(amap.farm.account) == farm + 1_500
+    else:
+        assert lea.balance() == wallet + 500
+        assert amap.balance(amap.farm.account) == farm + 1_000
+    assert amap.balance(sub["escrow"]) == 0
+
+
+@pytest.mark.parametrize(("rule", "notice", "back"), [("all", 0, 1_500), ("notice", 1, 1_000)])
+def test_leaving_early_gives_back_what_is_not_delivered(
+    amap: Amap, rule: str, notice: int, back: int
+) -> None:
+    deal = amap.contract("subscription", leave_rule=rule, notice=notice)
+    dists = [amap.distribution(deal["id"]) for _ in range(4)]
+    jules = amap.member("Jules")
+    sub = amap.subscribe(jules, deal["id"])
+    assert amap.pay(jules, sub, 2_000).status_code == 201
+    assert amap.deliver(dists[0]["id"]).status_code == 200
+    wallet = jules.balance()
+    left = jules.post(f"/api/v1/amap/subscriptions/{sub['id']}/leave")
+    assert left.status_code == 200, left.text
+    assert jules.balance() == wallet + back
+    assert amap.balance(sub["escrow"]) == 1_500 - back
+    again = jules.post(f"/api/v1/amap/subscriptions/{sub['id']}/leave")
+    assert again.status_code == 409 and again.json()["error"] == "subscription_left"
+    assert_audit(amap)
+
+
+def test_a_payment_posted_but_not_recorded_is_recorded_by_the_reaction(amap: Amap) -> None:
+    """As if the node died between posting a member's escrow payment and recording it: the
+    reaction to the ledger's events records it, once."""
+    from ledger.signing import SignedOrder
+    from runtime.signing import post
+    from tests.stripe_server import wait_until
+
+    deal = amap.contract("prepaid")
+    camille = amap.member("Camille")
+    sub = amap.subscribe(camille, deal["id"])
+    payment = camille.order("escrow_payment", to=sub["escrow"], amount=700)
+    post(amap.node, SignedOrder.from_json(payment))  # straight to the ledger
+    amap.node.new_sealer().seal_all()
+    wait_until(lambda: amap.mine(camille, sub)["credit"] == 700, what="the reaction")
+    assert amap.mine(camille, sub)["paid"] == 700
+    replayed = camille.post(f"/api/v1/amap/subscriptions/{sub['id']}/payments", json=payment)
+    assert replayed.status_code == 200  # the same order again: recorded once
+    assert amap.mine(camille, sub)["credit"] == 700
+    assert_audit(amap)
+
+
+def assert_audit(amap: Amap) -> None:
+    from audits.audit import audit
+
+    node = amap.node
+    node.new_sealer().seal_all()
+    report = audit(node.engine, node_public_key=node.node_key.public_key, workers=1)
+    assert report.ok, report.findings
+
+
+def test_releases_decided_before_a_crash_are_posted_by_the_job_once(
+    amap: Amap, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The node dies after deciding a delivery's releases, before posting them: the job
+    posts them later, and marking the distribution delivered again moves nothing more."""
+    from members import service as members_service
+    from plugins.amap import service
+
+    deal = amap.contract("subscription")
+    dist = amap.distribution(deal["id"])
+    people = [amap.member(f"C{i}") for i in range(2)]
+    for p in people:
+        assert amap.pay(p, amap.subscribe(p, deal["id"]), 500).status_code == 201
+    farm = amap.balance(amap.farm.account)
+
+    def crash(*_: Any) -> None:
+        raise RuntimeError("killed")
+
+    posting = service.posted_or_existing
+    monkeypatch.setattr(service, "posted_or_existing", crash)
+    coordinator = members_service.get_member(amap.node, amap.coordinator.id)
+    with pytest.raises(RuntimeError):
+        service.deliver(amap.node, coordinator, dist["id"])
+    assert amap.balance(amap.farm.account) == farm  # decided, not posted
+    monkeypatch.setattr(service, "posted_or_existing", posting)  # the node is back
+    assert service.post_pending(amap.node) == "2 moves posted"
+    assert amap.balance(amap.farm.account) == farm + 1_000
+    assert amap.deliver(dist["id"]).status_code == 200
+    assert service.post_pending(amap.node) == "0 moves posted"
+    assert amap.balance(amap.farm.account) == farm + 1_000
+    assert_audit(amap)
+
+
+# -- refusals: precise, and nothing written ----------------------------------------------------
+
+
+def test_bad_requests_are_refused_precisely_and_change_nothing(amap: Amap) -> None:
+    deal = amap.contract("free_choice")
+    dist = amap.distribution(deal["id"], cutoff_in_s=HOUR_S, stock=2)
+    camille, louis = amap.member("Camille"), amap.member("Louis")
+    sub = amap.subscribe(camille, deal["id"])
+    other = amap.subscribe(louis, deal["id"])
+    assert amap.order(camille, sub, dist["id"], {"carottes": 1}, pay=250).status_code == 200
+    before, wallets = amap.counts(), (camille.balance(), louis.balance())
+    escrow = amap.balance(sub["escrow"])
+
+    def refused(answer: Any, status: int, error: str) -> None:
+        assert answer.status_code == status, answer.text
+        assert answer.json()["error"] == error
+        assert amap.counts() == before
+        assert (camille.balance(), louis.balance()) == wallets
+        assert amap.balance(sub["escrow"]) == escrow
+
+    refused(amap.order(camille, sub, dist["id"], {"carottes": 3}, pay=500), 409, "beyond_stock")
+    refused(amap.order(camille, sub, dist["id"], {"carottes": 2}, pay=400), 422, "wrong_payment")
+    # Another member's subscription is not found: nothing about it is revealed.
+    refused(
+        amap.order(louis, sub, dist["id"], {"carottes": 1}, pay=250), 404, "unknown_subscription"
+    )
+    refused(amap.pay(louis, sub, 250), 404, "unknown_subscription")
+    # A payment into the wrong escrow (the other member's subscription).
+    wrong = camille.order("escrow_payment", to=other["escrow"], amount=250)
+    body = {"lines": [{"product": amap.products["carottes"], "quantity": 2}], "payment": wrong}
+    refused(
+        camille.put(f"/api/v1/amap/subscriptions/{sub['id']}/orders/{dist['id']}", json=body),
+        422,
+        "wrong_payment",
+    )
+    refused(
+        camille.post(
+            f"/api/v1/amap/subscriptions/{sub['id']}/absences", json={"distribution": dist["id"]}
+        ),
+        409,
+        "not_subscription",
+    )
+    amap.clock.advance(2 * HOUR_S)
+    refused(amap.order(camille, sub, dist["id"], {"carottes": 2}, pay=250), 409, "after_cutoff")
+
+
+def test_only_coordinators_and_producers_act_on_their_own(amap: Amap) -> None:
+    deal = amap.contract("free_choice")
+    camille = amap.member("Camille")
+    body = {"day": "2027-07-01", "place": amap.place, "cutoff_ms": amap.clock() + 10_000}
+    refused = camille.post(f"/api/v1/amap/contracts/{deal['id']}/distributions", json=body)
+    assert refused.status_code == 403 and refused.json()["error"] == "not_coordinator"
+    other_farm = join(amap.site, "Autre", "merchant")
+    theirs = other_farm.client.patch(
+        f"/api/v1/amap/products/{amap.products['oeufs']}",
+        json={"price": 1},
+        headers=other_farm.headers(),
+    )
+    assert theirs.status_code == 403 and theirs.json()["error"] == "not_your_product"
+    not_farm = amap.admin.post("/api/v1/amap/producers", json={"member": camille.id})
+    assert not_farm.status_code == 409 and not_farm.json()["error"] == "not_a_merchant"
+
+
+# -- races -----------------------------------------------------------------------------------
+
+
+def at_once(calls: list[Callable[[], Any]]) -> list[Any]:
+    start = threading.Barrier(len(calls))
+    answers: list[Any] = [None] * len(calls)
+
+    def run(i: int) -> None:
+        start.wait()
+        answers[i] = calls[i]()
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return answers
+
+
+def test_racing_orders_never_oversell_the_stock(amap: Amap) -> None:
+    deal = amap.contract("free_choice")
+    dist = amap.distribution(deal["id"], stock=3)
+    people = [amap.member(f"M{i}") for i in range(6)]
+    subs = [amap.subscribe(p, deal["id"]) for p in people]
+    bodies = [
+        {
+            "lines": [{"product": amap.products["carottes"], "quantity": 1}],
+            "payment": p.order("escrow_payment", to=s["escrow"], amount=250),
+        }
+        for p, s in zip(people, subs, strict=True)
+    ]
+    answers = at_once(
+        [
+            lambda p=p, s=s, b=b: p.put(
+                f"/api/v1/amap/subscriptions/{s['id']}/orders/{dist['id']}", json=b
+            )
+            for p, s, b in zip(people, subs, bodies, strict=True)
+        ]
+    )
+    statuses = sorted(a.status_code for a in answers)
+    assert statuses == [200, 200, 200, 409, 409, 409], [a.text for a in answers]
+    assert all(a.json()["error"] == "beyond_stock" for a in answers if a.status_code == 409)
+    assert sum(amap.balance(s["escrow"]) for s in subs) == 750
+    # The coordinator sets two more units: of the three left out, two get one, at once.
+    more = {"stock": [{"product": amap.products["carottes"], "remaining": 2}]}
+    path = f"/api/v1/amap/distributions/{dist['id']}/stock"
+    assert amap.coordinator.put(path, json=more).status_code == 200
+    late = [(p, s) for p, s, a in zip(people, subs, answers, strict=True) if a.status_code == 409]
+    again = at_once(
+        [lambda p=p, s=s: amap.order(p, s, dist["id"], {"carottes": 1}, pay=250) for p, s in late]
+    )
+    assert sorted(a.status_code for a in again) == [200, 200, 409]
+    assert sum(amap.balance(s["escrow"]) for s in subs) == 1_250
+    farm = amap.balance(amap.farm.account)
+    assert amap.deliver(dist["id"]).status_code == 200
+    assert amap.balance(amap.farm.account) == farm + 1_250
+
+
+def test_orders_racing_the_cutoff_are_taken_before_and_refused_after(amap: Amap) -> None:
+    deal = amap.contract("prepaid")
+    dist = amap.distribution(deal["id"], cutoff_in_s=HOUR_S)
+    people = [amap.member(f"P{i}") for i in range(4)]
+    subs = [amap.subscribe(p, deal["id"]) for p in people]
+    for p, s in zip(people, subs, strict=True):
+        assert amap.pay(p, s, 1_000).status_code == 201
+    early = at_once(
+        [
+            lambda p=p, s=s: amap.order(p, s, dist["id"], {"oeufs": 1})
+            for p, s in zip(people[:2], subs[:2], strict=True)
+        ]
+    )
+    amap.clock.advance(HOUR_S + 1)  # the cut-off has passed
+    late = at_once(
+        [
+            lambda p=p, s=s: amap.order(p, s, dist["id"], {"oeufs": 1})
+            for p, s in zip(people[2:], subs[2:], strict=True)
+        ]
+    )
+    assert [a.status_code for a in early] == [200, 200]
+    assert [a.json()["error"] for a in late] == ["after_cutoff", "after_cutoff"]
+    assert [amap.mine(p, s)["credit"] for p, s in zip(people, subs, strict=True)] == [
+        960,
+        960,
+        1_000,
+        1_000,
+    ]
+
+
+def test_marking_delivered_twice_at_once_and_again_pays_the_producer_once(amap: Amap) -> None:
+    deal = amap.contract("subscription")
+    dist = amap.distribution(deal["id"])
+    people = [amap.member(f"S{i}") for i in range(3)]
+    for p in people:
+        sub = amap.subscribe(p, deal["id"])
+        assert amap.pay(p, sub, 500).status_code == 201
+    farm = amap.balance(amap.farm.account)
+    answers = at_once([lambda: amap.deliver(dist["id"]) for _ in range(3)])
+    assert all(a.status_code == 200 for a in answers), [a.text for a in answers]
+    assert amap.deliver(dist["id"]).status_code == 200
+    assert amap.balance(amap.farm.account) == farm + 1_500
+    assert_audit(amap)
+
+
+# -- pages and sheets --------------------------------------------------------------------------
+
+HTML = {"Accept": "text/html"}
+
+
+def test_the_pages_speak_french_and_the_sheets_list_who_takes_what(amap: Amap) -> None:
+    deal = amap.contract("free_choice")
+    dist = amap.distribution(deal["id"])
+    camille = amap.member("Camille")
+    sub = amap.subscribe(camille, deal["id"])
+    assert amap.order(camille, sub, dist["id"], {"oeufs": 6}, pay=240).status_code == 200
+    home = camille.client.get("/amap", headers=HTML)
+    assert home.status_code == 200 and '<a href="/amap">AMAP</a>' in home.text
+    assert "Mes paniers" in home.text and "Contrat free_choice" in home.text
+    page = camille.client.get(f"/amap/contracts/{deal['id']}", headers=HTML)
+    assert page.status_code == 200 and "Prochaines distributions" in page.text
+    assert 'src="/static/amap/amap.js"' in page.text and "<script>" not in page.text
+    farm = amap.farm.client.get("/amap/producer", headers=HTML)
+    assert farm.status_code == 200 and "Relevé" in farm.text and "carottes" in farm.text
+    coord = amap.coordinator.client.get("/amap/coordination", headers=HTML)
+    assert coord.status_code == 200 and "Contrat free_choice" in coord.text
+    csv = amap.coordinator.get(f"/amap/distributions/{dist['id']}/sheet?format=csv")
+    assert csv.status_code == 200 and "Camille" in csv.text and "6 kg" in csv.text
+    pdf = amap.coordinator.get(f"/amap/distributions/{dist['id']}/sheet?format=pdf")
+    assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
+    refused = camille.client.get(f"/amap/distributions/{dist['id']}/sheet", headers=HTML)
+    assert refused.status_code == 403
+    mine = camille.get("/amap?format=csv")
+    assert mine.status_code == 200 and "oeufs" in mine.text
+    assert amap.farm.get("/amap/producer?format=pdf").content.startswith(b"%PDF")
+    assert amap.site.get("/static/amap/amap.css").status_code == 200
+
+
+@pytest.mark.one_database
+def test_every_message_of_the_plugin_has_its_french() -> None:
+    from pathlib import Path
+
+    from babel.messages.pofile import read_po
+
+    from tests.test_pages import LOCALE, python_msgids, template_msgids
+
+    here = Path(__file__).parent.parent / "plugins" / "amap"
+    msgids = python_msgids(here / "errors.py")
+    for path in (here / "templates" / "amap").glob("*.html"):
+        msgids |= template_msgids(path)
+    msgids |= {"subscription", "free choice", "prepaid card", "planned", "delivered"}
+    assert len(msgids) > 60
+    catalogue: dict[str, str] = {}
+    for part in [*sorted(LOCALE.glob("*.po")), here / "locale/fr/LC_MESSAGES/amap.po"]:
+        with part.open("rb") as po:
+            catalogue |= {str(m.id): str(m.string) for m in read_po(po) if m.id}
+    missing = sorted(m for m in msgids if not catalogue.get(m))
+    assert not missing, missing
+    for msgid in msgids:
+        french = catalogue[msgid]
+        assert " :" not in french and " ?" not in french, french  # a narrow no-break space
+
+
+# -- the demo village ----------------------------------------------------------------------------
+
+
+def test_the_demo_village_has_an_amap_whose_money_the_audit_passes(
+    tmp_path: Any, empty_db_url: str
+) -> None:
+    """`sou init --demo` calls `plugins.amap.demo.seed(node, village.sign)`."""
+    from typer.testing import CliRunner
+
+    from audits.audit import audit
+    from node.cli import app as cli
+    from plugins.amap import service
+    from runtime.node import open_node
+    from runtime.settings import Settings
+
+    env = {"SOU_DATA_DIR": str(tmp_path / "data"), "SOU_DATABASE_URL": empty_db_url}
+    made = CliRunner().invoke(cli, ["init", "--demo"], env=env)
+    assert made.exit_code == 0, made.output
+    assert "AMAP" in made.output
+    node = open_node(Settings(data_dir=tmp_path / "data", database_url=empty_db_url))
+    try:
+        titles = [c["title"] for c in service.all_contracts(node)]
+        assert titles == ["Légumes de saison", "Œufs et fromages"]
+        farm = service.statement(node, "ferme-des-trois-chenes")
+        assert farm["delivered"] == 3 * 600 and farm["paid"] == 3 * 600
+        assert farm["to_deliver"] > 0
+        node.new_sealer().seal_all()
+        report = audit(node.engine, node_public_key=node.node_key.public_key, workers=1)
+        assert report.ok, report.findings
+    finally:
+        node.close()
