@@ -14,7 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from plugins.amap.models import TABLES
+from plugins.amap.models import TABLES, holds
 from tests.conftest import Clock
 from tests.people import Person, fund, join, operator
 
@@ -369,6 +369,71 @@ def test_releases_decided_before_a_crash_are_posted_by_the_job_once(
     assert amap.deliver(dist["id"]).status_code == 200
     assert service.post_pending(amap.node) == "0 moves posted"
     assert amap.balance(amap.farm.account) == farm + 1_000
+    assert_audit(amap)
+
+
+def test_an_order_whose_payment_never_came_is_given_back_once_it_expired(
+    amap: Amap, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The node dies after taking the stock of a free-choice order, before its payment is
+    posted (or after it is posted, before it is recorded). Once the signed payment can no
+    longer land, the job gives an unpaid order back, and leaves a paid one alone."""
+    from ledger.signing import SignedOrder
+    from members import service as members_service
+    from plugins.amap import service
+    from tests.stripe_server import wait_until
+
+    deal = amap.contract("free_choice")
+    dist = amap.distribution(deal["id"], stock=5)
+    louis, lea = amap.member("Louis"), amap.member("Léa")
+    subs = {p.id: amap.subscribe(p, deal["id"]) for p in (louis, lea)}
+    carrots = amap.products["carottes"]
+
+    def killed(person: Person, after_posting: bool) -> None:
+        sub = subs[person.id]
+        signed = person.order("escrow_payment", to=sub["escrow"], amount=500)
+        envelope = SignedOrder.from_json(signed)
+        member = members_service.get_member(amap.node, person.id)
+
+        def dies(*_: Any) -> None:
+            raise RuntimeError("killed")
+
+        if after_posting:
+            monkeypatch.setattr(service, "_record", dies)
+        else:
+            monkeypatch.setattr(service, "post", dies)
+        with pytest.raises(RuntimeError):
+            service.order(amap.node, member, sub["id"], dist["id"], {carrots: 2}, envelope)
+        monkeypatch.undo()  # the node is back
+
+    def holds_of(amap: Amap) -> list[dict[str, Any]]:
+        with amap.node.ledger.reading() as conn:
+            return [dict(r) for r in conn.execute(select(holds)).mappings()]
+
+    killed(louis, after_posting=False)
+    killed(lea, after_posting=True)
+    # Both baskets hold their stock; another order of theirs waits for the first one.
+    assert service.distribution(amap.node, dist["id"])["stock"][carrots] == 1
+    again = amap.order(louis, subs[louis.id], dist["id"], {"carottes": 1}, pay=250)
+    assert again.status_code == 409 and again.json()["error"] == "order_being_paid"
+    # Léa's payment reached the log: the reaction records it, as after a restart.
+    amap.node.new_sealer().seal_all()
+    wait_until(lambda: amap.mine(lea, subs[lea.id])["paid"] == 500, what="the reaction")
+    # Before the payments expire nothing is given back; after, only Louis's unpaid order.
+    # Léa may order again at once: her payment is known to have come.
+    more = amap.order(lea, subs[lea.id], dist["id"], {"carottes": 2, "oeufs": 1}, pay=40)
+    assert more.status_code == 200, more.text
+    expires = max(h["expires_ms"] for h in holds_of(amap))
+    assert "given back" not in service.post_pending(amap.node, expires)
+    later = expires + service.HOLD_MARGIN_MS + 1
+    assert service.post_pending(amap.node, later).endswith("1 unpaid orders given back")
+    assert service.post_pending(amap.node, later) == "0 moves posted"  # once
+    assert not holds_of(amap)
+    assert service.distribution(amap.node, dist["id"])["stock"][carrots] == 3
+    assert amap.mine(louis, subs[louis.id])["paid"] == 0
+    farm = amap.balance(amap.farm.account)
+    assert amap.deliver(dist["id"]).status_code == 200
+    assert amap.balance(amap.farm.account) == farm + 540  # Léa's basket, paid; Louis has none
     assert_audit(amap)
 
 

@@ -49,6 +49,12 @@ NOT_IN_CONTRACT = NamedRefusal(
 BEYOND_CREDIT = NamedRefusal(
     409, "beyond_credit", "This order costs {cost}, but only {credit} is left on your card."
 )
+ORDER_BEING_PAID = NamedRefusal(
+    409,
+    "order_being_paid",
+    "Your last order for this distribution is still waiting for its payment: try again in a "
+    "few minutes.",
+)
 PAYMENT_NEEDED = NamedRefusal(
     422, "payment_needed", "This order needs a payment of {amount} into the subscription's escrow."
 )

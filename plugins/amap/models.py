@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Integer, String, Table
+from sqlalchemy import BigInteger, Column, Integer, String, Table, Text
 
 from ledger.models import Id, metadata
 
@@ -141,6 +141,19 @@ moves = Table(
     Column("transfer_id", BigInteger),  # once posted
 )
 
+# A free-choice order whose lines and stock are taken while its payment is on its way. The
+# request clears it once the payment is recorded or refused; if the node stops in between,
+# the job gives the order back after the signed payment has expired (it can no longer land).
+holds = Table(
+    "amap_holds",
+    metadata,
+    Column("order_id", String(64), primary_key=True),  # the signed payment's id
+    Column("subscription", BigInteger, nullable=False),
+    Column("distribution", BigInteger, nullable=False),
+    Column("lines_before", Text, nullable=False),  # JSON {product: [quantity, unit_price]}
+    Column("expires_ms", BigInteger, nullable=False),
+)
+
 # One settlement per distribution and subscription: delivered, cancelled, skipped or left.
 settlements = Table(
     "amap_settlements",
@@ -165,5 +178,6 @@ TABLES = (
     jokers,
     payments,
     moves,
+    holds,
     settlements,
 )

@@ -45,7 +45,7 @@ def sou_menu() -> Sequence[MenuEntry]:
 @hookimpl
 def sou_jobs(node: Node) -> Sequence[Job]:
     def post_pending(run: JobRun) -> str:
-        return service.post_pending(node)
+        return service.post_pending(node, run.started_ms)
 
     return [Job("amap.post_pending", every_s=300, run=post_pending)]
 

@@ -13,6 +13,7 @@ from plugins.amap.models import (
     contracts,
     coordinators,
     distributions,
+    holds,
     jokers,
     lines,
     moves,
@@ -402,3 +403,30 @@ def baskets_of(conn: Connection, subscription: int) -> list[Row]:
         .order_by(distributions.c.cutoff_ms, products.c.name)
     )
     return all_of(conn, query)
+
+
+def hold(
+    conn: Connection, order_id: str, subscription: int, distribution: int, **values: Any
+) -> None:
+    conn.execute(
+        insert(holds).values(
+            order_id=order_id, subscription=subscription, distribution=distribution, **values
+        )
+    )
+
+
+def holding(conn: Connection, subscription: int, distribution: int) -> str | None:
+    """The signed payment an order of this basket waits for, if any."""
+    query = select(holds.c.order_id).where(
+        holds.c.subscription == subscription, holds.c.distribution == distribution
+    )
+    found = conn.scalar(query)
+    return None if found is None else str(found)
+
+
+def expired_holds(conn: Connection, before_ms: int) -> list[Row]:
+    return all_of(conn, select(holds).where(holds.c.expires_ms < before_ms))
+
+
+def drop_hold(conn: Connection, order_id: str) -> None:
+    conn.execute(delete(holds).where(holds.c.order_id == order_id))

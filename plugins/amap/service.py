@@ -10,6 +10,7 @@ posted; posting again (a retry, a second process) moves nothing more.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
@@ -611,20 +612,33 @@ def order(
             payer = lambda _: post(node, signed)  # noqa: E731
         if payer is None:
             raise errors.PAYMENT_NEEDED(amount=_money(node, change))
+    paid_by = envelope.order if envelope is not None and change > 0 else None
     with node.engine.begin() as conn:
+        waiting = repo.holding(conn, sub_id, distribution_id)
+        if waiting and repo.payment_of_order(conn, sub_id, waiting) is None:
+            raise errors.ORDER_BEING_PAID()
+        if waiting:  # its payment came (recorded by the reaction): the order stands
+            repo.drop_hold(conn, waiting)
         _reserve(node, conn, deal, sub_id, distribution_id, quantities, prices, change)
+        if paid_by is not None and deal["nature"] == "free_choice":
+            _hold(conn, paid_by, sub_id, distribution_id, before)
     transfer_id = None
     if deal["nature"] == "free_choice" and change > 0:
         assert payer is not None
+        order_id = None if paid_by is None else str(paid_by.get("id", "")) or None
         try:
             transfer_id = payer(change).transfer_id
         except LedgerError:
             with node.engine.begin() as conn:  # the payment failed: the order is as it was
                 now = {p: r["quantity"] for p, r in before.items()}
                 _undo(conn, sub_id, distribution_id, quantities, now, before)
+                if order_id:
+                    repo.drop_hold(conn, order_id)
             raise
-        order_id = None if envelope is None else str(envelope.order.get("id", "")) or None
         _record(node, sub_id, transfer_id, change, deal["nature"], order_id)
+        if order_id:
+            with node.engine.begin() as conn:
+                repo.drop_hold(conn, order_id)
     if deal["nature"] == "free_choice" and change < 0:
         with node.engine.begin() as conn:
             serial = repo.moves_count(conn, sub_id)  # never goes down: a new id each time
@@ -694,6 +708,52 @@ def _reserve(
         if taken.rowcount != 1:
             credit = _sub(conn, sub_id)["credit"]
             raise errors.BEYOND_CREDIT(cost=_money(node, change), credit=_money(node, credit))
+
+
+def _hold(
+    conn: Connection,
+    paid_by: dict[str, Any],
+    sub_id: int,
+    distribution_id: int,
+    before: dict[int, Row],
+) -> None:
+    """Keep what the basket was before this order, until its payment is recorded."""
+    kept = {str(p): [r["quantity"], r["unit_price"]] for p, r in before.items()}
+    repo.hold(
+        conn,
+        str(paid_by.get("id", "")),
+        sub_id,
+        distribution_id,
+        lines_before=json.dumps(kept),
+        expires_ms=int(paid_by.get("expires", 0)) * 1000,
+    )
+
+
+# A signed payment is refused once expired; one in flight as it expires has this long to land.
+HOLD_MARGIN_MS = 120_000
+
+
+def give_back_unpaid(node: Node, at_ms: int) -> int:
+    """Orders whose payment never reached the log (the node stopped between taking the stock
+    and posting the payment) and can no longer reach it: their stock and lines go back to
+    what they were. Returns how many were given back."""
+    with node.ledger.reading() as conn:
+        expired = repo.expired_holds(conn, at_ms - HOLD_MARGIN_MS)
+    undone = 0
+    for held in expired:
+        sub_id, dist_id = held["subscription"], held["distribution"]
+        with node.engine.begin() as conn:
+            paid = repo.payment_of_order(conn, sub_id, held["order_id"]) is not None
+            dist = repo.one(conn, distributions, dist_id)
+            if not paid and dist is not None and dist["state"] == "planned":
+                kept = json.loads(held["lines_before"])
+                before = {int(p): {"quantity": q, "unit_price": u} for p, (q, u) in kept.items()}
+                now = {p: r["quantity"] for p, r in repo.lines_of(conn, sub_id, dist_id).items()}
+                back_to = {p: r["quantity"] for p, r in before.items()}
+                _undo(conn, sub_id, dist_id, now, back_to, before)
+                undone += 1
+            repo.drop_hold(conn, held["order_id"])
+    return undone
 
 
 def _undo(
@@ -887,12 +947,15 @@ def _post_moves(node: Node, subs: list[int] | None = None) -> None:
             )
 
 
-def post_pending(node: Node, _: Any = None) -> str:
-    """The job: post any release or refund decided but not posted (a crash in between)."""
+def post_pending(node: Node, at_ms: int | None = None) -> str:
+    """The job: post any release or refund decided but not posted, and give back orders
+    whose payment can no longer come (a crash in between, either way)."""
     with node.ledger.reading() as conn:
         count = len(repo.pending_moves(conn))
     _post_moves(node)
-    return f"{count} moves posted"
+    undone = give_back_unpaid(node, now_ms() if at_ms is None else at_ms)
+    said = f"{count} moves posted"
+    return said if not undone else f"{said}, {undone} unpaid orders given back"
 
 
 def coordinator_view(node: Node, who: Member) -> list[Row]:

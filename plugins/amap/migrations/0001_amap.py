@@ -148,6 +148,14 @@ def upgrade() -> None:
         sa.CheckConstraint("amount > 0", name="ck_amap_moves_amount"),
     )
     op.create_table(
+        "amap_holds",
+        sa.Column("order_id", sa.String(64), primary_key=True),
+        sa.Column("subscription", sa.BigInteger, nullable=False),
+        sa.Column("distribution", sa.BigInteger, nullable=False),
+        sa.Column("lines_before", sa.Text, nullable=False),
+        sa.Column("expires_ms", sa.BigInteger, nullable=False),
+    )
+    op.create_table(
         "amap_settlements",
         sa.Column("distribution", sa.BigInteger, primary_key=True),
         sa.Column("subscription", sa.BigInteger, primary_key=True),
@@ -160,6 +168,7 @@ def downgrade() -> None:
     for name in (
         "amap_settlements",
         "amap_moves",
+        "amap_holds",
         "amap_payments",
         "amap_jokers",
         "amap_lines",
