@@ -63,6 +63,12 @@ def rules() -> dict[tuple[str, str], Any]:
             },
             answers=answering({ADMIN}, 409, "not_a_producer"),
         ),
+        ("PUT", "/api/v1/amap/contracts/{contract_id}/coordinators"): Rule(
+            NOBODY_BUT({ADMIN}),
+            body=lambda w, c: {"coordinators": [w.people[MERCHANT].id]},
+            path=unknown,
+            answers=missing(NOBODY_BUT({ADMIN}), "unknown_contract"),
+        ),
         ("GET", "/api/v1/amap/contracts"): Rule(HOLDERS),
         ("GET", "/api/v1/amap/contracts/{contract_id}"): Rule(
             HOLDERS, path=unknown, answers=missing(HOLDERS, "unknown_contract")

@@ -503,6 +503,23 @@ def test_only_coordinators_and_producers_act_on_their_own(amap: Amap) -> None:
 # -- races -----------------------------------------------------------------------------------
 
 
+def test_the_admin_changes_who_coordinates_a_contract(amap: Amap) -> None:
+    deal = amap.contract("subscription")
+    dist = amap.distribution(deal["id"])
+    jeanne = join(amap.site, "Jeanne")
+    path = f"/api/v1/amap/contracts/{deal['id']}/coordinators"
+    unknown = amap.admin.put(path, json={"coordinators": [jeanne.id, "nobody-here"]})
+    assert unknown.status_code == 409 and unknown.json()["error"] == "not_a_member"
+    assert amap.admin.get(f"/api/v1/amap/contracts/{deal['id']}").status_code == 403
+    changed = amap.admin.put(path, json={"coordinators": [jeanne.id]})
+    assert changed.status_code == 200 and changed.json()["coordinators"] == [jeanne.id]
+    # The one before may no longer close a distribution; the new one may.
+    before = amap.coordinator.post(f"/api/v1/amap/distributions/{dist['id']}/delivered")
+    assert before.status_code == 403, before.text
+    now = jeanne.post(f"/api/v1/amap/distributions/{dist['id']}/delivered")
+    assert now.status_code == 200, now.text
+
+
 def at_once(calls: list[Callable[[], Any]]) -> list[Any]:
     start = threading.Barrier(len(calls))
     answers: list[Any] = [None] * len(calls)

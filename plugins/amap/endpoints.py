@@ -13,6 +13,7 @@ from plugins.amap.schemas import (
     AbsenceCreate,
     Contract,
     ContractCreate,
+    CoordinatorsUpdate,
     Distribution,
     DistributionCreate,
     OrderCreate,
@@ -62,6 +63,14 @@ def create_contract(body: ContractCreate, request: Request, _: Admin) -> Any:
     fields = body.model_dump(exclude={"basket", "coordinators"})
     basket = {line.product: line.quantity for line in body.basket}
     return service.create_contract(node_of(request), fields, basket, body.coordinators)
+
+
+@router.put("/contracts/{contract_id}/coordinators", response_model=Contract)
+def set_coordinators(
+    contract_id: IdIn, body: CoordinatorsUpdate, request: Request, _: Admin
+) -> Any:
+    """Who coordinates the contract from now on (the list replaces the one before)."""
+    return service.set_coordinators(node_of(request), contract_id, body.coordinators)
 
 
 # -- everyone with a wallet ------------------------------------------------------------------

@@ -73,6 +73,10 @@ class ContractCreate(Strict):
     coordinators: list[str] = Field(default_factory=list, max_length=20)
 
 
+class CoordinatorsUpdate(Strict):
+    coordinators: list[str] = Field(max_length=20, description="Member ids; the list replaces.")
+
+
 class Contract(BaseModel):
     id: int
     producer: str

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Connection, insert, update
+from sqlalchemy import Connection, delete, insert, update
 from sqlalchemy.exc import IntegrityError
 
 from ledger.errors import LedgerError
@@ -98,14 +98,18 @@ def add_place(node: Node, name: str, address: str) -> Row:
     return {"id": place_id, "name": name, "address": address}
 
 
+def _members_only(node: Node, member_ids: list[str]) -> None:
+    for member_id in member_ids:
+        found = members_service.find_member(node, member_id)
+        if found is None or not found.has_wallet:
+            raise errors.NOT_A_MEMBER(member=member_id)
+
+
 def create_contract(
     node: Node, fields: Row, basket: dict[int, int], coordinator_ids: list[str]
 ) -> Row:
     """A contract of a producer, its coordinators and (for a subscription) its basket."""
-    for member_id in coordinator_ids:
-        found = members_service.find_member(node, member_id)
-        if found is None or not found.has_wallet:
-            raise errors.NOT_A_MEMBER(member=member_id)
+    _members_only(node, coordinator_ids)
     with node.engine.begin() as conn:
         if not repo.is_producer(conn, fields["producer"]):
             raise errors.NOT_A_PRODUCER()
@@ -121,6 +125,18 @@ def create_contract(
                     contract=contract_id, product=product, quantity=quantity
                 )
             )
+        for member_id in sorted(set(coordinator_ids)):
+            conn.execute(insert(coordinators).values(contract=contract_id, member=member_id))
+    return contract(node, contract_id)
+
+
+def set_coordinators(node: Node, contract_id: int, coordinator_ids: list[str]) -> Row:
+    """The contract's coordinators from now on: the list replaces the one before."""
+    _members_only(node, coordinator_ids)
+    with node.engine.begin() as conn:
+        if repo.one(conn, contracts, contract_id) is None:
+            raise errors.UNKNOWN_CONTRACT()
+        conn.execute(delete(coordinators).where(coordinators.c.contract == contract_id))
         for member_id in sorted(set(coordinator_ids)):
             conn.execute(insert(coordinators).values(contract=contract_id, member=member_id))
     return contract(node, contract_id)
@@ -150,7 +166,10 @@ def producers_list(node: Node) -> list[Row]:
 
 def all_contracts(node: Node) -> list[Row]:
     with node.ledger.reading() as conn:
-        return repo.all_contracts(conn)
+        found = repo.all_contracts(conn)
+        for deal in found:
+            deal["coordinators"] = repo.coordinator_ids(conn, deal["id"])
+    return found
 
 
 def places_list(node: Node) -> list[Row]:

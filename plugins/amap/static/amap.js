@@ -120,6 +120,12 @@
     });
   }
 
+  for (const form of document.querySelectorAll(".coordinators-form")) {
+    on(form, () => Sou.api("PUT", `${base}/contracts/${form.dataset.contract}/coordinators`, {
+      coordinators: form.elements.coordinators.value.split(",").map((c) => c.trim()).filter(Boolean),
+    }));
+  }
+
   // -- the coordinator -----------------------------------------------------------------------
   for (const button of document.querySelectorAll("button.amap-close")) {
     button.addEventListener("click", async () => {
