@@ -329,3 +329,32 @@ def test_a_job_runs_once_across_two_server_processes(
     assert runs[0].ok
     assert states["tools.remind_overdue"].lease_owner is None
     assert "reactions.tools.deposits" in states
+
+
+@pytest.mark.one_database  # the catalogues do not hang on the database
+def test_no_plugin_rewords_what_the_node_says(tools: TestClient) -> None:
+    """With every plugin's catalogue added (the app is built), each message of the node's
+    own catalogues reads as they say, even where a plugin's catalogue translates it too
+    (the crowdfunding's once said "Au plus deux décimales" on the wallet's pages)."""
+    from importlib.resources import files
+
+    from babel.messages.pofile import read_po
+
+    def catalogue(folder: Any) -> dict[str, str]:
+        found: dict[str, str] = {}
+        for part in sorted(folder.iterdir(), key=str):
+            if part.name.endswith(".po"):
+                with part.open("rb") as po:
+                    for m in read_po(po, locale="fr"):
+                        if isinstance(m.id, str) and m.id and m.string:
+                            found.setdefault(m.id, str(m.string))
+        return found
+
+    own = catalogue(files("web") / "locale" / "fr" / "LC_MESSAGES")
+    fr = translations("fr")
+    assert fr.gettext("Tool library") == "Outilthèque"  # the plugins' catalogues are in
+    reworded = {i: fr.gettext(i) for i, said in own.items() if fr.gettext(i) != said}
+    assert not reworded, reworded
+    for name in ("amap", "crowdfunding"):
+        theirs = catalogue(files(f"plugins.{name}") / "locale" / "fr" / "LC_MESSAGES")
+        assert all(fr.gettext(i) == own.get(i, said) for i, said in theirs.items())

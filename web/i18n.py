@@ -41,7 +41,7 @@ def add_catalogue(locale: Traversable) -> None:
 
 def _parts(lang: str) -> list[Traversable]:
     found: list[Traversable] = []
-    for locale in reversed(_CATALOGUES):  # the node's own last: they win
+    for locale in _CATALOGUES:  # the node's own first: see `translations`
         folder = locale / lang / "LC_MESSAGES"
         if folder.is_dir():
             found += sorted((p for p in folder.iterdir() if p.name.endswith(".po")), key=str)
@@ -58,7 +58,9 @@ def translations(lang: str) -> gettext.NullTranslations:
     for part in parts:  # one file per feature, one catalogue
         with part.open("rb") as po:
             for message in read_po(po, locale=lang):
-                if message.id and message.string:
+                # The first translation of a message stands: the node's own, before any
+                # plugin's, so that no plugin rewords what the node's pages say.
+                if message.id and message.string and message.id not in catalog:
                     catalog[message.id] = message
     buffer = BytesIO()
     write_mo(buffer, catalog)
