@@ -103,6 +103,7 @@ def contract_page(contract_id: PathId, request: Request, p: MaybeMember) -> Resp
         natures=service.NATURES,
         states=service.STATES,
         number=number_format(request),
+        max_amount=node_of(request).settings.max_amount,
         day_of=lambda iso: _day(request, iso),
         when=lambda ms: when(request, ms),
     )
@@ -138,6 +139,7 @@ def producer_page(request: Request, p: MaybeMember, format: Format = "html") -> 
         statement=figures,
         balance=node.ledger.balance(me.account),
         number=number_format(request),
+        max_amount=node_of(request).settings.max_amount,
     )
 
 

@@ -15,7 +15,7 @@
 
   function cents(text) {
     return Sou.parseCents(text, {
-      maxAmount: 10000000, messages: M, decimal: data.decimal, group: data.group,
+      maxAmount: data.maxAmount, messages: M, decimal: data.decimal, group: data.group,
       currency: data.currency,
     });
   }
