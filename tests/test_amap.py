@@ -605,6 +605,36 @@ def test_orders_racing_the_cutoff_are_taken_before_and_refused_after(amap: Amap)
     ]
 
 
+def test_orders_sent_as_the_cutoff_passes_are_each_whole_or_nothing(amap: Amap) -> None:
+    """Eight members order the last units while the clock crosses the cut-off in the middle
+    of their requests: whatever each one got, the stock taken, the cards drawn and the lines
+    written agree, and nothing is taken after the cut-off."""
+    from plugins.amap import service
+
+    deal = amap.contract("prepaid")
+    dist = amap.distribution(deal["id"], cutoff_in_s=1, stock=5)
+    people = [amap.member(f"R{i}") for i in range(8)]
+    subs = [amap.subscribe(p, deal["id"]) for p in people]
+    for p, s in zip(people, subs, strict=True):
+        assert amap.pay(p, s, 1_000).status_code == 201
+    orders: list[Callable[[], Any]] = [
+        lambda p=p, s=s: amap.order(p, s, dist["id"], {"oeufs": 1})
+        for p, s in zip(people, subs, strict=True)
+    ]
+    answers = at_once([*orders, lambda: amap.clock.advance(2)])[:-1]
+    taken = [a for a in answers if a.status_code == 200]
+    refused = {a.json()["error"] for a in answers if a.status_code != 200}
+    assert refused <= {"after_cutoff", "beyond_stock"}, refused
+    assert len(taken) <= 5
+    left = service.distribution(amap.node, dist["id"])["stock"][amap.products["oeufs"]]
+    assert left == 5 - len(taken)
+    credits = [amap.mine(p, s)["credit"] for p, s in zip(people, subs, strict=True)]
+    assert sorted(credits) == sorted([960] * len(taken) + [1_000] * (8 - len(taken)))
+    late = amap.order(people[0], subs[0], dist["id"], {"oeufs": 2})
+    assert late.json()["error"] == "after_cutoff", late.text
+    assert service.distribution(amap.node, dist["id"])["stock"][amap.products["oeufs"]] == left
+
+
 def test_marking_delivered_twice_at_once_and_again_pays_the_producer_once(amap: Amap) -> None:
     deal = amap.contract("subscription")
     dist = amap.distribution(deal["id"])
