@@ -36,6 +36,8 @@ def test_a_pledge_on_one_phone_moves_the_progress_on_another(
     phone = open_browser()
     _log_in(phone, camille, path)
     expect(phone.locator("h1")).to_have_text("Réparer le lavoir")
+    expect(phone.locator("main")).to_contain_text("Bénéficiaire\u202f: Louis")  # by name
+    expect(phone.locator("#lower-form")).to_be_hidden()  # nothing pledged to lower yet
     expect(phone.locator("#no-key")).to_be_visible()
     phone.click("#make-key")
     expect(phone.locator("#no-key")).to_be_hidden()
@@ -43,6 +45,7 @@ def test_a_pledge_on_one_phone_moves_the_progress_on_another(
     phone.click("#pledge-form button[type=submit]")
     expect(phone.locator("#done")).to_contain_text("25,50")
     expect(phone.locator("#mine")).to_contain_text("25,50")
+    expect(phone.locator("#lower-form")).to_be_visible()
 
     # The other phone, never reloaded, sees it within a few seconds.
     expect(watcher.locator("#pledged")).to_contain_text("25,50")
@@ -57,6 +60,7 @@ def test_a_pledge_on_one_phone_moves_the_progress_on_another(
     phone.fill("#lower-amount", "0")
     phone.click("#lower-form button[type=submit]")
     expect(phone.locator("#mine")).to_contain_text("0,00")
+    expect(phone.locator("#lower-form")).to_be_hidden()
     expect(watcher.locator("#backers")).to_have_text("0")
     # The ledger trail: the pledge and its refund, each by its transfer id.
     phone.reload()

@@ -85,6 +85,7 @@ def campaign(campaign_id: PathId, request: Request, p: MaybeMember) -> Response:
         trail=service.trail(node, found, member),
         states=service.STATES,
         escrow=service.escrow(campaign_id),
+        beneficiary_name=service.display_name(node, found["beneficiary"]),
         mine=mine,
         owner=member is not None and member.id == found["owner"],
         holder=member is not None and member.has_wallet,

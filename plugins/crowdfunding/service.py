@@ -18,6 +18,7 @@ from ledger.errors import LedgerError
 from ledger.operations import plugin_escrow
 from ledger.posting import Posted
 from ledger.signing import SignedOrder
+from members import service as members_service
 from members.access import Member
 from plugins.crowdfunding import errors
 from plugins.crowdfunding import repository as repo
@@ -102,6 +103,12 @@ def campaign(node: Node, campaign_id: int) -> dict[str, Any]:
     if found is None:
         raise errors.UNKNOWN_CAMPAIGN()
     return found
+
+
+def display_name(node: Node, member_id: str) -> str:
+    """How the pages name a member (the beneficiary): their name, or their id if gone."""
+    found = members_service.find_member(node, member_id)
+    return found.display_name if found is not None else member_id
 
 
 def published(node: Node, campaign_id: int) -> dict[str, Any]:

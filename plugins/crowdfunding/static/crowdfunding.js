@@ -34,6 +34,7 @@
     byId("days-left").textContent = String(p.days_left);
     byId("bar").value = Math.min(p.pledged, p.goal);
     if (byId("mine") && p.mine !== null) byId("mine").textContent = units(p.mine);
+    if (byId("lower-form") && p.mine !== null) byId("lower-form").hidden = p.mine === 0;
     if (p.state !== data.state) window.location.reload();  // closed: show the outcome
   }
 
