@@ -325,19 +325,25 @@ def _closing(conn: Connection, who: Member, distribution_id: int) -> tuple[Row, 
     return found, _coordinate(conn, who, found["contract"])
 
 
+def _close(
+    conn: Connection, who: Member, distribution_id: int, state: str, other: str
+) -> tuple[Row, list[int]]:
+    """Mark the distribution `state` (refused once it is `other`): its contract, and the
+    subscriptions that have a basket in it."""
+    found, deal = _closing(conn, who, distribution_id)
+    if found["state"] == other:
+        raise errors.DISTRIBUTION_CLOSED(state=STATES[other])
+    conn.execute(
+        update(distributions).where(distributions.c.id == distribution_id).values(state=state)
+    )
+    return deal, repo.subscribers_at(conn, distribution_id)
+
+
 def deliver(node: Node, who: Member, distribution_id: int) -> Row:
     """The distribution took place: each basket's worth goes from its escrow to the producer.
     Marked twice, at once or later, the producer is paid once."""
     with node.engine.begin() as conn:
-        found, deal = _closing(conn, who, distribution_id)
-        if found["state"] == "cancelled":
-            raise errors.DISTRIBUTION_CLOSED(state=STATES["cancelled"])
-        conn.execute(
-            update(distributions)
-            .where(distributions.c.id == distribution_id)
-            .values(state="delivered")
-        )
-        subs = repo.subscribers_at(conn, distribution_id)
+        deal, subs = _close(conn, who, distribution_id, "delivered", "cancelled")
         for sub in subs:
             worth = repo.value_of(conn, sub, distribution_id)
             if repo.settle(conn, distribution_id, sub, "delivered", worth):
@@ -358,15 +364,7 @@ def cancel(node: Node, who: Member, distribution_id: int) -> Row:
     """The distribution will not take place: each member's share comes back (or stays on
     the prepaid card)."""
     with node.engine.begin() as conn:
-        found, deal = _closing(conn, who, distribution_id)
-        if found["state"] == "delivered":
-            raise errors.DISTRIBUTION_CLOSED(state=STATES["delivered"])
-        conn.execute(
-            update(distributions)
-            .where(distributions.c.id == distribution_id)
-            .values(state="cancelled")
-        )
-        subs = repo.subscribers_at(conn, distribution_id)
+        deal, subs = _close(conn, who, distribution_id, "cancelled", "delivered")
         for sub in subs:
             worth = repo.value_of(conn, sub, distribution_id)
             if repo.settle(conn, distribution_id, sub, "cancelled", worth):
