@@ -11,6 +11,7 @@ import logging
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import cache
 from importlib.metadata import EntryPoint, entry_points
 from importlib.resources import files
 from importlib.resources.abc import Traversable
@@ -19,6 +20,8 @@ from typing import Any
 import pluggy
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
 
 from runtime.hookspecs import PROJECT, Hooks
@@ -173,15 +176,30 @@ def upgrade(
 ) -> None:
     """Run one Alembic history to its heads, in one transaction: the node's own (the
     revisions in migrations/versions), or a plugin's (its `versions`, its own `table`)."""
+    location = str(versions) if versions is not None else None
+    with engine.begin() as conn:  # env.py uses this connection (no URL in the config)
+        current = MigrationContext.configure(conn, opts={"version_table": table})
+        if set(current.get_current_heads()) == _heads(location):
+            return  # the usual case when a node opens: nothing to run
+        config = _config(location)
+        config.attributes["version_table"] = table
+        config.attributes["connection"] = conn
+        command.upgrade(config, "heads")
+
+
+def _config(versions: str | None) -> Config:
     config = Config()
     config.set_main_option("script_location", str(files("migrations")))
     if versions is not None:
         config.set_main_option("path_separator", "os")
-        config.set_main_option("version_locations", str(versions))
-    config.attributes["version_table"] = table
-    with engine.begin() as conn:  # env.py uses this connection (no URL in the config)
-        config.attributes["connection"] = conn
-        command.upgrade(config, "heads")
+        config.set_main_option("version_locations", versions)
+    return config
+
+
+@cache
+def _heads(versions: str | None) -> frozenset[str]:
+    """The revisions a history ends at (read once: its files do not change while running)."""
+    return frozenset(ScriptDirectory.from_config(_config(versions)).get_heads())
 
 
 def version_table(name: str) -> str:
