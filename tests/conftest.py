@@ -10,6 +10,7 @@ user postgres). Where it is unreachable its tests are skipped with a message, ex
 from __future__ import annotations
 
 import os
+import queue
 import shutil
 import threading
 import uuid
@@ -123,6 +124,70 @@ def drop_pg_database(name: str) -> None:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
+class Spares:
+    """Copies of one template database, made ahead by a thread while the tests run: a copy
+    takes PostgreSQL the better part of a second, most of it waiting on the disk, and nearly
+    every PostgreSQL test wants one."""
+
+    DEPTH = 2
+
+    def __init__(self, template: str) -> None:
+        self.template = template
+        self.ready: queue.Queue[str] = queue.Queue(maxsize=self.DEPTH)
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._fill, name=f"spares-{template}", daemon=True)
+        self.thread.start()
+
+    def _fill(self) -> None:
+        while not self.stopping.is_set():
+            name = f"{self.template}_{uuid.uuid4().hex[:8]}"
+            try:
+                create_pg_database(name, self.template)
+            except Exception:
+                return  # `take` makes its copies itself, and says what fails
+            while True:
+                try:
+                    self.ready.put(name, timeout=0.2)
+                    break
+                except queue.Full:
+                    if self.stopping.is_set():
+                        drop_pg_database(name)
+                        return
+
+    def take(self) -> str:
+        """The name of a fresh copy, now the caller's to drop."""
+        try:
+            return self.ready.get(timeout=0 if not self.thread.is_alive() else 30)
+        except queue.Empty:
+            name = f"{self.template}_{uuid.uuid4().hex[:8]}"
+            create_pg_database(name, self.template)
+            return name
+
+    def close(self) -> None:
+        self.stopping.set()
+        self.thread.join()
+        while not self.ready.empty():
+            drop_pg_database(self.ready.get())
+
+
+_spares: dict[str, Spares] = {}
+_spares_lock = threading.Lock()
+
+
+def spares(template: str) -> Spares:
+    with _spares_lock:
+        if template not in _spares:
+            _spares[template] = Spares(template)
+        return _spares[template]
+
+
+def close_spares(template: str) -> None:
+    with _spares_lock:
+        found = _spares.pop(template, None)
+    if found is not None:
+        found.close()
+
+
 @contextmanager
 def pg_database(name: str, template: str | None = None) -> Iterator[str]:
     """A PostgreSQL database for the duration of the block; its URL."""
@@ -131,6 +196,35 @@ def pg_database(name: str, template: str | None = None) -> Iterator[str]:
         yield url
     finally:
         drop_pg_database(name)
+
+
+@contextmanager
+def pg_copy(template: str) -> Iterator[str]:
+    """A fresh copy of a template database (one of its spares) for the duration of the
+    block; its URL."""
+    name = spares(template).take()
+    try:
+        yield pg_url(name)
+    finally:
+        _dropped.put(name)
+
+
+def _drop_each() -> None:
+    while True:
+        name = _dropped.get()
+        try:
+            drop_pg_database(name)
+        finally:
+            _dropped.task_done()
+
+
+# Copies are dropped by a thread too: a drop waits for PostgreSQL's checkpoint.
+_dropped: queue.Queue[str] = queue.Queue()
+threading.Thread(target=_drop_each, name="dropper", daemon=True).start()
+
+
+def pytest_sessionfinish() -> None:
+    _dropped.join()
 
 
 def _pg_reachable() -> str | None:
@@ -169,6 +263,7 @@ def pg_template() -> Iterator[Template]:
     with pg_database(name) as url:
         _start_ledger(url)
         yield Template("postgresql", name)
+        close_spares(name)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -181,7 +276,7 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         yield f"sqlite:///{path}"
         return
     template = request.getfixturevalue("pg_template")
-    with pg_database(f"{template.url}_{uuid.uuid4().hex[:8]}", template.url) as url:
+    with pg_copy(template.url) as url:
         yield url
 
 
@@ -261,6 +356,7 @@ def pg_node_template(
     with pg_database(name) as url:
         _start_node(url, root / "data")
         yield NodeTemplate("postgresql", name, root / "data")
+        close_spares(name)
 
 
 # Tests sign people up by the dozen from one address: tests/test_logins.py checks the ceiling.
@@ -283,7 +379,7 @@ def node_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[An
         return
     template = request.getfixturevalue("pg_node_template")
     shutil.copytree(template.data_dir, data_dir)
-    with pg_database(f"{template.url}_{uuid.uuid4().hex[:8]}", template.url) as url:
+    with pg_copy(template.url) as url:
         yield Settings(data_dir=data_dir, database_url=url, join_address_ceiling=JOINS)
 
 

@@ -29,7 +29,6 @@ import re
 import shutil
 import time
 import unicodedata
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,8 +64,9 @@ from tests.conftest import (
     ORIGIN,
     TREASURER_KEY,
     Template,
-    create_pg_database,
     drop_pg_database,
+    pg_url,
+    spares,
 )
 from tests.factories import Book, refused
 
@@ -536,7 +536,7 @@ class Databases:
             path = self.tmp_path / f"example{self.count}.db"
             shutil.copyfile(self.template.url, path)
             return f"sqlite:///{path}"
-        url = create_pg_database(f"{self.template.url}_sm{uuid.uuid4().hex[:8]}", self.template.url)
+        url = pg_url(spares(self.template.url).take())
         self.live.add(url)
         return url
 

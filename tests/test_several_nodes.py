@@ -25,7 +25,7 @@ import httpx
 from typer.testing import CliRunner
 
 from node.cli import app as cli
-from tests.conftest import OPERATORS, PASSWORD, NodeTemplate, pg_database
+from tests.conftest import OPERATORS, PASSWORD, NodeTemplate, pg_copy
 from tests.live import free_port
 from tests.stripe_server import wait_until
 from wallet_api.client import WalletClient
@@ -97,7 +97,7 @@ def test_two_nodes_on_one_database_take_payments_into_one_log(
 ) -> None:
     """Node A (two processes) and node B (one), each with a copy of the same data directory
     (so the same keys), on one PostgreSQL database."""
-    with pg_database(f"{pg_node_template.url}_{uuid.uuid4().hex[:8]}", pg_node_template.url) as url:
+    with pg_copy(pg_node_template.url) as url:
         for name in ("a", "b"):
             shutil.copytree(pg_node_template.data_dir, tmp_path / name / "data")
         with ExitStack() as stack:

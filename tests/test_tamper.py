@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -42,7 +41,15 @@ from runtime.database import make_engine
 from runtime.keystore import key_path, save_key
 from runtime.node import Node
 from runtime.settings import Settings
-from tests.conftest import NODE_KEY, ORIGIN, TREASURER_KEY, Template, pg_database
+from tests.conftest import (
+    NODE_KEY,
+    ORIGIN,
+    TREASURER_KEY,
+    Template,
+    close_spares,
+    pg_copy,
+    pg_database,
+)
 from tests.factories import register
 
 INES, HUGO, LEA = member_account("ines"), member_account("hugo"), member_account("lea")
@@ -124,6 +131,7 @@ def pg_village(pg_template: Template, tmp_path_factory: pytest.TempPathFactory) 
     with pg_database(name, pg_template.url) as url:
         _build_village(url, tmp_path_factory.mktemp("village") / "data")
         yield name
+        close_spares(name)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -135,7 +143,7 @@ def village_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]
         yield f"sqlite:///{path}"
         return
     template = request.getfixturevalue("pg_village")
-    with pg_database(f"{template}_{uuid.uuid4().hex[:8]}", template) as url:
+    with pg_copy(template) as url:
         yield url
 
 
