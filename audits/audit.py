@@ -23,17 +23,18 @@ import nacl.signing
 from sqlalchemy import Connection, Engine, and_, func, or_, select, tuple_
 
 from audits.checks import KeyState
-from audits.log import check_log, guess_tree, read_log
+from audits.log import StoredLog, check_log, check_log_since, guess_tree, read_log
 from audits.paper import check_paper
-from audits.report import Finding, Report
+from audits.report import EMERGENCY, AuditState, Finding, Report
 from audits.transfers import TransferAudit, shared_snapshot
+from audits.watch import watch
 from ledger import repository as repo
 from ledger.canonical import canonical, unb64
 from ledger.chart import EUR, RULES, SYSTEM_ACCOUNTS, Chart, kind_of
 from ledger.checkpoint import verifier_key
 from ledger.errors import LedgerError
 from ledger.leaves import key_event_leaf
-from ledger.merkle import leaf_hash
+from ledger.merkle import Frontier, leaf_hash
 from ledger.models import accounts as accounts_table
 from ledger.models import key_events
 from ledger.models import keys as keys_table
@@ -42,7 +43,7 @@ from ledger.models import transfers as transfers_table
 from ledger.operations import NODE
 from ledger.service import may_change_keys
 
-__all__ = ["Finding", "NoLedger", "Report", "audit"]
+__all__ = ["AuditState", "Finding", "NoLedger", "Report", "audit"]
 
 Progress = Callable[[int, int], None]
 
@@ -54,6 +55,8 @@ def audit(
     witnessed: Sequence[str] = (),
     workers: int | None = None,
     progress: Progress | None = None,
+    since: AuditState | None = None,
+    now_ms: int | None = None,
 ) -> Report:
     """Audit the ledger in `engine`'s database, as of one snapshot.
 
@@ -61,36 +64,79 @@ def audit(
     it, the genesis key event's key is used. `witnessed` are signed checkpoints kept
     outside the database (by the node, by residents): the log must still contain each.
     `workers` processes (default: one per core) check the transfers of a large ledger:
-    their Ed25519 signatures are most of the work."""
+    their Ed25519 signatures are most of the work. `since`: the state a previous clean
+    audit left (its signature checked by the caller): only what came after it is checked,
+    the rest is taken from it. The report's `state` is what the next audit may resume from,
+    when nothing but warnings was found."""
     started = time.perf_counter()
     report = Report()
     with _snapshot(engine) as conn:
         source = shared_snapshot(conn)  # before anything else is read
         origin, chart = _identity(conn, report)
+        if since is not None and since.origin != origin:
+            report.findings.append(
+                Finding("meta", "the previous audit's state is of another ledger: checked anew")
+            )
+            since = None
+        report.full = since is None
+        report.resumed_from = since.last_transfer if since else None
+        after = since.last_transfer if since else 0
         keys, event_leaves = _replay_keys(conn, origin, node_public_key, report)
         node_key = node_public_key or next(
             (k.public_key for k in keys.values() if k.owner == NODE), None
         )
         verifier = verifier_key(origin, node_key) if node_key else ""
         replays = Report()  # reported after the transfers, as they always were
+        log: StoredLog | None = None
         with TransferAudit(
-            conn, source, chart.local, origin, keys, workers or os.cpu_count() or 1, progress
+            conn, source, chart.local, origin, keys, workers or os.cpu_count() or 1, progress, after
         ) as checking:
             # While worker processes check the transfers, this one checks the rest.
-            _check_replays(conn, replays)
+            _check_replays(conn, replays, after)
             checking.poll()
-            log = read_log(conn)
-            checking.poll()
-            guess_tree(log, origin, verifier, witnessed)
+            if since is None:
+                log = read_log(conn)
+                checking.poll()
+                guess_tree(log, origin, verifier, witnessed)
             transfers = checking.result()
+            if log is not None:
+                frontier = check_log(
+                    log, origin, verifier, transfers.leaves, event_leaves, witnessed, report
+                )
+            else:
+                assert since is not None
+                frontier = check_log_since(
+                    conn,
+                    Frontier(since.tree_size, [bytes.fromhex(h) for h in since.frontier]),
+                    origin,
+                    verifier,
+                    transfers.leaves,
+                    event_leaves,
+                    checking.leaf_of,
+                    witnessed,
+                    report,
+                )
+            last = checking.last
         report.transfers = transfers.count
         report.findings.extend(transfers.findings)
         report.findings.extend(replays.findings)
-        _check_accounts(conn, chart, transfers.sums, report)
+        sums = dict(since.balances) if since else {}
+        for code, amount in transfers.sums.items():
+            sums[code] = sums.get(code, 0) + amount
+        _check_accounts(conn, chart, sums, report)
         check_paper(conn, chart.local, report)
-        check_log(log, origin, verifier, transfers.leaves, event_leaves, witnessed, report)
+        watched = watch(conn, chart, since, after, report, now_ms)
     report.seconds = time.perf_counter() - started
     report.findings.sort(key=lambda f: (f.transfer_id or 0, f.check, f.message))
+    if report.ok:
+        report.state = AuditState(
+            origin=origin,
+            last_transfer=last,
+            tree_size=frontier.size,
+            frontier=[h.hex() for h in frontier.hashes],
+            balances=sums,
+            **watched,
+        )
     return report
 
 
@@ -259,10 +305,11 @@ def _verifies(public_key: bytes, message: bytes, signature: bytes) -> bool:
 GIVING_BACK = ("refund", "escrow_release", "escrow_refund")
 
 
-def _check_replays(conn: Connection, report: Report) -> None:
+def _check_replays(conn: Connection, report: Report, after: int = 0) -> None:
     """An order is posted once (key + nonce, initiator + client id), a transfer is paid out
     or corrected once, and refunds and escrow releases never exceed their payment. The
-    database's unique keys say so too, but an audit does not take the schema's word for it."""
+    database's unique keys say so too, but an audit does not take the schema's word for it.
+    Resumed after transfer `after`, only what involves a later transfer is looked at."""
     t, p = transfers_table, postings_table
     once = (
         ((t.c.key_id, t.c.nonce), "replays transfer {} (same key and nonce)", None),
@@ -276,6 +323,8 @@ def _check_replays(conn: Connection, report: Report) -> None:
         dupes = select(*columns).group_by(*columns).having(func.count() > 1)
         if kinds:
             dupes = dupes.where(t.c.kind.in_(kinds))
+        if after:
+            dupes = dupes.where(tuple_(*columns).in_(select(*columns).where(t.c.id > after)))
         query = query.where(tuple_(*columns).in_(dupes))
         first: dict[tuple[Any, ...], int] = {}
         for row in conn.execute(query):
@@ -289,7 +338,7 @@ def _check_replays(conn: Connection, report: Report) -> None:
                 )
             else:
                 first[key] = row.id
-    refunded = select(t.c.ref_id).where(t.c.kind.in_(GIVING_BACK))
+    refunded = select(t.c.ref_id).where(t.c.kind.in_(GIVING_BACK), t.c.id > after)
     paid = (  # of the payments refunded only: summing every transfer's costs a scan
         select(p.c.transfer_id, func.sum(p.c.amount).label("paid"))
         .where(p.c.amount > 0, p.c.transfer_id.in_(refunded))
@@ -317,10 +366,10 @@ def _check_replays(conn: Connection, report: Report) -> None:
                     transfer_id=last,
                 )
             )
-    _check_card_reversals(conn, report)
+    _check_card_reversals(conn, report, after)
 
 
-def _check_card_reversals(conn: Connection, report: Report) -> None:
+def _check_card_reversals(conn: Connection, report: Report, after: int) -> None:
     """Card reversals and write-offs of one top-up never give back more than it issued:
     a reversal counts by the units it returns, a write-off by the euros it puts back."""
     t, p, a = transfers_table, postings_table, accounts_table
@@ -344,6 +393,10 @@ def _check_card_reversals(conn: Connection, report: Report) -> None:
         )
         .group_by(t.c.ref_id, issued.c.issued)
     )
+    if after:
+        reversing = ("card_reversal", "card_write_off")
+        again = select(t.c.ref_id).where(t.c.id > after, t.c.kind.in_(reversing))
+        reversals = reversals.where(t.c.ref_id.in_(again))
     for ref, reversed_, last, amount in conn.execute(reversals):
         if reversed_ > amount:
             report.findings.append(
@@ -413,11 +466,13 @@ def _check_accounts(conn: Connection, chart: Chart, sums: dict[str, int], report
         _check_account_row(row, chart, report)
         backing += replayed if rule.backing else 0
         outstanding += replayed if rule.outstanding else 0
+    report.watch.backing, report.watch.outstanding = backing, outstanding
     if backing < outstanding:
         report.findings.append(
             Finding(
                 "backing",
                 f"{outstanding} {chart.local} cents outstanding but only {backing} "
                 f"{EUR} cents in reserve",
+                severity=EMERGENCY,
             )
         )

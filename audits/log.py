@@ -8,7 +8,7 @@ that tree is the one the audit needs, and only the comparison is left for the en
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import Connection
@@ -16,7 +16,7 @@ from sqlalchemy import Connection
 from audits.report import Finding, Report
 from ledger import bulk
 from ledger.checkpoint import CheckpointError, open_checkpoint
-from ledger.merkle import HASH_SIZE, MemoryNodes, root
+from ledger.merkle import HASH_SIZE, Frontier, MemoryNodes, root
 
 Entry = tuple[int | None, int | None]  # (transfer id, key event id) of a leaf
 
@@ -77,7 +77,8 @@ def check_log(
     event_leaves: dict[int, bytes],
     witnessed: Sequence[str],
     report: Report,
-) -> None:
+) -> Frontier:
+    """Check the whole log; return the frontier of its tree, for the next audit to resume."""
     recomputed, entries, flagged = _leaves(stored, transfer_leaves, event_leaves, report)
     report.leaves = len(recomputed)
     _unsealed(stored, transfer_leaves, event_leaves, entries, report)
@@ -87,6 +88,7 @@ def check_log(
     _report_nodes(tree, flagged, entries, report)
     report.checkpoints += tree.checkpoints
     report.findings.extend(tree.findings)
+    return Frontier.from_nodes(len(recomputed), tree.nodes)
 
 
 def _tree(
@@ -363,3 +365,195 @@ def _check_witnessed(
                     "longer stored in it",
                 )
             )
+
+
+# -- resumed from a previous audit ----------------------------------------------------------
+
+
+def check_log_since(
+    conn: Connection,
+    since: Frontier,
+    origin: str,
+    verifier: str,
+    transfer_leaves: dict[int, bytes],
+    event_leaves: dict[int, bytes],
+    earlier_leaf: Callable[[int], bytes | None],
+    witnessed: Sequence[str],
+    report: Report,
+) -> Frontier:
+    """Check the leaves sealed after a previous audit, from the frontier it left: each leaf
+    against its entry, each inner node completed against the stored one, each checkpoint
+    signed since against the root the frontier reaches at its size. What came before is the
+    previous audit's, whose frontier is signed; `earlier_leaf` gives the leaf of a transfer
+    that audit checked while it still waited for the log. Returns the new frontier."""
+    start = since.size
+    leaves = bulk.rows(
+        conn,
+        f"SELECT idx, transfer_id, key_event_id, hash FROM log_leaves WHERE idx >= {start:d} "
+        "ORDER BY idx",
+    )
+    nodes = {
+        (level, idx): bytes(digest)
+        for level, idx, digest in bulk.rows(
+            conn,
+            f"SELECT level, idx, hash FROM log_nodes WHERE ((idx + 1) << level) > {start:d}",
+        )
+    }
+    signed = {
+        size: (bytes(stored_root), note)
+        for size, stored_root, note in bulk.rows(
+            conn,
+            f"SELECT tree_size, root, note FROM checkpoints WHERE tree_size >= {start:d}",
+        )
+    }
+    frontier = Frontier(since.size, since.hashes)
+    roots = {frontier.size: frontier.root()}
+    entries: list[Entry] = []
+    for idx, tid, eid, digest in leaves:
+        if idx != frontier.size:
+            report.findings.append(
+                Finding("log", f"leaf {frontier.size} is missing", leaf=frontier.size)
+            )
+            break  # the positions after a hole cannot be checked against anything signed
+        expected = _expected_leaf(tid, eid, transfer_leaves, event_leaves, earlier_leaf)
+        what = f"transfer {tid}" if tid is not None else f"key event {eid}"
+        if expected is None:
+            report.findings.append(
+                Finding("log", f"leaf {idx}: {what} is missing", transfer_id=tid, leaf=idx)
+            )
+            expected = bytes(digest)
+        elif expected != bytes(digest):
+            report.findings.append(
+                Finding(
+                    "log",
+                    f"leaf {idx}: {what} differs from what was sealed",
+                    transfer_id=tid,
+                    leaf=idx,
+                )
+            )
+        for level, index, digest_ in frontier.append(expected)[1:]:
+            if nodes.get((level, index)) != digest_:
+                first = index << level
+                state = "is missing" if (level, index) not in nodes else "differs from its leaves"
+                report.findings.append(
+                    Finding(
+                        "log",
+                        f"the log's stored node at level {level}, index {index} (over leaves "
+                        f"{first}..{first + (1 << level) - 1}) {state}",
+                        leaf=first,
+                    )
+                )
+        roots[frontier.size] = frontier.root()
+        entries.append((tid, eid))
+    report.leaves = frontier.size
+    _check_new_checkpoints(signed, roots, origin, verifier, frontier.size, report)
+    _check_new_witnessed(witnessed, roots, start, origin, verifier, report)
+    queued = bulk.rows(conn, "SELECT transfer_id, key_event_id FROM log_queue")
+    _unsealed_since(queued, transfer_leaves, event_leaves, entries, report)
+    return frontier
+
+
+def _expected_leaf(
+    tid: int | None,
+    eid: int | None,
+    transfer_leaves: dict[int, bytes],
+    event_leaves: dict[int, bytes],
+    earlier_leaf: Callable[[int], bytes | None],
+) -> bytes | None:
+    if tid is not None:
+        found = transfer_leaves.get(tid)
+        return found if found is not None else earlier_leaf(tid)
+    return event_leaves.get(eid) if eid is not None else None
+
+
+def _check_new_checkpoints(
+    signed: dict[int, tuple[bytes, str]],
+    roots: dict[int, bytes],
+    origin: str,
+    verifier: str,
+    size: int,
+    report: Report,
+) -> None:
+    for tree_size, (stored_root, text) in sorted(signed.items()):
+        report.checkpoints += 1
+        try:
+            note = open_checkpoint(text, verifier, origin=origin)
+        except CheckpointError as exc:
+            report.findings.append(Finding("checkpoint", f"checkpoint {tree_size}: {exc}"))
+            continue
+        if note.size != tree_size or note.root != stored_root:
+            report.findings.append(
+                Finding(
+                    "checkpoint",
+                    f"checkpoint {tree_size}: stored size or root differs from the signed note",
+                )
+            )
+        elif roots.get(tree_size) != note.root:
+            report.findings.append(
+                Finding(
+                    "checkpoint",
+                    f"checkpoint {tree_size}: the log no longer has the tree this checkpoint "
+                    "signed",
+                )
+            )
+    latest = max(signed, default=0)
+    if latest != size and size > min(roots):
+        report.findings.append(
+            Finding(
+                "checkpoint", f"the log has {size} leaves but the latest checkpoint signs {latest}"
+            )
+        )
+
+
+def _check_new_witnessed(
+    notes: Sequence[str],
+    roots: dict[int, bytes],
+    start: int,
+    origin: str,
+    verifier: str,
+    report: Report,
+) -> None:
+    """Witnessed checkpoints beyond the previous audit's tree (those within it were
+    checked by that audit)."""
+    size = max(roots)
+    for text in notes:
+        try:
+            seen = open_checkpoint(text, verifier, origin=origin)
+        except CheckpointError as exc:
+            report.findings.append(Finding("checkpoint", f"a witnessed checkpoint: {exc}"))
+            continue
+        if seen.size > size:
+            report.findings.append(
+                Finding(
+                    "checkpoint",
+                    f"a checkpoint of size {seen.size} was witnessed but the log "
+                    f"has only {size} leaves: entries were removed",
+                )
+            )
+        elif seen.size > start and roots[seen.size] != seen.root:
+            report.findings.append(
+                Finding(
+                    "checkpoint",
+                    f"the log's first {seen.size} leaves are not those of the "
+                    "checkpoint witnessed at that size",
+                )
+            )
+
+
+def _unsealed_since(
+    queued: list[tuple[int | None, int | None]],
+    transfer_leaves: dict[int, bytes],
+    event_leaves: dict[int, bytes],
+    entries: list[Entry],
+    report: Report,
+) -> None:
+    """Every transfer checked in this run is in the log or waiting for it."""
+    queued_t = {tid for tid, _ in queued if tid is not None}
+    report.unsealed = len(queued)
+    sealed_t = {tid for tid, _ in entries if tid is not None}
+    for tid in sorted(transfer_leaves.keys() - sealed_t - queued_t):
+        report.findings.append(
+            Finding(
+                "log", f"transfer {tid} is neither in the log nor waiting for it", transfer_id=tid
+            )
+        )

@@ -1,18 +1,73 @@
-"""What an audit finds and reports."""
+"""What an audit finds and reports, and the state it leaves for the next one to resume from."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+# How serious a finding is: an *emergency* when units outstanding ever exceeded the euros
+# backing them, a *warning* for what needs watching but is not a fault (the ACPR threshold
+# coming near), an *error* for everything the ledger's data contradicts.
+ERROR, WARNING, EMERGENCY = "error", "warning", "emergency"
 
 
 @dataclass(frozen=True)
 class Finding:
-    check: str  # keys, signature, order, postings, balance, backing, log, checkpoint
+    check: str  # keys, signature, order, postings, balance, backing, log, checkpoint, acpr...
     message: str
     transfer_id: int | None = None
     account: str | None = None
     leaf: int | None = None
+    severity: str = ERROR
+
+
+@dataclass
+class AuditState:
+    """How far an audit has checked, for the next one to resume from (after GNU Taler's
+    auditor): every transfer up to `last_transfer`, the log up to `tree_size` (its
+    `frontier`: the roots of the perfect subtrees the tree is made of, largest first, from
+    which the next roots follow), and the balances the checked history gives. Stored signed
+    by the node key, so that a resumed audit does not take the database's word for it."""
+
+    origin: str
+    last_transfer: int
+    tree_size: int
+    frontier: list[str]  # hex
+    balances: dict[str, int]
+    # Running totals for the watches (audits/watch.py): the day (days since 1970-01-01, UTC)
+    # of the last transfer checked, the euros backing and units outstanding at its end, and
+    # the payments of each of the last 365 days.
+    day: int | None = None
+    backing: int = 0
+    outstanding: int = 0
+    payments: dict[str, int] = field(default_factory=dict)
+    version: int = 1
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str) -> AuditState:
+        return cls(**json.loads(text))
+
+
+@dataclass
+class Watch:
+    """Figures the treasurer follows, measured by the audit."""
+
+    # Payments between members over the last 365 days, in euro cents (units are 1:1), and the
+    # ceiling above which the ACPR supervises the currency (EUR 1,000,000 a year).
+    payments_12_months: int = 0
+    acpr_ceiling: int = 100_000_000
+    backing: int = 0  # euro cents in reserve, at the audit's snapshot
+    outstanding: int = 0  # local cents held by members (digital and paper)
+    lowest_margin_day: str | None = None  # the day the reserve exceeded units the least
+    lowest_margin: int | None = None
+
+    @property
+    def acpr_share(self) -> float:
+        return self.payments_12_months / self.acpr_ceiling if self.acpr_ceiling else 0.0
 
 
 @dataclass
@@ -25,14 +80,21 @@ class Report:
     accounts: int = 0
     seconds: float = 0.0
     findings: list[Finding] = field(default_factory=list)
+    full: bool = True  # False when resumed from a previous audit's state
+    resumed_from: int | None = None  # the last transfer the resumed state had checked
+    watch: Watch = field(default_factory=Watch)
+    state: AuditState | None = None  # what the next audit may resume from (when ok)
 
     @property
     def ok(self) -> bool:
-        return not self.findings
+        """No finding but warnings."""
+        return all(f.severity == WARNING for f in self.findings)
 
     def as_dict(self) -> dict[str, Any]:
         result = asdict(self)
+        result.pop("state")
         result["ok"] = self.ok
+        result["watch"]["acpr_share"] = round(self.watch.acpr_share, 4)
         result["findings"] = [
             {k: v for k, v in asdict(f).items() if v is not None} for f in self.findings
         ]

@@ -109,8 +109,11 @@ class TransferAudit:
         keys: dict[str, KeyState],
         workers: int,
         progress: Progress | None = None,
+        after: int = 0,
     ) -> None:
+        """`after`: the last transfer a previous audit checked (only later ones are read)."""
         self.source, self.local, self.origin, self.keys = source, local, origin, keys
+        self.after = after
         self.workers, self.progress = workers, progress
         self.done = Transfers()
         self.fetch = _fetcher(conn.connection.driver_connection)
@@ -119,14 +122,16 @@ class TransferAudit:
         self.total = 0
 
     def __enter__(self) -> TransferAudit:
-        low, top = self.fetch("SELECT min(id), max(id) FROM transfers")[0]
+        after = self.after
+        low, top = self.fetch(f"SELECT min(id), max(id) FROM transfers WHERE id > {after:d}")[0]
         self.ranges: list[Range] = []
+        self.last = top if top is not None else after  # the last transfer this audit checks
+        self.codes = {i: code for i, code in self.fetch("SELECT id, code FROM accounts")}
+        self.checks = TransferChecks(self.local, self.origin, self.keys)
         if top is None:
             return self
         self.total = top - low + 1
         self.ranges = [(lo, min(lo + CHUNK - 1, top)) for lo in range(low, top + 1, CHUNK)]
-        self.codes = {i: code for i, code in self.fetch("SELECT id, code FROM accounts")}
-        self.checks = TransferChecks(self.local, self.origin, self.keys)
         if self.workers > 1 and self.total >= PARALLEL_FROM:
             context = multiprocessing.get_context("spawn")  # nothing of this process inherited
             self.pool = ProcessPoolExecutor(
@@ -161,6 +166,11 @@ class TransferAudit:
         else:
             self._collect(wait=True)
         return self.done
+
+    def leaf_of(self, transfer_id: int) -> bytes | None:
+        """The leaf of a transfer checked by an earlier audit (sealed since), recomputed."""
+        work = read_range(self.fetch, transfer_id, transfer_id, self.codes, [])
+        return self.checks.check(work).leaves.get(transfer_id)
 
     def _send(self) -> None:
         """Read every range here and send it to the workers, a few tasks ahead of them (so
