@@ -41,8 +41,8 @@ from pathlib import Path
 import nacl.signing
 from sqlalchemy.engine import make_url
 
-from audits.audit import audit
 from bench import http, pos
+from bench.audit import audit_apart
 from bench.databases import PG_ADMIN, postgres_database
 from ledger.canonical import canonical
 from ledger.chart import member_account
@@ -77,6 +77,13 @@ class EngineFigures:
     audit_tps: float = 0.0
     audit_cpu_per_100k: float = 0.0  # CPU seconds of the audit's processes (not the server's)
     audit_ok: bool = False
+    audit_peak_mib: float = 0.0  # the audit's own process
+    audit_worker_peak_mib: float = 0.0  # its largest worker process
+    audit_floor_seconds: float = 0.0  # verifying as many Ed25519 signatures on every core
+    audit_floor_ratio: float = 0.0
+    resumed_transfers: int = 0
+    resumed_seconds: float = 0.0
+    resumed_ok: bool = False
 
 
 @dataclass
@@ -270,21 +277,43 @@ def bench_engine(kind: str, url: str, args: argparse.Namespace) -> EngineFigures
     figures.hot_payers_ratio = figures.hot_payers_tps / figures.spread_tps
     figures.sealer_lag_p50_ms = statistics.median(lags) if lags else 0.0
     figures.sealer_lag_max_ms = max(lags, default=0)
-    say(f"[{kind}] auditing")
-    cpu = cpu_seconds()
-    report = audit(
-        village.ledger.engine,
-        node_public_key=village.node_key.public_key,
-        workers=args.audit_workers or None,
-    )
-    figures.audit_transfers, figures.audit_seconds = report.transfers, report.seconds
-    figures.audit_tps = report.transfers / report.seconds
-    figures.audit_cpu_per_100k = (cpu_seconds() - cpu) * 100_000 / max(report.transfers, 1)
-    figures.audit_ok = report.ok
-    if not report.ok:
-        say(f"[{kind}] AUDIT FINDINGS: {report.findings[:5]}")
+    bench_audit(kind, village, figures, args)
     village.ledger.engine.dispose()
     return figures
+
+
+def bench_audit(
+    kind: str, village: Village, figures: EngineFigures, args: argparse.Namespace
+) -> None:
+    """`sou audit --full` in a process of its own (its peak memory apart from what built
+    the ledger), the Ed25519 floor for as many signatures measured right after, then the
+    audit resumed from its state once `--resume-transfers` more were posted."""
+    url = village.ledger.engine.url.render_as_string(hide_password=False)
+    public_key = village.node_key.public_key
+    say(f"[{kind}] auditing in full")
+    full = audit_apart(url, public_key)
+    figures.audit_transfers, figures.audit_seconds = full["transfers"], full["seconds"]
+    figures.audit_tps = full["transfers"] / full["seconds"]
+    figures.audit_cpu_per_100k = full["cpu_seconds"] * 100_000 / max(full["transfers"], 1)
+    figures.audit_peak_mib, figures.audit_worker_peak_mib = (
+        full["peak_mib"],
+        full["worker_peak_mib"],
+    )
+    figures.audit_ok = full["ok"]
+    if not full["ok"]:
+        say(f"[{kind}] AUDIT FINDINGS: {full['findings']}")
+    rate = verify_rate(os.cpu_count() or 1)
+    figures.audit_floor_seconds = full["transfers"] / rate
+    figures.audit_floor_ratio = full["seconds"] / figures.audit_floor_seconds
+    per_thread = args.resume_transfers // args.payers
+    if not (full["state"] and per_thread):
+        return
+    say(f"[{kind}] posting {per_thread * args.payers} more transfers, then auditing what is new")
+    run_load(village, presign(village, per_thread, LOADS[0]))
+    Sealer(village.ledger.engine, village.node_key, ORIGIN).seal_all()
+    resumed = audit_apart(url, public_key, full["state"])
+    figures.resumed_transfers, figures.resumed_seconds = resumed["transfers"], resumed["seconds"]
+    figures.resumed_ok = resumed["ok"]
 
 
 def cpu_seconds() -> float:
@@ -373,6 +402,13 @@ def print_table(figures: Figures) -> None:
         ("audit: s per 100,000 transfers", None, "{:.1f}"),
         ("audit: CPU s per 100,000 transfers", "audit_cpu_per_100k", "{:.1f}"),
         ("audit: all checks hold", "audit_ok", "{}"),
+        ("audit: peak memory (MiB)", "audit_peak_mib", "{:.0f}"),
+        ("  its largest worker (MiB)", "audit_worker_peak_mib", "{:.0f}"),
+        ("Ed25519 floor, all cores (s)", "audit_floor_seconds", "{:.1f}"),
+        ("  audit / floor", "audit_floor_ratio", "{:.2f}x"),
+        ("resumed audit: new transfers", "resumed_transfers", "{:,}"),
+        ("resumed audit: seconds", "resumed_seconds", "{:.2f}"),
+        ("resumed audit: all checks hold", "resumed_ok", "{}"),
     ]
     for label, attr, fmt in rows:
         cells = []
@@ -415,6 +451,12 @@ def main() -> None:
         type=int,
         default=0,
         help="processes checking transfers (default: one per core)",
+    )
+    parser.add_argument(
+        "--resume-transfers",
+        type=int,
+        default=10_240,
+        help="transfers posted after the full audit, for the resumed one (default 10,240)",
     )
     parser.add_argument("--pgbench-seconds", type=int, default=20)
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
