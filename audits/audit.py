@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -42,10 +42,13 @@ from ledger.models import postings as postings_table
 from ledger.models import transfers as transfers_table
 from ledger.operations import NODE
 from ledger.service import may_change_keys
+from runtime.plugins import Plugins
 
 __all__ = ["AuditState", "Finding", "NoLedger", "Report", "audit"]
 
 Progress = Callable[[int, int], None]
+# Plugin name -> what its records say each of its escrow accounts holds.
+EscrowRecords = Callable[[Connection], Mapping[str, Mapping[str, int]]]
 
 
 def audit(
@@ -57,6 +60,7 @@ def audit(
     progress: Progress | None = None,
     since: AuditState | None = None,
     now_ms: int | None = None,
+    escrow_records: EscrowRecords | None = None,
 ) -> Report:
     """Audit the ledger in `engine`'s database, as of one snapshot.
 
@@ -67,7 +71,8 @@ def audit(
     their Ed25519 signatures are most of the work. `since`: the state a previous clean
     audit left (its signature checked by the caller): only what came after it is checked,
     the rest is taken from it. The report's `state` is what the next audit may resume from,
-    when nothing but warnings was found."""
+    when nothing but warnings was found. `escrow_records` reads, in the audit's snapshot,
+    what each plugin's records say its escrow accounts hold (`sou_escrow_holdings`)."""
     started = time.perf_counter()
     report = Report()
     with _snapshot(engine) as conn:
@@ -124,6 +129,8 @@ def audit(
         for code, amount in transfers.sums.items():
             sums[code] = sums.get(code, 0) + amount
         _check_accounts(conn, chart, sums, report)
+        if escrow_records is not None:
+            _check_escrows(escrow_records(conn), sums, report)
         check_paper(conn, chart.local, report)
         watched = watch(conn, chart, since, after, report, now_ms)
     report.seconds = time.perf_counter() - started
@@ -138,6 +145,16 @@ def audit(
             **watched,
         )
     return report
+
+
+def escrow_records_of(plugins: Plugins) -> EscrowRecords:
+    """What the active plugins' records say their escrows hold, read on the audit's
+    connection."""
+
+    def read(conn: Connection) -> dict[str, Mapping[str, int]]:
+        return {p.name: held for p, held in plugins.each("sou_escrow_holdings", conn=conn)}
+
+    return read
 
 
 class NoLedger(Exception):
@@ -476,3 +493,23 @@ def _check_accounts(conn: Connection, chart: Chart, sums: dict[str, int], report
                 severity=EMERGENCY,
             )
         )
+
+
+def _check_escrows(
+    records: Mapping[str, Mapping[str, int]], sums: dict[str, int], report: Report
+) -> None:
+    """Each plugin's escrow accounts hold exactly what its own records say: what its
+    operations took in, less what they released and refunded."""
+    for plugin, holdings in sorted(records.items()):
+        prefix = f"escrow:{plugin}:"
+        for code in sorted({c for c in sums if c.startswith(prefix)} | set(holdings)):
+            held, recorded = sums.get(code, 0), holdings.get(code, 0)
+            if held != recorded:
+                report.findings.append(
+                    Finding(
+                        "escrow",
+                        f"account {code} holds {held}, but the records of plugin {plugin} "
+                        f"say {recorded}",
+                        account=code,
+                    )
+                )

@@ -26,6 +26,7 @@ from runtime.settings import Settings
 if TYPE_CHECKING:
     from audits.audit import Report
     from runtime.node import Node
+    from runtime.plugins import Plugins
 
 app = typer.Typer(
     help="Sou: the node of a local complementary currency. Settings come from SOU_* "
@@ -205,7 +206,7 @@ def audit(
     Exit 0 when everything holds, 1 with the list of findings otherwise."""
     from sqlalchemy import make_url
 
-    from audits.audit import NoLedger
+    from audits.audit import NoLedger, escrow_records_of
     from audits.audit import audit as run_audit
     from runtime import witness
     from runtime.database import make_engine, read_only
@@ -242,6 +243,7 @@ def audit(
                 witnessed=witnessed,
                 workers=workers or os.cpu_count() or 1,
                 progress=lambda done, total: bar.update(task, completed=done, total=total),
+                escrow_records=escrow_records_of(_plugins(settings)),
             )
     except NoLedger as exc:
         raise _fail(str(exc)) from exc
@@ -289,6 +291,15 @@ def operator(
     typer.echo(f"Created {role} {member.display_name} <{member.email}> (id {member.id}).")
 
 
+def _plugins(settings: Settings) -> Plugins:
+    """The active plugins, their settings read (an audit asks them what their escrows hold)."""
+    from runtime.plugins import Plugins, make_settings
+
+    plugins = Plugins.discover(settings.disabled_plugins)
+    make_settings(plugins)
+    return plugins
+
+
 def _open() -> Node:
     from runtime.node import open_node
 
@@ -319,10 +330,11 @@ def _print_report(report: Report) -> None:
     )
     if report.ok:
         typer.echo("All checks hold.")
-        return
-    typer.echo(f"{len(report.findings)} finding(s):")
+    else:
+        typer.echo(f"{len(report.findings)} finding(s):")
     for finding in report.findings:
-        typer.echo(f"  [{finding.check}] {finding.message}")
+        severity = "" if finding.severity == "error" else f"{finding.severity.upper()}: "
+        typer.echo(f"  [{finding.check}] {severity}{finding.message}")
 
 
 def build_cli(settings: Settings | None = None) -> typer.Typer:

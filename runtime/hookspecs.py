@@ -14,7 +14,7 @@ own key `plugin:<name>` (which the node makes and registers for it).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib.resources.abc import Traversable
 from typing import TYPE_CHECKING, Any
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     import typer
     from fastapi import APIRouter
     from pydantic_settings import BaseSettings
+    from sqlalchemy import Connection
 
     from runtime.jobs import Job
     from runtime.node import Node
@@ -84,6 +85,13 @@ class Hooks:
         gives the plugin its key `plugin:<name>`, made and registered by the node, with
         which it signs the releases and refunds of its escrows. Escrows for one purpose (a
         contract, a campaign) may also be opened later with `node.ledger.open_account`."""
+
+    @hookspec
+    def sou_escrow_holdings(self, conn: Connection) -> Mapping[str, int]:
+        """For a plugin that holds members' units: what each of its escrow accounts holds
+        by the plugin's own records (what its operations took in, less what they released
+        and refunded), read on `conn`. `sou audit` compares each with the ledger's balance
+        and names any account where they differ. Accounts holding nothing may be left out."""
 
     @hookspec
     def sou_startup(self, node: Node) -> None:

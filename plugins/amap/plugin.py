@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from importlib.resources import files
 from importlib.resources.abc import Traversable
 
 from fastapi import APIRouter
+from sqlalchemy import Connection
 
-from plugins.amap import endpoints, pages, service
+from plugins.amap import endpoints, pages, repository, service
 from runtime.hookspecs import Assets, MenuEntry, hookimpl
 from runtime.jobs import Job, JobRun
 from runtime.node import Node
@@ -25,6 +26,14 @@ def sou_migrations() -> Traversable:
 @hookimpl
 def sou_escrows() -> Sequence[str]:
     return []  # one escrow per subscription, opened with it; this hook gives the plugin its key
+
+
+@hookimpl
+def sou_escrow_holdings(conn: Connection) -> Mapping[str, int]:
+    return {
+        service.escrow(subscription): held
+        for subscription, held in repository.escrow_holdings(conn).items()
+    }
 
 
 @hookimpl

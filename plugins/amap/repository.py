@@ -430,3 +430,23 @@ def expired_holds(conn: Connection, before_ms: int) -> list[Row]:
 
 def drop_hold(conn: Connection, order_id: str) -> None:
     conn.execute(delete(holds).where(holds.c.order_id == order_id))
+
+
+def escrow_holdings(conn: Connection) -> dict[int, int]:
+    """What each subscription's escrow holds by these records: its payments, less the
+    releases and refunds posted."""
+    held: dict[int, int] = {}
+    for subscription, amount in conn.execute(
+        select(payments.c.subscription, func.sum(payments.c.amount)).group_by(
+            payments.c.subscription
+        )
+    ):
+        held[subscription] = held.get(subscription, 0) + int(amount)
+    posted = (
+        select(moves.c.subscription, func.sum(moves.c.amount))
+        .where(moves.c.transfer_id.is_not(None))
+        .group_by(moves.c.subscription)
+    )
+    for subscription, amount in conn.execute(posted):
+        held[subscription] = held.get(subscription, 0) - int(amount)
+    return held

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from importlib.resources import files
 from importlib.resources.abc import Traversable
 
 from fastapi import APIRouter
 from pydantic_settings import BaseSettings
+from sqlalchemy import Connection
 
-from plugins.crowdfunding import endpoints, pages, service
+from plugins.crowdfunding import endpoints, pages, repository, service
 from plugins.crowdfunding.settings import CrowdfundingSettings
 from runtime.hookspecs import Assets, MenuEntry, hookimpl
 from runtime.jobs import Job, JobRun
@@ -23,6 +24,11 @@ EVERY_S = 60  # how late the deadline may be met: a minute
 @hookimpl
 def sou_settings() -> type[BaseSettings]:
     return CrowdfundingSettings
+
+
+@hookimpl
+def sou_escrow_holdings(conn: Connection) -> Mapping[str, int]:
+    return repository.escrow_holdings(conn)
 
 
 @hookimpl

@@ -170,3 +170,17 @@ def closed_with_units_left(conn: Connection) -> list[int]:
         )
     )
     return [int(i) for i in found.scalars()]
+
+
+def escrow_holdings(conn: Connection) -> dict[str, int]:
+    """What each escrow holds by these records: payments in, less refunds and releases."""
+    held: dict[str, int] = {}
+    for escrow, amount in conn.execute(
+        select(payments.c.escrow, func.sum(payments.c.amount)).group_by(payments.c.escrow)
+    ):
+        held[escrow] = held.get(escrow, 0) + int(amount)
+    for escrow, amount in conn.execute(
+        select(movements.c.escrow, func.sum(movements.c.amount)).group_by(movements.c.escrow)
+    ):
+        held[escrow] = held.get(escrow, 0) - int(amount)
+    return held
