@@ -23,6 +23,7 @@ import nacl.signing
 from sqlalchemy import Connection, Engine, and_, func, or_, select, tuple_
 
 from audits.checks import KeyState
+from audits.fees import check_fees
 from audits.log import StoredLog, check_log, check_log_since, guess_tree, read_log
 from audits.paper import check_paper
 from audits.report import EMERGENCY, AuditState, Finding, Report
@@ -132,6 +133,8 @@ def audit(
         if escrow_records is not None:
             _check_escrows(escrow_records(conn), sums, report)
         check_paper(conn, chart.local, report)
+        if node_key:
+            check_fees(conn, origin, node_key, after, report)
         watched = watch(conn, chart, since, after, report, now_ms)
     report.seconds = time.perf_counter() - started
     report.findings.sort(key=lambda f: (f.transfer_id or 0, f.check, f.message))

@@ -178,4 +178,25 @@ checkpoints = Table(
     Column("created_ms", BigInteger, nullable=False),
 )
 
-HISTORY_TABLES = ("transfers", "postings", "key_events", "log_leaves", "log_nodes", "checkpoints")
+# The fee rules in force over time, each signed by the node key and naming the one it
+# follows (ledger/fee_rules.py): the audit checks every fee charged against the rule of its
+# day. Append-only.
+fee_rules = Table(
+    "fee_rules",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=False),
+    Column("previous", BigInteger, unique=True),  # None for the first: one rule follows each
+    Column("effective_ms", BigInteger, nullable=False),
+    Column("rule_json", Text, nullable=False),  # RFC 8785 canonical JSON, what is signed
+    Column("signature", LargeBinary(64), nullable=False),
+)
+
+HISTORY_TABLES = (
+    "transfers",
+    "postings",
+    "key_events",
+    "log_leaves",
+    "log_nodes",
+    "checkpoints",
+    "fee_rules",
+)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Engine, inspect
 
+from ledger import fee_rules
 from ledger import repository as ledger_repo
 from ledger.chart import SYSTEM_ACCOUNTS
 from ledger.operations import NODE, PLUGIN
@@ -221,6 +222,14 @@ def open_node(settings: Settings, plugins: Plugins | None = None) -> Node:
         raise
     ledger = Ledger(engine, max_amount=settings.max_amount, max_ttl_s=settings.order_max_ttl)
     ledger.ensure_accounts(SYSTEM_ACCOUNTS)  # accounts that later versions added to the chart
+    fee_rules.record(
+        engine,
+        node_key,
+        ledger.origin,
+        settings.reconversion_fee_bps,
+        settings.reconversion_cause_share,
+        int(time.time() * 1000),
+    )
     node = Node(settings, engine, ledger, node_key)
     plug_in(node, plugins if plugins is not None else Plugins.discover(settings.disabled_plugins))
     return node
