@@ -67,20 +67,21 @@ class Plugins:
     def discover(cls, disabled: Iterable[str] = ()) -> Plugins:
         """Every installed plugin, the node's own first, each loaded unless `disabled`."""
         plugins, off = cls(), set(disabled)
-        for point in sorted(entry_points(group=GROUP), key=_shipped_first):
-            plugins.load(point, disabled=point.name in off)
+        for point, distribution in _installed():
+            plugins.load(point, disabled=point.name in off, distribution=distribution)
         for name in sorted(off - plugins.found.keys()):
             log.warning("SOU_PLUGINS_DISABLED names %r, which is not an installed plugin", name)
         return plugins
 
-    def load(self, point: EntryPoint, *, disabled: bool = False) -> Plugin:
-        dist = point.dist
-        plugin = Plugin(
-            point.name,
-            dist.name if dist else "?",
-            dist.version if dist else "?",
-            disabled=disabled,
-        )
+    def load(
+        self,
+        point: EntryPoint,
+        *,
+        disabled: bool = False,
+        distribution: tuple[str, str] | None = None,
+    ) -> Plugin:
+        name, version = distribution or _distribution(point)
+        plugin = Plugin(point.name, name, version, disabled=disabled)
         if point.name in self.found:
             other = self.found[point.name]
             self._record(plugin, f"the name is taken by {other.distribution}")
@@ -144,8 +145,18 @@ class Plugins:
         return list(self.each(hook, **kwargs))
 
 
-def _shipped_first(point: EntryPoint) -> tuple[bool, str]:
-    return (point.dist is None or point.dist.name != SHIPPED, point.name)
+@cache
+def _installed() -> tuple[tuple[EntryPoint, tuple[str, str]], ...]:
+    """The plugins' entry points, the node's own first, each with its distribution's name
+    and version: read once per process (parsing every distribution's metadata costs more
+    than the rest of opening a node)."""
+    found = [(point, _distribution(point)) for point in entry_points(group=GROUP)]
+    return tuple(sorted(found, key=lambda f: (f[1][0] != SHIPPED, f[0].name)))
+
+
+def _distribution(point: EntryPoint) -> tuple[str, str]:
+    dist = point.dist
+    return (dist.name, dist.version) if dist else ("?", "?")
 
 
 # -- what the node does with them, at each stage ----------------------------------------------
