@@ -189,6 +189,14 @@ def seal() -> None:
 @app.command()
 def audit(
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    full: Annotated[
+        bool,
+        typer.Option(
+            "--full",
+            help="Check everything again instead of resuming from the last clean audit's "
+            "signed state.",
+        ),
+    ] = False,
     workers: Annotated[
         int, typer.Option(help="Processes checking transfers (default: one per core).")
     ] = 0,
@@ -200,18 +208,22 @@ def audit(
         ),
     ] = None,
 ) -> None:
-    """Check the whole ledger: log, checkpoints, signatures, postings, balances, backing.
+    """Check the ledger: log, checkpoints, signatures, postings, balances, backing day by
+    day, fees, escrows, and the ACPR watch.
 
-    The checkpoint the node keeps in its data directory is always checked too.
-    Exit 0 when everything holds, 1 with the list of findings otherwise."""
+    Resumes from the signed state the last clean audit left (what came before was checked
+    then), unless --full. The run is recorded, for the treasurer's page. The checkpoint the
+    node keeps in its data directory is always checked too. Exit 0 when everything holds
+    (warnings are printed), 1 with the list of findings, 2 when the audit could not run."""
     from sqlalchemy import make_url
 
     from audits.audit import NoLedger, escrow_records_of
-    from audits.audit import audit as run_audit
+    from audits.service import run_audit
     from runtime import witness
     from runtime.database import make_engine, read_only
     from runtime.keystore import KeyFileError, key_path, load_key
     from runtime.node import is_initialised
+    from web.refusals import Refusal
 
     # The audit opens the database read-only and never through the node, which would
     # migrate the schema and reopen missing system accounts: it reports what it finds.
@@ -223,11 +235,12 @@ def audit(
             "`sou init`, or set SOU_DATA_DIR to the node's data directory"
         )
     engine = read_only(make_engine(settings.resolved_database_url, pool_size=2))
+    recorder = make_engine(settings.resolved_database_url, pool_size=2)  # the run's record
     try:
         if not is_initialised(engine):
             raise _fail("this node is not initialised yet: run `sou init`")
         try:
-            node_key = load_key(key_path(settings.keys_dir, "node"))
+            signing_key = load_key(key_path(settings.keys_dir, "node"))
             witnessed = witness.witnessed(settings.data_dir) + [
                 path.read_text() for path in checkpoint or []
             ]
@@ -237,20 +250,26 @@ def audit(
             raise _fail(f"cannot read a checkpoint: {exc}") from exc
         with _progress(enabled=sys.stderr.isatty()) as bar:
             task = bar.add_task("Auditing transfers", total=None)
-            report = run_audit(
-                engine,
-                node_public_key=node_key.public_key,
-                witnessed=witnessed,
+            report, _ = run_audit(
+                recorder,
+                signing_key,
+                full=full,
+                reading=engine,
                 workers=workers or os.cpu_count() or 1,
                 progress=lambda done, total: bar.update(task, completed=done, total=total),
+                witnessed=witnessed,
+                by="cli",
                 escrow_records=escrow_records_of(_plugins(settings)),
             )
     except NoLedger as exc:
         raise _fail(str(exc)) from exc
+    except Refusal as exc:  # another audit is running
+        raise _fail(exc.message.format(**exc.params)) from exc
     except SQLAlchemyError as exc:
         raise _fail(f"cannot read the database: {exc}") from exc
     finally:
         engine.dispose()
+        recorder.dispose()
     if as_json:
         typer.echo(json.dumps(report.as_dict(), indent=2, ensure_ascii=False))
     else:
@@ -322,8 +341,9 @@ def _progress(*, enabled: bool) -> Progress:
 
 
 def _print_report(report: Report) -> None:
+    since = "in full" if report.full else f"after transfer {report.resumed_from}"
     typer.echo(
-        f"Audited {report.transfers} transfers, {report.key_events} key events, "
+        f"Audited {report.transfers} transfers ({since}), {report.key_events} key events, "
         f"{report.leaves} log leaves ({report.unsealed} waiting to be sealed), "
         f"{report.checkpoints} checkpoints, {report.accounts} accounts "
         f"in {report.seconds:.2f} s."

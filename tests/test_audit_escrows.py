@@ -68,3 +68,20 @@ def test_a_campaign_escrow_whose_payments_are_recorded_otherwise_is_named(
     code, report = _audit(demo)
     assert code == 1
     assert [f["account"] for f in report["findings"] if f["check"] == "escrow"] == [escrow]
+
+
+def test_sou_audit_resumes_from_the_last_clean_run_unless_asked_for_a_full_one(
+    demo: dict[str, str],
+) -> None:
+    code, first = _audit(demo)
+    assert code == 0 and first["full"]
+    code, second = _audit(demo)
+    assert code == 0 and not second["full"] and second["resumed_from"] is not None
+    assert second["transfers"] == 0  # nothing new since the first
+    done = runner.invoke(cli, ["audit", "--full", "--json"], env=demo)
+    assert done.exit_code == 0 and json.loads(done.output)["full"]
+    assert json.loads(done.output)["transfers"] == first["transfers"]
+    said = runner.invoke(cli, ["audit"], env=demo)
+    assert (
+        said.exit_code == 0 and "after transfer" in said.output and "All checks hold" in said.output
+    )

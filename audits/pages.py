@@ -1,0 +1,142 @@
+"""The treasurer's audit page, `/treasurer/audit`.
+
+It shows the last audit (when, full or resumed, how long, what it checked), its findings by
+severity in plain words (an emergency first), the ACPR watch and the backing, and the past
+runs; two buttons start a run in the background ("check what is new", "full audit"), whose
+progress `web/static/audit.js` follows through the API without reloading. Without
+JavaScript the forms post here and the page comes back naming the run started.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from babel import Locale
+from babel.numbers import format_decimal, format_percent
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from audits import service
+from audits.report import EMERGENCY, ERROR, WARNING
+from members.access import MaybeMember, node_of, signed_in
+from web.i18n import gettext_for, language_of
+from web.pages import DoneId, Text, done, page, say, when
+from web.refusals import Refusal
+
+router = APIRouter(include_in_schema=False)
+
+# What each check means, for a treasurer who is no programmer (msgids, French in audit.po).
+CHECK_WORDS = {
+    "keys": "The register of keys (who may sign for whom) does not match its signed history.",
+    "signature": "A movement's signature does not hold: it was not signed by its payer's key.",
+    "signed": "A movement's signature does not hold: it was not signed by its payer's key.",
+    "order": "A movement differs from the order its payer signed.",
+    "postings": "A movement's entries do not balance, or are not those its order implies.",
+    "balance": "An account's balance differs from the sum of its movements.",
+    "account": "An account is not as the chart of accounts says it should be.",
+    "backing": "Units in circulation exceeded the euros in reserve.",
+    "log": "The public log of movements does not match the movements stored.",
+    "checkpoint": "A signed checkpoint of the log does not match the log.",
+    "acpr": "Payments are nearing the ceiling above which the ACPR supervises the currency.",
+    "meta": "The ledger's identity or the previous audit's state is not as expected.",
+}
+OTHER_CHECK = "The audit found something the ledger's data contradicts."
+SEVERITIES = (EMERGENCY, ERROR, WARNING)  # the order the page shows them in
+STATUS_WORDS = {
+    "running": "Running",
+    "ok": "Everything holds",
+    "findings": "Findings",
+    "failed": "Could not finish",
+}
+ACPR_WARNING_SHARE = 0.8
+
+
+def _by(request: Request, started_by: str) -> str:
+    if started_by.startswith("job:"):
+        return say(request, "the schedule")
+    if started_by.startswith("member:"):
+        return say(request, "the treasurer")
+    return say(request, "the command line")
+
+
+def _percent(request: Request, share: float, decimals: int = 0) -> str:
+    """A share as the reader writes it: "80 %" in French, "80%" in English."""
+    lang = language_of(request)
+    pattern = str(Locale.parse(lang).percent_formats[None].pattern)
+    if decimals:
+        pattern = pattern.replace("0", "0." + "0" * decimals, 1)  # "#,##0 %": one 0
+    return format_percent(share, pattern, locale=lang)
+
+
+def _grouped(report: dict[str, Any] | None) -> dict[str, list[dict[str, Any]]]:
+    groups: dict[str, list[dict[str, Any]]] = {severity: [] for severity in SEVERITIES}
+    for finding in (report or {}).get("findings", []):
+        groups.setdefault(finding.get("severity", ERROR), []).append(finding)
+    return groups
+
+
+def _audit_page(request: Request, status: int = 200, **extra: Any) -> Response:
+    node = node_of(request)
+    with node.engine.connect() as conn:
+        last = service.latest_run(conn)
+        report = service.run_of(conn, last.id)[1] if last else None
+        running = service.running_run(conn, service.settings_of(node).stale_after_s)
+        past = service.runs(conn, 20)
+    watch = last.watch if last else None
+    tr = gettext_for(request).gettext  # the script fills the messages' {names}
+    return page(
+        request,
+        "audit/audit.html",
+        status=status,
+        last=last,
+        report=report,
+        findings=_grouped(report),
+        watch=watch,
+        acpr_near=watch is not None and watch.acpr_share >= ACPR_WARNING_SHARE,
+        running=running,
+        past=past,
+        check_words=CHECK_WORDS,
+        other_check=OTHER_CHECK,
+        status_words=STATUS_WORDS,
+        by=lambda started_by: _by(request, started_by),
+        when=lambda ms: when(request, ms),
+        percent=lambda share, decimals=0: _percent(request, share, decimals),
+        seconds=lambda s: format_decimal(s, "0.0", locale=language_of(request)),
+        data={
+            "running": running.id if running else None,
+            "messages": {
+                "progress": tr("Checked {done} of {total} movements…"),
+                "starting": tr("Starting…"),
+                "ok": tr("Finished: everything holds."),
+                "findings": tr("Finished with findings: show the result to read them."),
+                "failed": tr("The audit could not finish."),
+                "reload": tr("Show the result"),
+            },
+        },
+        **extra,
+    )
+
+
+@router.get("/treasurer/audit")
+def audit_page(request: Request, p: MaybeMember, started: DoneId = None) -> Response:
+    """The last audit, its findings and figures, the past runs; buttons to start one."""
+    treasurer = signed_in(request, p, "treasurer")
+    if isinstance(treasurer, Response):
+        return treasurer
+    flash = say(request, "Audit {run} started.", run=started) if started else None
+    return _audit_page(request, flash=flash)
+
+
+@router.post("/treasurer/audit")
+def start_audit(request: Request, p: MaybeMember, full: Text = "") -> Response:
+    """One of the page's buttons: `full` "yes" for a full audit, else what is new."""
+    treasurer = signed_in(request, p, "treasurer")
+    if isinstance(treasurer, Response):
+        return treasurer
+    try:
+        run_id = service.start_in_background(
+            node_of(request), f"member:{treasurer.id}", full=full == "yes"
+        )
+    except Refusal as refusal:
+        return _audit_page(request, refusal.status, flash=refusal.text(request))
+    return done("/treasurer/audit", started=run_id)
