@@ -1,0 +1,126 @@
+"""What the reconciliation's API takes and answers."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from audits.reconciliation import service
+from audits.reconciliation.repository import Movement
+
+
+class LineOut(BaseModel):
+    id: int
+    booked: str
+    amount: int = Field(description="Cents: + into the account, - out of it.")
+    reference: str | None
+    end_to_end: str | None
+    label: str
+    duplicate: bool = Field(description="The same bank line seen earlier in the same file.")
+
+
+class MovementOut(BaseModel):
+    transfer_id: int
+    kind: str
+    amount: int
+    created_ms: int
+    references: list[str]
+
+
+class MatchOut(BaseModel):
+    id: int
+    how: str = Field(description="reference, amount (and date) or hand")
+    note: str | None
+    line: LineOut
+    movement: MovementOut
+
+
+class NearMissOut(BaseModel):
+    line: LineOut
+    movement: MovementOut
+    difference: int = Field(description="The line's amount minus the movement's, in cents.")
+
+
+class AccountOut(BaseModel):
+    account: str
+    all_matched: bool
+    matched_total: int
+    unmatched_lines_total: int
+    unmatched_movements_total: int
+    matched: list[MatchOut]
+    unmatched_lines: list[LineOut]
+    unmatched_movements: list[MovementOut]
+    near_misses: list[NearMissOut]
+
+
+class ImportedOut(BaseModel):
+    statement_id: int
+    account: str
+    read: int = Field(description="Lines in the file.")
+    added: int = Field(description="Lines new to the node (0 for a statement imported again).")
+    matched: int = Field(description="Matches this import made.")
+    view: AccountOut
+
+
+class HandMatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    line_id: int = Field(ge=1, le=2**53)
+    transfer_id: int = Field(ge=1, le=2**53)
+    note: str = Field(min_length=1, max_length=280)
+
+
+def line_out(line: service.Line) -> LineOut:
+    return LineOut(
+        id=line.id,
+        booked=line.booked,
+        amount=line.amount,
+        reference=line.reference,
+        end_to_end=line.end_to_end,
+        label=line.label,
+        duplicate=line.duplicate,
+    )
+
+
+def movement_out(m: Movement) -> MovementOut:
+    return MovementOut(
+        transfer_id=m.transfer_id,
+        kind=m.kind,
+        amount=m.amount,
+        created_ms=m.created_ms,
+        references=sorted(m.references),
+    )
+
+
+def match_out(m: service.Match) -> MatchOut:
+    return MatchOut(
+        id=m.id, how=m.how, note=m.note, line=line_out(m.line), movement=movement_out(m.movement)
+    )
+
+
+def account_out(v: service.AccountView) -> AccountOut:
+    return AccountOut(
+        account=v.account,
+        all_matched=v.all_matched,
+        matched_total=v.matched_total,
+        unmatched_lines_total=v.unmatched_lines_total,
+        unmatched_movements_total=v.unmatched_movements_total,
+        matched=[match_out(m) for m in v.matched],
+        unmatched_lines=[line_out(x) for x in v.unmatched_lines],
+        unmatched_movements=[movement_out(x) for x in v.unmatched_movements],
+        near_misses=[
+            NearMissOut(
+                line=line_out(n.line), movement=movement_out(n.movement), difference=n.difference
+            )
+            for n in v.near_misses
+        ],
+    )
+
+
+def imported_out(i: service.Imported) -> ImportedOut:
+    return ImportedOut(
+        statement_id=i.statement_id,
+        account=i.account,
+        read=i.read,
+        added=i.added,
+        matched=i.matched,
+        view=account_out(i.view),
+    )

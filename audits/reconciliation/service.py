@@ -1,0 +1,500 @@
+"""The reconciliation's rules: import a statement once, match its lines to the ledger's euro
+movements (by reference first, then by amount and date), let the treasurer match by hand
+and undo, and say what is left unmatched on each side.
+
+A match needs the exact amount: a line one cent off is shown as a near miss, with the
+difference, never matched automatically. A line printed twice in one statement (the same
+bank reference) is kept but never matched automatically: the first is, the other is listed.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Connection
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.exc import IntegrityError
+
+from audits.reconciliation import bank_csv, camt, errors, repository, stripe_balance
+from audits.reconciliation.parsed import MAX_BYTES, ParsedLine, Statement
+from audits.reconciliation.repository import ACCOUNTS, BANK_ACCOUNTS, STRIPE_ACCOUNT, Movement
+
+if TYPE_CHECKING:
+    import stripe
+
+    from runtime.node import Node
+
+FORMATS = ("camt", "csv", "stripe-csv")
+WINDOW_DAYS = 3  # a bank books a transfer a few days after the ledger records it
+NEAR_CENTS = 100  # a line this close to a movement (but not equal) is shown as a near miss
+DAY_MS = 86_400_000
+_WORDS = re.compile(r"[\s/;,()\[\]]+")
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@dataclass(frozen=True)
+class Line:
+    id: int
+    account: str
+    booked: str
+    amount: int
+    reference: str | None
+    end_to_end: str | None
+    label: str
+    duplicate: bool  # the same bank reference seen earlier in the same file
+
+
+@dataclass(frozen=True)
+class Match:
+    id: int
+    line: Line
+    movement: Movement
+    how: str
+    note: str | None
+
+
+@dataclass(frozen=True)
+class NearMiss:
+    line: Line
+    movement: Movement
+    difference: int  # line - movement, cents
+
+
+@dataclass
+class AccountView:
+    account: str
+    matched: list[Match] = field(default_factory=list)
+    unmatched_lines: list[Line] = field(default_factory=list)
+    unmatched_movements: list[Movement] = field(default_factory=list)
+    near_misses: list[NearMiss] = field(default_factory=list)
+
+    @property
+    def matched_total(self) -> int:
+        return sum(m.line.amount for m in self.matched)
+
+    @property
+    def unmatched_lines_total(self) -> int:
+        return sum(line.amount for line in self.unmatched_lines)
+
+    @property
+    def unmatched_movements_total(self) -> int:
+        return sum(m.amount for m in self.unmatched_movements)
+
+    @property
+    def all_matched(self) -> bool:
+        return not self.unmatched_lines and not self.unmatched_movements
+
+
+@dataclass(frozen=True)
+class Imported:
+    statement_id: int
+    account: str
+    read: int
+    added: int
+    matched: int  # matches the import made (on its lines and earlier ones)
+    view: AccountView
+
+
+# -- reading ----------------------------------------------------------------------------------
+
+
+def parse(data: bytes, fmt: str, name: str = "") -> Statement:
+    """The statement a file holds; a Refusal (4xx) when it is not one."""
+    if not data.strip():
+        raise errors.EMPTY_STATEMENT()
+    if len(data) > MAX_BYTES:
+        raise errors.STATEMENT_TOO_LARGE(maximum=MAX_BYTES)
+    if fmt == "camt":
+        return camt.parse(data, name)
+    if fmt == "csv":
+        return bank_csv.parse(data, name)
+    if fmt == "stripe-csv":
+        return stripe_balance.parse_csv(data, name)
+    raise errors.UNKNOWN_FORMAT()
+
+
+def guess_format(name: str, data: bytes) -> str:
+    """The format of an uploaded file, from its first bytes."""
+    head = data[:2048].lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    if head.startswith(b"<"):
+        return "camt"
+    first = head.split(b"\n", 1)[0]
+    if b"," in first and b";" not in first and (b"id" in first or b"balance" in first):
+        return "stripe-csv"
+    return "csv"
+
+
+def account_for(node: Node, fmt: str, statement: Statement, account: str | None) -> str:
+    if account:
+        if account not in ACCOUNTS:
+            raise errors.BAD_ACCOUNT()
+        return account
+    if fmt.startswith("stripe"):
+        return STRIPE_ACCOUNT
+    paper = _paper_iban(node)
+    if paper and statement.account_id and _iban(statement.account_id) == paper:
+        return "reserve:paper"
+    return "reserve:digital"
+
+
+def _iban(text: str) -> str:
+    return "".join(text.split()).upper()
+
+
+def _paper_iban(node: Node) -> str:
+    try:
+        settings = node.plugin_settings("reconciliation")
+    except Exception:  # not loaded through the hooks (a bare test node)
+        return ""
+    return _iban(getattr(settings, "paper_iban", "") or "")
+
+
+# -- importing --------------------------------------------------------------------------------
+
+
+def import_statement(
+    node: Node,
+    data: bytes,
+    fmt: str,
+    *,
+    name: str = "",
+    account: str | None = None,
+    by: str | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> Imported:
+    """Store a statement's new lines and match what can be; a statement already imported
+    adds nothing and matches nothing twice."""
+    statement = parse(data, fmt, name)
+    target = account_for(node, fmt, statement, account)
+    wanted = (STRIPE_ACCOUNT,) if fmt == "stripe-csv" else BANK_ACCOUNTS
+    if target not in wanted:  # a bank's file on Stripe's account, or the other way round
+        raise errors.BAD_ACCOUNT()
+    return store(node, statement, fmt, target, by=by, progress=progress)
+
+
+def import_stripe(
+    node: Node, *, by: str | None = None, progress: Callable[[int, int], None] | None = None
+) -> Imported:
+    """Read Stripe's balance transactions through the API and import them."""
+    settings = node.settings
+    if not settings.stripe_secret_key:
+        raise errors.STRIPE_NOT_SET()
+    statement = stripe_balance.read_api(_client(node))
+    return store(node, statement, "stripe-api", STRIPE_ACCOUNT, by=by, progress=progress)
+
+
+def _client(node: Node) -> stripe.StripeClient:
+    import stripe
+
+    base = node.settings.stripe_api_base
+    return stripe.StripeClient(
+        node.settings.stripe_secret_key,
+        base_addresses={"api": base} if base else None,
+        max_network_retries=2,
+    )
+
+
+def keyed(statement: Statement) -> list[tuple[str, int, ParsedLine]]:
+    """Each line with its key: the bank's reference (or the fields' hash) and `#n`, its
+    occurrence in the file."""
+    seen: dict[str, int] = {}
+    found = []
+    for line in statement.lines:
+        base = line.base_key()
+        seen[base] = seen.get(base, 0) + 1
+        found.append((f"{base}#{seen[base]}"[:160], seen[base], line))
+    return found
+
+
+def store(
+    node: Node,
+    statement: Statement,
+    fmt: str,
+    account: str,
+    *,
+    by: str | None,
+    progress: Callable[[int, int], None] | None = None,
+    again: bool = False,
+) -> Imported:
+    lines = keyed(statement)
+    at = now_ms()
+    try:
+        with node.engine.begin() as conn:
+            statement_id = repository.insert_statement(
+                conn,
+                account=account,
+                format=fmt,
+                name=statement.name[:200] or fmt,
+                lines_read=len(lines),
+                lines_added=0,
+                imported_by=by,
+                imported_ms=at,
+            )
+            known = repository.known_keys(conn, account, (key for key, _, _ in lines))
+            added = 0
+            for done, (key, occurrence, line) in enumerate(lines, start=1):
+                if key not in known:
+                    _insert(conn, statement_id, account, key, occurrence, line)
+                    added += 1
+                if progress is not None:
+                    progress(done, len(lines))
+            repository.set_added(conn, statement_id, added)
+            matched = auto_match(conn, account, at)
+    except IntegrityError:
+        if again:
+            raise
+        # Another import of the same lines (or a match by hand) committed first: once more,
+        # its lines are known and its matches taken.
+        return store(node, statement, fmt, account, by=by, progress=progress, again=True)
+    return Imported(statement_id, account, len(lines), added, matched, view(node, account))
+
+
+def _insert(
+    conn: Connection, statement_id: int, account: str, key: str, occurrence: int, line: ParsedLine
+) -> None:
+    repository.insert_line(
+        conn,
+        statement_id=statement_id,
+        account=account,
+        line_key=key,
+        occurrence=occurrence,
+        booked=line.booked.isoformat(),
+        value_date=line.value_date.isoformat() if line.value_date else None,
+        amount=line.amount,
+        reference=line.reference,
+        end_to_end=line.end_to_end,
+        extra_ref=line.extra_ref,
+        label=line.label,
+    )
+
+
+# -- matching ---------------------------------------------------------------------------------
+
+
+def _line(row: RowMapping) -> Line:
+    return Line(
+        id=int(row["id"]),
+        account=str(row["account"]),
+        booked=str(row["booked"]),
+        amount=int(row["amount"]),
+        reference=row["reference"],
+        end_to_end=row["end_to_end"],
+        label=str(row["label"] or ""),
+        duplicate=int(row["occurrence"]) > 1 and row["reference"] is not None,
+    )
+
+
+def _words(row: RowMapping) -> set[str]:
+    text = " ".join(
+        str(row[c] or "") for c in ("reference", "end_to_end", "extra_ref", "label")
+    ).lower()
+    return {w.strip(".") for w in _WORDS.split(text) if w}
+
+
+def _day_of(ms: int) -> date:
+    return datetime.fromtimestamp(ms / 1000, UTC).date()
+
+
+def _days_apart(row: RowMapping, movement: Movement) -> int:
+    return abs((date.fromisoformat(str(row["booked"])) - _day_of(movement.created_ms)).days)
+
+
+def _span(rows: list[RowMapping]) -> tuple[int, int]:
+    """The moments a statement's lines cover, widened by the matching window."""
+    days = [date.fromisoformat(str(r["booked"])) for r in rows]
+    start = datetime.combine(min(days) - timedelta(days=WINDOW_DAYS), datetime.min.time(), UTC)
+    end = datetime.combine(max(days) + timedelta(days=WINDOW_DAYS + 1), datetime.min.time(), UTC)
+    return int(start.timestamp() * 1000), int(end.timestamp() * 1000) - 1
+
+
+@dataclass
+class _Open:
+    """What is still unmatched on each side while matching."""
+
+    lines: list[RowMapping]
+    movements: list[Movement]
+    refused: set[tuple[int, int]]
+
+    def take(self, row: RowMapping, movement: Movement) -> None:
+        self.lines.remove(row)
+        self.movements.remove(movement)
+
+
+def _open(conn: Connection, account: str) -> _Open | None:
+    rows = repository.lines_of(conn, account)
+    if not rows:
+        return None
+    live = repository.live_matches(conn, account)
+    taken_lines = {int(m["line_id"]) for m in live}
+    taken_moves = {int(m["transfer_id"]) for m in live}
+    since, until = _span(rows)
+    moves = [
+        m
+        for m in repository.movements(conn, account, since, until)
+        if m.transfer_id not in taken_moves
+    ]
+    free = [r for r in rows if int(r["id"]) not in taken_lines]
+    return _Open(free, moves, repository.undone_pairs(conn, account))
+
+
+def auto_match(conn: Connection, account: str, at_ms: int) -> int:
+    """Match the open lines of `account`: by reference, then by amount and date."""
+    state = _open(conn, account)
+    if state is None:
+        return 0
+    made = 0
+    for how, pick in (("reference", _by_reference), ("amount", _by_amount)):
+        for row in [r for r in state.lines if not _line(r).duplicate]:
+            found = pick(row, state)
+            if found is None:
+                continue
+            state.take(row, found)
+            repository.insert_match(
+                conn,
+                line_id=row["id"],
+                transfer_id=found.transfer_id,
+                account=account,
+                how=how,
+                matched_ms=at_ms,
+            )
+            made += 1
+    return made
+
+
+def _allowed(row: RowMapping, movement: Movement, state: _Open) -> bool:
+    return (int(row["id"]), movement.transfer_id) not in state.refused
+
+
+def _by_reference(row: RowMapping, state: _Open) -> Movement | None:
+    words = _words(row)
+    return next(
+        (
+            m
+            for m in state.movements
+            if m.amount == row["amount"]
+            and _allowed(row, m, state)
+            and any(ref.lower() in words for ref in m.references)
+        ),
+        None,
+    )
+
+
+def _by_amount(row: RowMapping, state: _Open) -> Movement | None:
+    candidates = [
+        m
+        for m in state.movements
+        if m.amount == row["amount"]
+        and _allowed(row, m, state)
+        and _days_apart(row, m) <= WINDOW_DAYS
+        # a movement naming a reference the line does not carry is not this line's
+    ]
+    if not candidates:
+        return None
+    return min(candidates, key=lambda m: (_days_apart(row, m), m.transfer_id))
+
+
+def _near_misses(state: _Open) -> list[NearMiss]:
+    misses = []
+    for row in state.lines:
+        words = _words(row)
+        for m in state.movements:
+            named = any(ref.lower() in words for ref in m.references)
+            close = (
+                _days_apart(row, m) <= WINDOW_DAYS
+                and 0 < abs(row["amount"] - m.amount) <= NEAR_CENTS
+                and (row["amount"] > 0) == (m.amount > 0)
+            )
+            if close or (named and row["amount"] != m.amount):
+                misses.append(NearMiss(_line(row), m, int(row["amount"]) - m.amount))
+    return misses
+
+
+# -- what the treasurer sees ------------------------------------------------------------------
+
+
+def view(node: Node, account: str) -> AccountView:
+    if account not in ACCOUNTS:
+        raise errors.BAD_ACCOUNT()
+    with node.engine.connect() as conn:
+        return _view(conn, account)
+
+
+def _view(conn: Connection, account: str) -> AccountView:
+    state = _open(conn, account)
+    shown = AccountView(account)
+    if state is None:
+        return shown
+    by_id = {int(r["id"]): r for r in repository.lines_of(conn, account)}
+    for m in repository.live_matches(conn, account):
+        moved = repository.movement(conn, account, int(m["transfer_id"]))
+        if moved is not None:
+            line = _line(by_id[int(m["line_id"])])
+            shown.matched.append(Match(int(m["id"]), line, moved, str(m["how"]), m["note"]))
+    shown.unmatched_lines = [_line(r) for r in state.lines]
+    shown.unmatched_movements = list(state.movements)
+    shown.near_misses = _near_misses(state)
+    return shown
+
+
+def views(node: Node) -> list[AccountView]:
+    return [view(node, account) for account in ACCOUNTS]
+
+
+def statements(node: Node, account: str) -> list[dict[str, Any]]:
+    with node.engine.connect() as conn:
+        return [dict(r) for r in repository.statements_of(conn, account)]
+
+
+# -- by hand ----------------------------------------------------------------------------------
+
+
+def match_by_hand(node: Node, by: str, line_id: int, transfer_id: int, note: str) -> Match:
+    """The treasurer's word that a line goes with a transfer the node could not pair it
+    with (another amount, a reference the node does not know): said in a note."""
+    note = " ".join(note.split())
+    if not 1 <= len(note) <= 280:
+        raise errors.NOTE_NEEDED()
+    try:
+        with node.engine.begin() as conn:
+            row = repository.line(conn, line_id)
+            if row is None:
+                raise errors.UNKNOWN_LINE()
+            account = str(row["account"])
+            moved = repository.movement(conn, account, transfer_id)
+            if moved is None:
+                raise errors.UNKNOWN_MOVEMENT(transfer=transfer_id, account=account)
+            if repository.live_match_of_line(conn, line_id) is not None:
+                raise errors.LINE_MATCHED()
+            if repository.live_match_of_movement(conn, transfer_id, account) is not None:
+                raise errors.MOVEMENT_MATCHED(transfer=transfer_id)
+            match_id = repository.insert_match(
+                conn,
+                line_id=line_id,
+                transfer_id=transfer_id,
+                account=account,
+                how="hand",
+                note=note,
+                matched_by=by,
+                matched_ms=now_ms(),
+            )
+    except IntegrityError as exc:  # matched by someone else meanwhile
+        raise errors.LINE_MATCHED() from exc
+    return Match(match_id, _line(row), moved, "hand", note)
+
+
+def undo(node: Node, by: str, match_id: int) -> str:
+    """Undo a match (kept in the history, stamped): its line and movement are open again,
+    and the automatic matching does not pair them again. The match's account."""
+    with node.engine.begin() as conn:
+        found = repository.match(conn, match_id)
+        if found is None or not repository.undo_match(conn, match_id, by, now_ms()):
+            raise errors.UNKNOWN_MATCH()
+        return str(found["account"])

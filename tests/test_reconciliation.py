@@ -1,0 +1,584 @@
+"""The treasurer's reconciliation (audits/reconciliation): bank statements (CAMT.053, CSV)
+and Stripe's balance (CSV export, API through localstripe) matched to the ledger's euros.
+
+Each test makes the ledger movements the crafted statements in tests/statements/ describe
+(`bank_world`, `stripe_world`), imports, and checks what the treasurer would see: what is
+matched, what is not on each side, the near misses, that a second import adds nothing, that
+a hostile file is refused with a precise 4xx and nothing written.
+"""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import typer
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import func, insert, select
+from sqlalchemy.exc import IntegrityError
+from typer.testing import CliRunner
+
+from audits.reconciliation import plugin as reconciliation_plugin
+from audits.reconciliation import service
+from audits.reconciliation.models import lines, matches, statements
+from audits.reconciliation.parsed import cents
+from ledger.operations import NODE, TREASURER
+from runtime.signing import post, sign_as
+from tests.people import Person, join, operator
+
+# Fixtures: localstripe's (`stripe_node`, `localstripe`), the browser's (`open_browser`).
+pytest_plugins = ["tests.stripe_server", "tests.browser"]
+
+HERE = Path(__file__).parent / "statements"
+_serial = itertools.count(1)
+
+
+def crafted(name: str) -> bytes:
+    """A crafted statement, its dates put near today (when the tests' ledger moves)."""
+    text = (HERE / name).read_text(encoding="utf-8")
+    today = datetime.now(UTC).date()
+    for offset in (20, 2, 1, 0):
+        day = today + timedelta(days=offset)
+        text = text.replace(f"@D{offset}@", day.isoformat())
+        text = text.replace(f"@F{offset}@", day.strftime("%d/%m/%Y"))
+    return text.encode("utf-8")
+
+
+def sign(node: Any, owner: str, kind: str, **fields: Any) -> int:
+    signed = sign_as(node, owner, kind, f"reco-{kind}-{next(_serial)}", **fields)
+    return int(post(node, signed).transfer_id)
+
+
+def local(node: Any) -> str:
+    return str(node.ledger.chart.local)
+
+
+def bank_topup(node: Any, member: Person, amount: int, ext: str) -> int:
+    return sign(
+        node,
+        TREASURER,
+        "topup",
+        to=member.account,
+        amount=amount,
+        currency=local(node),
+        source="bank",
+        ext=ext,
+    )
+
+
+def card_topup(node: Any, member: Person, amount: int, intent: str) -> int:
+    return sign(
+        node,
+        NODE,
+        "topup",
+        to=member.account,
+        amount=amount,
+        currency=local(node),
+        source="card",
+        ext=intent,
+        rule="card.paid",
+    )
+
+
+def bank_world(site: Any) -> dict[str, int]:
+    """The ledger side of bank.camt053.xml and bank.csv."""
+    node = site.app.state.node
+    alice, bob = join(site, "Alice"), join(site, "Bob")
+    office_cash = sign(
+        node,
+        "role:office:mairie",
+        "topup",
+        to=alice.account,
+        amount=12_000,
+        currency=local(node),
+        source="office:mairie",
+    )
+    card = card_topup(node, bob, 2_700, "pi_test_reco_0")
+    return {
+        "office_cash": office_cash,
+        "card": card,
+        "alice": bank_topup(node, alice, 5_000, "VIR-ALICE-0001"),
+        "deposit": sign(
+            node,
+            "role:office:mairie",
+            "cash_deposit",
+            office="mairie",
+            amount=12_000,
+            to="reserve:digital",
+        ),
+        "bob": bank_topup(node, bob, 3_000, "VIR-BOB-0002"),
+        "carol": bank_topup(node, alice, 1_500, "VIR-CAROL-0003"),
+        "payout": sign(node, TREASURER, "settlement", amount=2_700, ext="po_test_reco_1"),
+    }
+
+
+def sou_like() -> typer.Typer:
+    """A `sou` with the plugin's command among others (a lone command would be the root)."""
+    cli = typer.Typer()
+    cli.command("version")(lambda: None)
+    reconciliation_plugin.sou_commands(cli=cli)
+    return cli
+
+
+def treasurer_of(site: Any) -> Person:
+    return operator(site, "treasurer")
+
+
+def upload(person: Person, name: str, fmt: str, **query: str) -> Any:
+    return person.client.post(
+        "/api/v1/treasury/reconciliation/statements",
+        params={"format": fmt, "name": name, **query},
+        content=crafted(name),
+        headers={**person.headers(), "Content-Type": "application/octet-stream"},
+    )
+
+
+def counts(node: Any) -> tuple[int, int, int]:
+    with node.engine.connect() as conn:
+        return tuple(  # type: ignore[return-value]
+            int(conn.execute(select(func.count()).select_from(t)).scalar_one())
+            for t in (statements, lines, matches)
+        )
+
+
+# -- the bank statement -----------------------------------------------------------------------
+
+
+def _by_transfer(view: dict[str, Any]) -> dict[int, dict[str, Any]]:
+    return {m["movement"]["transfer_id"]: m for m in view["matched"]}
+
+
+@pytest.mark.parametrize("name,fmt", [("bank.camt053.xml", "camt"), ("bank.csv", "csv")])
+def test_a_bank_statement_is_matched_by_reference_then_amount_and_date(
+    site: Any, name: str, fmt: str
+) -> None:
+    world = bank_world(site)
+    treasurer = treasurer_of(site)
+    answer = upload(treasurer, name, fmt)
+    assert answer.status_code == 201, answer.text
+    done = answer.json()
+    assert done["account"] == "reserve:digital"
+    view = done["view"]
+    matched = _by_transfer(view)
+    # Exact match by reference: the transfer's reference is in the bank's text.
+    assert matched[world["alice"]]["how"] == "reference"
+    assert matched[world["payout"]]["how"] == "reference"
+    # No reference: the amount, two days later.
+    assert matched[world["deposit"]]["how"] == "amount"
+    assert view["matched_total"] == 5_000 + 12_000 + 2_700
+    # Off by a cent: not matched, shown as a near miss with the difference.
+    assert world["bob"] not in matched
+    miss = [n for n in view["near_misses"] if n["movement"]["transfer_id"] == world["bob"]]
+    assert [n["difference"] for n in miss] == [1]
+    # Missing on the statement: Carol's transfer (and Bob's) are unmatched ledger movements.
+    assert {m["transfer_id"] for m in view["unmatched_movements"]} == {world["carol"], world["bob"]}
+    assert view["unmatched_movements_total"] == 1_500 + 3_000
+    # On the statement only: the bank's fee and Bob's 30,01.
+    unmatched = sorted(line["amount"] for line in view["unmatched_lines"] if not line["duplicate"])
+    assert unmatched == [-999, 3_001]
+    assert not view["all_matched"]
+
+
+def test_a_line_twice_in_one_statement_is_matched_once_and_the_other_listed(site: Any) -> None:
+    world = bank_world(site)
+    view = upload(treasurer_of(site), "bank.camt053.xml", "camt").json()["view"]
+    alice_lines = [m for m in view["matched"] if m["movement"]["transfer_id"] == world["alice"]]
+    assert len(alice_lines) == 1
+    duplicates = [line for line in view["unmatched_lines"] if line["duplicate"]]
+    assert [(d["amount"], d["reference"]) for d in duplicates] == [(5_000, "BQ-0001")]
+    # The pending entry is not read: it will come back booked.
+    assert all(line["amount"] != 50_000 for line in view["unmatched_lines"])
+
+
+def test_a_statement_imported_again_adds_nothing_and_matches_nothing_twice(site: Any) -> None:
+    bank_world(site)
+    treasurer = treasurer_of(site)
+    first = upload(treasurer, "bank.camt053.xml", "camt").json()
+    assert (first["read"], first["added"]) == (6, 6)
+    _, lines_before, matches_before = counts(site.app.state.node)
+    again = upload(treasurer, "bank.camt053.xml", "camt").json()
+    assert (again["read"], again["added"], again["matched"]) == (6, 0, 0)
+    assert counts(site.app.state.node)[1:] == (lines_before, matches_before)
+    assert again["view"]["matched"] == first["view"]["matched"]
+
+
+def test_two_imports_at_once_store_each_line_once(site: Any) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    bank_world(site)
+    node = site.app.state.node
+    data = crafted("bank.camt053.xml")
+    with ThreadPoolExecutor(2) as pool:
+        done = list(pool.map(lambda _: service.import_statement(node, data, "camt"), range(2)))
+    assert sorted(d.added for d in done) == [0, 6]
+    assert counts(node)[1] == 6
+    assert sum(d.matched for d in done) == len(done[-1].view.matched) == 3
+
+
+def test_the_database_refuses_a_bank_line_twice(site: Any) -> None:
+    bank_world(site)
+    upload(treasurer_of(site), "bank.camt053.xml", "camt")
+    node = site.app.state.node
+    with node.engine.connect() as conn:
+        row = dict(conn.execute(select(lines).limit(1)).mappings().one())
+    row.pop("id")
+    with pytest.raises(IntegrityError), node.engine.begin() as conn:
+        conn.execute(insert(lines).values(**row))
+
+
+def test_the_treasurer_matches_by_hand_with_a_note_and_undoes(site: Any) -> None:
+    world = bank_world(site)
+    treasurer = treasurer_of(site)
+    view = upload(treasurer, "bank.camt053.xml", "camt").json()["view"]
+    bob_line = next(line for line in view["unmatched_lines"] if line["amount"] == 3_001)
+    body = {"line_id": bob_line["id"], "transfer_id": world["bob"], "note": ""}
+    no_note = treasurer.post("/api/v1/treasury/reconciliation/matches", json=body)
+    assert no_note.status_code == 422
+    body["note"] = "Bob a versé 1 centime de trop ; remboursé en espèces."
+    made = treasurer.post("/api/v1/treasury/reconciliation/matches", json=body)
+    assert made.status_code == 201, made.text
+    assert made.json()["how"] == "hand"
+    twice = treasurer.post("/api/v1/treasury/reconciliation/matches", json=body)
+    assert twice.status_code == 409 and twice.json()["error"] == "line_matched"
+    other = next(line for line in view["unmatched_lines"] if line["amount"] == -999)
+    taken = treasurer.post(
+        "/api/v1/treasury/reconciliation/matches", json={**body, "line_id": other["id"]}
+    )
+    assert taken.status_code == 409 and taken.json()["error"] == "movement_matched"
+    nowhere = treasurer.post(
+        "/api/v1/treasury/reconciliation/matches",
+        json={**body, "line_id": other["id"], "transfer_id": world["office_cash"]},
+    )
+    assert nowhere.status_code == 404 and nowhere.json()["error"] == "unknown_movement"
+    shown = treasurer.get(
+        "/api/v1/treasury/reconciliation", params={"account": "reserve:digital"}
+    ).json()
+    assert world["bob"] in _by_transfer(shown)
+    assert world["bob"] not in {m["transfer_id"] for m in shown["unmatched_movements"]}
+    match_id = made.json()["id"]
+    undone = treasurer.delete(f"/api/v1/treasury/reconciliation/matches/{match_id}")
+    assert undone.status_code == 204
+    again = treasurer.delete(f"/api/v1/treasury/reconciliation/matches/{match_id}")
+    assert again.status_code == 404 and again.json()["error"] == "unknown_match"
+    shown = treasurer.get(
+        "/api/v1/treasury/reconciliation", params={"account": "reserve:digital"}
+    ).json()
+    assert world["bob"] in {m["transfer_id"] for m in shown["unmatched_movements"]}
+
+
+def test_an_undone_automatic_match_is_not_made_again(site: Any) -> None:
+    world = bank_world(site)
+    treasurer = treasurer_of(site)
+    view = upload(treasurer, "bank.camt053.xml", "camt").json()["view"]
+    deposit = _by_transfer(view)[world["deposit"]]
+    treasurer.delete(f"/api/v1/treasury/reconciliation/matches/{deposit['id']}")
+    again = upload(treasurer, "bank.csv", "csv", account="reserve:digital").json()
+    assert world["deposit"] not in _by_transfer(again["view"]) or (
+        _by_transfer(again["view"])[world["deposit"]]["line"]["id"] != deposit["line"]["id"]
+    )
+
+
+def test_the_same_amount_weeks_later_is_not_matched(site: Any) -> None:
+    world = bank_world(site)
+    later = (datetime.now(UTC).date() + timedelta(days=20)).strftime("%d/%m/%Y")
+    data = f"Date;Libellé;Montant\n{later};REMISE ESPECES;120,00\n".encode()
+    done = service.import_statement(site.app.state.node, data, "csv")
+    assert done.matched == 0
+    assert world["deposit"] not in {m.movement.transfer_id for m in done.view.matched}
+    assert [line.amount for line in done.view.unmatched_lines] == [12_000]
+
+
+# -- refusals: nothing written ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name,fmt,status,code",
+    [
+        ("billion_laughs.xml", "camt", 422, "hostile_xml"),
+        ("external_entity.xml", "camt", 422, "hostile_xml"),
+        ("malformed.xml", "camt", 422, "malformed_xml"),
+        ("not_camt.xml", "camt", 422, "not_camt053"),
+        ("bank.csv", "camt", 422, "malformed_xml"),
+        ("bank.camt053.xml", "csv", 422, "csv_header"),
+        ("bank.csv", "stripe-csv", 422, "csv_header"),
+    ],
+)
+def test_a_hostile_or_malformed_file_is_refused_and_nothing_written(
+    site: Any, name: str, fmt: str, status: int, code: str
+) -> None:
+    treasurer = treasurer_of(site)
+    before = counts(site.app.state.node)
+    answer = upload(treasurer, name, fmt)
+    assert answer.status_code == status, answer.text
+    assert answer.json()["error"] == code
+    assert answer.json()["message"]
+    assert counts(site.app.state.node) == before
+
+
+def test_only_the_treasurer_reconciles(site: Any) -> None:
+    resident = join(site, "Dominique")
+    answer = upload(resident, "bank.camt053.xml", "camt")
+    assert answer.status_code == 403
+    assert counts(site.app.state.node) == (0, 0, 0)
+
+
+def test_a_stripe_csv_goes_to_a_bank_account_never(site: Any) -> None:
+    answer = upload(treasurer_of(site), "stripe_balance.csv", "stripe-csv", account="reserve:paper")
+    assert answer.status_code == 422 and answer.json()["error"] == "bad_account"
+
+
+# -- Stripe -------------------------------------------------------------------------------------
+
+
+def stripe_world(site: Any) -> dict[str, int]:
+    """The ledger side of stripe_balance.csv: a card top-up, part refunded, and a payout."""
+    node = site.app.state.node
+    member = join(site, "Eve")
+    topup = card_topup(node, member, 4_000, "pi_reco_1")
+    reversal = sign(
+        node,
+        NODE,
+        "card_reversal",
+        amount=500,
+        currency=local(node),
+        ref=topup,
+        rule="card.refunded",
+        **{"from": member.account},
+    )
+    payout = sign(node, TREASURER, "settlement", amount=2_700, ext="po_reco_1")
+    return {"topup": topup, "reversal": reversal, "payout": payout}
+
+
+def test_stripe_csv_export_is_matched_to_the_clearing_account(site: Any) -> None:
+    world = stripe_world(site)
+    answer = upload(treasurer_of(site), "stripe_balance.csv", "stripe-csv")
+    assert answer.status_code == 201, answer.text
+    view = answer.json()["view"]
+    assert view["account"] == "clearing:stripe"
+    matched = _by_transfer(view)
+    assert {t: matched[t]["how"] for t in world.values()} == dict.fromkeys(
+        world.values(), "reference"
+    )
+    assert view["unmatched_lines"] == []
+    assert view["all_matched"]
+
+
+def test_stripe_balance_read_through_the_api(stripe_node: Any, localstripe: Any) -> None:
+    """localstripe keeps balance transactions for charges and refunds (not payouts): a paid
+    PaymentIntent's charge is read with the real `stripe` library and matched to the top-up
+    by the intent's id, found through the charge."""
+    from fastapi.testclient import TestClient
+
+    from node.app import create_app
+
+    with TestClient(
+        create_app(stripe_node.settings, stripe_node), base_url="http://127.0.0.1"
+    ) as site:
+        member = join(site, "Frédérique")
+        intent = localstripe.intent(3_300, {"member": member.id})
+        localstripe.pay(intent.id)
+        topup = card_topup(stripe_node, member, 3_300, intent.id)
+        treasurer = treasurer_of(site)
+        answer = treasurer.post("/api/v1/treasury/reconciliation/stripe")
+        assert answer.status_code == 201, answer.text
+        view = answer.json()["view"]
+        assert _by_transfer(view)[topup]["how"] == "reference"
+        again = treasurer.post("/api/v1/treasury/reconciliation/stripe").json()
+        assert again["added"] == 0 and again["matched"] == 0
+    settings = stripe_node.settings
+    env = {
+        "SOU_DATA_DIR": str(settings.data_dir),
+        "SOU_DATABASE_URL": settings.database_url,
+        "SOU_STRIPE_SECRET_KEY": settings.stripe_secret_key,
+        "SOU_STRIPE_API_BASE": settings.stripe_api_base,
+    }
+    # localstripe is shared by the session: other tests' charges may be left unmatched.
+    run = CliRunner().invoke(sou_like(), ["reconcile", "--stripe"], env=env)
+    assert run.exit_code in (0, 1), run.output
+    assert "clearing:stripe:" in run.output and ", 0 new, 0 matched now." in run.output
+
+
+def test_stripe_not_set_up_is_a_clear_refusal(site: Any) -> None:
+    answer = treasurer_of(site).post("/api/v1/treasury/reconciliation/stripe")
+    assert answer.status_code == 409 and answer.json()["error"] == "stripe_not_set"
+
+
+# -- the page ---------------------------------------------------------------------------------
+
+
+def test_the_page_uploads_shows_and_matches_by_hand_in_french(site: Any) -> None:
+    world = bank_world(site)
+    treasurer = treasurer_of(site)
+    page = treasurer.get("/treasurer/reconciliation")
+    assert page.status_code == 200
+    assert "Rapprochement bancaire" in page.text
+    sent = treasurer.client.post(
+        "/treasurer/reconciliation",
+        data={"csrf": treasurer.csrf, "format": "auto", "account": ""},
+        files={"statement": ("releve.xml", crafted("bank.camt053.xml"), "application/xml")},
+        follow_redirects=False,
+    )
+    assert sent.status_code == 303, sent.text
+    shown = treasurer.client.get(sent.headers["location"])
+    assert "Relevé importé\u202f: 6 nouvelles lignes." in shown.text
+    assert f'id="movement-{world["carol"]}"' in shown.text
+    assert "écart de 0,01" in shown.text
+    hostile = treasurer.client.post(
+        "/treasurer/reconciliation",
+        data={"csrf": treasurer.csrf, "format": "camt"},
+        files={"statement": ("x.xml", crafted("billion_laughs.xml"), "application/xml")},
+    )
+    assert hostile.status_code == 422
+    assert "entités" in hostile.text
+    view = service.view(site.app.state.node, "reserve:digital")
+    line = next(x for x in view.unmatched_lines if x.amount == 3_001)
+    no_note = treasurer.client.post(
+        "/treasurer/reconciliation/match",
+        data={"csrf": treasurer.csrf, "line_id": str(line.id), "transfer_id": str(world["bob"])},
+    )
+    assert no_note.status_code == 422
+    matched = treasurer.client.post(
+        "/treasurer/reconciliation/match",
+        data={
+            "csrf": treasurer.csrf,
+            "line_id": str(line.id),
+            "transfer_id": str(world["bob"]),
+            "note": "Un centime de trop",
+        },
+        follow_redirects=False,
+    )
+    assert matched.status_code == 303
+    assert "Un centime de trop" in treasurer.client.get(matched.headers["location"]).text
+
+
+@pytest.mark.one_database  # a page's width is the same whichever database holds its lines
+def test_the_page_fits_a_phone_and_matches_by_hand_in_a_browser(
+    open_browser: Any, village: Any, tmp_path: Path
+) -> None:
+    from playwright.sync_api import expect
+
+    from tests.browser import PHONE
+    from tests.conftest import OPERATORS, PASSWORD
+    from tests.test_browser import log_in
+
+    world = bank_world(village)
+    statement = tmp_path / "releve-decembre.xml"
+    statement.write_bytes(crafted("bank.camt053.xml"))
+    page = open_browser()
+    log_in(page, OPERATORS["treasurer"][0], PASSWORD)
+    page.wait_for_url(lambda url: "/login" not in url)
+    page.goto("/treasurer/reconciliation")
+    page.set_input_files("#statement", str(statement))
+    page.click("#upload button[type=submit]")
+    expect(page.locator(".flash")).to_contain_text("6 nouvelles lignes")
+    assert int(page.evaluate("document.documentElement.scrollWidth")) <= PHONE["width"]
+    line = page.locator(".line", has_text="30,01")
+    line.locator("summary").click()
+    line.locator("select").select_option(str(world["bob"]))
+    line.locator("input[name=note]").fill("Un centime de trop, rendu en espèces")
+    line.locator("button[type=submit]").click()
+    expect(page.locator(".flash")).to_contain_text("Rapproché à la main")
+    expect(page.locator("#matched")).to_contain_text("Un centime de trop")
+    assert int(page.evaluate("document.documentElement.scrollWidth")) <= PHONE["width"]
+
+
+def test_the_page_speaks_english_too(site: Any) -> None:
+    page = treasurer_of(site).get("/treasurer/reconciliation", params={"lang": "en"})
+    assert page.status_code == 200
+    assert "Bank reconciliation" in page.text and "Import a statement" in page.text
+
+
+def test_the_page_is_for_the_treasurer(site: Any) -> None:
+    resident = join(site, "Gaspard")
+    assert resident.get("/treasurer/reconciliation").status_code == 403
+
+
+# -- the command --------------------------------------------------------------------------------
+
+
+def test_sou_reconcile_says_what_is_unmatched_and_exits_accordingly(
+    site: Any, node_settings: Any, tmp_path: Path
+) -> None:
+    bank_world(site)
+    cli = sou_like()
+    env = {
+        "SOU_DATA_DIR": str(node_settings.data_dir),
+        "SOU_DATABASE_URL": node_settings.database_url,
+    }
+    helped = CliRunner().invoke(cli, ["reconcile", "--help"], env=env)
+    assert helped.exit_code == 0 and "--stripe" in helped.output
+    statement = tmp_path / "releve.xml"
+    statement.write_bytes(crafted("bank.camt053.xml"))
+    run = CliRunner().invoke(cli, ["reconcile", str(statement)], env=env)
+    assert run.exit_code == 1, run.output
+    assert "Unmatched ledger movements: 2" in run.output
+    assert "Near miss" in run.output
+    hostile = tmp_path / "x.xml"
+    hostile.write_bytes(crafted("external_entity.xml"))
+    refused = CliRunner().invoke(cli, ["reconcile", str(hostile), "--format", "camt"], env=env)
+    assert refused.exit_code == 2 and "entities" in refused.output
+    missing = CliRunner().invoke(cli, ["reconcile"], env=env)
+    assert missing.exit_code == 2
+
+
+def test_sou_reconcile_exits_0_when_everything_matches(
+    site: Any, node_settings: Any, tmp_path: Path
+) -> None:
+    world = stripe_world(site)
+    assert world
+    cli = sou_like()
+    env = {
+        "SOU_DATA_DIR": str(node_settings.data_dir),
+        "SOU_DATABASE_URL": node_settings.database_url,
+    }
+    statement = tmp_path / "stripe.csv"
+    statement.write_bytes(crafted("stripe_balance.csv"))
+    run = CliRunner().invoke(cli, ["reconcile", str(statement), "--format", "stripe-csv"], env=env)
+    assert run.exit_code == 0, run.output
+    assert "Everything is matched." in run.output
+
+
+# -- amounts ------------------------------------------------------------------------------------
+
+
+@pytest.mark.one_database
+@given(st.integers(min_value=-(10**11), max_value=10**11).filter(bool))
+@settings(max_examples=200, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_written_amounts_read_back_to_the_cent(value: int) -> None:
+    euros, rest = divmod(abs(value), 100)
+    sign = "-" if value < 0 else ""
+    grouped = f"{euros:,}".replace(",", "\u00a0")
+    assert cents(f"{sign}{grouped},{rest:02d}", decimal_comma=True) == value
+    assert cents(f"{sign}{euros}.{rest:02d}", decimal_comma=False) == value
+
+
+@pytest.mark.one_database
+@pytest.mark.parametrize("figure", ["1,234", "1.2.3,4,5", "abc", "", "1e3", "--1,00"])
+def test_what_is_not_an_amount_is_refused(figure: str) -> None:
+    with pytest.raises(ValueError):
+        cents(figure, decimal_comma=True)
+
+
+@pytest.mark.one_database
+def test_keys_keep_two_identical_lines_of_one_file_apart() -> None:
+    from audits.reconciliation.parsed import ParsedLine, Statement
+
+    same = ParsedLine(booked=date(2026, 12, 1), amount=2_000, label="REMISE")
+    keys = [k for k, _, _ in service.keyed(Statement([same, same]))]
+    assert len(set(keys)) == 2 and keys[0].endswith("#1") and keys[1].endswith("#2")
+
+
+@pytest.mark.one_database
+def test_every_message_of_the_reconciliation_has_its_french() -> None:
+    from tests.test_pages import ROOT, assert_all_french, python_msgids, template_msgids
+
+    msgids = {"Bank reconciliation"}  # the menu's entry
+    for name in ("errors.py", "pages.py"):
+        msgids |= python_msgids(ROOT / "audits" / "reconciliation" / name)
+    msgids |= template_msgids(ROOT / "web" / "templates" / "reconciliation" / "reconciliation.html")
+    assert len(msgids) > 50
+    assert_all_french(msgids)
