@@ -43,7 +43,7 @@ class MenuEntry:
 
     path: str
     label: str  # English, translated through the catalogues (the plugin's own included)
-    roles: frozenset[str]  # "resident", "merchant", "office", "treasurer", "admin"
+    roles: frozenset[str]  # "resident", "merchant", "office", "treasurer", "admin", "visitor"
     order: int = 100  # smaller first; the node's own entries use 10 to 90
     # A finer rule than the role, on the member and the node's settings.
     shown: Callable[[Any, Settings], bool] | None = None

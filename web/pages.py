@@ -201,10 +201,10 @@ def add_templates(folder: Traversable) -> None:
 
 def menu_of(request: Request, member: Any) -> list[Any]:
     """The menu entries the plugins give this member's role (and finer rules), in order."""
-    if member is None:
-        return []
-    settings = request.app.state.node.settings
     entries = getattr(request.app.state, "menu", ())
+    if member is None:  # a visitor: the public pages' links
+        return [e for e in entries if "visitor" in e.roles]
+    settings = request.app.state.node.settings
     at_counter = getattr(request.state, "scope", None) == "pos"  # a paired counter device
     return [
         e

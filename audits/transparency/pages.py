@@ -1,0 +1,45 @@
+"""The public page /transparence: open to everyone, French first, kept a few seconds by the
+visitor's browser (never by a shared cache: a page holds its reader's menu and form token)."""
+
+from __future__ import annotations
+
+from babel.numbers import format_decimal
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from audits.transparency import service
+from members.access import MaybeMember, node_of
+from web.i18n import language_of
+from web.pages import page, when
+
+router = APIRouter(include_in_schema=False)
+
+
+@router.get("/transparence")
+def transparency(request: Request, p: MaybeMember) -> Response:
+    """The units in circulation, the euros backing them, the latest signed checkpoint, the
+    last clean audit, and how a resident checks all this without trusting the node."""
+    figures = service.figures(node_of(request))
+    response = page(
+        request,
+        "transparency/page.html",
+        figures=figures,
+        checkpoint_when=None
+        if figures.checkpoint is None
+        else when(request, figures.checkpoint.created_ms),
+        audit_when=None if figures.audit is None else when(request, figures.audit.finished_ms),
+        ratio=_percent(request, figures),
+    )
+    if p is None:  # a signed-in reader's page is theirs alone: the middleware says no-store
+        response.headers["Cache-Control"] = f"private, max-age={service.FRESH_FOR_S}"
+    return response
+
+
+def _percent(request: Request, figures: service.Figures) -> str | None:
+    ratio = figures.ratio_percent
+    if ratio is None:
+        return None
+    lang = language_of(request)
+    # French sets a narrow no-break space before the percent sign.
+    sign = "\u202f%" if lang == "fr" else "%"
+    return format_decimal(ratio, format="#,##0.0", locale=lang) + sign

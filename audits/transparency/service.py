@@ -1,0 +1,117 @@
+"""What the transparency page tells everyone, read from the ledger at each request.
+
+The reserve and the units outstanding follow the chart's rules (`ledger/chart.py`: which
+account kinds back the units, which hold them), as the audit's backing check does; the paper
+notes outstanding are the notes service's (each series' notes in circulation at their value).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import ROUND_FLOOR, Decimal
+
+from sqlalchemy import Connection
+
+from audits.service import latest_run
+from ledger import repository as ledger_repo
+from ledger.chart import RULES, Kind, kind_of
+from ledger.checkpoint import verifier_key
+from ledger.errors import LedgerError
+from runtime.node import Node
+
+# The figures move with every payment: a few seconds old is still true, and a busy page
+# then costs the ledger one read per browser every few seconds.
+FRESH_FOR_S = 5
+
+
+@dataclass(frozen=True)
+class LatestCheckpoint:
+    note: str
+    tree_size: int
+    created_ms: int
+
+
+@dataclass(frozen=True)
+class CleanAudit:
+    started_ms: int
+    finished_ms: int
+    full: bool
+
+
+@dataclass(frozen=True)
+class Figures:
+    """The money in plain figures (cents), and the log's latest signed state."""
+
+    currency: str
+    digital: int  # local units in wallets, escrows and the association's accounts
+    paper: int  # paper notes sold and not yet deposited
+    reserve: int  # euros in the reserve accounts, the Stripe balance and the offices' tills
+    checkpoint: LatestCheckpoint | None
+    audit: CleanAudit | None
+    origin: str
+    verifier_key: str
+
+    @property
+    def outstanding(self) -> int:
+        return self.digital + self.paper
+
+    @property
+    def ratio_percent(self) -> Decimal | None:
+        """Reserve / units outstanding, in percent, rounded down to a tenth (None: no units):
+        rounding down never shows 100 % for a reserve short by a cent."""
+        if self.outstanding == 0:
+            return None
+        ratio = Decimal(self.reserve * 100) / Decimal(self.outstanding)
+        return ratio.quantize(Decimal("0.1"), rounding=ROUND_FLOOR)
+
+    @property
+    def backed(self) -> bool:
+        return self.reserve >= self.outstanding
+
+
+def backing_figures(balances: Mapping[str, int]) -> tuple[int, int, int]:
+    """(euros backing the units, digital units outstanding, paper notes in circulation), by
+    the chart's rules on each account's balance: the figures the audit's backing check sums."""
+    reserve = digital = paper = 0
+    for code, balance in balances.items():
+        try:
+            kind = kind_of(code)
+        except LedgerError:
+            continue  # outside the chart: the audit reports it
+        rule = RULES[kind]
+        reserve += balance if rule.backing else 0
+        if kind is Kind.NOTES_CIRCULATION:
+            paper += balance
+        elif rule.outstanding:
+            digital += balance
+    return reserve, digital, paper
+
+
+def figures(node: Node) -> Figures:
+    with node.ledger.reading() as conn:
+        reserve, digital, paper = backing_figures(ledger_repo.balances(conn))
+        latest = ledger_repo.latest_checkpoint(conn)
+        audit = last_clean_audit(conn)
+    origin = node.ledger.origin
+    return Figures(
+        currency=node.ledger.chart.local,
+        digital=digital,
+        paper=paper,
+        reserve=reserve,
+        checkpoint=None
+        if latest is None
+        else LatestCheckpoint(latest["note"], int(latest["tree_size"]), int(latest["created_ms"])),
+        audit=audit,
+        origin=origin,
+        verifier_key=verifier_key(origin, node.node_key.public_key),
+    )
+
+
+def last_clean_audit(conn: Connection) -> CleanAudit | None:
+    """The last audit that found nothing but warnings."""
+    run = latest_run(conn, clean=True)
+    if run is None:
+        return None
+    finished = run.finished_ms if run.finished_ms is not None else run.started_ms
+    return CleanAudit(int(run.started_ms), int(finished), bool(run.full))
