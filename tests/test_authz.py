@@ -24,7 +24,14 @@ from fastapi.testclient import TestClient
 
 from ledger.canonical import b64
 from ledger.signing import SigningKey, new_order
-from tests import authz_amap, authz_crowdfunding
+from tests import (
+    authz_amap,
+    authz_audit,
+    authz_crowdfunding,
+    authz_reconciliation,
+    authz_reports,
+    authz_transparency,
+)
 from tests.conftest import PASSWORD
 from tests.people import Person, fund, join, operator
 from tests.test_wallet_api import wait_sealed
@@ -706,9 +713,17 @@ TABLE: dict[tuple[str, str], Rule] = {
         },
     ),
 }
-# The civic plugins keep their rows beside their own tests, in the same shape.
-TABLE.update(authz_amap.rules())
-TABLE.update(authz_crowdfunding.rules())
+# The civic plugins and the treasurer's seat keep their rows beside their own tests, in the
+# same shape.
+for rows in (
+    authz_amap,
+    authz_crowdfunding,
+    authz_audit,
+    authz_reconciliation,
+    authz_reports,
+    authz_transparency,
+):
+    TABLE.update(rows.rules())
 
 
 def app_routes(site: TestClient) -> Iterator[tuple[str, str, str]]:
