@@ -1,0 +1,1 @@
+"""The accountant's exports: the journal (CSV), a beancount file and the FEC."""
