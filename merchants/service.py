@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.exc import IntegrityError
 
+from ledger import fee_rules
 from ledger import repository as ledger_repo
 from ledger.errors import LedgerError
 from ledger.operations import TREASURER
@@ -42,6 +43,8 @@ from merchants.errors import (
     RESERVE_SHORT,
     UNKNOWN_RECONVERSION,
 )
+from merchants.payouts import repository as payouts_repo
+from merchants.payouts.errors import IN_BATCH
 from runtime.settings import Settings
 from runtime.signing import post, sign_as
 from web.refusals import Money, Refusal
@@ -83,8 +86,9 @@ def quote(settings: Settings, amount: int) -> Quote:
         raise BAD_AMOUNT()
     if amount > settings.max_amount:
         raise AMOUNT_TOO_LARGE(maximum=Money(settings.max_amount))
-    fee = -(-amount * settings.reconversion_fee_bps // 10_000)
-    cause_fee = fee * settings.reconversion_cause_share // 100
+    fee, cause_fee = fee_rules.reconversion_fee(
+        amount, settings.reconversion_fee_bps, settings.reconversion_cause_share
+    )
     if fee >= amount:
         raise AMOUNT_TOO_SMALL()
     return Quote(amount, fee, cause_fee)
@@ -179,6 +183,21 @@ def _reconversion(row: Any) -> Reconversion:
     )
 
 
+def _keep_fee_rule(node: Node) -> None:
+    """The rule the fee was checked against is the one in force when the units go out: the
+    audit checks each fee against the rule of its time (settings changed on a running node
+    are recorded here, as they are when a node opens)."""
+    settings = node.settings
+    fee_rules.record(
+        node.engine,
+        node.node_key,
+        node.ledger.origin,
+        settings.reconversion_fee_bps,
+        settings.reconversion_cause_share,
+        int(node.ledger.clock() * 1000),
+    )
+
+
 def request_reconversion(
     node: Node, member: Member, envelope: SignedOrder
 ) -> tuple[Reconversion, bool]:
@@ -195,6 +214,7 @@ def request_reconversion(
     if not _sent_before(node, member.account, order.get("id")):
         _check_standing(settings, member)
         _check_fee(settings, node.ledger.chart.local, order)
+        _keep_fee_rule(node)
     try:
         posted = post(node, envelope)
     except LedgerError as exc:
@@ -295,13 +315,17 @@ def reconversions_in(node: Node, status: str, limit: int = 200) -> list[Reconver
 # -- the treasurer's decisions -------------------------------------------------------------
 
 
-def mark_paid(node: Node, treasurer: Member, reconversion_id: int, bank_ref: str) -> Reconversion:
+def mark_paid(
+    node: Node, treasurer: Member, reconversion_id: int, bank_ref: str, *, batch: int | None = None
+) -> Reconversion:
     """The euros were sent: a payout of the net amount, signed by the treasurer's role key.
-    Its client id comes from the request, so the ledger never pays a request twice."""
+    Its client id comes from the request, so the ledger never pays a request twice. A
+    request in a transfer batch is paid with its batch (`batch`), not alone."""
     bank_ref = _one_line(bank_ref, 128)
     if not bank_ref:
         raise BANK_REF_MISSING()
     row = _pending(node, reconversion_id)
+    _outside_batches(node, row.id, batch)
     signed = sign_as(
         node,
         TREASURER,
@@ -322,6 +346,7 @@ def reject(node: Node, treasurer: Member, reconversion_id: int, reason: str) -> 
     if not reason:
         raise REASON_MISSING(maximum=MAX_MEMO)
     row = _pending(node, reconversion_id)
+    _outside_batches(node, row.id, None)
     signed = sign_as(
         node,
         TREASURER,
@@ -331,6 +356,15 @@ def reject(node: Node, treasurer: Member, reconversion_id: int, reason: str) -> 
         memo=reason,
     )
     return _settle(node, treasurer, row, signed, "memo", reason)
+
+
+def _outside_batches(node: Node, reconversion_id: int, batch: int | None) -> None:
+    """A request in an unpaid transfer file is decided with that file: paying it alone too
+    would send the euros twice."""
+    with node.ledger.reading() as conn:
+        holding = payouts_repo.batched(conn, [reconversion_id]).get(reconversion_id)
+    if holding is not None and holding != batch:
+        raise IN_BATCH(batch=holding)
 
 
 def _one_line(text: str, limit: int) -> str:

@@ -2,7 +2,7 @@
 append-only like the rest of the ledger's history.
 
 Revision ID: 0020
-Revises: 0015
+Revises: 0019
 Create Date: 2026-12-03
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0020"
-down_revision = "0015"
+down_revision = "0019"
 branch_labels = None
 depends_on = None
 
