@@ -16,6 +16,7 @@ from members.access import MaybeMember, node_of, signed_in
 from members.errors import BAD_FORM
 from merchants import service
 from merchants.errors import UNKNOWN_RECONVERSION
+from merchants.payouts import service as payouts
 from web.i18n import language_of
 from web.pages import MAX_ID_DIGITS, DoneId, Text, done, number_format, page, say, when
 from web.refusals import Refusal
@@ -49,6 +50,7 @@ def reconversion(request: Request, p: MaybeMember) -> Response:
         "merchants/reconversion.html",
         balance=node.ledger.balance(member.account),
         requests=service.reconversions_of(node, member),
+        account=payouts.current_details(node, member.id),
         status_labels=STATUS_LABELS,
         when=lambda ms: when(request, ms),
         rate=rate,
@@ -87,11 +89,15 @@ def treasurer(
 
 def _treasurer_page(request: Request, *, status: int = 200, flash: str | None = None) -> Response:
     node = node_of(request)
+    queue = payouts.queue(node)
     return page(
         request,
         "treasurer/reconversions.html",
         status=status,
         pending=service.reconversions_in(node, "pending"),
+        batched=queue.batched,
+        accounts={r.reconversion.id: r.details for r in queue.ready},
+        apart={a.reconversion.id: a.why for a in queue.apart},
         paid=service.reconversions_in(node, "paid", limit=20),
         rejected=service.reconversions_in(node, "rejected", limit=20),
         when=lambda ms: when(request, ms),

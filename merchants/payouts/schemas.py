@@ -1,0 +1,81 @@
+"""The payouts API's bodies (Pydantic)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+from web.schemas import Strict
+
+
+class DetailsOut(BaseModel):
+    """One version of a member's bank account. `iban` is whole for the member and the
+    treasurer only; others read `iban_masked`."""
+
+    member: str
+    version: int
+    iban: str | None = Field(None, description="Whole, for the member and the treasurer.")
+    iban_masked: str = Field(description="Every character but the last 4 hidden.")
+    bic: str
+    holder: str
+    key_id: str = Field(description="The member's device key that signed this version.")
+    created_ms: int
+
+
+class SignedDetailsOut(DetailsOut):
+    statement: dict[str, object] = Field(description="The signed statement: order and sig.")
+
+
+class HistoryOut(BaseModel):
+    current: SignedDetailsOut | None
+    history: list[SignedDetailsOut] = Field(description="Every version, newest first.")
+
+
+class ItemOut(BaseModel):
+    reconversion_id: int
+    amount: int = Field(description="Euro cents sent.")
+    iban: str
+    bic: str
+    holder: str
+
+
+class BatchOut(BaseModel):
+    id: int
+    status: str = Field(description="unpaid, paid or cancelled.")
+    message_id: str = Field(description="The file's MsgId.")
+    total: int = Field(description="Euro cents, the file's control sum.")
+    count: int
+    created_by: str
+    created_ms: int
+    bank_ref: str | None
+    decided_by: str | None
+    decided_ms: int | None
+    items: list[ItemOut] = []
+    file: str = Field(description="Where the SEPA file is downloaded, again and again.")
+
+
+class ApartOut(BaseModel):
+    reconversion_id: int
+    member: str
+    amount: int = Field(description="Euro cents due.")
+    why: str
+
+
+class ReadyOut(BaseModel):
+    reconversion_id: int
+    member: str
+    amount: int
+    iban: str
+    bic: str
+    holder: str
+
+
+class QueueOut(BaseModel):
+    ready: list[ReadyOut]
+    apart: list[ApartOut] = Field(description="Pending reconversions that cannot be paid yet.")
+    batches: list[BatchOut]
+
+
+class BatchPaid(Strict):
+    bank_ref: str = Field(
+        min_length=1, max_length=128, description="The bank's reference of the transfer."
+    )
