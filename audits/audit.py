@@ -12,21 +12,22 @@ process checks the rest.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import Any, cast
 
 import nacl.exceptions
 import nacl.signing
-from sqlalchemy import Connection, Engine, and_, func, or_, select, tuple_
+from sqlalchemy import Connection, Engine, and_, func, inspect, or_, select, tuple_
 
 from audits.checks import KeyState
 from audits.fees import check_fees
 from audits.log import StoredLog, check_log, check_log_since, guess_tree, read_log
 from audits.paper import check_paper
-from audits.report import EMERGENCY, AuditState, Finding, Report
+from audits.report import EMERGENCY, AuditState, Finding, Report, later
 from audits.transfers import TransferAudit, shared_snapshot
 from audits.watch import watch
 from ledger import repository as repo
@@ -43,13 +44,15 @@ from ledger.models import postings as postings_table
 from ledger.models import transfers as transfers_table
 from ledger.operations import NODE
 from ledger.service import may_change_keys
-from runtime.plugins import Plugins
+from runtime.plugins import Plugins, version_table
+
+log = logging.getLogger(__name__)
 
 __all__ = ["AuditState", "Finding", "NoLedger", "Report", "audit"]
 
 Progress = Callable[[int, int], None]
-# Plugin name -> what its records say each of its escrow accounts holds.
-EscrowRecords = Callable[[Connection], Mapping[str, Mapping[str, int]]]
+# Plugin name -> what its records say each of its escrow accounts holds (None: unreadable).
+EscrowRecords = Callable[[Connection], Mapping[str, Mapping[str, int] | None]]
 
 
 def audit(
@@ -86,7 +89,7 @@ def audit(
             since = None
         report.full = since is None
         report.resumed_from = since.last_transfer if since else None
-        after = since.last_transfer if since else 0
+        after = since.last_transfer if since else None  # None: from the start
         keys, event_leaves = _replay_keys(conn, origin, node_public_key, report)
         node_key = node_public_key or next(
             (k.public_key for k in keys.values() if k.owner == NODE), None
@@ -152,12 +155,32 @@ def audit(
 
 def escrow_records_of(plugins: Plugins) -> EscrowRecords:
     """What the active plugins' records say their escrows hold, read on the audit's
-    connection."""
+    connection, each plugin in a savepoint (one failing leaves the snapshot usable). A
+    plugin whose migrations never ran on this database holds nothing here and is skipped;
+    one whose records cannot be read is named in the result with None."""
+    hook = plugins.manager.hook.sou_escrow_holdings
 
-    def read(conn: Connection) -> dict[str, Mapping[str, int]]:
-        return {p.name: held for p, held in plugins.each("sou_escrow_holdings", conn=conn)}
+    def read(conn: Connection) -> dict[str, Mapping[str, int] | None]:
+        implemented = {i.plugin_name: i.function for i in hook.get_hookimpls()}
+        found: dict[str, Mapping[str, int] | None] = {}
+        for plugin in plugins.active():
+            holdings = implemented.get(plugin.name)
+            if holdings is None or not _migrated(conn, plugin.name):
+                continue
+            try:
+                with conn.begin_nested():
+                    held = cast(Mapping[str, int], holdings(conn=conn))
+                    found[plugin.name] = dict(held)
+            except Exception:
+                log.exception("plugin %s could not say what its escrows hold", plugin.name)
+                found[plugin.name] = None
+        return found
 
     return read
+
+
+def _migrated(conn: Connection, plugin: str) -> bool:
+    return inspect(conn).has_table(version_table(plugin))
 
 
 class NoLedger(Exception):
@@ -325,7 +348,7 @@ def _verifies(public_key: bytes, message: bytes, signature: bytes) -> bool:
 GIVING_BACK = ("refund", "escrow_release", "escrow_refund")
 
 
-def _check_replays(conn: Connection, report: Report, after: int = 0) -> None:
+def _check_replays(conn: Connection, report: Report, after: int | None = None) -> None:
     """An order is posted once (key + nonce, initiator + client id), a transfer is paid out
     or corrected once, and refunds and escrow releases never exceed their payment. The
     database's unique keys say so too, but an audit does not take the schema's word for it.
@@ -343,7 +366,7 @@ def _check_replays(conn: Connection, report: Report, after: int = 0) -> None:
         dupes = select(*columns).group_by(*columns).having(func.count() > 1)
         if kinds:
             dupes = dupes.where(t.c.kind.in_(kinds))
-        if after:
+        if after is not None:
             dupes = dupes.where(tuple_(*columns).in_(select(*columns).where(t.c.id > after)))
         query = query.where(tuple_(*columns).in_(dupes))
         first: dict[tuple[Any, ...], int] = {}
@@ -358,7 +381,7 @@ def _check_replays(conn: Connection, report: Report, after: int = 0) -> None:
                 )
             else:
                 first[key] = row.id
-    refunded = select(t.c.ref_id).where(t.c.kind.in_(GIVING_BACK), t.c.id > after)
+    refunded = select(t.c.ref_id).where(t.c.kind.in_(GIVING_BACK), later(t.c.id, after))
     paid = (  # of the payments refunded only: summing every transfer's costs a scan
         select(p.c.transfer_id, func.sum(p.c.amount).label("paid"))
         .where(p.c.amount > 0, p.c.transfer_id.in_(refunded))
@@ -389,7 +412,7 @@ def _check_replays(conn: Connection, report: Report, after: int = 0) -> None:
     _check_card_reversals(conn, report, after)
 
 
-def _check_card_reversals(conn: Connection, report: Report, after: int) -> None:
+def _check_card_reversals(conn: Connection, report: Report, after: int | None) -> None:
     """Card reversals and write-offs of one top-up never give back more than it issued:
     a reversal counts by the units it returns, a write-off by the euros it puts back."""
     t, p, a = transfers_table, postings_table, accounts_table
@@ -413,7 +436,7 @@ def _check_card_reversals(conn: Connection, report: Report, after: int) -> None:
         )
         .group_by(t.c.ref_id, issued.c.issued)
     )
-    if after:
+    if after is not None:
         reversing = ("card_reversal", "card_write_off")
         again = select(t.c.ref_id).where(t.c.id > after, t.c.kind.in_(reversing))
         reversals = reversals.where(t.c.ref_id.in_(again))
@@ -499,11 +522,16 @@ def _check_accounts(conn: Connection, chart: Chart, sums: dict[str, int], report
 
 
 def _check_escrows(
-    records: Mapping[str, Mapping[str, int]], sums: dict[str, int], report: Report
+    records: Mapping[str, Mapping[str, int] | None], sums: dict[str, int], report: Report
 ) -> None:
     """Each plugin's escrow accounts hold exactly what its own records say: what its
     operations took in, less what they released and refunded."""
     for plugin, holdings in sorted(records.items()):
+        if holdings is None:
+            report.findings.append(
+                Finding("escrow", f"the records of plugin {plugin} could not be read")
+            )
+            continue
         prefix = f"escrow:{plugin}:"
         for code in sorted({c for c in sums if c.startswith(prefix)} | set(holdings)):
             held, recorded = sums.get(code, 0), holdings.get(code, 0)

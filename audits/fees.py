@@ -8,24 +8,38 @@ import json
 
 from sqlalchemy import Connection, select
 
-from audits.report import Finding, Report
+from audits.report import WARNING, Finding, Report, later
 from ledger import fee_rules
 from ledger.models import transfers
 
 
-def check_fees(conn: Connection, origin: str, node_key: bytes, after: int, report: Report) -> None:
+def check_fees(
+    conn: Connection, origin: str, node_key: bytes, after: int | None, report: Report
+) -> None:
     """Check the rules, then the reconversions after transfer `after`."""
     rules, problems = fee_rules.verify(conn, origin, node_key)
     report.findings.extend(Finding("fees", problem) for problem in problems)
-    if not rules:
-        return  # a ledger from before the node recorded its rules
     t = transfers
     query = (
         select(t.c.id, t.c.created_ms, t.c.order_json)
-        .where(t.c.kind == "redemption", t.c.id > after)
+        .where(t.c.kind == "redemption", later(t.c.id, after))
         .order_by(t.c.id)
     )
-    for tid, created_ms, order_json in conn.execute(query):
+    reconversions = conn.execute(query).all()
+    if not rules:
+        # A node records its rule whenever it opens: none at all means a ledger no node of
+        # this version opened yet, or rules removed. Said, as the fees go unchecked.
+        if reconversions or problems:
+            report.findings.append(
+                Finding(
+                    "fees",
+                    f"no fee rule is recorded: the fees of {len(reconversions)} reconversions "
+                    "are not checked",
+                    severity=WARNING,
+                )
+            )
+        return
+    for tid, created_ms, order_json in reconversions:
         problem = _wrong_fee(order_json, fee_rules.in_force(rules, created_ms))
         if problem:
             report.findings.append(Finding("fees", f"transfer {tid}: {problem}", transfer_id=tid))

@@ -97,10 +97,22 @@ def _tree(
     nodes = MemoryNodes.from_leaves(leaves)
     differing, beyond = _differing_nodes(stored, nodes, len(leaves))
     checked = Report()
+    _impossible_nodes(stored, checked)
     _check_checkpoints(stored, origin, verifier, nodes, len(leaves), checked)
     _check_witnessed(witnessed, stored, origin, verifier, nodes, len(leaves), checked)
     missing = _missing_nodes(stored, len(leaves))
     return Tree(leaves, nodes, differing, missing, beyond, checked.findings, checked.checkpoints)
+
+
+def _impossible_nodes(stored: StoredLog, report: Report) -> None:
+    for level, idx, _ in stored.nodes:
+        if level < 1 or idx < 0:
+            report.findings.append(
+                Finding(
+                    "log",
+                    f"the log stores a node at level {level}, index {idx}, where no tree has one",
+                )
+            )
 
 
 def _leaves(
@@ -121,6 +133,9 @@ def _leaves(
             entries.append((None, None))
             flagged.add(gap)
         idx = len(recomputed)
+        if (tid is None) == (eid is None):
+            report.findings.append(_named_twice_or_never(idx, tid, eid))
+            flagged.add(idx)
         if tid is not None:
             expected = transfer_leaves.get(tid)
         else:
@@ -145,6 +160,19 @@ def _leaves(
         recomputed.append(expected)
         entries.append((tid, eid))
     return recomputed, entries, flagged
+
+
+def _named_twice_or_never(idx: int, tid: int | None, eid: int | None) -> Finding:
+    """A leaf names one transfer or one key event: the node finds an entry's leaf by the
+    entry's column, so a leaf naming both hides the other from sealing."""
+    if tid is None:
+        return Finding("log", f"leaf {idx} names no transfer and no key event", leaf=idx)
+    return Finding(
+        "log",
+        f"leaf {idx} names both transfer {tid} and key event {eid}",
+        transfer_id=tid,
+        leaf=idx,
+    )
 
 
 def _unsealed(
@@ -186,6 +214,29 @@ def _unsealed(
                 "log", f"the log queue names key event {eid}, which is not stored: sealing is stuck"
             )
         )
+    _queued_again(queued_t & sealed_t, {e for e in queued_e if e is not None} & sealed_e, report)
+
+
+def _queued_again(transfers: set[int], events: set[int], report: Report) -> None:
+    """An entry waiting for the log that is in it already: the sealer cannot give it a
+    second leaf (a unique key refuses), so nothing after it is ever sealed."""
+    for tid in sorted(transfers):
+        report.findings.append(
+            Finding(
+                "log",
+                f"the log queue names transfer {tid}, which is already in the log: sealing is "
+                "stuck",
+                transfer_id=tid,
+            )
+        )
+    for eid in sorted(events):
+        report.findings.append(
+            Finding(
+                "log",
+                f"the log queue names key event {eid}, which is already in the log: sealing is "
+                "stuck",
+            )
+        )
 
 
 def _differing_nodes(
@@ -196,6 +247,8 @@ def _differing_nodes(
     differing: list[tuple[int, int]] = []
     beyond = size
     for level, idx, digest in stored.nodes:
+        if level < 1 or idx < 0:
+            continue  # no tree has a node there: `_impossible_nodes` says so
         first, last = idx << level, ((idx + 1) << level) - 1
         if last >= size:  # sealed over leaves that are no longer there
             beyond = max(beyond, last + 1)
@@ -415,6 +468,8 @@ def check_log_since(
                 Finding("log", f"leaf {frontier.size} is missing", leaf=frontier.size)
             )
             break  # the positions after a hole cannot be checked against anything signed
+        if (tid is None) == (eid is None):
+            report.findings.append(_named_twice_or_never(idx, tid, eid))
         expected = _expected_leaf(tid, eid, transfer_leaves, event_leaves, earlier_leaf)
         what = f"transfer {tid}" if tid is not None else f"key event {eid}"
         if expected is None:
@@ -450,6 +505,14 @@ def check_log_since(
     _check_new_witnessed(witnessed, roots, start, origin, verifier, report)
     queued = bulk.rows(conn, "SELECT transfer_id, key_event_id FROM log_queue")
     _unsealed_since(queued, transfer_leaves, event_leaves, entries, report)
+    again = bulk.rows(
+        conn,
+        "SELECT q.transfer_id, q.key_event_id FROM log_queue q JOIN log_leaves l "
+        "ON l.transfer_id = q.transfer_id OR l.key_event_id = q.key_event_id",
+    )
+    _queued_again(
+        {t for t, _ in again if t is not None}, {e for t, e in again if t is None}, report
+    )
     return frontier
 
 

@@ -4,12 +4,22 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the audit's worker processes read this module: they start without it
+    from sqlalchemy import ColumnElement
 
 # How serious a finding is: an *emergency* when units outstanding ever exceeded the euros
 # backing them, a *warning* for what needs watching but is not a fault (the ACPR threshold
 # coming near), an *error* for everything the ledger's data contradicts.
 ERROR, WARNING, EMERGENCY = "error", "warning", "emergency"
+
+
+def later(transfer_id: ColumnElement[Any], after: int | None) -> ColumnElement[bool]:
+    """Transfers after `after` (the last one a previous audit checked), or all (None)."""
+    from sqlalchemy import true
+
+    return true() if after is None else transfer_id > after
 
 
 @dataclass(frozen=True)

@@ -109,7 +109,7 @@ class TransferAudit:
         keys: dict[str, KeyState],
         workers: int,
         progress: Progress | None = None,
-        after: int = 0,
+        after: int | None = None,
     ) -> None:
         """`after`: the last transfer a previous audit checked (only later ones are read)."""
         self.source, self.local, self.origin, self.keys = source, local, origin, keys
@@ -123,9 +123,10 @@ class TransferAudit:
 
     def __enter__(self) -> TransferAudit:
         after = self.after
-        low, top = self.fetch(f"SELECT min(id), max(id) FROM transfers WHERE id > {after:d}")[0]
+        later = "" if after is None else f" WHERE id > {after:d}"
+        low, top = self.fetch(f"SELECT min(id), max(id) FROM transfers{later}")[0]
         self.ranges: list[Range] = []
-        self.last = top if top is not None else after  # the last transfer this audit checks
+        self.last = top if top is not None else (after or 0)  # the last one this audit checks
         self.codes = {i: code for i, code in self.fetch("SELECT id, code FROM accounts")}
         self.checks = TransferChecks(self.local, self.origin, self.keys)
         if top is None:

@@ -20,7 +20,7 @@ from typing import Any
 
 from sqlalchemy import Connection, case, func, select
 
-from audits.report import EMERGENCY, WARNING, AuditState, Finding, Report
+from audits.report import EMERGENCY, WARNING, AuditState, Finding, Report, later
 from ledger.chart import RULES, Chart, kind_of
 from ledger.errors import LedgerError
 from ledger.models import accounts, postings, transfers
@@ -42,7 +42,7 @@ def watch(
     conn: Connection,
     chart: Chart,
     since: AuditState | None,
-    after: int,
+    after: int | None,
     report: Report,
     now_ms: int | None = None,
 ) -> dict[str, Any]:
@@ -76,7 +76,7 @@ def watch(
     return {"day": last_day, "backing": backing, "outstanding": outstanding, "payments": payments}
 
 
-def _daily_backing(conn: Connection, chart: Chart, after: int) -> list[tuple[int, int, int]]:
+def _daily_backing(conn: Connection, chart: Chart, after: int | None) -> list[tuple[int, int, int]]:
     """Per day: what the transfers after `after` added to the euros backing and to the units
     outstanding. Units outstanding change by what the other local accounts (issuance, the
     notes' stock) lose, as a transfer's local postings sum to zero: only those few accounts
@@ -102,7 +102,7 @@ def _daily_backing(conn: Connection, chart: Chart, after: int) -> list[tuple[int
             func.sum(case((is_backing, 0), else_=-p.c.amount)),
         )
         .join(t, t.c.id == p.c.transfer_id)
-        .where(t.c.id > after, p.c.account_id.in_(backing_ids + issuing_ids))
+        .where(later(t.c.id, after), p.c.account_id.in_(backing_ids + issuing_ids))
         .group_by(day)
         .order_by(day)
     )
@@ -110,7 +110,7 @@ def _daily_backing(conn: Connection, chart: Chart, after: int) -> list[tuple[int
 
 
 def _daily_payments(
-    conn: Connection, chart: Chart, after: int, from_ms: int
+    conn: Connection, chart: Chart, after: int | None, from_ms: int
 ) -> list[tuple[int, int]]:
     p, t = postings, transfers
     day = (t.c.created_ms // DAY_MS).label("day")
@@ -118,7 +118,7 @@ def _daily_payments(
         select(day, func.sum(-p.c.amount))
         .join(t, t.c.id == p.c.transfer_id)
         .where(
-            t.c.id > after,
+            later(t.c.id, after),
             t.c.created_ms >= from_ms,
             t.c.kind.in_(PAYMENT_KINDS),
             p.c.amount < 0,

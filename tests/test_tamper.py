@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,6 +29,7 @@ from typer.testing import CliRunner
 
 import node.cli
 from audits.audit import audit
+from ledger import fee_rules
 from ledger.canonical import canonical
 from ledger.chart import member_account
 from ledger.merkle import MemoryNodes
@@ -68,6 +70,15 @@ def _build_village(url: str, data_dir: Path) -> None:
     try:
         save_key(key_path(data_dir / "keys", TREASURER), TREASURER_KEY, TREASURER)
         settings = Settings(data_dir=data_dir, database_url=url)
+        # The fee rule a node records as it opens: the reconversions are checked against it.
+        fee_rules.record(
+            engine,
+            NODE_KEY,
+            ORIGIN,
+            settings.reconversion_fee_bps,
+            settings.reconversion_cause_share,
+            0,
+        )
         village = seed(Node(settings, engine, Ledger(engine), NODE_KEY), say=lambda _: None)
         sealer = Sealer(engine, NODE_KEY, ORIGIN, max_leaves=8)  # several checkpoints
         sealer.seal_all()
@@ -127,7 +138,7 @@ def sqlite_village(sqlite_template: Template, tmp_path_factory: pytest.TempPathF
 
 @pytest.fixture(scope="session")
 def pg_village(pg_template: Template, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    name = f"{pg_template.url}_village"
+    name = f"{pg_template.url}_village_{uuid.uuid4().hex[:6]}"
     with pg_database(name, pg_template.url) as url:
         _build_village(url, tmp_path_factory.mktemp("village") / "data")
         yield name
