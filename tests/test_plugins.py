@@ -358,3 +358,27 @@ def test_no_plugin_rewords_what_the_node_says(tools: TestClient) -> None:
     for name in ("amap", "crowdfunding"):
         theirs = catalogue(files(f"plugins.{name}") / "locale" / "fr" / "LC_MESSAGES")
         assert all(fr.gettext(i) == own.get(i, said) for i, said in theirs.items())
+
+
+def test_no_two_of_the_node_catalogues_translate_one_message_otherwise() -> None:
+    """The node's catalogues are merged, the first translation of a message kept: two
+    features translating one English message differently would reword one of them (the
+    counter's cancelled invoice once read « Annulé », the payouts' word for a batch)."""
+    from importlib.resources import files
+
+    from babel.messages.pofile import read_po
+
+    said: dict[str, tuple[str, str]] = {}
+    differing = []
+    folder = files("web") / "locale" / "fr" / "LC_MESSAGES"
+    for part in sorted(folder.iterdir(), key=str):
+        if not part.name.endswith(".po"):
+            continue
+        with part.open("rb") as po:
+            for m in read_po(po, locale="fr"):
+                if not (isinstance(m.id, str) and m.id and m.string):
+                    continue
+                first = said.setdefault(m.id, (part.name, str(m.string)))
+                if first[1] != m.string:
+                    differing.append((m.id, first, (part.name, str(m.string))))
+    assert not differing, differing

@@ -26,6 +26,7 @@ from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import IntegrityError
 
 from audits.audit import audit
+from ledger import fee_rules
 from ledger import repository as repo
 from ledger.models import postings, transfers
 from ledger.operations import TREASURER
@@ -34,7 +35,15 @@ from ledger.sealer import DanglingQueueEntry, Sealer
 from tests.conftest import NODE_KEY, ORIGIN
 from tests.factories import Book
 
-HISTORY = ("transfers", "postings", "key_events", "log_leaves", "log_nodes", "checkpoints")
+HISTORY = (
+    "transfers",
+    "postings",
+    "key_events",
+    "log_leaves",
+    "log_nodes",
+    "checkpoints",
+    "fee_rules",
+)
 TABLES = ("ledger_meta", "accounts", "keys", "log_queue", *HISTORY)
 
 APPEND_ONLY = r"sou: (\w+ is append-only|\w+ rows are never replaced)"
@@ -89,6 +98,7 @@ class Village:
 def village(book: Book, engine: Engine) -> Village:
     """A small ledger with a row in every table: a card top-up and its settlement,
     payments, a correction, a redemption paid out, everything sealed."""
+    fee_rules.record(engine, NODE_KEY, ORIGIN, 300, 0, 0)  # as a node records it on opening
     alice, bob, carol = book.member("alice", 10_000), book.member("bob"), book.member("carol")
 
     def post(signer: str, kind: str, **fields: Any) -> int:
@@ -233,6 +243,7 @@ UPDATES = {
     "log_leaves": "UPDATE log_leaves SET idx = idx + 1000",
     "log_nodes": "UPDATE log_nodes SET idx = idx + 1000",
     "checkpoints": "UPDATE checkpoints SET note = note || ' '",
+    "fee_rules": "UPDATE fee_rules SET effective_ms = effective_ms + 1",
 }
 
 

@@ -188,7 +188,7 @@ def checkpoint(node: Served) -> str:
 def audit_from(node: Served) -> None:
     """`sou audit` from this node's data directory: its kept checkpoint is in the log."""
     env = node_env(node.data_dir, node.database_url)
-    audited = CliRunner().invoke(cli, ["audit", "--json"], env=env)
+    audited = CliRunner().invoke(cli, ["audit", "--full", "--json"], env=env)
     assert audited.exit_code == 0, audited.output
     report = json.loads(audited.output)
     assert report["ok"] and report["unsealed"] == 0 and report["transfers"] >= 12, report

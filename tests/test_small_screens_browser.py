@@ -58,7 +58,8 @@ def opens(person: Person, paths: list[str]) -> list[str]:
     theirs = []
     for path in paths:
         answer = person.client.get(path, headers=headers)
-        if answer.status_code == 200 and answer.url.path == path.split("?")[0]:
+        page = answer.headers.get("content-type", "").startswith("text/html")  # not a file
+        if answer.status_code == 200 and page and answer.url.path == path.split("?")[0]:
             theirs.append(path)
     return theirs
 

@@ -244,7 +244,7 @@ def _paper(report: Report, w: Writer) -> Section:
                 ),
             )
         )
-    return Section("paper", title, notes, svg, [w._("Kind"), w._("Units")], rows)
+    return Section("paper", title, notes, svg, [w._("Paper or digital"), w._("Units")], rows)
 
 
 def _merchants(report: Report, w: Writer) -> Section:

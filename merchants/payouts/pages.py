@@ -19,7 +19,7 @@ router = APIRouter(include_in_schema=False)
 BATCH_LABELS = {
     "unpaid": "Waiting for the bank",
     "paid": "Sent by the bank",
-    "cancelled": "Cancelled",
+    "cancelled": "Batch cancelled",
 }
 
 
