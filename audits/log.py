@@ -99,7 +99,10 @@ def _tree(
     checked = Report()
     _impossible_nodes(stored, checked)
     _check_checkpoints(stored, origin, verifier, nodes, len(leaves), checked)
-    _check_witnessed(witnessed, stored, origin, verifier, nodes, len(leaves), checked)
+    sizes = {tree_size for tree_size, _, _ in stored.checkpoints}
+    _check_witnessed(
+        witnessed, origin, verifier, len(leaves), lambda n: root(n, nodes), sizes, checked
+    )
     missing = _missing_nodes(stored, len(leaves))
     return Tree(leaves, nodes, differing, missing, beyond, checked.findings, checked.checkpoints)
 
@@ -377,23 +380,25 @@ def _check_checkpoints(
 
 def _check_witnessed(
     notes: Sequence[str],
-    stored: StoredLog,
     origin: str,
     verifier: str,
-    nodes: MemoryNodes,
     size: int,
+    root_at: Callable[[int], bytes | None],
+    stored_sizes: set[int] | None,
     report: Report,
 ) -> None:
     """Checkpoints kept outside the database anchor the log: removing its last entries
     and their checkpoints leaves a log consistent with itself, but not with these; and the
-    node stored every checkpoint it signed."""
-    sizes = {tree_size for tree_size, _, _ in stored.checkpoints}
+    node stored every checkpoint it signed. `root_at` gives the log's root at a size (None:
+    a size a previous audit checked); `stored_sizes`, the sizes of the stored checkpoints
+    (None: not looked at)."""
     for note in notes:
         try:
             seen = open_checkpoint(note, verifier, origin=origin)
         except CheckpointError as exc:
             report.findings.append(Finding("checkpoint", f"a witnessed checkpoint: {exc}"))
             continue
+        found = None if seen.size > size else root_at(seen.size)
         if seen.size > size:
             report.findings.append(
                 Finding(
@@ -402,7 +407,7 @@ def _check_witnessed(
                     f"has only {size} leaves: entries were removed",
                 )
             )
-        elif root(seen.size, nodes) != seen.root:
+        elif found is not None and found != seen.root:
             report.findings.append(
                 Finding(
                     "checkpoint",
@@ -410,7 +415,7 @@ def _check_witnessed(
                     "checkpoint witnessed at that size",
                 )
             )
-        elif seen.size not in sizes:
+        elif stored_sizes is not None and seen.size not in stored_sizes:
             report.findings.append(
                 Finding(
                     "checkpoint",
@@ -502,7 +507,16 @@ def check_log_since(
         entries.append((tid, eid))
     report.leaves = frontier.size
     _check_new_checkpoints(signed, roots, origin, verifier, frontier.size, report)
-    _check_new_witnessed(witnessed, roots, start, origin, verifier, report)
+    # Witnessed checkpoints within the previous audit's tree were checked by that audit.
+    _check_witnessed(
+        witnessed,
+        origin,
+        verifier,
+        frontier.size,
+        lambda n: roots.get(n) if n > start else None,
+        None,
+        report,
+    )
     queued = bulk.rows(conn, "SELECT transfer_id, key_event_id FROM log_queue")
     _unsealed_since(queued, transfer_leaves, event_leaves, entries, report)
     again = bulk.rows(
@@ -566,41 +580,6 @@ def _check_new_checkpoints(
                 "checkpoint", f"the log has {size} leaves but the latest checkpoint signs {latest}"
             )
         )
-
-
-def _check_new_witnessed(
-    notes: Sequence[str],
-    roots: dict[int, bytes],
-    start: int,
-    origin: str,
-    verifier: str,
-    report: Report,
-) -> None:
-    """Witnessed checkpoints beyond the previous audit's tree (those within it were
-    checked by that audit)."""
-    size = max(roots)
-    for text in notes:
-        try:
-            seen = open_checkpoint(text, verifier, origin=origin)
-        except CheckpointError as exc:
-            report.findings.append(Finding("checkpoint", f"a witnessed checkpoint: {exc}"))
-            continue
-        if seen.size > size:
-            report.findings.append(
-                Finding(
-                    "checkpoint",
-                    f"a checkpoint of size {seen.size} was witnessed but the log "
-                    f"has only {size} leaves: entries were removed",
-                )
-            )
-        elif seen.size > start and roots[seen.size] != seen.root:
-            report.findings.append(
-                Finding(
-                    "checkpoint",
-                    f"the log's first {seen.size} leaves are not those of the "
-                    "checkpoint witnessed at that size",
-                )
-            )
 
 
 def _unsealed_since(
