@@ -25,7 +25,7 @@ from sqlalchemy import Connection, Engine, and_, func, inspect, or_, select, tup
 
 from audits.checks import KeyState
 from audits.fees import check_fees
-from audits.log import StoredLog, check_log, check_log_since, guess_tree, read_log
+from audits.log import LogAudit, Place
 from audits.paper import check_paper
 from audits.report import EMERGENCY, AuditState, Finding, Report, later
 from audits.transfers import TransferAudit, shared_snapshot
@@ -96,35 +96,22 @@ def audit(
         )
         verifier = verifier_key(origin, node_key) if node_key else ""
         replays = Report()  # reported after the transfers, as they always were
-        log: StoredLog | None = None
+        start = Frontier()
+        if since is not None:
+            start = Frontier(since.tree_size, [bytes.fromhex(h) for h in since.frontier])
         with TransferAudit(
             conn, source, chart.local, origin, keys, workers or os.cpu_count() or 1, progress, after
         ) as checking:
             # While worker processes check the transfers, this one checks the rest.
             _check_replays(conn, replays, after)
             checking.poll()
-            if since is None:
-                log = read_log(conn)
-                checking.poll()
-                guess_tree(log, origin, verifier, witnessed)
+            place = Place(
+                event_leaves, checking.checked, after, checking.leaf_of if since else None
+            )
+            the_log = LogAudit(conn, start, origin, verifier, witnessed, place)
+            the_log.walk(checking.poll)
             transfers = checking.result()
-            if log is not None:
-                frontier = check_log(
-                    log, origin, verifier, transfers.leaves, event_leaves, witnessed, report
-                )
-            else:
-                assert since is not None
-                frontier = check_log_since(
-                    conn,
-                    Frontier(since.tree_size, [bytes.fromhex(h) for h in since.frontier]),
-                    origin,
-                    verifier,
-                    transfers.leaves,
-                    event_leaves,
-                    checking.leaf_of,
-                    witnessed,
-                    report,
-                )
+            frontier = the_log.finish(transfers, report)
             last = checking.last
         report.transfers = transfers.count
         report.findings.extend(transfers.findings)

@@ -33,6 +33,7 @@ from ledger.orders import MAX_SAFE_INTEGER, Order
 Row = tuple[Any, ...]
 Leg = tuple[str, str, int]  # account code, currency, amount
 Work = tuple[Row, list[Leg], Original | None]
+Sealed = dict[int, list[tuple[int, bytes]]]  # transfer id -> its leaves in the log (idx, hash)
 PUBLIC_KEY_SIZE = nacl.bindings.crypto_sign_PUBLICKEYBYTES
 SIGNATURE_SIZE = nacl.bindings.crypto_sign_BYTES
 
@@ -47,19 +48,30 @@ class KeyState:
 
 @dataclass
 class Transfers:
-    """What the transfers add up to, for the balance and log checks."""
+    """What the transfers add up to, for the balance and log checks. Each transfer's leaf
+    is compared with the one the log holds for it where it is checked: only what differs
+    comes back, so that nothing here grows with the ledger."""
 
     count: int = 0
     sums: dict[str, int] = field(default_factory=dict)  # account code -> net postings
-    leaves: dict[int, bytes] = field(default_factory=dict)  # transfer id -> leaf hash
     findings: list[Finding] = field(default_factory=list)
+    unsealed: list[int] = field(default_factory=list)  # transfers without a leaf
+    flagged: list[int] = field(default_factory=list)  # leaves found wrong (idx)
+    resealed: dict[int, bytes] = field(default_factory=dict)  # idx -> the leaf its entry gives
 
     def add(self, other: Transfers) -> None:
         self.count += other.count
         for code, amount in other.sums.items():
             self.sums[code] = self.sums.get(code, 0) + amount
-        self.leaves.update(other.leaves)
         self.findings.extend(other.findings)
+        self.unsealed.extend(other.unsealed)
+        self.flagged.extend(other.flagged)
+        self.resealed.update(other.resealed)
+
+
+def leaf_of(row: Row, legs: list[Leg]) -> bytes:
+    """The log leaf of a stored transfer, as the sealer makes it."""
+    return leaf_hash(transfer_leaf(row[0], row[9], row[6], row[7], legs))
 
 
 class TransferChecks:
@@ -72,18 +84,28 @@ class TransferChecks:
             k: s.public_key for k, s in keys.items() if len(s.public_key) == PUBLIC_KEY_SIZE
         }
 
-    def check(self, work: list[Work]) -> Transfers:
+    def check(self, work: list[Work], sealed: Sealed) -> Transfers:
+        """Check `work`; `sealed` holds the log's leaves naming the transfers of its id
+        range (taken from it as they are compared)."""
         result = Transfers(len(work))
-        sums, leaves, findings = result.sums, result.leaves, result.findings
+        sums, findings = result.sums, result.findings
         for row, legs, original in work:
             tid = row[0]
             for code, _, amount in legs:
                 sums[code] = sums.get(code, 0) + amount
-            leaves[tid] = leaf_hash(transfer_leaf(tid, row[9], row[6], row[7], legs))
+            _compare_leaf(tid, leaf_of(row, legs), sealed.pop(tid, []), result)
             problem = self._check(row, legs, original)
             if problem:
                 check, message = problem
                 findings.append(Finding(check, f"transfer {tid}: {message}", transfer_id=tid))
+        for tid, placed in sealed.items():  # leaves naming a transfer that is not stored
+            for idx, _ in placed:
+                findings.append(
+                    Finding(
+                        "log", f"leaf {idx}: transfer {tid} is missing", transfer_id=tid, leaf=idx
+                    )
+                )
+                result.flagged.append(idx)
         return result
 
     def _check(
@@ -203,6 +225,36 @@ class TransferChecks:
                 f"postings {_fmt(legs)} differ from those its order implies {_fmt(expected)}"
             )
         return None
+
+
+def _compare_leaf(
+    tid: int, leaf: bytes, placed: list[tuple[int, bytes]], result: Transfers
+) -> None:
+    if not placed:
+        result.unsealed.append(tid)
+        return
+    (idx, digest), *again = sorted(placed)
+    if bytes(digest) != leaf:
+        result.findings.append(
+            Finding(
+                "log",
+                f"leaf {idx}: transfer {tid} differs from what was sealed",
+                transfer_id=tid,
+                leaf=idx,
+            )
+        )
+        result.flagged.append(idx)
+        result.resealed[idx] = leaf
+    for other, _ in again:
+        result.findings.append(
+            Finding(
+                "log",
+                f"leaf {other}: transfer {tid} is in the log a second time (first at leaf {idx})",
+                transfer_id=tid,
+                leaf=other,
+            )
+        )
+        result.flagged.append(other)
 
 
 def _fmt(amounts: dict[str, int]) -> str:

@@ -1,114 +1,380 @@
-"""Audit of the Merkle log: every leaf recomputed from what it records, every stored inner
-node from the leaves, every checkpoint's root and signature, and the checkpoints kept
+"""Audit of the Merkle log: every leaf against what it records, every stored inner node
+against the leaves, every checkpoint's root and signature, and the checkpoints kept
 outside the database.
 
-The log is read once (`read_log`). The tree over its stored leaf hashes is built and checked
-while the transfers are (`guess_tree`): when every transfer gives the leaf sealed for it,
-that tree is the one the audit needs, and only the comparison is left for the end."""
+The log is walked once, in leaf order and a chunk at a time, with a `Frontier`: it holds
+only the roots of the perfect subtrees so far, so the audit's memory does not grow with
+the log. Each inner node the walk completes is compared with the stored one, and each
+checkpoint with the root the walk reaches at its size. The walk goes over the stored leaf
+hashes while the workers check the transfers, each worker comparing its transfers' leaves
+with the stored ones: only when some leaf differs is the log walked a second time, over
+the leaves its entries give, which is the tree the audit judges."""
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from contextlib import suppress
+from dataclasses import dataclass, field
 
 from sqlalchemy import Connection
 
+from audits.checks import Transfers
 from audits.report import Finding, Report
 from ledger import bulk
 from ledger.checkpoint import CheckpointError, open_checkpoint
-from ledger.merkle import HASH_SIZE, Frontier, MemoryNodes, root
+from ledger.merkle import HASH_SIZE, Frontier
 
-Entry = tuple[int | None, int | None]  # (transfer id, key event id) of a leaf
+CHUNK = 1 << 14  # leaves read per query
+MAX_GAP = 1 << 12  # a hole wider than this ends the walk: nothing after it can be placed
+MAX_NAMED_NODES = 10
+NO_LEAF = bytes(HASH_SIZE)  # where a leaf is missing, as the sealer never writes one
+Leaf = tuple[int, int | None, int | None, bytes]  # idx, transfer, key event, hash
 
 
 @dataclass
+class Place:
+    """What each leaf's entry is checked against. Transfers with ids in `checked` are the
+    workers' to compare; one a previous audit checked (id up to `after`) is recomputed by
+    `earlier_leaf`; a key event's leaf is in `event_leaves`."""
+
+    event_leaves: dict[int, bytes]
+    checked: tuple[int, int] | None
+    after: int | None = None
+    earlier_leaf: Callable[[int], bytes | None] | None = None
+
+
+@dataclass
+class Entries:
+    """What the first walk found of the leaves themselves."""
+
+    findings: list[Finding] = field(default_factory=list)
+    flagged: set[int] = field(default_factory=set)  # positions of leaves found wrong
+    resealed: dict[int, bytes] = field(default_factory=dict)  # idx -> the leaf its entry gives
+    sealed_events: set[int] = field(default_factory=set)
+
+
+class LogAudit:
+    """The log checked from `start` (an empty frontier: the whole log), in the audit's
+    snapshot: `walk` while the transfers are being checked, `finish` once they are."""
+
+    def __init__(
+        self,
+        conn: Connection,
+        start: Frontier,
+        origin: str,
+        verifier: str,
+        witnessed: Sequence[str],
+        place: Place,
+    ) -> None:
+        self.conn, self.start, self.place = conn, start, place
+        self.origin, self.verifier, self.witnessed = origin, verifier, witnessed
+        self.full = start.size == 0
+        self.entries = Entries()
+        self.sizes: set[int] = set()  # of the witnessed checkpoints: roots kept there
+        for note in witnessed:
+            with suppress(CheckpointError):  # `_check_witnessed` says why
+                self.sizes.add(open_checkpoint(note, verifier, origin=origin).size)
+        self.tree: Tree | None = None
+
+    def walk(self, poll: Callable[[], None]) -> None:
+        """The walk over the stored leaf hashes, each leaf's entry checked on the way."""
+        self.tree = self._walk({}, self.entries, poll)
+
+    def finish(self, transfers: Transfers, report: Report) -> Frontier:
+        """Everything reported, with what the workers found of the transfers' leaves; the
+        frontier of the tree, for the next audit to resume from."""
+        assert self.tree is not None, "walk first"
+        entries = self.entries
+        entries.flagged.update(transfers.flagged)
+        tree = self.tree
+        if entries.resealed or transfers.resealed:
+            tree = self._walk({**entries.resealed, **transfers.resealed}, None, lambda: None)
+        report.findings.extend(entries.findings)
+        size = tree.frontier.size
+        report.leaves = size
+        if self.full:
+            _impossible_nodes(self.conn, size, tree, report)
+        _report_nodes(self.conn, tree, entries.flagged, report)
+        report.checkpoints += tree.checkpoints
+        report.findings.extend(tree.findings)
+        stored = None if not self.full else (lambda n: _has_checkpoint(self.conn, n))
+        _check_witnessed(
+            self.witnessed,
+            self.origin,
+            self.verifier,
+            size,
+            lambda n: tree.roots.get(n) if n > self.start.size or self.full else None,
+            stored,
+            report,
+        )
+        _unsealed(self.conn, self.place, entries, transfers, self.full, report)
+        return tree.frontier
+
+    def _walk(
+        self, override: dict[int, bytes], entries: Entries | None, poll: Callable[[], None]
+    ) -> Tree:
+        tree = Tree(self.conn, self.start, self.origin, self.verifier, self.sizes, self.full)
+        cursor = self.start.size - 1 if not self.full else -(1 << 63)
+        while rows := bulk.rows(
+            self.conn,
+            "SELECT idx, transfer_id, key_event_id, hash FROM log_leaves "
+            f"WHERE idx > {cursor:d} ORDER BY idx LIMIT {CHUNK:d}",
+        ):
+            cursor = rows[-1][0]
+            placed = _positions(tree.frontier.size, rows)
+            tree.begin(placed[-1][0] + 1 if placed else tree.frontier.size)
+            for position, (idx, tid, eid, digest) in placed:
+                while tree.frontier.size < position:  # a hole: positions kept, flagged
+                    gap = tree.frontier.size
+                    if entries is not None:
+                        entries.findings.append(Finding("log", f"leaf {gap} is missing", leaf=gap))
+                        entries.flagged.add(gap)
+                    tree.append(NO_LEAF)
+                digest = bytes(digest)
+                if entries is not None:
+                    self._check_entry(position, idx, tid, eid, digest, entries)
+                leaf = override.get(idx, digest)
+                tree.append(leaf if len(leaf) == HASH_SIZE else NO_LEAF)
+            poll()
+            if len(placed) < len(rows):  # a hole too wide to walk over
+                gap = tree.frontier.size
+                if entries is not None:
+                    entries.findings.append(
+                        Finding(
+                            "log",
+                            f"leaves {gap}..{rows[len(placed)][0] - 1} are missing",
+                            leaf=gap,
+                        )
+                    )
+                    entries.flagged.add(gap)
+                break
+        tree.end()
+        return tree
+
+    def _check_entry(
+        self,
+        position: int,
+        idx: int,
+        tid: int | None,
+        eid: int | None,
+        digest: bytes,
+        entries: Entries,
+    ) -> None:
+        place = self.place
+        if (tid is None) == (eid is None):
+            entries.findings.append(_named_twice_or_never(position, tid, eid))
+            entries.flagged.add(position)
+        if tid is not None:
+            if place.checked is not None and place.checked[0] <= tid <= place.checked[1]:
+                return  # its worker compares it
+            earlier = place.earlier_leaf
+            known = place.after is not None and tid <= place.after and earlier is not None
+            expected = earlier(tid) if known and earlier is not None else None
+            what = f"transfer {tid}"
+        else:
+            expected = place.event_leaves.get(eid) if eid is not None else None
+            if eid is not None:
+                entries.sealed_events.add(eid)
+            what = f"key event {eid}"
+        if expected is None:
+            entries.findings.append(
+                Finding(
+                    "log", f"leaf {position}: {what} is missing", transfer_id=tid, leaf=position
+                )
+            )
+            entries.flagged.add(position)
+        elif expected != digest:
+            entries.findings.append(
+                Finding(
+                    "log",
+                    f"leaf {position}: {what} differs from what was sealed",
+                    transfer_id=tid,
+                    leaf=position,
+                )
+            )
+            entries.flagged.add(position)
+            entries.resealed[idx] = expected
+
+
+def _positions(size: int, rows: list[Leaf]) -> list[tuple[int, Leaf]]:
+    """Where each stored leaf stands in the tree: at its idx, past any hole before it; a
+    leaf whose idx is taken or below zero, next. Stops before a hole wider than MAX_GAP."""
+    placed = []
+    for row in rows:
+        position = max(size, row[0])
+        if position - size > MAX_GAP:
+            break
+        placed.append((position, row))
+        size = position + 1
+    return placed
+
+
 class Tree:
-    """The tree over one list of leaf hashes, and what depends on it alone: the stored inner
-    nodes that differ from it, and the findings on the checkpoints."""
+    """The tree a walk builds, leaf by leaf: the stored inner nodes it completes compared
+    with its own, the signed checkpoints with its root at their sizes. Nodes and
+    checkpoints are read a chunk of leaves at a time, before the chunk's leaves."""
 
-    leaves: list[bytes]
-    nodes: MemoryNodes
-    differing: list[tuple[int, int]]  # leaf ranges of differing stored nodes, smallest first
-    missing: list[tuple[int, int]]  # (level, index) of the inner nodes a sealed log stores
-    beyond: int  # one past the last leaf a stored node covers, or the size
-    findings: list[Finding]
-    checkpoints: int
+    def __init__(
+        self,
+        conn: Connection,
+        start: Frontier,
+        origin: str,
+        verifier: str,
+        sizes: set[int],
+        full: bool,
+    ) -> None:
+        self.conn, self.origin, self.verifier, self.full = conn, origin, verifier, full
+        self.frontier = Frontier(start.size, start.hashes)
+        self.start = start.size
+        self.sizes = sizes  # where the roots are kept
+        self.roots: dict[int, bytes] = {}
+        self.nodes: dict[tuple[int, int], bytes] = {}
+        self.signed: dict[int, tuple[bytes, str]] = {}  # size -> stored root, note
+        self.read_to = start.size - 1  # checkpoints of sizes up to here are read
+        self.differing: list[tuple[int, int]] = []  # leaf ranges of differing stored nodes
+        self.missing: list[tuple[int, int]] = []  # (level, idx), the first MAX_NAMED_NODES
+        self.missing_count = 0
+        self.findings: list[Finding] = []  # on the checkpoints
+        self.checkpoints = 0
+        self.latest = 0  # the largest checkpoint size seen
+        self.intact = start.size  # the largest one whose tree the log still has, before a break
+        self.broken = False
+        self.previous: int | None = None  # the size of the checkpoint before, as stored
+        self._reached()
+
+    def begin(self, end: int) -> None:
+        """The stored nodes and checkpoints the leaves up to position `end` complete."""
+        self.nodes = _stored_nodes(self.conn, self.frontier.size, end)
+        self.signed = _checkpoints(self.conn, self.read_to, end)
+        self.read_to = max(self.read_to, end)
+        self._reached()
+
+    def append(self, leaf: bytes) -> None:
+        for level, index, digest in self.frontier.append(leaf)[1:]:
+            stored = self.nodes.get((level, index))
+            if stored == digest:
+                continue
+            if stored is None:
+                self.missing_count += 1
+                if len(self.missing) < MAX_NAMED_NODES:
+                    self.missing.append((level, index))
+            else:
+                self.differing.append((index << level, ((index + 1) << level) - 1))
+        self._reached()
+
+    def end(self) -> None:
+        """The checkpoints signed beyond the log's last leaf."""
+        size = self.frontier.size
+        self.signed = _checkpoints(self.conn, self.read_to, None)
+        self._reached()  # the one at the log's size, when no leaf came after the start
+        for tree_size, (stored_root, note) in sorted(self.signed.items()):
+            self._check_checkpoint(tree_size, stored_root, note, None)
+        if self.latest != size and (self.full or size > self.start):
+            self.findings.append(
+                Finding(
+                    "checkpoint",
+                    f"the log has {size} leaves but the latest checkpoint signs {self.latest}",
+                )
+            )
+
+    def _reached(self) -> None:
+        size = self.frontier.size
+        if size in self.signed or size in self.sizes:
+            root = self.frontier.root()
+            if size in self.sizes:
+                self.roots[size] = root
+            if size in self.signed:
+                stored_root, note = self.signed.pop(size)
+                self._check_checkpoint(size, stored_root, note, root)
+
+    def _check_checkpoint(
+        self, tree_size: int, stored_root: bytes, text: str, root: bytes | None
+    ) -> None:
+        """`root`: the tree's at `tree_size`; None when the log is smaller."""
+        self.checkpoints += 1
+        self.latest = max(self.latest, tree_size)
+        previous, self.previous = self.previous, tree_size
+        try:
+            note = open_checkpoint(text, self.verifier, origin=self.origin)
+        except CheckpointError as exc:
+            self.findings.append(Finding("checkpoint", f"checkpoint {tree_size}: {exc}"))
+            return
+        if (
+            note.previous
+            and note.previous != previous
+            and not _has_checkpoint(self.conn, note.previous)
+        ):
+            self.findings.append(
+                Finding(
+                    "checkpoint",
+                    f"checkpoint {tree_size} was signed after checkpoint {note.previous}, "
+                    "which is no longer stored",
+                )
+            )
+        if note.size != tree_size or note.root != stored_root:
+            self.findings.append(
+                Finding(
+                    "checkpoint",
+                    f"checkpoint {tree_size}: stored size or root differs from the signed note",
+                )
+            )
+        elif root is None or root != note.root:
+            # The first broken checkpoint bounds where history changed.
+            where = (
+                "" if self.broken else f" (a change among leaves {self.intact}..{tree_size - 1})"
+            )
+            self.broken = True
+            self.findings.append(
+                Finding(
+                    "checkpoint",
+                    f"checkpoint {tree_size}: the log "
+                    "no longer has the tree this checkpoint signed" + where,
+                )
+            )
+        elif not self.broken:
+            self.intact = tree_size
 
 
-@dataclass
-class StoredLog:
-    """The log as the audit's snapshot holds it."""
-
-    leaves: list[tuple[int, int | None, int | None, bytes]]  # idx, transfer, key event, hash
-    queued: list[Entry]
-    nodes: list[tuple[int, int, bytes]]  # level, idx, hash
-    checkpoints: list[tuple[int, bytes, str]]  # tree size, root, signed note
-    guess: Tree | None = None  # see guess_tree
-
-
-def read_log(conn: Connection) -> StoredLog:
-    """Every row of the log's tables, in the audit's snapshot (hashes come as bytes from
-    both drivers)."""
-    return StoredLog(
-        bulk.rows(conn, "SELECT idx, transfer_id, key_event_id, hash FROM log_leaves ORDER BY idx"),
-        bulk.rows(conn, "SELECT transfer_id, key_event_id FROM log_queue"),
-        bulk.rows(conn, "SELECT level, idx, hash FROM log_nodes"),
-        bulk.rows(conn, "SELECT tree_size, root, note FROM checkpoints ORDER BY tree_size"),
-    )
+def _stored_nodes(conn: Connection, first: int, end: int) -> dict[tuple[int, int], bytes]:
+    """The stored inner nodes whose last leaf is at a position in first..end-1."""
+    ranges = []
+    level = 1
+    while 1 << level <= end:
+        low, high = ((first + (1 << level)) >> level) - 1, (end >> level) - 1
+        if low <= high:
+            ranges.append(f"(level = {level:d} AND idx BETWEEN {low:d} AND {high:d})")
+        level += 1
+    if not ranges:
+        return {}
+    rows = bulk.rows(conn, "SELECT level, idx, hash FROM log_nodes WHERE " + " OR ".join(ranges))
+    return {(level, idx): bytes(digest) for level, idx, digest in rows}
 
 
-def guess_tree(stored: StoredLog, origin: str, verifier: str, witnessed: Sequence[str]) -> None:
-    """Check the tree of the stored leaf hashes while the transfers are being checked:
-    `check_log` keeps it when every entry gives the leaf that was sealed for it, as in a
-    ledger nobody altered."""
-    leaves: list[bytes] = []
-    for idx, _, _, digest in stored.leaves:
-        leaves.extend(bytes(HASH_SIZE) for _ in range(idx - len(leaves)))  # as _leaves does
-        leaves.append(digest)
-    if all(len(digest) == HASH_SIZE for digest in leaves):
-        stored.guess = _tree(stored, leaves, origin, verifier, witnessed)
+def _checkpoints(conn: Connection, after: int, upto: int | None) -> dict[int, tuple[bytes, str]]:
+    bound = "" if upto is None else f" AND tree_size <= {upto:d}"
+    return {
+        size: (bytes(stored_root), note)
+        for size, stored_root, note in bulk.rows(
+            conn,
+            f"SELECT tree_size, root, note FROM checkpoints WHERE tree_size > {after:d}{bound}",
+        )
+    }
 
 
-def check_log(
-    stored: StoredLog,
-    origin: str,
-    verifier: str,
-    transfer_leaves: dict[int, bytes],
-    event_leaves: dict[int, bytes],
-    witnessed: Sequence[str],
-    report: Report,
-) -> Frontier:
-    """Check the whole log; return the frontier of its tree, for the next audit to resume."""
-    recomputed, entries, flagged = _leaves(stored, transfer_leaves, event_leaves, report)
-    report.leaves = len(recomputed)
-    _unsealed(stored, transfer_leaves, event_leaves, entries, report)
-    tree = stored.guess
-    if tree is None or tree.leaves != recomputed:
-        tree = _tree(stored, recomputed, origin, verifier, witnessed)
-    _report_nodes(tree, flagged, entries, report)
-    report.checkpoints += tree.checkpoints
-    report.findings.extend(tree.findings)
-    return Frontier.from_nodes(len(recomputed), tree.nodes)
+def _has_checkpoint(conn: Connection, size: int) -> bool:
+    return bool(bulk.rows(conn, f"SELECT 1 FROM checkpoints WHERE tree_size = {size:d}"))
 
 
-def _tree(
-    stored: StoredLog, leaves: list[bytes], origin: str, verifier: str, witnessed: Sequence[str]
-) -> Tree:
-    nodes = MemoryNodes.from_leaves(leaves)
-    differing, beyond = _differing_nodes(stored, nodes, len(leaves))
-    checked = Report()
-    _impossible_nodes(stored, checked)
-    _check_checkpoints(stored, origin, verifier, nodes, len(leaves), checked)
-    sizes = {tree_size for tree_size, _, _ in stored.checkpoints}
-    _check_witnessed(
-        witnessed, origin, verifier, len(leaves), lambda n: root(n, nodes), sizes, checked
-    )
-    missing = _missing_nodes(stored, len(leaves))
-    return Tree(leaves, nodes, differing, missing, beyond, checked.findings, checked.checkpoints)
-
-
-def _impossible_nodes(stored: StoredLog, report: Report) -> None:
-    for level, idx, _ in stored.nodes:
+def _impossible_nodes(conn: Connection, size: int, tree: Tree, report: Report) -> None:
+    """Stored nodes where no tree of `size` leaves has one: at an impossible position, or
+    over leaves the log no longer has (it was sealed further, then cut)."""
+    beyond = size
+    for level, idx in bulk.rows(
+        conn,
+        "SELECT level, idx FROM log_nodes WHERE level < 1 OR idx < 0 OR level > 62 "
+        f"OR idx >= ({size:d} >> level)",
+    ):
         if level < 1 or idx < 0:
             report.findings.append(
                 Finding(
@@ -116,53 +382,121 @@ def _impossible_nodes(stored: StoredLog, report: Report) -> None:
                     f"the log stores a node at level {level}, index {idx}, where no tree has one",
                 )
             )
-
-
-def _leaves(
-    stored: StoredLog,
-    transfer_leaves: dict[int, bytes],
-    event_leaves: dict[int, bytes],
-    report: Report,
-) -> tuple[list[bytes], list[Entry], set[int]]:
-    """The leaf hashes recomputed from the entries the stored leaves point at."""
-    recomputed: list[bytes] = []
-    entries: list[Entry] = []
-    flagged: set[int] = set()
-    for idx, tid, eid, digest in stored.leaves:
-        while len(recomputed) < idx:  # a hole: keep positions, flag it
-            gap = len(recomputed)
-            report.findings.append(Finding("log", f"leaf {gap} is missing", leaf=gap))
-            recomputed.append(bytes(HASH_SIZE))
-            entries.append((None, None))
-            flagged.add(gap)
-        idx = len(recomputed)
-        if (tid is None) == (eid is None):
-            report.findings.append(_named_twice_or_never(idx, tid, eid))
-            flagged.add(idx)
-        if tid is not None:
-            expected = transfer_leaves.get(tid)
         else:
-            expected = event_leaves.get(eid) if eid is not None else None
-        what = f"transfer {tid}" if tid is not None else f"key event {eid}"
-        if expected is None:
-            report.findings.append(
-                Finding("log", f"leaf {idx}: {what} is missing", transfer_id=tid, leaf=idx)
+            beyond = max(beyond, min((idx + 1) << level, 1 << 63))
+    if beyond > size:
+        report.findings.append(
+            Finding(
+                "log",
+                f"the log was sealed up to at least leaf {beyond - 1} but has only {size} leaves",
+                leaf=size,
             )
-            flagged.add(idx)
-            expected = digest
-        elif expected != digest:
-            report.findings.append(
-                Finding(
-                    "log",
-                    f"leaf {idx}: {what} differs from what was sealed",
-                    transfer_id=tid,
-                    leaf=idx,
-                )
+        )
+
+
+def _report_nodes(conn: Connection, tree: Tree, flagged: set[int], report: Report) -> None:
+    """Stored inner nodes must be those of the leaves: a difference shows reordering.
+
+    Only the smallest differing subtrees not already explained by a changed or missing
+    leaf are reported, so one altered row gives one finding, not one per tree level."""
+    for level, idx in tree.missing:
+        first, last = idx << level, ((idx + 1) << level) - 1
+        report.findings.append(
+            Finding(
+                "log",
+                f"the log's stored node at level {level}, index {idx} (over leaves "
+                f"{first}..{last}) is missing: receipts and sealing need it",
+                leaf=first,
             )
-            flagged.add(idx)
-        recomputed.append(expected)
-        entries.append((tid, eid))
-    return recomputed, entries, flagged
+        )
+    if tree.missing_count > MAX_NAMED_NODES:
+        report.findings.append(
+            Finding(
+                "log",
+                f"{tree.missing_count - MAX_NAMED_NODES} more of the log's stored nodes are "
+                "missing",
+            )
+        )
+    wrong = sorted(flagged)
+    reported: list[tuple[int, int]] = []
+    for first, last in sorted(tree.differing, key=lambda r: r[1] - r[0]):
+        at = bisect_left(wrong, first)
+        if (at < len(wrong) and wrong[at] <= last) or any(
+            first <= a and b <= last for a, b in reported
+        ):
+            continue
+        reported.append((first, last))
+        inside = [
+            tid
+            for (tid,) in bulk.rows(
+                conn,
+                f"SELECT transfer_id FROM log_leaves WHERE idx BETWEEN {first:d} AND {last:d} "
+                "AND transfer_id IS NOT NULL ORDER BY idx LIMIT 7",
+            )
+        ]
+        named = ", ".join(map(str, inside[:6])) + (", ..." if len(inside) > 6 else "")
+        report.findings.append(
+            Finding(
+                "log",
+                f"the log's leaves {first}..{last} (transfers {named or 'none'}) are not "
+                "in the order they were sealed",
+                transfer_id=inside[0] if len(inside) == 1 else None,
+                leaf=first,
+            )
+        )
+
+
+def _unsealed(
+    conn: Connection,
+    place: Place,
+    entries: Entries,
+    transfers: Transfers,
+    full: bool,
+    report: Report,
+) -> None:
+    """Every transfer checked is in the log or waiting in its queue, and so is every key
+    event (a full audit); the queue names only stored entries not in the log yet."""
+    queued = bulk.rows(conn, "SELECT transfer_id, key_event_id FROM log_queue")
+    queued_t = {tid for tid, _ in queued if tid is not None}
+    queued_e = {eid for tid, eid in queued if tid is None and eid is not None}
+    report.unsealed = len(queued)
+    for tid in sorted(set(transfers.unsealed) - queued_t):
+        report.findings.append(
+            Finding(
+                "log", f"transfer {tid} is neither in the log nor waiting for it", transfer_id=tid
+            )
+        )
+    if full:
+        for eid in sorted(place.event_leaves.keys() - entries.sealed_events - queued_e):
+            report.findings.append(Finding("log", f"key event {eid} is not in the log"))
+    # An entry waiting for the log that names nothing stored: the sealer refuses to seal
+    # past it (DanglingQueueEntry), so the log stops growing until someone removes it.
+    for (tid,) in bulk.rows(
+        conn,
+        "SELECT q.transfer_id FROM log_queue q WHERE q.transfer_id IS NOT NULL AND NOT EXISTS "
+        "(SELECT 1 FROM transfers t WHERE t.id = q.transfer_id) ORDER BY q.transfer_id",
+    ):
+        report.findings.append(
+            Finding(
+                "log",
+                f"the log queue names transfer {tid}, which is not stored: sealing is stuck",
+                transfer_id=tid,
+            )
+        )
+    for eid in sorted(queued_e - place.event_leaves.keys()):
+        report.findings.append(
+            Finding(
+                "log", f"the log queue names key event {eid}, which is not stored: sealing is stuck"
+            )
+        )
+    again = bulk.rows(
+        conn,
+        "SELECT q.transfer_id, q.key_event_id FROM log_queue q JOIN log_leaves l "
+        "ON l.transfer_id = q.transfer_id OR l.key_event_id = q.key_event_id",
+    )
+    _queued_again(
+        {t for t, _ in again if t is not None}, {e for t, e in again if t is None}, report
+    )
 
 
 def _named_twice_or_never(idx: int, tid: int | None, eid: int | None) -> Finding:
@@ -176,48 +510,6 @@ def _named_twice_or_never(idx: int, tid: int | None, eid: int | None) -> Finding
         transfer_id=tid,
         leaf=idx,
     )
-
-
-def _unsealed(
-    stored: StoredLog,
-    transfer_leaves: dict[int, bytes],
-    event_leaves: dict[int, bytes],
-    entries: list[Entry],
-    report: Report,
-) -> None:
-    """Every transfer and key event is in the log, or waiting in its queue."""
-    queued_t: set[int] = set()
-    queued_e: set[int | None] = set()
-    for tid, eid in stored.queued:
-        (queued_t.add(tid) if tid is not None else queued_e.add(eid))
-    report.unsealed = len(queued_t) + len(queued_e)
-    sealed_t = {tid for tid, _ in entries if tid is not None}
-    sealed_e = {eid for _, eid in entries if eid is not None}
-    for tid in sorted(transfer_leaves.keys() - sealed_t - queued_t):
-        report.findings.append(
-            Finding(
-                "log", f"transfer {tid} is neither in the log nor waiting for it", transfer_id=tid
-            )
-        )
-    for eid in sorted(event_leaves.keys() - sealed_e - queued_e):
-        report.findings.append(Finding("log", f"key event {eid} is not in the log"))
-    # An entry waiting for the log that names nothing stored: the sealer refuses to seal
-    # past it (DanglingQueueEntry), so the log stops growing until someone removes it.
-    for tid in sorted(queued_t - transfer_leaves.keys()):
-        report.findings.append(
-            Finding(
-                "log",
-                f"the log queue names transfer {tid}, which is not stored: sealing is stuck",
-                transfer_id=tid,
-            )
-        )
-    for eid in sorted(e for e in queued_e - event_leaves.keys() if e is not None):
-        report.findings.append(
-            Finding(
-                "log", f"the log queue names key event {eid}, which is not stored: sealing is stuck"
-            )
-        )
-    _queued_again(queued_t & sealed_t, {e for e in queued_e if e is not None} & sealed_e, report)
 
 
 def _queued_again(transfers: set[int], events: set[int], report: Report) -> None:
@@ -242,155 +534,19 @@ def _queued_again(transfers: set[int], events: set[int], report: Report) -> None
         )
 
 
-def _differing_nodes(
-    stored: StoredLog, nodes: MemoryNodes, size: int
-) -> tuple[list[tuple[int, int]], int]:
-    """The leaf ranges of the stored inner nodes that differ from the tree's, smallest first,
-    and one past the last leaf any stored node covers (at least `size`)."""
-    differing: list[tuple[int, int]] = []
-    beyond = size
-    for level, idx, digest in stored.nodes:
-        if level < 1 or idx < 0:
-            continue  # no tree has a node there: `_impossible_nodes` says so
-        first, last = idx << level, ((idx + 1) << level) - 1
-        if last >= size:  # sealed over leaves that are no longer there
-            beyond = max(beyond, last + 1)
-        elif nodes.perfect(level, idx) != digest:
-            differing.append((first, last))
-    differing.sort(key=lambda r: r[1] - r[0])
-    return differing, beyond
-
-
-def _missing_nodes(stored: StoredLog, size: int) -> list[tuple[int, int]]:
-    """The inner nodes the sealer stores for `size` leaves (every perfect subtree of height
-    one or more) that are not stored: receipts, proofs and the next sealing round read them."""
-    present = {(level, idx) for level, idx, _ in stored.nodes}
-    return [
-        (level, idx)
-        for level in range(1, size.bit_length())
-        for idx in range(size >> level)
-        if (level, idx) not in present
-    ]
-
-
-MAX_NAMED_NODES = 10
-
-
-def _report_nodes(tree: Tree, flagged: set[int], entries: list[Entry], report: Report) -> None:
-    """Stored inner nodes must be those of the leaves: a difference shows reordering.
-
-    Only the smallest differing subtrees not already explained by a changed or missing
-    leaf are reported, so one altered row gives one finding, not one per tree level."""
-    size = len(entries)
-    if tree.beyond > size:
-        report.findings.append(
-            Finding(
-                "log",
-                f"the log was sealed up to at least leaf {tree.beyond - 1} but has only "
-                f"{size} leaves",
-                leaf=size,
-            )
-        )
-    for level, idx in tree.missing[:MAX_NAMED_NODES]:
-        first, last = idx << level, ((idx + 1) << level) - 1
-        report.findings.append(
-            Finding(
-                "log",
-                f"the log's stored node at level {level}, index {idx} (over leaves "
-                f"{first}..{last}) is missing: receipts and sealing need it",
-                leaf=first,
-            )
-        )
-    if len(tree.missing) > MAX_NAMED_NODES:
-        report.findings.append(
-            Finding(
-                "log",
-                f"{len(tree.missing) - MAX_NAMED_NODES} more of the log's stored nodes are missing",
-            )
-        )
-    reported: list[tuple[int, int]] = []
-    for first, last in tree.differing:
-        if any(first <= leaf <= last for leaf in flagged) or any(
-            first <= a and b <= last for a, b in reported
-        ):
-            continue
-        reported.append((first, last))
-        inside = [t for t, _ in entries[first : last + 1] if t is not None]
-        named = ", ".join(map(str, inside[:6])) + (", ..." if len(inside) > 6 else "")
-        report.findings.append(
-            Finding(
-                "log",
-                f"the log's leaves {first}..{last} (transfers {named or 'none'}) are not "
-                "in the order they were sealed",
-                transfer_id=inside[0] if len(inside) == 1 else None,
-                leaf=first,
-            )
-        )
-
-
-def _check_checkpoints(
-    stored: StoredLog, origin: str, verifier: str, nodes: MemoryNodes, size: int, report: Report
-) -> None:
-    latest = intact = 0  # the largest checkpoint whose tree the log still has, before a break
-    broken = False
-    sizes = {tree_size for tree_size, _, _ in stored.checkpoints}
-    for tree_size, stored_root, text in stored.checkpoints:
-        report.checkpoints += 1
-        latest = max(latest, tree_size)
-        try:
-            note = open_checkpoint(text, verifier, origin=origin)
-        except CheckpointError as exc:
-            report.findings.append(Finding("checkpoint", f"checkpoint {tree_size}: {exc}"))
-            continue
-        if note.previous and note.previous not in sizes:
-            report.findings.append(
-                Finding(
-                    "checkpoint",
-                    f"checkpoint {tree_size} was signed after checkpoint {note.previous}, "
-                    "which is no longer stored",
-                )
-            )
-        if note.size != tree_size or note.root != stored_root:
-            report.findings.append(
-                Finding(
-                    "checkpoint",
-                    f"checkpoint {tree_size}: stored size or root differs from the signed note",
-                )
-            )
-        elif tree_size > size or root(tree_size, nodes) != note.root:
-            # The first broken checkpoint bounds where history changed.
-            where = "" if broken else f" (a change among leaves {intact}..{tree_size - 1})"
-            broken = True
-            report.findings.append(
-                Finding(
-                    "checkpoint",
-                    f"checkpoint {tree_size}: the log "
-                    "no longer has the tree this checkpoint signed" + where,
-                )
-            )
-        elif not broken:
-            intact = tree_size
-    if latest != size:
-        report.findings.append(
-            Finding(
-                "checkpoint", f"the log has {size} leaves but the latest checkpoint signs {latest}"
-            )
-        )
-
-
 def _check_witnessed(
     notes: Sequence[str],
     origin: str,
     verifier: str,
     size: int,
     root_at: Callable[[int], bytes | None],
-    stored_sizes: set[int] | None,
+    is_stored: Callable[[int], bool] | None,
     report: Report,
 ) -> None:
     """Checkpoints kept outside the database anchor the log: removing its last entries
     and their checkpoints leaves a log consistent with itself, but not with these; and the
     node stored every checkpoint it signed. `root_at` gives the log's root at a size (None:
-    a size a previous audit checked); `stored_sizes`, the sizes of the stored checkpoints
+    a size a previous audit checked); `is_stored`, whether a checkpoint of a size is stored
     (None: not looked at)."""
     for note in notes:
         try:
@@ -415,7 +571,7 @@ def _check_witnessed(
                     "checkpoint witnessed at that size",
                 )
             )
-        elif stored_sizes is not None and seen.size not in stored_sizes:
+        elif is_stored is not None and not is_stored(seen.size):
             report.findings.append(
                 Finding(
                     "checkpoint",
@@ -423,179 +579,3 @@ def _check_witnessed(
                     "longer stored in it",
                 )
             )
-
-
-# -- resumed from a previous audit ----------------------------------------------------------
-
-
-def check_log_since(
-    conn: Connection,
-    since: Frontier,
-    origin: str,
-    verifier: str,
-    transfer_leaves: dict[int, bytes],
-    event_leaves: dict[int, bytes],
-    earlier_leaf: Callable[[int], bytes | None],
-    witnessed: Sequence[str],
-    report: Report,
-) -> Frontier:
-    """Check the leaves sealed after a previous audit, from the frontier it left: each leaf
-    against its entry, each inner node completed against the stored one, each checkpoint
-    signed since against the root the frontier reaches at its size. What came before is the
-    previous audit's, whose frontier is signed; `earlier_leaf` gives the leaf of a transfer
-    that audit checked while it still waited for the log. Returns the new frontier."""
-    start = since.size
-    leaves = bulk.rows(
-        conn,
-        f"SELECT idx, transfer_id, key_event_id, hash FROM log_leaves WHERE idx >= {start:d} "
-        "ORDER BY idx",
-    )
-    nodes = {
-        (level, idx): bytes(digest)
-        for level, idx, digest in bulk.rows(
-            conn,
-            f"SELECT level, idx, hash FROM log_nodes WHERE ((idx + 1) << level) > {start:d}",
-        )
-    }
-    signed = {
-        size: (bytes(stored_root), note)
-        for size, stored_root, note in bulk.rows(
-            conn,
-            f"SELECT tree_size, root, note FROM checkpoints WHERE tree_size >= {start:d}",
-        )
-    }
-    frontier = Frontier(since.size, since.hashes)
-    roots = {frontier.size: frontier.root()}
-    entries: list[Entry] = []
-    for idx, tid, eid, digest in leaves:
-        if idx != frontier.size:
-            report.findings.append(
-                Finding("log", f"leaf {frontier.size} is missing", leaf=frontier.size)
-            )
-            break  # the positions after a hole cannot be checked against anything signed
-        if (tid is None) == (eid is None):
-            report.findings.append(_named_twice_or_never(idx, tid, eid))
-        expected = _expected_leaf(tid, eid, transfer_leaves, event_leaves, earlier_leaf)
-        what = f"transfer {tid}" if tid is not None else f"key event {eid}"
-        if expected is None:
-            report.findings.append(
-                Finding("log", f"leaf {idx}: {what} is missing", transfer_id=tid, leaf=idx)
-            )
-            expected = bytes(digest)
-        elif expected != bytes(digest):
-            report.findings.append(
-                Finding(
-                    "log",
-                    f"leaf {idx}: {what} differs from what was sealed",
-                    transfer_id=tid,
-                    leaf=idx,
-                )
-            )
-        for level, index, digest_ in frontier.append(expected)[1:]:
-            if nodes.get((level, index)) != digest_:
-                first = index << level
-                state = "is missing" if (level, index) not in nodes else "differs from its leaves"
-                report.findings.append(
-                    Finding(
-                        "log",
-                        f"the log's stored node at level {level}, index {index} (over leaves "
-                        f"{first}..{first + (1 << level) - 1}) {state}",
-                        leaf=first,
-                    )
-                )
-        roots[frontier.size] = frontier.root()
-        entries.append((tid, eid))
-    report.leaves = frontier.size
-    _check_new_checkpoints(signed, roots, origin, verifier, frontier.size, report)
-    # Witnessed checkpoints within the previous audit's tree were checked by that audit.
-    _check_witnessed(
-        witnessed,
-        origin,
-        verifier,
-        frontier.size,
-        lambda n: roots.get(n) if n > start else None,
-        None,
-        report,
-    )
-    queued = bulk.rows(conn, "SELECT transfer_id, key_event_id FROM log_queue")
-    _unsealed_since(queued, transfer_leaves, event_leaves, entries, report)
-    again = bulk.rows(
-        conn,
-        "SELECT q.transfer_id, q.key_event_id FROM log_queue q JOIN log_leaves l "
-        "ON l.transfer_id = q.transfer_id OR l.key_event_id = q.key_event_id",
-    )
-    _queued_again(
-        {t for t, _ in again if t is not None}, {e for t, e in again if t is None}, report
-    )
-    return frontier
-
-
-def _expected_leaf(
-    tid: int | None,
-    eid: int | None,
-    transfer_leaves: dict[int, bytes],
-    event_leaves: dict[int, bytes],
-    earlier_leaf: Callable[[int], bytes | None],
-) -> bytes | None:
-    if tid is not None:
-        found = transfer_leaves.get(tid)
-        return found if found is not None else earlier_leaf(tid)
-    return event_leaves.get(eid) if eid is not None else None
-
-
-def _check_new_checkpoints(
-    signed: dict[int, tuple[bytes, str]],
-    roots: dict[int, bytes],
-    origin: str,
-    verifier: str,
-    size: int,
-    report: Report,
-) -> None:
-    for tree_size, (stored_root, text) in sorted(signed.items()):
-        report.checkpoints += 1
-        try:
-            note = open_checkpoint(text, verifier, origin=origin)
-        except CheckpointError as exc:
-            report.findings.append(Finding("checkpoint", f"checkpoint {tree_size}: {exc}"))
-            continue
-        if note.size != tree_size or note.root != stored_root:
-            report.findings.append(
-                Finding(
-                    "checkpoint",
-                    f"checkpoint {tree_size}: stored size or root differs from the signed note",
-                )
-            )
-        elif roots.get(tree_size) != note.root:
-            report.findings.append(
-                Finding(
-                    "checkpoint",
-                    f"checkpoint {tree_size}: the log no longer has the tree this checkpoint "
-                    "signed",
-                )
-            )
-    latest = max(signed, default=0)
-    if latest != size and size > min(roots):
-        report.findings.append(
-            Finding(
-                "checkpoint", f"the log has {size} leaves but the latest checkpoint signs {latest}"
-            )
-        )
-
-
-def _unsealed_since(
-    queued: list[tuple[int | None, int | None]],
-    transfer_leaves: dict[int, bytes],
-    event_leaves: dict[int, bytes],
-    entries: list[Entry],
-    report: Report,
-) -> None:
-    """Every transfer checked in this run is in the log or waiting for it."""
-    queued_t = {tid for tid, _ in queued if tid is not None}
-    report.unsealed = len(queued)
-    sealed_t = {tid for tid, _ in entries if tid is not None}
-    for tid in sorted(transfer_leaves.keys() - sealed_t - queued_t):
-        report.findings.append(
-            Finding(
-                "log", f"transfer {tid} is neither in the log nor waiting for it", transfer_id=tid
-            )
-        )

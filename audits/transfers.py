@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from audits.checks import KeyState, Leg, TransferChecks, Transfers, Work
+from audits.checks import KeyState, Leg, Sealed, TransferChecks, Transfers, Work, leaf_of
 from audits.report import Finding
 from ledger.operations import Original
 
@@ -46,6 +46,7 @@ PARALLEL_FROM = 20_000  # below this many transfers, worker processes cost more 
 Progress = Callable[[int, int], None]
 Fetch = Callable[[str], list[tuple[Any, ...]]]  # all rows of a parameterless query
 Range = tuple[int, int]  # first and last transfer id
+Batch = tuple[list[Work], Sealed]  # the transfers of a range and their leaves in the log
 EXPORT = "SELECT pg_export_snapshot()"
 
 
@@ -127,6 +128,8 @@ class TransferAudit:
         low, top = self.fetch(f"SELECT min(id), max(id) FROM transfers{later}")[0]
         self.ranges: list[Range] = []
         self.last = top if top is not None else (after or 0)  # the last one this audit checks
+        # The ids whose transfers (and their leaves) this audit checks: none if empty.
+        self.checked: Range | None = None if top is None else (low, top)
         self.codes = {i: code for i, code in self.fetch("SELECT id, code FROM accounts")}
         self.checks = TransferChecks(self.local, self.origin, self.keys)
         if top is None:
@@ -170,16 +173,16 @@ class TransferAudit:
 
     def leaf_of(self, transfer_id: int) -> bytes | None:
         """The leaf of a transfer checked by an earlier audit (sealed since), recomputed."""
-        work = read_range(self.fetch, transfer_id, transfer_id, self.codes, [])
-        return self.checks.check(work).leaves.get(transfer_id)
+        work, _ = read_range(self.fetch, transfer_id, transfer_id, self.codes, [])
+        return leaf_of(work[0][0], work[0][1]) if work else None
 
     def _send(self) -> None:
         """Read every range here and send it to the workers, a few tasks ahead of them (so
         that memory stays bounded)."""
         assert self.pool is not None
         for lo, hi in self.ranges:
-            work = read_range(self.fetch, lo, hi, self.codes, self.done.findings)
-            self.tasks.append(((lo, hi), self.pool.submit(check_rows, work)))
+            batch = read_range(self.fetch, lo, hi, self.codes, self.done.findings)
+            self.tasks.append(((lo, hi), self.pool.submit(check_rows, batch)))
             self._collect(wait=False, ahead=2 * self.workers)
 
     def _collect(self, *, wait: bool, ahead: int | None = None) -> None:
@@ -195,8 +198,9 @@ class TransferAudit:
                 self._check_here(lo, hi)
 
     def _check_here(self, lo: int, hi: int) -> None:
-        work = read_range(self.fetch, lo, hi, self.codes, self.done.findings)
-        self._merge(self.checks.check(work))
+        self._merge(
+            self.checks.check(*read_range(self.fetch, lo, hi, self.codes, self.done.findings))
+        )
 
     def _merge(self, done: Transfers) -> None:
         self.done.add(done)
@@ -221,9 +225,10 @@ def _fetcher(driver: Any) -> Fetch:
 
 def read_range(
     fetch: Fetch, lo: int, hi: int, codes: dict[int, str], findings: list[Finding]
-) -> list[Work]:
-    """The transfers with ids lo..hi, each with its postings and the transfer it references.
-    Postings of a transfer that is not there are findings."""
+) -> Batch:
+    """The transfers with ids lo..hi, each with its postings and the transfer it references,
+    and the log's leaves naming ids lo..hi. Postings of a transfer that is not there are
+    findings."""
     rows = fetch(
         "SELECT id, kind, initiator, client_id, key_id, nonce, order_json, signature, ref_id, "
         f"created_ms, once_key FROM transfers WHERE id BETWEEN {lo:d} AND {hi:d} ORDER BY id"
@@ -245,9 +250,15 @@ def read_range(
                 )
             )
     originals = _originals(fetch, codes, {row[8] for row in rows if row[8] is not None})
-    return [
+    sealed: Sealed = {}
+    for tid, idx, digest in fetch(
+        f"SELECT transfer_id, idx, hash FROM log_leaves WHERE transfer_id BETWEEN {lo:d} AND {hi:d}"
+    ):
+        sealed.setdefault(tid, []).append((idx, bytes(digest)))
+    work = [
         (row, legs[row[0]], originals.get(row[8]) if row[8] is not None else None) for row in rows
     ]
+    return work, sealed
 
 
 def _originals(fetch: Fetch, codes: dict[int, str], ids: Collection[int]) -> dict[int, Original]:
@@ -345,12 +356,12 @@ def check_range(lo: int, hi: int) -> Transfers:
     """Read the transfers lo..hi in the audit's snapshot and check them."""
     assert _worker is not None, "start_worker runs first, as the pool's initializer"
     findings: list[Finding] = []
-    result = _worker.checks.check(read_range(_worker.connect(), lo, hi, _worker.codes, findings))
+    result = _worker.checks.check(*read_range(_worker.connect(), lo, hi, _worker.codes, findings))
     result.findings[:0] = findings  # in the order the audit's process reports them
     return result
 
 
-def check_rows(work: list[Work]) -> Transfers:
+def check_rows(batch: Batch) -> Transfers:
     """Check transfers the audit's process read."""
     assert _worker is not None, "start_worker runs first, as the pool's initializer"
-    return _worker.checks.check(work)
+    return _worker.checks.check(*batch)
