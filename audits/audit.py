@@ -26,7 +26,7 @@ from sqlalchemy import Connection, Engine, and_, func, inspect, or_, select, tup
 from audits.checks import KeyState
 from audits.fees import check_fees
 from audits.log import LogAudit, Place
-from audits.paper import check_paper
+from audits.paper import Paper, check_paper
 from audits.report import EMERGENCY, AuditState, Finding, Report, later
 from audits.transfers import TransferAudit, shared_snapshot
 from audits.watch import watch
@@ -122,7 +122,8 @@ def audit(
         _check_accounts(conn, chart, sums, report)
         if escrow_records is not None:
             _check_escrows(escrow_records(conn), sums, report)
-        check_paper(conn, chart.local, report)
+        carried = Paper.from_state(since.paper) if since and since.paper is not None else None
+        paper = check_paper(conn, chart.local, report, carried, after)
         if node_key:
             check_fees(conn, origin, node_key, after, report)
         watched = watch(conn, chart, since, after, report, now_ms)
@@ -135,6 +136,7 @@ def audit(
             tree_size=frontier.size,
             frontier=[h.hex() for h in frontier.hashes],
             balances=sums,
+            paper=paper.to_state(),
             **watched,
         )
     return report

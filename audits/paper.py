@@ -18,10 +18,11 @@ unique key says so, but an audit does not take the schema's word for it).
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass, field
 
 from sqlalchemy import Connection, and_, func, select
 
-from audits.report import Finding, Report
+from audits.report import Finding, Report, later
 from ledger.chart import EUR, Kind, kind_of
 from ledger.models import accounts, postings, transfers
 
@@ -29,27 +30,67 @@ NOTE_KINDS = ("note_print", "note_dispatch", "note_sale", "note_deposit", "note_
 CHECK = "paper"
 
 
-def check_paper(conn: Connection, local: str, report: Report) -> None:
+@dataclass
+class Paper:
+    """What the notes' transfers add up to: per (transfer kind, account code), and per till
+    the euros its cash deposits took to the paper reserve. A resumed audit adds the
+    transfers after the last one checked to what the previous audit left."""
+
+    flows: dict[tuple[str, str], int] = field(default_factory=dict)
+    taken: dict[str, int] = field(default_factory=dict)
+
+    def to_state(self) -> dict[str, dict[str, int]]:
+        flows = {f"{kind}|{code}": amount for (kind, code), amount in self.flows.items()}
+        return {"flows": flows, "taken": dict(self.taken)}
+
+    @classmethod
+    def from_state(cls, state: dict[str, dict[str, int]]) -> Paper:
+        flows = {}
+        for key, amount in state["flows"].items():
+            kind, code = key.split("|", 1)
+            flows[(kind, code)] = amount
+        return cls(flows, dict(state["taken"]))
+
+
+def check_paper(
+    conn: Connection,
+    local: str,
+    report: Report,
+    since: Paper | None = None,
+    after: int | None = None,
+) -> Paper:
     """Add a finding for each way the notes' accounts disagree with their transfers, for
-    notes in circulation the euros do not cover, and for a note moved twice from a state."""
-    flows = _flows(conn)
+    notes in circulation the euros do not cover, and for a note moved twice from a state.
+    `since`: what the transfers up to `after` added up to (a previous audit's); returns the
+    totals up to the last transfer, for the next."""
+    if since is None:
+        after = None
+    paper = Paper(_flows(conn, after), _taken_to_paper_reserve(conn, after))
+    if since is not None:
+        for key, amount in since.flows.items():
+            paper.flows[key] = paper.flows.get(key, 0) + amount
+        for code, amount in since.taken.items():
+            paper.taken[code] = paper.taken.get(code, 0) + amount
+    flows = paper.flows
     balances = _balances(conn)
     _check_stock(flows, balances, local, report)
     for code in sorted(c for c in balances.keys() | _codes(flows) if _is_office_stock(c)):
         _check_office(code, flows, balances, local, report)
     circulation = _check_circulation(flows, balances, local, report)
-    _check_cover(conn, flows, balances, circulation, local, report)
-    _check_once(conn, report)
+    _check_cover(paper, balances, circulation, local, report)
+    _check_once(conn, report, after)
+    return paper
 
 
-def _flows(conn: Connection) -> dict[tuple[str, str], int]:
-    """(transfer kind, account code) -> sum of the postings of the notes' transfers."""
+def _flows(conn: Connection, after: int | None) -> dict[tuple[str, str], int]:
+    """(transfer kind, account code) -> sum of the postings of the notes' transfers after
+    transfer `after` (None: all)."""
     t, p, a = transfers, postings, accounts
     query = (
         select(t.c.kind, a.c.code, func.sum(p.c.amount))
         .join(p, p.c.transfer_id == t.c.id)
         .join(a, a.c.id == p.c.account_id)
-        .where(t.c.kind.in_(NOTE_KINDS))
+        .where(t.c.kind.in_(NOTE_KINDS), later(t.c.id, after))
         .group_by(t.c.kind, a.c.code)
     )
     return {(kind, code): int(total) for kind, code, total in conn.execute(query)}
@@ -133,17 +174,12 @@ def _check_circulation(
 
 
 def _check_cover(
-    conn: Connection,
-    flows: dict[tuple[str, str], int],
-    balances: dict[str, int],
-    circulation: int,
-    local: str,
-    report: Report,
+    paper: Paper, balances: dict[str, int], circulation: int, local: str, report: Report
 ) -> None:
     """The paper reserve, and the notes' cash still in the tills, cover the circulation."""
-    taken = _taken_to_paper_reserve(conn)
+    taken = paper.taken
     in_tills = 0
-    for code, brought in flows.items():
+    for code, brought in paper.flows.items():
         kind, till = code
         if kind != "note_sale" or not till.endswith(":cash"):
             continue
@@ -161,8 +197,9 @@ def _check_cover(
         )
 
 
-def _taken_to_paper_reserve(conn: Connection) -> dict[str, int]:
-    """Per till: the euros its cash deposits took to the paper reserve."""
+def _taken_to_paper_reserve(conn: Connection, after: int | None) -> dict[str, int]:
+    """Per till: the euros its cash deposits after transfer `after` took to the paper
+    reserve."""
     t, p, a = transfers, postings, accounts
     to_reserve = postings.alias("to_reserve")
     reserve = select(a.c.id).where(a.c.code == "reserve:paper").scalar_subquery()
@@ -174,7 +211,7 @@ def _taken_to_paper_reserve(conn: Connection) -> dict[str, int]:
             to_reserve,
             and_(to_reserve.c.transfer_id == t.c.id, to_reserve.c.account_id == reserve),
         )
-        .where(t.c.kind == "cash_deposit", a.c.kind == Kind.OFFICE_CASH.value)
+        .where(t.c.kind == "cash_deposit", a.c.kind == Kind.OFFICE_CASH.value, later(t.c.id, after))
         .group_by(a.c.code)
     )
     taken: dict[str, int] = defaultdict(int)
@@ -183,8 +220,9 @@ def _taken_to_paper_reserve(conn: Connection) -> dict[str, int]:
     return dict(taken)
 
 
-def _check_once(conn: Connection, report: Report) -> None:
-    """No note leaves a state twice: each one-time token of the notes is used once."""
+def _check_once(conn: Connection, report: Report, after: int | None) -> None:
+    """No note leaves a state twice: each one-time token of the notes is used once. Resumed
+    after transfer `after`, only the tokens of later transfers are looked at."""
     t = transfers
     twice = (
         select(t.c.once_key)
@@ -192,6 +230,9 @@ def _check_once(conn: Connection, report: Report) -> None:
         .group_by(t.c.once_key)
         .having(func.count() > 1)
     )
+    if after is not None:
+        recent = select(t.c.once_key).where(t.c.id > after, t.c.kind.in_(NOTE_KINDS))
+        twice = twice.where(t.c.once_key.in_(recent))
     query = select(t.c.id, t.c.once_key).where(t.c.once_key.in_(twice)).order_by(t.c.id)
     first: dict[str, int] = {}
     for transfer_id, token in conn.execute(query):

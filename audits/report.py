@@ -52,6 +52,9 @@ class AuditState:
     backing: int = 0
     outstanding: int = 0
     payments: dict[str, int] = field(default_factory=dict)
+    # What the notes' transfers added up to (audits/paper.py `Paper`); None in a state left
+    # before it was kept: the next audit then sums them all.
+    paper: dict[str, dict[str, int]] | None = None
     version: int = 1
 
     def to_json(self) -> str:
