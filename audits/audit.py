@@ -32,7 +32,7 @@ from audits.transfers import TransferAudit, shared_snapshot
 from audits.watch import watch
 from ledger import repository as repo
 from ledger.canonical import canonical, unb64
-from ledger.chart import EUR, RULES, SYSTEM_ACCOUNTS, Chart, kind_of
+from ledger.chart import EUR, RULES, SYSTEM_ACCOUNTS, Chart, backing, kind_of
 from ledger.checkpoint import verifier_key
 from ledger.errors import LedgerError
 from ledger.leaves import key_event_leaf
@@ -470,7 +470,6 @@ def _check_accounts(conn: Connection, chart: Chart, sums: dict[str, int], report
             report.findings.append(
                 Finding("account", f"system account {code} is missing", account=code)
             )
-    backing = outstanding = 0
     for code in sorted(stored.keys() | sums.keys()):
         row, replayed = stored.get(code), sums.get(code, 0)
         if row is None:
@@ -496,14 +495,13 @@ def _check_accounts(conn: Connection, chart: Chart, sums: dict[str, int], report
                 Finding("balance", f"account {code} is below zero ({replayed})", account=code)
             )
         _check_account_row(row, chart, report)
-        backing += replayed if rule.backing else 0
-        outstanding += replayed if rule.outstanding else 0
-    report.watch.backing, report.watch.outstanding = backing, outstanding
-    if backing < outstanding:
+    held = backing({code: sums.get(code, 0) for code in stored})
+    report.watch.backing, report.watch.outstanding = held.reserve, held.outstanding
+    if held.reserve < held.outstanding:
         report.findings.append(
             Finding(
                 "backing",
-                f"{outstanding} {chart.local} cents outstanding but only {backing} "
+                f"{held.outstanding} {chart.local} cents outstanding but only {held.reserve} "
                 f"{EUR} cents in reserve",
                 severity=EMERGENCY,
             )

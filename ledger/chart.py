@@ -9,6 +9,7 @@ unit or EUR), whether it may go below zero, and whether it counts in the backing
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import lru_cache
@@ -134,3 +135,36 @@ def backing_delta(postings: dict[str, int]) -> int:
         elif rule.outstanding:
             delta -= amount
     return delta
+
+
+@dataclass(frozen=True)
+class Backing:
+    """What the balances of the chart's accounts say of the backing: the euros in reserve,
+    and the local units outstanding, digital and as notes in circulation."""
+
+    reserve: int
+    digital: int
+    paper: int
+
+    @property
+    def outstanding(self) -> int:
+        return self.digital + self.paper
+
+
+def backing(balances: Mapping[str, int]) -> Backing:
+    """The backing the `balances` (account code -> balance) give; an account outside the
+    chart counts for nothing (the audit reports it)."""
+    reserve = digital = paper = 0
+    for code, balance in balances.items():
+        try:
+            kind = kind_of(code)
+        except InvalidOrder:
+            continue
+        rule = RULES[kind]
+        if rule.backing:
+            reserve += balance
+        elif kind is Kind.NOTES_CIRCULATION:
+            paper += balance
+        elif rule.outstanding:
+            digital += balance
+    return Backing(reserve, digital, paper)

@@ -7,7 +7,6 @@ notes outstanding are the notes service's (each series' notes in circulation at 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import ROUND_FLOOR, Decimal
 
@@ -15,9 +14,8 @@ from sqlalchemy import Connection
 
 from audits.service import latest_run
 from ledger import repository as ledger_repo
-from ledger.chart import RULES, Kind, kind_of
+from ledger.chart import backing
 from ledger.checkpoint import verifier_key
-from ledger.errors import LedgerError
 from runtime.node import Node
 
 # The figures move with every payment: a few seconds old is still true, and a busy page
@@ -70,27 +68,10 @@ class Figures:
         return self.reserve >= self.outstanding
 
 
-def backing_figures(balances: Mapping[str, int]) -> tuple[int, int, int]:
-    """(euros backing the units, digital units outstanding, paper notes in circulation), by
-    the chart's rules on each account's balance: the figures the audit's backing check sums."""
-    reserve = digital = paper = 0
-    for code, balance in balances.items():
-        try:
-            kind = kind_of(code)
-        except LedgerError:
-            continue  # outside the chart: the audit reports it
-        rule = RULES[kind]
-        reserve += balance if rule.backing else 0
-        if kind is Kind.NOTES_CIRCULATION:
-            paper += balance
-        elif rule.outstanding:
-            digital += balance
-    return reserve, digital, paper
-
-
 def figures(node: Node) -> Figures:
     with node.ledger.reading() as conn:
-        reserve, digital, paper = backing_figures(ledger_repo.balances(conn))
+        held = backing(ledger_repo.balances(conn))
+        reserve, digital, paper = held.reserve, held.digital, held.paper
         latest = ledger_repo.latest_checkpoint(conn)
         audit = last_clean_audit(conn)
     origin = node.ledger.origin
