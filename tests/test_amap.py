@@ -483,6 +483,123 @@ def test_bad_requests_are_refused_precisely_and_change_nothing(amap: Amap) -> No
     refused(amap.order(camille, sub, dist["id"], {"carottes": 2}, pay=250), 409, "after_cutoff")
 
 
+FRENCH = {"Accept-Language": "fr"}
+
+
+def test_each_bad_input_gets_its_reason_in_french_and_writes_nothing(amap: Amap) -> None:
+    """Orders after the cut-off, beyond the stock or the contract's limits, another
+    member's subscription: a precise 4xx whose message is French, and nothing changed."""
+    free, card = amap.contract("free_choice"), amap.contract("prepaid")
+    basket = amap.contract("subscription", jokers=1)
+    late = amap.distribution(free["id"], cutoff_in_s=HOUR_S, stock=2)
+    soon = amap.distribution(free["id"], stock=2)
+    on_card = amap.distribution(card["id"])
+    fixed = [amap.distribution(basket["id"]) for _ in range(2)]
+    camille, louis = amap.member("Camille"), amap.member("Louis")
+    for person in (camille, louis):
+        person.extra_headers.update(FRENCH)
+    sub = amap.subscribe(camille, free["id"])
+    prepaid = amap.subscribe(camille, card["id"])
+    season = amap.subscribe(camille, basket["id"])
+    amap.subscribe(louis, free["id"])
+    assert amap.pay(camille, prepaid, 300).status_code == 201
+    assert amap.pay(camille, season, 1_000).status_code == 201
+    absences = f"/api/v1/amap/subscriptions/{season['id']}/absences"
+    assert camille.post(absences, json={"distribution": fixed[0]["id"]}).status_code == 200
+    assert amap.order(camille, sub, soon["id"], {"carottes": 1}, pay=250).status_code == 200
+    # A product added after the distribution was planned: not offered at it.
+    other = amap.farm.post(
+        "/api/v1/amap/products", json={"name": "pain", "unit": "pièce", "price": 100}
+    )
+    assert other.status_code == 201, other.text
+    amap.clock.advance(2 * HOUR_S)  # the first distribution's cut-off has passed
+    before, escrows = amap.counts(), [amap.balance(s["escrow"]) for s in (sub, prepaid, season)]
+    wallets = (camille.balance(), louis.balance(), amap.balance(amap.farm.account))
+
+    def refused(answer: Any, status: int, error: str, french: str) -> None:
+        assert answer.status_code == status, answer.text
+        assert answer.json()["error"] == error, answer.text
+        assert answer.json()["message"] == french
+        assert amap.counts() == before
+        assert [amap.balance(s["escrow"]) for s in (sub, prepaid, season)] == escrows
+        assert (camille.balance(), louis.balance(), amap.balance(amap.farm.account)) == wallets
+
+    refused(
+        amap.order(camille, sub, late["id"], {"carottes": 1}, pay=250),
+        409,
+        "after_cutoff",
+        "Les commandes de cette distribution sont closes.",
+    )
+    refused(
+        amap.order(camille, sub, soon["id"], {"carottes": 3}, pay=500),
+        409,
+        "beyond_stock",
+        "Pas assez de «\u202fcarottes\u202f»\u202f: il en reste 1 pour cette distribution.",
+    )
+    refused(
+        amap.order(camille, prepaid, on_card["id"], {"carottes": 2}),
+        409,
+        "beyond_credit",
+        _french_money(
+            "Cette commande coûte {a}, mais il ne reste que {b} sur votre carte.", a=500, b=300
+        ),
+    )
+    refused(
+        camille.put(
+            f"/api/v1/amap/subscriptions/{prepaid['id']}/orders/{on_card['id']}",
+            json={"lines": [{"product": other.json()["id"], "quantity": 1}]},
+        ),
+        422,
+        "not_in_contract",
+        "Ce produit ou cette distribution ne fait pas partie du contrat.",
+    )
+    too_many = camille.put(
+        f"/api/v1/amap/subscriptions/{prepaid['id']}/orders/{on_card['id']}",
+        json={"lines": [{"product": amap.products["oeufs"], "quantity": 10_001}]},
+    )
+    refused(too_many, 422, "invalid_request", too_many.json()["message"])
+    assert too_many.json()["message"].startswith("Le champ")
+    assert "doit valoir au plus 10000" in too_many.json()["message"]
+    refused(
+        amap.order(camille, season, fixed[1]["id"], {"carottes": 1}),
+        409,
+        "not_orderable",
+        "Le panier d’un abonnement est fixe\u202f: il ne se commande pas.",
+    )
+    refused(
+        camille.post(absences, json={"distribution": fixed[1]["id"]}),
+        409,
+        "no_jokers",
+        "Vous avez déjà déclaré toutes les absences que permet ce contrat (1).",
+    )
+    # Another member's subscription: not found, and nothing about it is told.
+    unknown = "Cet abonnement n’existe pas."
+    theirs = f"/api/v1/amap/subscriptions/{sub['id']}"
+    refused(
+        amap.order(louis, sub, soon["id"], {"carottes": 1}, pay=250),
+        404,
+        "unknown_subscription",
+        unknown,
+    )
+    refused(amap.pay(louis, sub, 250), 404, "unknown_subscription", unknown)
+    refused(louis.post(f"{theirs}/leave"), 404, "unknown_subscription", unknown)
+    refused(
+        louis.post(
+            f"/api/v1/amap/subscriptions/{season['id']}/absences",
+            json={"distribution": fixed[1]["id"]},
+        ),
+        404,
+        "unknown_subscription",
+        unknown,
+    )
+
+
+def _french_money(text: str, **cents: int) -> str:
+    from web.i18n import money
+
+    return text.format(**{k: money(v, "fr", "SOU") for k, v in cents.items()})
+
+
 def test_only_coordinators_and_producers_act_on_their_own(amap: Amap) -> None:
     deal = amap.contract("free_choice")
     camille = amap.member("Camille")
@@ -684,6 +801,36 @@ def test_the_pages_speak_french_and_the_sheets_list_who_takes_what(amap: Amap) -
 
 
 @pytest.mark.one_database
+def test_the_printed_sheet_shows_its_day_and_place_and_keeps_each_cell_in_its_column(
+    tmp_path: Any,
+) -> None:
+    import shutil
+    import subprocess
+
+    from plugins.amap import sheets
+
+    if shutil.which("pdftotext") is None:
+        pytest.skip("pdftotext (Debian's poppler-utils) reads the sheet back: not installed")
+    long_name = "Marie-Geneviève de La Tour-d’Auvergne-Montmorency"
+    body = sheets.as_pdf(
+        "Œufs et fromages",
+        "5 décembre 2026 · Halle du village",
+        ["Adhérent", "Produit", "Quantité", "Prix"],
+        [[long_name, "Œufs", "2 douzaine", "9,00 SOU"]],
+        tick=True,
+    )
+    path = tmp_path / "sheet.pdf"
+    path.write_bytes(body)
+    text = subprocess.run(
+        ["pdftotext", "-layout", str(path), "-"], check=True, capture_output=True, text=True
+    ).stdout
+    assert "OEufs et fromages" in text
+    assert "5 décembre 2026 · Halle du village" in text  # on the page, under the title
+    row = next(line for line in text.splitlines() if "Marie" in line)
+    assert long_name not in row and "..." in row and "OEufs" in row  # cut, not overlapping
+
+
+@pytest.mark.one_database
 def test_every_message_of_the_plugin_has_its_french() -> None:
     from pathlib import Path
 
@@ -739,3 +886,30 @@ def test_the_demo_village_has_an_amap_whose_money_the_audit_passes(
         assert report.ok, report.findings
     finally:
         node.close()
+
+
+@pytest.mark.one_database
+def test_the_node_shows_the_plugins_own_french_for_each_of_its_messages() -> None:
+    """The node's catalogues come first (no plugin rewords the node's pages): a msgid the
+    plugin shares with them must mean the same there, or the plugin's page says the other."""
+    from pathlib import Path
+
+    from babel.messages.pofile import read_po
+
+    from tests.test_pages import LOCALE
+
+    def french(path: Path) -> dict[str, str]:
+        with path.open("rb") as po:
+            return {str(m.id): str(m.string) for m in read_po(po) if m.id and m.string}
+
+    node: dict[str, str] = {}
+    for part in sorted(LOCALE.glob("*.po")):
+        node = french(part) | node  # the first translation stands, as the node reads them
+    plugin = french(Path(__file__).parent.parent / "plugins/amap/locale/fr/LC_MESSAGES/amap.po")
+    same_space = str.maketrans({"\xa0": "\u202f"})
+    differ = {
+        msgid: (text, node[msgid])
+        for msgid, text in plugin.items()
+        if msgid in node and text.translate(same_space) != node[msgid].translate(same_space)
+    }
+    assert not differ, differ

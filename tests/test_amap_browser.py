@@ -54,8 +54,11 @@ def test_a_member_subscribes_orders_and_the_farm_is_paid_at_delivery(
 
     desk = open_browser()
     _log_in(desk, amap.coordinator, "/amap/coordination")
-    row = desk.locator(f'tr[data-distribution="{dist["id"]}"]')
+    row = desk.locator(f'li[data-distribution="{dist["id"]}"]')
     expect(row).to_contain_text("prévue")
+    # Not squeezed into a narrow column: the state reads on one line, a word not broken.
+    state = row.locator(".state-planned").bounding_box()
+    assert state is not None and state["height"] < 2 * 18, state
     row.locator("button[data-action=delivered]").click()
     expect(row.locator(".state-delivered")).to_have_text("livrée")
     assert fits_the_phone(desk)
@@ -137,8 +140,8 @@ def test_the_admin_sets_up_a_contract_and_the_coordinator_plans_its_distribution
     form.locator("select[name=place]").select_option(label="Salle des fêtes")
     form.locator("button[type=submit]").click()
     card = coordinator.locator(f'section[data-contract="{made["id"]}"]')
-    expect(card.locator("tbody tr")).to_have_count(1)
-    expect(card.locator("tbody tr")).to_contain_text("prévue")
+    expect(card.locator("li.amap-distribution")).to_have_count(1)
+    expect(card.locator("li.amap-distribution")).to_contain_text("prévue")
     assert fits_the_phone(coordinator)
 
 

@@ -288,6 +288,63 @@ def test_bad_requests_are_refused_precisely_and_change_nothing(site: TestClient)
     assert (louis.balance(), camille.balance()) == before[1:]
 
 
+def test_each_bad_input_gets_its_reason_in_french_and_writes_nothing(
+    site: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pledges on a closed campaign or above the wallet's balance, a deadline outside 1 to 60
+    days, another member's pledge: a precise 4xx whose message is French, nothing changed."""
+    camille, louis = join(site, "Camille"), join(site, "Louis")
+    for person in (camille, louis):
+        person.extra_headers["Accept-Language"] = "fr"
+    fund(site, louis, 2_000)
+    campaign = opened(site, camille, goal=5_000)
+    assert pledge(louis, campaign, 500).status_code == 201
+    done = opened(site, camille, goal=100, days=1)
+    assert pledge(louis, done, 100).status_code == 201
+    deadline(site, done)  # funded and closed; the other one runs on
+    before = (counts(site), louis.balance(), camille.balance())
+
+    def refused(answer: Any, status: int, error: str, french: str) -> None:
+        assert answer.status_code == status, answer.text
+        assert answer.json()["error"] == error, answer.text
+        assert answer.json()["message"] == french
+        assert (counts(site), louis.balance(), camille.balance()) == before
+
+    closed = "Cette campagne n’est pas ouverte aux contributions."
+    refused(pledge(louis, done, 100), 409, "campaign_not_open", closed)
+    lower_done = f"/api/v1/campaigns/{done['id']}/pledge/lower"
+    refused(louis.post(lower_done, json={"amount": 0}), 409, "campaign_not_open", closed)
+    refused(
+        pledge(louis, campaign, 3_000),
+        409,
+        "insufficient_funds",
+        louis.post(  # the ledger's own words, in French
+            f"/api/v1/campaigns/{campaign['id']}/pledges",
+            json=louis.order("escrow_payment", to=campaign["escrow"], amount=3_000),
+        ).json()["message"],
+    )
+    assert "solde" in pledge(louis, campaign, 3_000).json()["message"]
+    lasts = "Une campagne dure de 1 à 60 jours après sa publication."
+    for days in (0, 61, -1, 2**31):
+        refused(propose(camille, days=days), 422, "bad_duration", lasts)
+    theirs = louis.order("escrow_payment", to=campaign["escrow"], amount=100)
+    refused(
+        camille.post(f"/api/v1/campaigns/{campaign['id']}/pledges", json=theirs),
+        422,
+        "not_the_pledge",
+        "Une contribution doit être un paiement de votre propre portefeuille vers le "
+        "séquestre de cette campagne.",
+    )
+    lower = f"/api/v1/campaigns/{campaign['id']}/pledge/lower"
+    raised = louis.post(lower, json={"amount": 800})
+    assert "vous pouvez seulement la baisser" in raised.json()["message"]
+    refused(raised, 422, "bad_pledge_change", raised.json()["message"])
+    # Past the deadline, before the job has closed it: refused all the same.
+    monkeypatch.setattr(service, "now_ms", lambda: campaign["deadline_ms"])
+    refused(pledge(louis, campaign, 100), 409, "campaign_not_open", closed)
+    refused(louis.post(lower, json={"amount": 0}), 409, "campaign_not_open", closed)
+
+
 def test_a_picture_is_re_encoded_without_its_metadata_and_served(site: TestClient) -> None:
     camille, louis = join(site, "Camille"), join(site, "Louis")
     campaign = opened(site, camille)
@@ -347,7 +404,45 @@ def test_moderation_and_news(site: TestClient) -> None:
     assert '<a href="/campaigns">Projets</a>' in page.text
     queue = admin.client.get("/campaigns/moderation", headers=html)
     assert queue.status_code == 200 and "Aucune campagne n’attend de modération." in queue.text
-    assert "Réparer le lavoir" in louis.client.get("/campaigns", headers=html).text
+    listed = louis.client.get("/campaigns", headers=html).text
+    assert "Réparer le lavoir" in listed and "0 contributeurs · 10 jours restants" in listed
+    assert 'href="/campaigns/matching"' in listed
+    # A visitor is not sent to a page that would only ask them to log in.
+    visitor = TestClient(site.app).get("/campaigns", headers=html).text
+    assert "Réparer le lavoir" in visitor and 'href="/campaigns/matching"' not in visitor
+
+
+def test_the_trail_links_only_the_receipts_its_reader_may_open(site: TestClient) -> None:
+    """Every row of the trail names its transfer; a receipt is linked only where the reader
+    may open it (a transfer that touched them), so no link of the page is a dead end."""
+    import re
+
+    camille, louis, ines = join(site, "Camille"), join(site, "Louis"), join(site, "Inès")
+    fund(site, louis, 2_000)
+    fund(site, ines, 2_000)
+    campaign = opened(site, camille, goal=1_000, days=1)
+    assert pledge(louis, campaign, 600).status_code == 201
+    assert pledge(ines, campaign, 700).status_code == 201
+    lowered = louis.post(f"/api/v1/campaigns/{campaign['id']}/pledge/lower", json={"amount": 500})
+    assert lowered.status_code == 200, lowered.text
+    deadline(site, campaign)  # funded: both pledges released to Camille
+    node_of(site).new_sealer().seal_all()
+    html = {"Accept": "text/html", "Accept-Language": "fr"}
+    trail = louis.get(f"/api/v1/campaigns/{campaign['id']}/trail").json()
+    assert len(trail) == 5  # two pledges, a refund, two releases
+    for reader, expected in ((louis, 2), (ines, 1), (camille, 2)):
+        page = reader.client.get(f"/campaigns/{campaign['id']}", headers=html).text
+        linked = re.findall(r'href="(/wallet/receipts/[0-9]+)"', page)
+        assert len(linked) == expected, (reader.member["display_name"], linked)
+        for href in linked:
+            assert reader.client.get(href, headers=html).status_code == 200, href
+        shown = [r for r in reader.get(f"/api/v1/campaigns/{campaign['id']}/trail").json()]
+        assert sum(r["receipt"] for r in shown) == expected
+    louis_page = louis.client.get(f"/campaigns/{campaign['id']}", headers=html).text
+    assert "· vous</td>" in louis_page and louis.account not in louis_page
+    assert "· Camille</td>" in louis_page  # a release names its beneficiary
+    visitor = TestClient(site.app).get(f"/campaigns/{campaign['id']}", headers=html).text
+    assert "/wallet/receipts/" not in visitor and "un membre" in visitor
 
 
 def test_the_reaction_records_payments_posted_elsewhere(site: TestClient) -> None:
@@ -499,6 +594,41 @@ def test_a_pledge_posted_as_the_campaign_closes_is_given_back_at_once(
     assert node.ledger.balance(campaign["escrow"]) == 0
 
 
+def test_a_pledge_lowered_as_the_deadline_passes_is_refused_not_refunded_after_the_count(
+    site: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The lowering was checked before the deadline but its refund reaches the ledger after
+    it: the refund has expired with the campaign, so the count at closing stays true."""
+    import time
+
+    from sqlalchemy import update
+
+    node = node_of(site)
+    camille, louis = join(site, "Camille"), join(site, "Louis")
+    louis.extra_headers["Accept-Language"] = "fr"
+    fund(site, louis, 2_000)
+    campaign = opened(site, camille, goal=1_000)
+    assert pledge(louis, campaign, 1_000).status_code == 201
+    closes_ms = int(time.time() * 1000) + 2_500
+    with node.engine.begin() as conn:
+        conn.execute(
+            update(campaigns).where(campaigns.c.id == campaign["id"]).values(deadline_ms=closes_ms)
+        )
+    slow = service._move
+
+    def on_a_slow_line(*args: Any, **kwargs: Any) -> Any:
+        time.sleep(max(0.0, (closes_ms + 1_500) / 1000 - time.time()))
+        return slow(*args, **kwargs)
+
+    monkeypatch.setattr(service, "_move", on_a_slow_line)
+    late = louis.post(f"/api/v1/campaigns/{campaign['id']}/pledge/lower", json={"amount": 0})
+    assert late.status_code == 409 and late.json()["error"] == "campaign_not_open", late.text
+    assert late.json()["message"] == "Cette campagne n’est pas ouverte aux contributions."
+    assert louis.balance() == 1_000
+    assert service.close_due(node, closes_ms + 1).startswith("1 campaigns closed")
+    assert camille.balance() == 1_000 and node.ledger.balance(campaign["escrow"]) == 0
+
+
 def test_the_matching_fund_page_for_the_treasurer_and_the_commune(site: TestClient) -> None:
     commune, treasurer = join(site, "Mairie"), operator(site, "treasurer")
     with_commune(site, commune)
@@ -560,3 +690,32 @@ def test_the_admin_promises_matching_only_from_what_the_fund_has_not_promised(
     fits = admin.post(publish, json={"match_per_unit_bp": 5_000, "match_cap": 1_000})
     assert fits.status_code == 200 and fits.json()["state"] == "open", fits.text
     assert admin.get("/api/v1/campaigns/matching").json()["unpromised"] == 0
+
+
+@pytest.mark.one_database
+def test_the_node_shows_the_plugins_own_french_for_each_of_its_messages() -> None:
+    """The node's catalogues come first (no plugin rewords the node's pages): a msgid the
+    plugin shares with them must mean the same there, or the plugin's page says the other."""
+    from pathlib import Path
+
+    from babel.messages.pofile import read_po
+
+    from tests.test_pages import LOCALE
+
+    def french(path: Path) -> dict[str, str]:
+        with path.open("rb") as po:
+            return {str(m.id): str(m.string) for m in read_po(po) if m.id and m.string}
+
+    node: dict[str, str] = {}
+    for part in sorted(LOCALE.glob("*.po")):
+        node = french(part) | node  # the first translation stands, as the node reads them
+    plugin = french(
+        Path(__file__).parent.parent / "plugins/crowdfunding/locale/fr/LC_MESSAGES/crowdfunding.po"
+    )
+    same_space = str.maketrans({"\xa0": "\u202f"})
+    differ = {
+        msgid: (text, node[msgid])
+        for msgid, text in plugin.items()
+        if msgid in node and text.translate(same_space) != node[msgid].translate(same_space)
+    }
+    assert not differ, differ

@@ -123,7 +123,7 @@ def producer_page(request: Request, p: MaybeMember, format: Format = "html") -> 
         labels = {
             "to_deliver": "To deliver",
             "delivered": "Delivered",
-            "paid": "Paid",
+            "paid": "Paid to you",
             "owed": "Owed",
         }
         header = [say(request, "Statement"), say(request, "Amount")]

@@ -8,6 +8,7 @@ import io
 from collections.abc import Sequence
 
 from fpdf import FPDF
+from fpdf.enums import XPos, YPos
 
 Cell = str | int
 
@@ -34,9 +35,10 @@ def as_pdf(
     sheet.add_page()
     sheet.set_font("helvetica", "B", 14)
     width = sheet.w - 2 * sheet.l_margin
-    sheet.multi_cell(width, 8, _latin(title))
+    # Each heading starts back at the left margin (fpdf2 leaves x at the right by default).
+    sheet.multi_cell(width, 8, _latin(title), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
     sheet.set_font("helvetica", "", 10)
-    sheet.multi_cell(width, 6, _latin(subtitle))
+    sheet.multi_cell(width, 6, _latin(subtitle), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
     sheet.ln(2)
     box = 8.0 if tick else 0.0
     column = (width - box) / max(len(header), 1)
@@ -51,9 +53,19 @@ def as_pdf(
         if tick:
             sheet.cell(box, 7, "", border=1)  # the box to tick
         for value in row:
-            sheet.cell(column, 7, _latin(str(value))[:40], border=1)
+            sheet.cell(column, 7, _fitted(sheet, _latin(str(value)), column - 2), border=1)
         sheet.ln()
     return bytes(sheet.output())
+
+
+def _fitted(sheet: FPDF, text: str, width: float) -> str:
+    """The text cut (with an ellipsis) to the cell's width: a long name never runs into the
+    next column."""
+    if sheet.get_string_width(text) <= width:
+        return text
+    while text and sheet.get_string_width(text + "...") > width:
+        text = text[:-1]
+    return text + "..."
 
 
 _FRENCH = str.maketrans({"œ": "oe", "Œ": "OE", "’": "'", "€": "EUR", "…": "...", "\u202f": " "})

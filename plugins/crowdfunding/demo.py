@@ -57,7 +57,8 @@ def seed(node: Node, sign: Sign) -> None:
         node,
         "camille",
         "Réparer le lavoir",
-        "Le toit du lavoir fuit : tuiles, charpente et un après-midi de chantier participatif.",
+        "Le toit du lavoir fuit\u202f: tuiles, charpente et un après-midi de chantier "
+        "participatif.",
         50_000,
         30,
         now - 3 * service.DAY_MS,

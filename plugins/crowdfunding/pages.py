@@ -43,10 +43,13 @@ def moderation(request: Request, p: MaybeMember) -> Response:
     if isinstance(member, Response):
         return member
     node = node_of(request)
+    proposed = service.listed(node, ("proposed",))
+    people = {c["owner"] for c in proposed} | {c["beneficiary"] for c in proposed}
     return page(
         request,
         "crowdfunding/moderation.html",
-        proposed=service.listed(node, ("proposed",)),
+        proposed=proposed,
+        names={who: service.display_name(node, who) for who in people},
         free=service.matching_fund(node)["unpromised"],
         number=number_format(request),
         max_amount=node.settings.max_amount,

@@ -102,6 +102,9 @@ class TrailRow(BaseModel):
     ref: int | None
     rule: str | None
     created_ms: int
+    receipt: bool = Field(
+        False, description="The caller may open its receipt (a transfer that touched them)."
+    )
 
 
 class MatchingFund(BaseModel):

@@ -17,7 +17,7 @@ from sqlalchemy import Connection
 from ledger.errors import LedgerError
 from ledger.operations import plugin_escrow
 from ledger.posting import Posted
-from ledger.signing import SignedOrder
+from ledger.signing import DEFAULT_TTL_S, SignedOrder
 from members import service as members_service
 from members.access import Member
 from plugins.crowdfunding import errors
@@ -310,6 +310,13 @@ def trail(node: Node, found: dict[str, Any], viewer: Member | None) -> list[dict
     for row in rows:
         if row["kind"] != "escrow_release" and not _may_see(viewer, row["account"]):
             row["account"] = None
+    shown = {r["account"].removeprefix("member:") for r in rows if r["account"]}
+    names = members_service.names(node, shown) if shown else {}
+    for row in rows:
+        account = row["account"]
+        row["name"] = None if account is None else names.get(account.removeprefix("member:"))
+        # The receipt page opens for the members a transfer touched: link only those.
+        row["receipt"] = viewer is not None and viewer.has_wallet and account == viewer.account
     return sorted(rows, key=lambda r: r["transfer_id"])
 
 
@@ -354,8 +361,13 @@ def pledge(node: Node, member: Member, campaign_id: int, envelope: SignedOrder) 
 
 def lower(node: Node, member: Member, campaign_id: int, new_total: int) -> list[Posted]:
     """Lower the member's pledge to `new_total` (0 cancels it): refunds from the newest
-    payments, each signed with the plugin's key."""
-    _open(node, campaign_id)
+    payments, each signed with the plugin's key. Each refund expires at the deadline: a
+    request still on its way then is refused by the ledger, never refunded after the count."""
+    found = _open(node, campaign_id)
+    signed_at = time.time()
+    ttl_s = min(DEFAULT_TTL_S, found["deadline_ms"] // 1000 - int(signed_at))
+    if ttl_s <= 0:
+        raise errors.NOT_OPEN()
     with node.ledger.reading() as conn:
         mine = [
             p
@@ -372,16 +384,22 @@ def lower(node: Node, member: Member, campaign_id: int, new_total: int) -> list[
         cents = min(to_refund, payment["left"])
         # The payment with what was left of it names this refund: each left is met once.
         client_id = f"{NAME}-c{campaign_id}-p{payment['transfer_id']}-at{payment['left']}"
-        posted = _move(
-            node,
-            "escrow_refund",
-            client_id,
-            campaign_id,
-            payment,
-            cents,
-            f"member:{member.id}",
-            "crowdfunding.pledge_lowered",
-        )
+        try:
+            posted = _move(
+                node,
+                "escrow_refund",
+                client_id,
+                campaign_id,
+                payment,
+                cents,
+                f"member:{member.id}",
+                "crowdfunding.pledge_lowered",
+                expiry={"ttl_s": ttl_s, "now": signed_at},
+            )
+        except LedgerError as exc:
+            if exc.code == "order_expired":  # the deadline passed on the way
+                raise errors.NOT_OPEN() from None
+            raise
         if posted is not None:
             done.append(posted)
         to_refund -= cents
@@ -397,12 +415,14 @@ def _move(
     cents: int,
     to: str,
     rule: str,
+    expiry: dict[str, Any] | None = None,
 ) -> Posted | None:
     signed = sign_as(
         node,
         KEY,
         kind,
         client_id,
+        **(expiry or {}),
         rule=rule,
         ref=payment["transfer_id"],
         to=to,
