@@ -176,14 +176,14 @@ def _told(
         ledger.register_key(event, node.node_key.sign_bytes(canonical(event)))
         keys[code] = key
     village = Village(node, keys)
-    say(f"  {len(RESIDENTS)} residents, {len(MERCHANTS)} shops, exchange office «{OFFICE}»")
+    say(f"  {len(RESIDENTS)} residents, {len(MERCHANTS)} shops, exchange office '{OFFICE}'")
     _people(node, int(calendar() * 1000))
     _life(village, calendar)
     say(
         f"  {village.posted} signed transfers: top-ups, payments, a refund, a reconversion paid out"
     )
     say(f"  logins: <name>@{DEMO_DOMAIN} (e.g. camille@{DEMO_DOMAIN}, admin@{DEMO_DOMAIN},")
-    say(f"  tresorier@{DEMO_DOMAIN}, mairie@{DEMO_DOMAIN}), password «{DEMO_PASSWORD}»")
+    say(f"  tresorier@{DEMO_DOMAIN}, mairie@{DEMO_DOMAIN}), password '{DEMO_PASSWORD}'")
     return village
 
 
