@@ -33,7 +33,7 @@ from starlette.routing import Match
 from ledger.errors import LedgerError
 from runtime.keystore import KeyFileError
 from web.i18n import LANG_COOKIE, LANGUAGES, gettext_for, language_of, money
-from web.refusals import FIELD_NAMES, Phrase, Refusal, refusal_of, validation_reason
+from web.refusals import Refusal, field_phrase, refusal_of, validation_reason
 from web.schemas import ONE_LINE
 
 CSRF_COOKIE = "sou_csrf"
@@ -144,12 +144,11 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> Response:
         first = exc.errors()[0] if exc.errors() else {}
-        where = ".".join(str(p) for p in first.get("loc", ())[1:]) or "body"
         refusal = Refusal(
             422,
             "invalid_request",
             "The field {field} is not valid: {reason}.",
-            field=Phrase(where, FIELD_NAMES[where]) if where in FIELD_NAMES else where,
+            field=field_phrase(first.get("loc", ())[1:]),
             reason=validation_reason(dict(first)),
         )
         return problem(request, refusal)

@@ -6,6 +6,7 @@ named errors and the request validator's reasons are written here once for every
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -150,7 +151,24 @@ FIELD_NAMES = {
     "expires": "the expiry",
     "fee": "the fee",
     "cause_fee": "the cause's fee",
+    # and the fields of the forms people fill in most (a line of a list is named by its field)
+    "quantity": "the quantity",
+    "goal": "the goal",
+    "days": "the duration",
+    "title": "the title",
+    "description": "the description",
+    "minimum": "the minimum",
+    "lines": "the lines",
 }
+
+
+def field_phrase(loc: Sequence[Any]) -> str:
+    """How a refusal names the field at pydantic's `loc` (without its "body" or "query"):
+    by its name when people have one for it, the last named part of a path such as
+    `lines.0.quantity` standing for it; else the path as it is."""
+    where = ".".join(str(part) for part in loc) or "body"
+    named = next((str(p) for p in reversed(loc) if not isinstance(p, int)), where)
+    return Phrase(where, FIELD_NAMES[named]) if named in FIELD_NAMES else where
 
 
 class Phrase(str):
