@@ -227,6 +227,7 @@ def _as_visitor(walk: Walk, page: Page, seen: Village) -> None:
             f"/shops/{seen.shop}",
             "/campaigns",
             f"/campaigns/{seen.campaign}",
+            "/transparence",
         ],
     )
     walk.visit(page, ["/password/reset/" + "x" * 43], status=404)  # a link never made
@@ -258,6 +259,7 @@ def _as_resident(walk: Walk, page: Page, seen: Village) -> None:
             "/campaigns/new",
             f"/campaigns/{seen.campaign}",
             "/campaigns/matching",
+            "/amap",
             f"/shops/{seen.shop}",
             _local(seen.bill["url"]),
         ],
@@ -275,6 +277,8 @@ def _as_merchant(walk: Walk, page: Page, seen: Village) -> None:
             f"/pos/invoices/{seen.bill['id']}",
             "/pos/sticker",
             "/pos/devices",
+            "/bank-details",
+            "/merchant/listing",
             "/pay/code",
             "/pay/offline",
             "/scan",
@@ -312,7 +316,18 @@ def test_every_page_of_every_role_is_accessible_under_the_policy(
     )
     walk.visit(
         signed_in(OPERATORS["treasurer"][0], "/treasurer"),
-        ["/treasurer", "/treasurer/cards", "/treasurer/offices", "/notes", "/campaigns/matching"],
+        [
+            "/treasurer",
+            "/treasurer/cards",
+            "/treasurer/offices",
+            "/treasurer/audit",
+            "/treasurer/dashboard",
+            "/treasurer/reconciliation",
+            "/treasurer/payouts",
+            "/treasurer/exports",
+            "/notes",
+            "/campaigns/matching",
+        ],
     )
     walk.visit(
         signed_in(OPERATORS["admin"][0], "/admin/members"),
