@@ -21,7 +21,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import ledger.signing
-from audits.reports import charts, repository, service
+from audits.reports import charts, pdf, repository, service
+from audits.reports.sections import ReportText, Section
 from audits.reports.service import Period
 from ledger.canonical import b64
 from ledger.signing import SigningKey, new_order
@@ -482,3 +483,20 @@ def test_sou_report_writes_the_pdf(
     )
     assert backwards.exit_code == 2 and "starts after it ends" in backwards.output
     assert CliRunner().invoke(cli, ["report", "--lang", "de"], env=env).exit_code == 2
+
+
+@pytest.mark.one_database
+def test_the_pdf_writes_every_letter_of_the_village(tmp_path: Path) -> None:
+    """Not only Latin-1: French's œ, narrow spaces and euro sign, and other alphabets."""
+    words = "Œuvres du lavoir — Łódź, Ελλάδα, 1\u202f234,50\u202f€"
+    made = pdf.as_pdf(
+        ReportText(
+            "Rapport à l’assemblée",
+            [words],
+            [Section("s", "Chez Zoë", header=["Commerce", "Reçu"], rows=[["Chez Œdipe", "3"]])],
+        )
+    )
+    text = _pdf_text(made, tmp_path)
+    for shown in ("Rapport à l’assemblée", "Œuvres du lavoir", "Łódź", "Ελλάδα", "€", "Chez Œdipe"):
+        assert shown in text, (shown, text)
+    assert "1\u202f234,50" in text or "1 234,50" in text

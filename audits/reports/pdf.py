@@ -1,8 +1,9 @@
 """The general assembly's report as an A4 PDF (fpdf2): the same charts as the dashboard,
 embedded as the SVG the node drew, and the same tables.
 
-The core PDF fonts write Latin-1, which French nearly is: the narrow no-break spaces of
-French figures become plain spaces, anything else outside Latin-1 a '?'.
+The text is written in the node's own font (web.pdf), whatever the language; the charts'
+few words (month names, figures) are drawn by fpdf2's SVG reader in a core font, so in
+Latin-1.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from fpdf.enums import XPos, YPos
 
 from audits.reports import charts
 from audits.reports.sections import ReportText, Section
+from web.pdf import FONT, new_pdf
 
 _FRENCH = str.maketrans(
     {"œ": "oe", "Œ": "OE", "’": "'", "€": "EUR", "…": "...", "\u202f": " ", "\u00a0": " "}
@@ -43,29 +45,29 @@ Progress = Callable[[int, int], None]
 
 def as_pdf(text: ReportText, progress: Progress | None = None) -> bytes:
     """The whole report; `progress(done, total)` after each section (a long one takes a while)."""
-    sheet = FPDF(format="A4")
-    sheet.set_title(latin(text.title))
+    sheet = new_pdf(format="A4")
+    sheet.set_title(text.title)
     sheet.set_creator("Sou")
     sheet.add_page()
     width = sheet.w - sheet.l_margin - sheet.r_margin
-    sheet.set_font("helvetica", "B", 16)
-    sheet.multi_cell(width, 8, latin(text.title), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
-    sheet.set_font("helvetica", "", 10)
+    sheet.set_font(FONT, "B", 16)
+    sheet.multi_cell(width, 8, text.title, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    sheet.set_font(FONT, "", 10)
     for line in text.intro:
-        sheet.multi_cell(width, 5, latin(line), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        sheet.multi_cell(width, 5, line, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
     total = len(text.sections)
     chart = min(width, CHART_MM)
     for done, section in enumerate(text.sections, start=1):
         if sheet.get_y() + _height(section, chart) > sheet.h - sheet.b_margin:
             sheet.add_page()  # a section's heading, lines and chart stay on one page
         sheet.ln(3)
-        sheet.set_font("helvetica", "B", 12)
-        sheet.multi_cell(width, 7, latin(section.heading), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
-        sheet.set_font("helvetica", "", 9)
+        sheet.set_font(FONT, "B", 12)
+        sheet.multi_cell(width, 7, section.heading, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        sheet.set_font(FONT, "", 9)
         for line in section.notes:
-            sheet.multi_cell(width, 5, latin(line), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+            sheet.multi_cell(width, 5, line, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
         if section.svg:
-            # The chart's text in Latin-1 too, as the tables': fpdf2 draws it with a core font.
+            # The chart's words in Latin-1: fpdf2 draws an SVG's text with a core font.
             sheet.image(io.BytesIO(_for_pdf(section.svg)), x=sheet.l_margin, w=chart)
         _table(sheet, width, section.header, section.rows)
         if progress is not None:
@@ -83,14 +85,14 @@ def _table(sheet: FPDF, width: float, header: Sequence[str], rows: Sequence[Sequ
     if not header:
         return
     column = width / len(header)
-    sheet.set_font("helvetica", "B", 8)
+    sheet.set_font(FONT, "B", 8)
     for name in header:
-        sheet.cell(column, 6, latin(name)[:34], border=1)
+        sheet.cell(column, 6, name[:34], border=1)
     sheet.ln()
-    sheet.set_font("helvetica", "", 8)
+    sheet.set_font(FONT, "", 8)
     for row in rows:
         if sheet.get_y() > sheet.h - 20:
             sheet.add_page()
         for i, value in enumerate(row):
-            sheet.cell(column, 5, latin(value)[:34], border=1, align="L" if i == 0 else "R")
+            sheet.cell(column, 5, value[:34], border=1, align="L" if i == 0 else "R")
         sheet.ln()
