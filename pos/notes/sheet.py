@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from fpdf import FPDF
 
+from web.pdf import FONT, new_pdf
 from web.qr import qr_png
 
 PAGE_W, PAGE_H = 210.0, 297.0  # A4, millimetres
@@ -47,9 +48,9 @@ def sheet_pdf(
     progress: Callable[[int], None] | None = None,
 ) -> bytes:
     """The PDF of the notes, eight to an A4 page; `progress(done)` after each note."""
-    pdf = FPDF(orientation="P", unit="mm", format="A4")
+    pdf = new_pdf(orientation="P", unit="mm", format="A4")
     pdf.set_auto_page_break(False)
-    pdf.set_title(_latin(f"{currency} - {village}"))
+    pdf.set_title(f"{currency} - {village}")
     pdf.set_creator("Sou")
     per_page = COLUMNS * ROWS
     for index, note in enumerate(notes):
@@ -81,28 +82,28 @@ def _note(
     left, top = x + PAD, y + PAD
     text_w = NOTE_W - 2 * PAD - QR_SIDE - 2
     pdf.set_text_color(0, 0, 0)
-    _fit(pdf, _latin(village), text_w, 11)
+    _fit(pdf, village, text_w, 11)
     pdf.set_xy(left, top)
-    pdf.cell(text_w, 5, _latin(village), align="L")
-    pdf.set_font("helvetica", "", 7)
+    pdf.cell(text_w, 5, village, align="L")
+    pdf.set_font(FONT, "", 7)
     pdf.set_xy(left, top + 5.5)
-    pdf.cell(text_w, 3.5, _latin("Monnaie locale complémentaire"), align="L")
+    pdf.cell(text_w, 3.5, "Monnaie locale complémentaire", align="L")
     units = note.denomination // 100
-    pdf.set_font("helvetica", "B", 34)
+    pdf.set_font(FONT, "B", 34)
     pdf.set_xy(left, top + 17)
     pdf.cell(text_w, 14, str(units), align="L")
-    pdf.set_font("helvetica", "B", 13)
+    pdf.set_font(FONT, "B", 13)
     pdf.set_xy(left, top + 31)
-    pdf.cell(text_w, 6, _latin(currency), align="L")
-    pdf.set_font("helvetica", "", 9)
+    pdf.cell(text_w, 6, currency, align="L")
+    pdf.set_font(FONT, "", 9)
     pdf.set_xy(left, y + NOTE_H - PAD - 14)
-    pdf.cell(text_w, 4.5, _latin(f"Série {note.series} · N° {note.serial:05d}"), align="L")
-    pdf.set_font("helvetica", "", 6.5)
+    pdf.cell(text_w, 4.5, f"Série {note.series} · N° {note.serial:05d}", align="L")
+    pdf.set_font(FONT, "", 6.5)
     pdf.set_xy(left, y + NOTE_H - PAD - 9)
     said = "Scannez le code pour vérifier ce billet."
     if valid_until:
         said += f" Valable jusqu'au {valid_until}."
-    pdf.multi_cell(text_w, 3, _latin(said), align="L")
+    pdf.multi_cell(text_w, 3, said, align="L")
     qr_x = x + NOTE_W - PAD - QR_SIDE
     qr_y = y + (NOTE_H - QR_SIDE) / 2
     pdf.image(io.BytesIO(note_png(note.link)), x=qr_x, y=qr_y, w=QR_SIDE, h=QR_SIDE)
@@ -110,10 +111,10 @@ def _note(
 
 def _fit(pdf: FPDF, text: str, width: float, size: float) -> None:
     """Set a bold font as large as `size` in which `text` holds on one line of `width`."""
-    pdf.set_font("helvetica", "B", size)
+    pdf.set_font(FONT, "B", size)
     while size > 6 and pdf.get_string_width(text) > width:
         size -= 0.5
-        pdf.set_font("helvetica", "B", size)
+        pdf.set_font(FONT, "B", size)
 
 
 def _cut_marks(pdf: FPDF) -> None:
@@ -129,8 +130,3 @@ def _cut_marks(pdf: FPDF) -> None:
     for y in ys:  # horizontal cuts: marks left and right of the grid
         pdf.line(MARGIN - MARK - 1, y, MARGIN - 1, y)
         pdf.line(PAGE_W - MARGIN + 1, y, PAGE_W - MARGIN + MARK + 1, y)
-
-
-def _latin(text: str) -> str:
-    """The PDF's core fonts write Latin-1: French is; anything else becomes '?'."""
-    return text.encode("latin-1", "replace").decode("latin-1")
