@@ -27,7 +27,15 @@ from audits.checks import KeyState
 from audits.fees import check_fees
 from audits.log import LogAudit, Place
 from audits.paper import Paper, check_paper
-from audits.report import EMERGENCY, AuditState, Finding, Report, later
+from audits.report import (
+    EMERGENCY,
+    AuditState,
+    Finding,
+    Report,
+    finding,
+    finding_template,
+    later,
+)
 from audits.transfers import TransferAudit, shared_snapshot
 from audits.watch import watch
 from ledger import repository as repo
@@ -84,7 +92,7 @@ def audit(
         origin, chart = _identity(conn, report)
         if since is not None and since.origin != origin:
             report.findings.append(
-                Finding("meta", "the previous audit's state is of another ledger: checked anew")
+                finding("meta", "the previous audit's state is of another ledger: checked anew")
             )
             since = None
         report.full = since is None
@@ -191,24 +199,30 @@ def _identity(conn: Connection, report: Report) -> tuple[str, Chart]:
     origin = signed_origin or meta.get("origin") or ""
     if meta.get("origin") != origin:
         report.findings.append(
-            Finding(
+            finding(
                 "meta",
-                f"ledger_meta: the origin is {meta.get('origin')!r}, but the node key's signed "
-                f"registration names {origin!r}",
+                "ledger_meta: the origin is {stored}, but the node key's signed registration "
+                "names {signed}",
+                stored=repr(meta.get("origin")),
+                signed=repr(origin),
             )
         )
     candidates = [_signed_currency(conn), _issuance_currency(conn), meta.get("currency")]
     currency = next((c for c in candidates if c and _is_local_currency(c)), "SOU")
     if meta.get("currency") != currency:
         report.findings.append(
-            Finding(
+            finding(
                 "meta",
-                f"ledger_meta: the currency is {meta.get('currency')!r}, but the ledger's "
-                f"orders and accounts are in {currency!r}",
+                "ledger_meta: the currency is {stored}, but the ledger's orders and accounts "
+                "are in {currency}",
+                stored=repr(meta.get("currency")),
+                currency=repr(currency),
             )
         )
     for name in sorted(meta.keys() - set(META_NAMES)):
-        report.findings.append(Finding("meta", f"ledger_meta: unexpected entry {name!r}"))
+        report.findings.append(
+            finding("meta", "ledger_meta: unexpected entry {name}", name=repr(name))
+        )
     return origin, Chart(currency)
 
 
@@ -267,7 +281,7 @@ def _replay_keys(
         report.key_events += 1
         problem = _apply_key_event(row, keys, origin, trusted)
         if problem:
-            report.findings.append(Finding("keys", f"key event {row['id']}: {problem}"))
+            report.findings.append(problem)
         leaves[row["id"]] = leaf_hash(
             key_event_leaf(row["id"], row["created_ms"], row["event_json"], row["signature"])
         )
@@ -278,39 +292,56 @@ def _replay_keys(
         )
         if state != stored:
             report.findings.append(
-                Finding("keys", f"key {row['key_id']} differs from its signed key events")
+                finding("keys", "key {key} differs from its signed key events", key=row["key_id"])
             )
     for missing in keys.keys() - {r for r in conn.scalars(select(keys_table.c.key_id))}:
-        report.findings.append(Finding("keys", f"key {missing} is missing from the key table"))
+        report.findings.append(
+            finding("keys", "key {key} is missing from the key table", key=missing)
+        )
     return keys, leaves
 
 
 def _apply_key_event(
     row: Any, keys: dict[str, KeyState], origin: str, trusted: bytes | None
-) -> str | None:
+) -> Finding | None:
+    eid = row["id"]
     try:
         event = json.loads(row["event_json"])
         public_key = unb64(event["public_key"])
         kid, owner, action = event["key"], event["owner"], event["action"]
     except (ValueError, KeyError, TypeError):
-        return "unreadable event"
+        return finding("keys", "key event {event}: unreadable event", event=eid)
     if canonical(event).decode() != row["event_json"] or event.get("node") != origin:
-        return "not a canonical event of this node"
+        return finding("keys", "key event {event}: not a canonical event of this node", event=eid)
     if (kid, action, event["signer"]) != (row["key_id"], row["action"], row["signer_key_id"]):
-        return "stored columns differ from the signed event"
+        return finding(
+            "keys", "key event {event}: stored columns differ from the signed event", event=eid
+        )
     genesis = not keys
     if genesis:  # the node key registers itself first
         if owner != NODE or event["signer"] != kid or (trusted and public_key != trusted):
-            return "the log does not start with the trusted node key"
+            return finding(
+                "keys",
+                "key event {event}: the log does not start with the trusted node key",
+                event=eid,
+            )
         signer = KeyState(owner, public_key, None, row["created_ms"])
     else:
         signer = keys.get(event["signer"])  # type: ignore[assignment]
         if signer is None or signer.revoked_ms is not None:
-            return "signed by an unknown or revoked key"
+            return finding(
+                "keys", "key event {event}: signed by an unknown or revoked key", event=eid
+            )
         if not may_change_keys(signer.owner, owner):
-            return f"a key of {signer.owner} may not change keys of {owner}"
+            return finding(
+                "keys",
+                "key event {event}: a key of {signer} may not change keys of {owner}",
+                event=eid,
+                signer=signer.owner,
+                owner=owner,
+            )
     if not _verifies(signer.public_key, row["event_json"].encode(), row["signature"]):
-        return "bad signature"
+        return finding("keys", "key event {event}: bad signature", event=eid)
     if action == "register":
         keys[kid] = KeyState(owner, public_key, None, row["created_ms"])
     elif kid in keys:
@@ -344,9 +375,21 @@ def _check_replays(conn: Connection, report: Report, after: int | None = None) -
     Resumed after transfer `after`, only what involves a later transfer is looked at."""
     t, p = transfers_table, postings_table
     once = (
-        ((t.c.key_id, t.c.nonce), "replays transfer {} (same key and nonce)", None),
-        ((t.c.initiator, t.c.client_id), "replays transfer {} (same client id)", None),
-        ((t.c.ref_id,), "settles transfer {} a second time", ("payout", "correction")),
+        (
+            (t.c.key_id, t.c.nonce),
+            finding_template("transfer {transfer} replays transfer {first} (same key and nonce)"),
+            None,
+        ),
+        (
+            (t.c.initiator, t.c.client_id),
+            finding_template("transfer {transfer} replays transfer {first} (same client id)"),
+            None,
+        ),
+        (
+            (t.c.ref_id,),
+            finding_template("transfer {transfer} settles transfer {first} a second time"),
+            ("payout", "correction"),
+        ),
     )
     for columns, message, kinds in once:
         query = select(t.c.id, *columns).order_by(t.c.id)
@@ -364,9 +407,7 @@ def _check_replays(conn: Connection, report: Report, after: int | None = None) -
             if key in first:
                 shown = first[key] if kinds is None else key[0]
                 report.findings.append(
-                    Finding(
-                        "order", f"transfer {row.id} " + message.format(shown), transfer_id=row.id
-                    )
+                    finding("order", message, transfer=row.id, first=shown, transfer_id=row.id)
                 )
             else:
                 first[key] = row.id
@@ -391,10 +432,14 @@ def _check_replays(conn: Connection, report: Report, after: int | None = None) -
     for ref, refunded, last, amount in conn.execute(refunds):
         if refunded > amount:
             report.findings.append(
-                Finding(
+                finding(
                     "order",
-                    f"transfer {last}: what was given back of transfer {ref} (refunds, "
-                    f"escrow releases) adds up to {refunded}, more than its {amount}",
+                    "transfer {transfer}: what was given back of transfer {ref} (refunds, escrow "
+                    "releases) adds up to {given}, more than its {amount}",
+                    transfer=last,
+                    ref=ref,
+                    given=refunded,
+                    amount=amount,
                     transfer_id=last,
                 )
             )
@@ -432,10 +477,14 @@ def _check_card_reversals(conn: Connection, report: Report, after: int | None) -
     for ref, reversed_, last, amount in conn.execute(reversals):
         if reversed_ > amount:
             report.findings.append(
-                Finding(
+                finding(
                     "order",
-                    f"transfer {last}: card reversals and write-offs of top-up {ref} add up to "
-                    f"{reversed_}, more than its {amount}",
+                    "transfer {transfer}: card reversals and write-offs of top-up {ref} add up "
+                    "to {given}, more than its {amount}",
+                    transfer=last,
+                    ref=ref,
+                    given=reversed_,
+                    amount=amount,
                     transfer_id=last,
                 )
             )
@@ -456,10 +505,24 @@ def _check_account_row(row: Any, chart: Chart, report: Report) -> None:
         found = bool(row[column]) if column == "may_go_negative" else row[column]
         if found == value:
             continue
-        message = f"account {code}: its row says {column} {found!r}, the chart {value!r}"
         if column == "may_go_negative" and found:
-            message = f"account {code} may go below zero in its row, which the chart forbids"
-        report.findings.append(Finding("account", message, account=code))
+            said = finding(
+                "account",
+                "account {code} may go below zero in its row, which the chart forbids",
+                account=code,
+                code=code,
+            )
+        else:
+            said = finding(
+                "account",
+                "account {code}: its row says {column} {found}, the chart {expected}",
+                account=code,
+                code=code,
+                column=column,
+                found=repr(found),
+                expected=repr(value),
+            )
+        report.findings.append(said)
 
 
 def _check_accounts(conn: Connection, chart: Chart, sums: dict[str, int], report: Report) -> None:
@@ -468,41 +531,55 @@ def _check_accounts(conn: Connection, chart: Chart, sums: dict[str, int], report
     for code in SYSTEM_ACCOUNTS:
         if code not in stored:
             report.findings.append(
-                Finding("account", f"system account {code} is missing", account=code)
+                finding("account", "system account {code} is missing", account=code, code=code)
             )
     for code in sorted(stored.keys() | sums.keys()):
         row, replayed = stored.get(code), sums.get(code, 0)
         if row is None:
             report.findings.append(
-                Finding("balance", f"postings to unknown account {code}", account=code)
+                finding("balance", "postings to unknown account {code}", account=code, code=code)
             )
             continue
         if row["balance"] != replayed:
             report.findings.append(
-                Finding(
+                finding(
                     "balance",
-                    f"account {code}: stored balance {row['balance']}, history gives {replayed}",
+                    "account {code}: stored balance {stored}, history gives {replayed}",
                     account=code,
+                    code=code,
+                    stored=row["balance"],
+                    replayed=replayed,
                 )
             )
         try:
             rule = RULES[kind_of(code)]
         except LedgerError:
-            report.findings.append(Finding("account", f"{code} is outside the chart", account=code))
+            report.findings.append(
+                finding("account", "{code} is outside the chart", account=code, code=code)
+            )
             continue
         if replayed < 0 and not rule.may_go_negative:
             report.findings.append(
-                Finding("balance", f"account {code} is below zero ({replayed})", account=code)
+                finding(
+                    "balance",
+                    "account {code} is below zero ({replayed})",
+                    account=code,
+                    code=code,
+                    replayed=replayed,
+                )
             )
         _check_account_row(row, chart, report)
     held = backing({code: sums.get(code, 0) for code in stored})
     report.watch.backing, report.watch.outstanding = held.reserve, held.outstanding
     if held.reserve < held.outstanding:
         report.findings.append(
-            Finding(
+            finding(
                 "backing",
-                f"{held.outstanding} {chart.local} cents outstanding but only {held.reserve} "
-                f"{EUR} cents in reserve",
+                "{outstanding} {local} cents outstanding but only {reserve} {eur} cents in reserve",
+                outstanding=held.outstanding,
+                local=chart.local,
+                reserve=held.reserve,
+                eur=EUR,
                 severity=EMERGENCY,
             )
         )
@@ -516,7 +593,7 @@ def _check_escrows(
     for plugin, holdings in sorted(records.items()):
         if holdings is None:
             report.findings.append(
-                Finding("escrow", f"the records of plugin {plugin} could not be read")
+                finding("escrow", "the records of plugin {plugin} could not be read", plugin=plugin)
             )
             continue
         prefix = f"escrow:{plugin}:"
@@ -524,10 +601,14 @@ def _check_escrows(
             held, recorded = sums.get(code, 0), holdings.get(code, 0)
             if held != recorded:
                 report.findings.append(
-                    Finding(
+                    finding(
                         "escrow",
-                        f"account {code} holds {held}, but the records of plugin {plugin} "
-                        f"say {recorded}",
+                        "account {code} holds {held}, but the records of plugin {plugin} say "
+                        "{recorded}",
                         account=code,
+                        code=code,
+                        held=held,
+                        plugin=plugin,
+                        recorded=recorded,
                     )
                 )

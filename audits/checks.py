@@ -19,7 +19,7 @@ from typing import Any
 import nacl.bindings
 import nacl.exceptions
 
-from audits.report import Finding
+from audits.report import Finding, finding
 from ledger.authorisations import Endorsement
 from ledger.chart import Chart
 from ledger.errors import LedgerError
@@ -96,30 +96,45 @@ class TransferChecks:
             _compare_leaf(tid, leaf_of(row, legs), sealed.pop(tid, []), result)
             problem = self._check(row, legs, original)
             if problem:
-                check, message = problem
-                findings.append(Finding(check, f"transfer {tid}: {message}", transfer_id=tid))
+                findings.append(problem)
         for tid, placed in sealed.items():  # leaves naming a transfer that is not stored
             for idx, _ in placed:
                 findings.append(
-                    Finding(
-                        "log", f"leaf {idx}: transfer {tid} is missing", transfer_id=tid, leaf=idx
+                    finding(
+                        "log",
+                        "leaf {idx}: transfer {transfer} is missing",
+                        leaf=idx,
+                        idx=idx,
+                        transfer=tid,
+                        transfer_id=tid,
                     )
                 )
                 result.flagged.append(idx)
         return result
 
-    def _check(
-        self, row: Row, lines: list[Leg], original: Original | None
-    ) -> tuple[str, str] | None:
+    def _check(self, row: Row, lines: list[Leg], original: Original | None) -> Finding | None:
+        """What is wrong with one transfer, if anything: each message names the transfer
+        first ("transfer {transfer}: ...")."""
         tid, kind, initiator, client_id, key_id, nonce, order_json, sig, ref, created, once = row
+        at: dict[str, Any] = {"transfer": tid, "transfer_id": tid}
         if tid < 1:
-            return "order", "transfer ids start at 1: the ledger did not write this row"
+            return finding(
+                "order",
+                "transfer {transfer}: transfer ids start at 1: the ledger did not write this row",
+                **at,
+            )
         key = self.keys.get(key_id)
         if key is None:
-            return "signature", f"signed by unknown key {key_id}"
+            return finding(
+                "signature", "transfer {transfer}: signed by unknown key {key}", key=key_id, **at
+            )
         message, sig = order_json.encode(), bytes(sig)  # bytes, whatever the driver gave
         if not self._verifies(key_id, message, sig):
-            return "signature", "the signature does not match the stored order"
+            return finding(
+                "signature",
+                "transfer {transfer}: the signature does not match the stored order",
+                **at,
+            )
         try:
             fields = json.loads(order_json)
             order = Order(
@@ -133,7 +148,7 @@ class TransferChecks:
                 fields["expires"],
             )
         except (ValueError, KeyError, TypeError):
-            return "order", "the stored order is unreadable"
+            return finding("order", "transfer {transfer}: the stored order is unreadable", **at)
         if (
             (kind, client_id, key_id, nonce, ref, key.owner)
             != (
@@ -145,34 +160,64 @@ class TransferChecks:
                 initiator,
             )
         ) or fields.get("node") != self.origin:
-            return "order", "stored columns differ from the signed order"
+            return finding(
+                "order", "transfer {transfer}: stored columns differ from the signed order", **at
+            )
         if key.revoked_ms is not None and key.revoked_ms < created:
-            return "signature", "signed with a key revoked before the transfer"
+            return finding(
+                "signature",
+                "transfer {transfer}: signed with a key revoked before the transfer",
+                **at,
+            )
         if created > order.expires * 1000:
-            return "order", "posted after the order expired"
+            return finding("order", "transfer {transfer}: posted after the order expired", **at)
         op = OPERATIONS.get(order.kind)
         if op is not None and op.endorsement is not None:
-            problem = self._check_endorsement(op.endorsement, fields, created)
+            problem = self._check_endorsement(tid, op.endorsement, fields, created)
             if problem is not None:
                 return problem
-        return self._check_postings(order, key, lines, original, once)
+        return self._check_postings(tid, order, key, lines, original, once)
 
     def _check_endorsement(
-        self, read: Callable[[dict[str, Any]], Endorsement], fields: dict[str, Any], created: int
-    ) -> tuple[str, str] | None:
+        self,
+        tid: int,
+        read: Callable[[dict[str, Any]], Endorsement],
+        fields: dict[str, Any],
+        created: int,
+    ) -> Finding | None:
         """The payer's authorisation a collection carries: signed by a key of the payer,
         live when the collection was posted, for this node."""
+        at: dict[str, Any] = {"transfer": tid, "transfer_id": tid}
         try:
             endorsed = read(fields)
-        except LedgerError as exc:
-            return "order", f"the authorisation is not valid: {exc.message}"
+        except LedgerError as exc:  # the ledger's reason, in English
+            return finding(
+                "order",
+                "transfer {transfer}: the authorisation is not valid: {reason}",
+                reason=exc.message,
+                **at,
+            )
         key = self.keys.get(endorsed.key_id)
         if key is None or not self._verifies(endorsed.key_id, endorsed.message, endorsed.signature):
-            return "signature", "the authorisation's signature does not match it"
+            return finding(
+                "signature",
+                "transfer {transfer}: the authorisation's signature does not match it",
+                **at,
+            )
         if key.owner != endorsed.owner or endorsed.node != self.origin:
-            return "signature", f"authorised by a key of {key.owner}, not of {endorsed.owner}"
+            return finding(
+                "signature",
+                "transfer {transfer}: authorised by a key of {signer}, not of {payer}",
+                signer=key.owner,
+                payer=endorsed.owner,
+                **at,
+            )
         if key.revoked_ms is not None and key.revoked_ms < created:
-            return "signature", "authorised with a key revoked before the transfer"
+            return finding(
+                "signature",
+                "transfer {transfer}: authorised with a key revoked before the transfer",
+                **at,
+            )
         return None
 
     def _verifies(self, key_id: str, message: bytes, signature: bytes) -> bool:
@@ -187,42 +232,81 @@ class TransferChecks:
 
     def _check_postings(
         self,
+        tid: int,
         order: Order,
         key: KeyState,
         lines: list[Leg],
         original: Original | None,
         once: str | None,
-    ) -> tuple[str, str] | None:
+    ) -> Finding | None:
+        at: dict[str, Any] = {"transfer": tid, "transfer_id": tid}
         sums: dict[str, int] = {}
         legs: dict[str, int] = {}
         for code, currency, amount in lines:
             sums[currency] = sums.get(currency, 0) + amount
             legs[code] = amount
         if any(sums.values()):
-            return "postings", f"postings do not sum to zero ({_fmt(sums)})"
+            return finding(
+                "postings",
+                "transfer {transfer}: postings do not sum to zero ({sums})",
+                sums=_fmt(sums),
+                **at,
+            )
         op = OPERATIONS.get(order.kind)
         if op is None:
-            return "order", f"unknown operation {order.kind!r}"
+            return finding(
+                "order",
+                "transfer {transfer}: unknown operation {kind}",
+                kind=repr(order.kind),
+                **at,
+            )
         if key.owner not in op.signers(order):
-            return "signature", f"a key of {key.owner} may not sign a {order.kind}"
+            return finding(
+                "signature",
+                "transfer {transfer}: a key of {signer} may not sign a {kind}",
+                signer=key.owner,
+                kind=order.kind,
+                **at,
+            )
         try:
             context = self.plain
             if original is not None:
                 context = Context(self.chart, MAX_SAFE_INTEGER, original)
             plan = op.plan(order, context)
-        except LedgerError as exc:
-            return "order", f"the signed order is not valid: {exc.message}"
+        except LedgerError as exc:  # the ledger's reason, in English
+            return finding(
+                "order",
+                "transfer {transfer}: the signed order is not valid: {reason}",
+                reason=exc.message,
+                **at,
+            )
         except (KeyError, TypeError, ValueError, AttributeError):
             if original is None:
                 raise
             # Operations trust what the ledger posted; an altered original can break that.
-            return "order", f"transfer {original.id}, which it refers to, is not as it was posted"
+            return finding(
+                "order",
+                "transfer {transfer}: transfer {ref}, which it refers to, is not as it was posted",
+                ref=original.id,
+                **at,
+            )
         if plan.once != once:
-            return "order", f"its one-time token {once!r} is not its order's, {plan.once!r}"
+            return finding(
+                "order",
+                "transfer {transfer}: its one-time token {token} is not its order's, {expected}",
+                token=repr(once),
+                expected=repr(plan.once),
+                **at,
+            )
         expected = plan.postings
         if expected != legs:
-            return "postings", (
-                f"postings {_fmt(legs)} differ from those its order implies {_fmt(expected)}"
+            return finding(
+                "postings",
+                "transfer {transfer}: postings {legs} differ from those its order implies "
+                "{expected}",
+                legs=_fmt(legs),
+                expected=_fmt(expected),
+                **at,
             )
         return None
 
@@ -236,22 +320,28 @@ def _compare_leaf(
     (idx, digest), *again = sorted(placed)
     if bytes(digest) != leaf:
         result.findings.append(
-            Finding(
+            finding(
                 "log",
-                f"leaf {idx}: transfer {tid} differs from what was sealed",
-                transfer_id=tid,
+                "leaf {idx}: transfer {transfer} differs from what was sealed",
                 leaf=idx,
+                idx=idx,
+                transfer=tid,
+                transfer_id=tid,
             )
         )
         result.flagged.append(idx)
         result.resealed[idx] = leaf
     for other, _ in again:
         result.findings.append(
-            Finding(
+            finding(
                 "log",
-                f"leaf {other}: transfer {tid} is in the log a second time (first at leaf {idx})",
-                transfer_id=tid,
+                "leaf {idx}: transfer {transfer} is in the log a second time (first at leaf "
+                "{first})",
                 leaf=other,
+                idx=other,
+                transfer=tid,
+                first=idx,
+                transfer_id=tid,
             )
         )
         result.flagged.append(other)

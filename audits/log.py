@@ -16,11 +16,12 @@ from bisect import bisect_left
 from collections.abc import Callable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import Connection
 
 from audits.checks import Transfers
-from audits.report import Finding, Report
+from audits.report import Arg, Finding, Report, finding
 from ledger import bulk
 from ledger.checkpoint import CheckpointError, open_checkpoint
 from ledger.merkle import HASH_SIZE, Frontier
@@ -128,7 +129,9 @@ class LogAudit:
                 while tree.frontier.size < position:  # a hole: positions kept, flagged
                     gap = tree.frontier.size
                     if entries is not None:
-                        entries.findings.append(Finding("log", f"leaf {gap} is missing", leaf=gap))
+                        entries.findings.append(
+                            finding("log", "leaf {idx} is missing", leaf=gap, idx=gap)
+                        )
                         entries.flagged.add(gap)
                     tree.append(NO_LEAF)
                 digest = bytes(digest)
@@ -141,10 +144,12 @@ class LogAudit:
                 gap = tree.frontier.size
                 if entries is not None:
                     entries.findings.append(
-                        Finding(
+                        finding(
                             "log",
-                            f"leaves {gap}..{rows[len(placed)][0] - 1} are missing",
+                            "leaves {first}..{last} are missing",
                             leaf=gap,
+                            first=gap,
+                            last=rows[len(placed)][0] - 1,
                         )
                     )
                     entries.flagged.add(gap)
@@ -171,26 +176,28 @@ class LogAudit:
             earlier = place.earlier_leaf
             known = place.after is not None and tid <= place.after and earlier is not None
             expected = earlier(tid) if known and earlier is not None else None
-            what = f"transfer {tid}"
         else:
             expected = place.event_leaves.get(eid) if eid is not None else None
             if eid is not None:
                 entries.sealed_events.add(eid)
-            what = f"key event {eid}"
+        # Both None: the leaf names nothing (reported above), said as the code always did.
+        entry: dict[str, Arg] = {"transfer": tid} if tid is not None else {"event": str(eid)}
+        named: dict[str, Any] = {"leaf": position, "idx": position, "transfer_id": tid, **entry}
         if expected is None:
             entries.findings.append(
-                Finding(
-                    "log", f"leaf {position}: {what} is missing", transfer_id=tid, leaf=position
-                )
+                finding("log", "leaf {idx}: transfer {transfer} is missing", **named)
+                if tid is not None
+                else finding("log", "leaf {idx}: key event {event} is missing", **named)
             )
             entries.flagged.add(position)
         elif expected != digest:
             entries.findings.append(
-                Finding(
-                    "log",
-                    f"leaf {position}: {what} differs from what was sealed",
-                    transfer_id=tid,
-                    leaf=position,
+                finding(
+                    "log", "leaf {idx}: transfer {transfer} differs from what was sealed", **named
+                )
+                if tid is not None
+                else finding(
+                    "log", "leaf {idx}: key event {event} differs from what was sealed", **named
                 )
             )
             entries.flagged.add(position)
@@ -272,9 +279,11 @@ class Tree:
             self._check_checkpoint(tree_size, stored_root, note, None)
         if self.latest != size and (self.full or size > self.start):
             self.findings.append(
-                Finding(
+                finding(
                     "checkpoint",
-                    f"the log has {size} leaves but the latest checkpoint signs {self.latest}",
+                    "the log has {size} leaves but the latest checkpoint signs {latest}",
+                    size=size,
+                    latest=self.latest,
                 )
             )
 
@@ -298,7 +307,11 @@ class Tree:
         try:
             note = open_checkpoint(text, self.verifier, origin=self.origin)
         except CheckpointError as exc:
-            self.findings.append(Finding("checkpoint", f"checkpoint {tree_size}: {exc}"))
+            self.findings.append(  # the ledger's reason, in English
+                finding(
+                    "checkpoint", "checkpoint {size}: {reason}", size=tree_size, reason=str(exc)
+                )
+            )
             return
         if (
             note.previous
@@ -306,32 +319,41 @@ class Tree:
             and not _has_checkpoint(self.conn, note.previous)
         ):
             self.findings.append(
-                Finding(
+                finding(
                     "checkpoint",
-                    f"checkpoint {tree_size} was signed after checkpoint {note.previous}, "
-                    "which is no longer stored",
+                    "checkpoint {size} was signed after checkpoint {previous}, which is no longer "
+                    "stored",
+                    size=tree_size,
+                    previous=note.previous,
                 )
             )
         if note.size != tree_size or note.root != stored_root:
             self.findings.append(
-                Finding(
+                finding(
                     "checkpoint",
-                    f"checkpoint {tree_size}: stored size or root differs from the signed note",
+                    "checkpoint {size}: stored size or root differs from the signed note",
+                    size=tree_size,
                 )
             )
         elif root is None or root != note.root:
             # The first broken checkpoint bounds where history changed.
-            where = (
-                "" if self.broken else f" (a change among leaves {self.intact}..{tree_size - 1})"
-            )
-            self.broken = True
             self.findings.append(
-                Finding(
+                finding(
                     "checkpoint",
-                    f"checkpoint {tree_size}: the log "
-                    "no longer has the tree this checkpoint signed" + where,
+                    "checkpoint {size}: the log no longer has the tree this checkpoint signed",
+                    size=tree_size,
+                )
+                if self.broken
+                else finding(
+                    "checkpoint",
+                    "checkpoint {size}: the log no longer has the tree this checkpoint signed "
+                    "(a change among leaves {first}..{last})",
+                    size=tree_size,
+                    first=self.intact,
+                    last=tree_size - 1,
                 )
             )
+            self.broken = True
         elif not self.broken:
             self.intact = tree_size
 
@@ -377,19 +399,23 @@ def _impossible_nodes(conn: Connection, size: int, tree: Tree, report: Report) -
     ):
         if level < 1 or idx < 0:
             report.findings.append(
-                Finding(
+                finding(
                     "log",
-                    f"the log stores a node at level {level}, index {idx}, where no tree has one",
+                    "the log stores a node at level {level}, index {index}, where no tree has one",
+                    level=level,
+                    index=idx,
                 )
             )
         else:
             beyond = max(beyond, min((idx + 1) << level, 1 << 63))
     if beyond > size:
         report.findings.append(
-            Finding(
+            finding(
                 "log",
-                f"the log was sealed up to at least leaf {beyond - 1} but has only {size} leaves",
+                "the log was sealed up to at least leaf {last} but has only {size} leaves",
                 leaf=size,
+                last=beyond - 1,
+                size=size,
             )
         )
 
@@ -402,19 +428,23 @@ def _report_nodes(conn: Connection, tree: Tree, flagged: set[int], report: Repor
     for level, idx in tree.missing:
         first, last = idx << level, ((idx + 1) << level) - 1
         report.findings.append(
-            Finding(
+            finding(
                 "log",
-                f"the log's stored node at level {level}, index {idx} (over leaves "
-                f"{first}..{last}) is missing: receipts and sealing need it",
+                "the log's stored node at level {level}, index {index} (over leaves "
+                "{first}..{last}) is missing: receipts and sealing need it",
                 leaf=first,
+                level=level,
+                index=idx,
+                first=first,
+                last=last,
             )
         )
     if tree.missing_count > MAX_NAMED_NODES:
         report.findings.append(
-            Finding(
+            finding(
                 "log",
-                f"{tree.missing_count - MAX_NAMED_NODES} more of the log's stored nodes are "
-                "missing",
+                "{count} more of the log's stored nodes are missing",
+                count=tree.missing_count - MAX_NAMED_NODES,
             )
         )
     wrong = sorted(flagged)
@@ -435,13 +465,25 @@ def _report_nodes(conn: Connection, tree: Tree, flagged: set[int], report: Repor
             )
         ]
         named = ", ".join(map(str, inside[:6])) + (", ..." if len(inside) > 6 else "")
+        where: dict[str, Any] = {"first": first, "last": last}
+        one = inside[0] if len(inside) == 1 else None
         report.findings.append(
-            Finding(
+            finding(
                 "log",
-                f"the log's leaves {first}..{last} (transfers {named or 'none'}) are not "
-                "in the order they were sealed",
-                transfer_id=inside[0] if len(inside) == 1 else None,
+                "the log's leaves {first}..{last} (transfers {transfers}) are not in the order "
+                "they were sealed",
+                transfers=named,
+                transfer_id=one,
                 leaf=first,
+                **where,
+            )
+            if named
+            else finding(
+                "log",
+                "the log's leaves {first}..{last} (transfers none) are not in the order they "
+                "were sealed",
+                leaf=first,
+                **where,
             )
         )
 
@@ -462,13 +504,16 @@ def _unsealed(
     report.unsealed = len(queued)
     for tid in sorted(set(transfers.unsealed) - queued_t):
         report.findings.append(
-            Finding(
-                "log", f"transfer {tid} is neither in the log nor waiting for it", transfer_id=tid
+            finding(
+                "log",
+                "transfer {transfer} is neither in the log nor waiting for it",
+                transfer=tid,
+                transfer_id=tid,
             )
         )
     if full:
         for eid in sorted(place.event_leaves.keys() - entries.sealed_events - queued_e):
-            report.findings.append(Finding("log", f"key event {eid} is not in the log"))
+            report.findings.append(finding("log", "key event {event} is not in the log", event=eid))
     # An entry waiting for the log that names nothing stored: the sealer refuses to seal
     # past it (DanglingQueueEntry), so the log stops growing until someone removes it.
     for (tid,) in bulk.rows(
@@ -477,16 +522,19 @@ def _unsealed(
         "(SELECT 1 FROM transfers t WHERE t.id = q.transfer_id) ORDER BY q.transfer_id",
     ):
         report.findings.append(
-            Finding(
+            finding(
                 "log",
-                f"the log queue names transfer {tid}, which is not stored: sealing is stuck",
+                "the log queue names transfer {transfer}, which is not stored: sealing is stuck",
+                transfer=tid,
                 transfer_id=tid,
             )
         )
     for eid in sorted(queued_e - place.event_leaves.keys()):
         report.findings.append(
-            Finding(
-                "log", f"the log queue names key event {eid}, which is not stored: sealing is stuck"
+            finding(
+                "log",
+                "the log queue names key event {event}, which is not stored: sealing is stuck",
+                event=eid,
             )
         )
     again = bulk.rows(
@@ -503,12 +551,15 @@ def _named_twice_or_never(idx: int, tid: int | None, eid: int | None) -> Finding
     """A leaf names one transfer or one key event: the node finds an entry's leaf by the
     entry's column, so a leaf naming both hides the other from sealing."""
     if tid is None:
-        return Finding("log", f"leaf {idx} names no transfer and no key event", leaf=idx)
-    return Finding(
+        return finding("log", "leaf {idx} names no transfer and no key event", leaf=idx, idx=idx)
+    return finding(
         "log",
-        f"leaf {idx} names both transfer {tid} and key event {eid}",
-        transfer_id=tid,
+        "leaf {idx} names both transfer {transfer} and key event {event}",
         leaf=idx,
+        idx=idx,
+        transfer=tid,
+        event=eid if eid is not None else "",
+        transfer_id=tid,
     )
 
 
@@ -517,19 +568,21 @@ def _queued_again(transfers: set[int], events: set[int], report: Report) -> None
     second leaf (a unique key refuses), so nothing after it is ever sealed."""
     for tid in sorted(transfers):
         report.findings.append(
-            Finding(
+            finding(
                 "log",
-                f"the log queue names transfer {tid}, which is already in the log: sealing is "
-                "stuck",
+                "the log queue names transfer {transfer}, which is already in the log: sealing "
+                "is stuck",
+                transfer=tid,
                 transfer_id=tid,
             )
         )
     for eid in sorted(events):
         report.findings.append(
-            Finding(
+            finding(
                 "log",
-                f"the log queue names key event {eid}, which is already in the log: sealing is "
-                "stuck",
+                "the log queue names key event {event}, which is already in the log: sealing "
+                "is stuck",
+                event=eid,
             )
         )
 
@@ -552,30 +605,36 @@ def _check_witnessed(
         try:
             seen = open_checkpoint(note, verifier, origin=origin)
         except CheckpointError as exc:
-            report.findings.append(Finding("checkpoint", f"a witnessed checkpoint: {exc}"))
+            report.findings.append(  # the ledger's reason, in English
+                finding("checkpoint", "a witnessed checkpoint: {reason}", reason=str(exc))
+            )
             continue
         found = None if seen.size > size else root_at(seen.size)
         if seen.size > size:
             report.findings.append(
-                Finding(
+                finding(
                     "checkpoint",
-                    f"a checkpoint of size {seen.size} was witnessed but the log "
-                    f"has only {size} leaves: entries were removed",
+                    "a checkpoint of size {witnessed} was witnessed but the log has only {size} "
+                    "leaves: entries were removed",
+                    witnessed=seen.size,
+                    size=size,
                 )
             )
         elif found is not None and found != seen.root:
             report.findings.append(
-                Finding(
+                finding(
                     "checkpoint",
-                    f"the log's first {seen.size} leaves are not those of the "
-                    "checkpoint witnessed at that size",
+                    "the log's first {size} leaves are not those of the checkpoint witnessed at "
+                    "that size",
+                    size=seen.size,
                 )
             )
         elif is_stored is not None and not is_stored(seen.size):
             report.findings.append(
-                Finding(
+                finding(
                     "checkpoint",
-                    f"the checkpoint of size {seen.size} kept outside the database is no "
-                    "longer stored in it",
+                    "the checkpoint of size {size} kept outside the database is no longer stored "
+                    "in it",
+                    size=seen.size,
                 )
             )

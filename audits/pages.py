@@ -9,6 +9,8 @@ JavaScript the forms post here and the page comes back naming the run started.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from string import Formatter
 from typing import Any
 
 from babel import Locale
@@ -39,6 +41,9 @@ CHECK_WORDS = {
     "checkpoint": "A signed checkpoint of the log does not match the log.",
     "acpr": "Payments are nearing the ceiling above which the ACPR supervises the currency.",
     "meta": "The ledger's identity or the previous audit's state is not as expected.",
+    "escrow": "An escrow account does not hold what its module's records say.",
+    "fees": "A fee rule, or a fee charged, is not as the rules in force say.",
+    "paper": "The paper notes' accounts do not match the notes printed, sold and deposited.",
 }
 OTHER_CHECK = "The audit found something the ledger's data contradicts."
 SEVERITIES = (EMERGENCY, ERROR, WARNING)  # the order the page shows them in
@@ -68,10 +73,35 @@ def _percent(request: Request, share: float, decimals: int = 0) -> str:
     return format_percent(share, pattern, locale=lang)
 
 
-def _grouped(report: dict[str, Any] | None) -> dict[str, list[dict[str, Any]]]:
+def _said(tr: Callable[[str], str], finding: dict[str, Any]) -> str:
+    """A finding's line in the reader's language: its English template (a msgid) translated
+    and filled with its values. One kept without them (a run recorded before they were, a
+    message the ledger wrote whole) is shown as it is, in English."""
+    message = str(finding.get("message", ""))
+    template, args = finding.get("template"), finding.get("args")
+    if not isinstance(template, str) or not template or not isinstance(args, dict):
+        return message
+    text = tr(template)
+    try:
+        # Only plain {names}: the template comes from the stored run, and a field such as
+        # {x.__class__} would read attributes.
+        if any(
+            name is not None and (not name.isidentifier() or spec or conversion)
+            for _, name, spec, conversion in Formatter().parse(text)
+        ):
+            return message
+        return text.format(**args)
+    except (KeyError, IndexError, ValueError):
+        return message
+
+
+def _grouped(
+    report: dict[str, Any] | None, tr: Callable[[str], str]
+) -> dict[str, list[dict[str, Any]]]:
     groups: dict[str, list[dict[str, Any]]] = {severity: [] for severity in SEVERITIES}
     for finding in (report or {}).get("findings", []):
-        groups.setdefault(finding.get("severity", ERROR), []).append(finding)
+        shown = {**finding, "said": _said(tr, finding)}
+        groups.setdefault(finding.get("severity", ERROR), []).append(shown)
     return groups
 
 
@@ -90,7 +120,7 @@ def _audit_page(request: Request, status: int = 200, **extra: Any) -> Response:
         status=status,
         last=last,
         report=report,
-        findings=_grouped(report),
+        findings=_grouped(report, tr),
         watch=watch,
         acpr_near=watch is not None and watch.acpr_share >= ACPR_WARNING_SHARE,
         running=running,

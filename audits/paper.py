@@ -19,10 +19,11 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import Connection, and_, func, select
 
-from audits.report import Finding, Report, later
+from audits.report import Report, finding, finding_template, later
 from ledger.chart import EUR, Kind, kind_of
 from ledger.models import accounts, postings, transfers
 
@@ -124,17 +125,20 @@ def _is_office_stock(code: str) -> bool:
 
 
 def _compare(
-    code: str, said: int, how: str, balances: dict[str, int], local: str, report: Report
+    code: str,
+    said: int,
+    how: str,
+    given: dict[str, Any],
+    balances: dict[str, int],
+    local: str,
+    report: Report,
 ) -> None:
+    """`how`: the template of the flows that give `said`, ending "give {said} {local} cents,
+    but {code} holds {held}"."""
     held = balances.get(code, 0)
     if said != held:
-        report.findings.append(
-            Finding(
-                CHECK,
-                f"{how} give {said} {local} cents, but {code} holds {held}",
-                account=code,
-            )
-        )
+        args: dict[str, Any] = {"said": said, "local": local, "code": code, "held": held}
+        report.findings.append(finding(CHECK, how, account=code, **given, **args))
 
 
 def _check_stock(
@@ -143,8 +147,12 @@ def _check_stock(
     printed = flows.get(("note_print", "notes:stock"), 0)
     sent = -flows.get(("note_dispatch", "notes:stock"), 0)
     voided = -flows.get(("note_void", "notes:stock"), 0)
-    how = f"notes printed ({printed}) less sent to offices ({sent}) less voided in stock ({voided})"
-    _compare("notes:stock", printed - sent - voided, how, balances, local, report)
+    how = finding_template(
+        "notes printed ({printed}) less sent to offices ({sent}) less voided in stock "
+        "({voided}) give {said} {local} cents, but {code} holds {held}"
+    )
+    given: dict[str, Any] = {"printed": printed, "sent": sent, "voided": voided}
+    _compare("notes:stock", printed - sent - voided, how, given, balances, local, report)
 
 
 def _check_office(
@@ -157,8 +165,12 @@ def _check_office(
     received = flows.get(("note_dispatch", code), 0)
     sold = -flows.get(("note_sale", code), 0)
     voided = -flows.get(("note_void", code), 0)
-    how = f"notes sent to {code} ({received}) less sold ({sold}) less voided there ({voided})"
-    _compare(code, received - sold - voided, how, balances, local, report)
+    how = finding_template(
+        "notes sent to {code} ({received}) less sold ({sold}) less voided there ({voided}) "
+        "give {said} {local} cents, but {code} holds {held}"
+    )
+    given: dict[str, Any] = {"received": received, "sold": sold, "voided": voided}
+    _compare(code, received - sold - voided, how, given, balances, local, report)
 
 
 def _check_circulation(
@@ -167,9 +179,12 @@ def _check_circulation(
     sold = flows.get(("note_sale", "notes:circulation"), 0)
     deposited = -flows.get(("note_deposit", "notes:circulation"), 0)
     voided = -flows.get(("note_void", "notes:circulation"), 0)
-    how = f"notes sold ({sold}) less deposited ({deposited})"
-    how += f" less voided in circulation ({voided})"
-    _compare("notes:circulation", sold - deposited - voided, how, balances, local, report)
+    how = finding_template(
+        "notes sold ({sold}) less deposited ({deposited}) less voided in circulation "
+        "({voided}) give {said} {local} cents, but {code} holds {held}"
+    )
+    given: dict[str, Any] = {"sold": sold, "deposited": deposited, "voided": voided}
+    _compare("notes:circulation", sold - deposited - voided, how, given, balances, local, report)
     return balances.get("notes:circulation", 0)
 
 
@@ -188,11 +203,16 @@ def _check_cover(
     reserve = balances.get("reserve:paper", 0)
     if reserve + in_tills < circulation:
         report.findings.append(
-            Finding(
+            finding(
                 CHECK,
-                f"{circulation} {local} cents of notes in circulation, but only {reserve} "
-                f"{EUR} cents in reserve:paper and {in_tills} from notes sold in the tills",
+                "{circulation} {local} cents of notes in circulation, but only {reserve} {eur} "
+                "cents in reserve:paper and {in_tills} from notes sold in the tills",
                 account="reserve:paper",
+                circulation=circulation,
+                local=local,
+                reserve=reserve,
+                eur=EUR,
+                in_tills=in_tills,
             )
         )
 
@@ -238,9 +258,12 @@ def _check_once(conn: Connection, report: Report, after: int | None) -> None:
     for transfer_id, token in conn.execute(query):
         if token in first:
             report.findings.append(
-                Finding(
+                finding(
                     CHECK,
-                    f"transfer {transfer_id} moves {token} again, as transfer {first[token]} did",
+                    "transfer {transfer} moves {token} again, as transfer {first} did",
+                    transfer=transfer_id,
+                    token=token,
+                    first=first[token],
                     transfer_id=transfer_id,
                 )
             )

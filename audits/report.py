@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -22,14 +23,84 @@ def later(transfer_id: ColumnElement[Any], after: int | None) -> ColumnElement[b
     return true() if after is None else transfer_id > after
 
 
+Arg = str | int  # a value a finding's words name: an id, an amount, an account code...
+
+
 @dataclass(frozen=True)
 class Finding:
     check: str  # keys, signature, order, postings, balance, backing, log, checkpoint, acpr...
-    message: str
+    message: str  # in English, as the command line and the JSON report give it
     transfer_id: int | None = None
     account: str | None = None
     leaf: int | None = None
     severity: str = ERROR
+    # The message's English template (a msgid of audit.po) and the values of its {names},
+    # so that the page says it in its reader's language; empty for a message given whole
+    # (by the ledger), which the page shows as it is.
+    template: str = field(default="", compare=False)
+    args: tuple[tuple[str, Arg], ...] = field(default=(), compare=False)
+
+    def as_dict(self) -> dict[str, Any]:
+        """What is set of it, `args` as an object: as the JSON report and the runs keep it."""
+        said = {k: v for k, v in asdict(self).items() if v is not None and k != "args"}
+        if not self.template:
+            said.pop("template")
+        else:
+            said["args"] = dict(self.args)
+        return said
+
+
+def finding(
+    check: str,
+    template: str,
+    *,
+    transfer_id: int | None = None,
+    account: str | None = None,
+    leaf: int | None = None,
+    severity: str = ERROR,
+    **args: Arg,
+) -> Finding:
+    """A finding whose message is `template` (English, a msgid: pybabel extracts it under
+    the keyword `finding`) with its {names} filled from `args`."""
+    return Finding(
+        check,
+        template.format(**args),
+        transfer_id,
+        account,
+        leaf,
+        severity,
+        template,
+        tuple(args.items()),
+    )
+
+
+def finding_template(template: str) -> str:
+    """A finding's template written apart from its `finding` call, marked so that pybabel
+    extracts it (the keyword `finding_template`)."""
+    return template
+
+
+def recognised(check: str, text: str, templates: tuple[str, ...], **where: Any) -> Finding:
+    """A finding for a message written whole elsewhere (the ledger's), with the template of
+    `templates` it reads as, so that the page can translate it; else as it is."""
+    for template in templates:
+        found = _pattern(template).fullmatch(text)
+        if found:
+            args: dict[str, Any] = {
+                k: int(v) if v.isdigit() else v for k, v in found.groupdict().items()
+            }
+            if template.format(**args) == text:
+                return finding(check, template, **where, **args)
+    return Finding(check, text, **where)
+
+
+def _pattern(template: str) -> re.Pattern[str]:
+    parts = re.split(r"\{(\w+)\}", template)  # text, name, text, name, ..., text
+    return re.compile(
+        "".join(
+            re.escape(part) if i % 2 == 0 else f"(?P<{part}>.+?)" for i, part in enumerate(parts)
+        )
+    )
 
 
 @dataclass
@@ -108,7 +179,5 @@ class Report:
         result.pop("state")
         result["ok"] = self.ok
         result["watch"]["acpr_share"] = round(self.watch.acpr_share, 4)
-        result["findings"] = [
-            {k: v for k, v in asdict(f).items() if v is not None} for f in self.findings
-        ]
+        result["findings"] = [f.as_dict() for f in self.findings]
         return result

@@ -34,7 +34,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from audits.checks import KeyState, Leg, Sealed, TransferChecks, Transfers, Work, leaf_of
-from audits.report import Finding
+from audits.report import Finding, finding
 from ledger.operations import Original
 
 if TYPE_CHECKING:
@@ -245,8 +245,11 @@ def read_range(
             legs[tid].append((code, currency, amount))
         else:
             findings.append(
-                Finding(
-                    "postings", f"transfer {tid}: postings of a missing transfer", transfer_id=tid
+                finding(
+                    "postings",
+                    "transfer {transfer}: postings of a missing transfer",
+                    transfer=tid,
+                    transfer_id=tid,
                 )
             )
     originals = _originals(fetch, codes, {row[8] for row in rows if row[8] is not None})

@@ -20,7 +20,7 @@ from typing import Any
 
 from sqlalchemy import Connection, case, func, select
 
-from audits.report import EMERGENCY, WARNING, AuditState, Finding, Report, later
+from audits.report import EMERGENCY, WARNING, AuditState, Report, finding, later
 from ledger.chart import RULES, Chart, kind_of
 from ledger.errors import LedgerError
 from ledger.models import accounts, postings, transfers
@@ -58,10 +58,14 @@ def watch(
             report.watch.lowest_margin, report.watch.lowest_margin_day = margin, day_of(day)
         if margin < 0:
             report.findings.append(
-                Finding(
+                finding(
                     "backing",
-                    f"on {day_of(day)} the day ended with {outstanding} {chart.local} cents "
-                    f"outstanding but only {backing} EUR cents in reserve",
+                    "on {day} the day ended with {outstanding} {local} cents outstanding but "
+                    "only {backing} EUR cents in reserve",
+                    day=day_of(day),
+                    outstanding=outstanding,
+                    local=chart.local,
+                    backing=backing,
                     severity=EMERGENCY,
                 )
             )
@@ -133,15 +137,22 @@ def _acpr(paid: int, report: Report) -> None:
     report.watch.payments_12_months, report.watch.acpr_ceiling = paid, ACPR_CEILING
     share = report.watch.acpr_share
     if share >= 1:
-        message = (
-            f"payments over the last 12 months ({paid // 100} EUR) are above the EUR 1,000,000 "
-            "a year the ACPR exemption allows: the association must declare it"
+        said = finding(
+            "acpr",
+            "payments over the last 12 months ({euros} EUR) are above the EUR 1,000,000 a year "
+            "the ACPR exemption allows: the association must declare it",
+            euros=paid // 100,
+            severity=WARNING,
         )
     elif share >= ACPR_WARNING_SHARE:
-        message = (
-            f"payments over the last 12 months ({paid // 100} EUR) have reached "
-            f"{share:.0%} of the EUR 1,000,000 a year the ACPR exemption allows"
+        said = finding(
+            "acpr",
+            "payments over the last 12 months ({euros} EUR) have reached {percent}% of the "
+            "EUR 1,000,000 a year the ACPR exemption allows",
+            euros=paid // 100,
+            percent=int(f"{share * 100:.0f}"),  # as "{share:.0%}" rounds it
+            severity=WARNING,
         )
     else:
         return
-    report.findings.append(Finding("acpr", message, severity=WARNING))
+    report.findings.append(said)

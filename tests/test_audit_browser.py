@@ -99,3 +99,34 @@ def test_the_audit_page_is_accessible_under_the_policy(
     expect(page.locator("#acpr-share")).to_contain_text("85")
     assert fits_the_phone(page)
     assert not walk.problems, "\n".join(walk.problems)
+
+
+@pytest.mark.one_database
+def test_a_finding_is_read_in_french_and_in_english(
+    open_browser: Callable[..., Page], quiet: TestClient, node: Any
+) -> None:
+    """A member's stored balance raised behind the ledger's back: the treasurer's full audit
+    says so in the reader's language, with the figures the audit gave."""
+    from tests.test_audit_runs import _balance_raised
+
+    camille = join(quiet, "Camille")
+    fund(quiet, camille, 2_000)
+    code = camille.account
+    _balance_raised(node, code)
+    treasurer = operator(quiet, "treasurer")
+    phone = open_browser()
+    _log_in(phone, treasurer, "/treasurer/audit")
+    phone.click("#start-full button")
+    expect(phone.locator("#audit-said")).to_have_attribute("data-status", "findings")
+    phone.click("#audit-result")
+    line = phone.locator("#findings li.finding", has_text=code)
+    expect(line).to_contain_text(
+        f"compte {code}\u202f: solde enregistré 2001, l’historique donne 2000"
+    )
+    expect(line).to_contain_text("Le solde d’un compte diffère de la somme de ses mouvements.")
+    assert fits_the_phone(phone)
+    english = open_browser("en-GB")
+    _log_in(english, treasurer, "/treasurer/audit")
+    expect(english.locator("#findings li.finding", has_text=code)).to_contain_text(
+        f"account {code}: stored balance 2001, history gives 2000"
+    )

@@ -517,6 +517,92 @@ def test_the_acpr_watch_warns_from_80_percent(site: Any, node: Any) -> None:
     assert "85%" in treasurer.get("/treasurer/audit?lang=en").text
 
 
+def _balance_raised(node: Any, code: str) -> None:
+    """An account's stored balance raised by one cent behind the ledger's back (its triggers
+    off, as an attacker with the database would)."""
+    with node.engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SET LOCAL session_replication_role = replica"))
+        conn.execute(text("UPDATE accounts SET balance = balance + 1 WHERE code = :c"), {"c": code})
+
+
+def test_each_finding_is_said_in_the_readers_language(site: Any, node: Any) -> None:
+    camille = join(site, "Camille")
+    fund(site, camille, 1_250)
+    code = camille.account
+    _balance_raised(node, code)
+    report, _ = service.run_audit(node.engine, node.node_key, workers=1, full=True)
+    (found,) = [f for f in report.findings if f.account == code]
+    english = f"account {code}: stored balance 1251, history gives 1250"
+    assert found.message == english  # the command line and the JSON report say it so
+    assert dict(found.args) == {"code": code, "stored": 1251, "replayed": 1250}
+    treasurer = operator(site, "treasurer")
+    shown = treasurer.get("/treasurer/audit").text
+    assert f"compte {code}\u202f: solde enregistré 1251, l’historique donne 1250" in shown
+    assert english not in shown
+    assert english in treasurer.get("/treasurer/audit?lang=en").text
+
+
+def test_a_finding_kept_without_its_template_is_shown_as_it_was_said(site: Any, node: Any) -> None:
+    older = "account member:x: stored balance 5, history gives 4"  # a run of an older node
+    odd = {"template": "{code.__class__}", "args": {"code": "member:y"}}  # not from the audit
+    _finished_run(
+        node,
+        [
+            {"check": "balance", "message": older, "severity": "error"},
+            {"check": "balance", "message": "member:y is off", "severity": "error", **odd},
+        ],
+    )
+    shown = operator(site, "treasurer").get("/treasurer/audit").text
+    assert older in shown and "member:y is off" in shown and "&lt;class" not in shown
+
+
+def test_the_ledgers_own_words_on_fee_rules_are_read_as_their_templates() -> None:
+    from audits.fees import FEE_RULE_PROBLEMS
+    from audits.report import recognised
+
+    said = "fee rule 3: follows fee rule 1, but the rule stored before it is None"
+    read = recognised("fees", said, FEE_RULE_PROBLEMS)
+    assert read.message == said and read.template == FEE_RULE_PROBLEMS[2]
+    assert dict(read.args) == {"rule": 3, "previous": 1, "stored": "None"}
+    unknown = recognised("fees", "fee rule 3: something new", FEE_RULE_PROBLEMS)
+    assert unknown.message == "fee rule 3: something new" and not unknown.template
+    assert "template" not in unknown.as_dict() and read.as_dict()["args"]["rule"] == 3
+
+
+def test_every_finding_of_the_audit_has_its_french() -> None:
+    """What pybabel extracts with babel.cfg's keywords from the audit's modules: every
+    finding's template, each with its French; no finding is made without one."""
+    import ast
+
+    from babel.messages.extract import extract_from_file
+    from babel.messages.frontend import parse_mapping_cfg
+
+    from tests.test_pages import ROOT, assert_all_french, template_msgids
+
+    with (ROOT / "babel.cfg").open() as cfg:
+        _, options = parse_mapping_cfg(cfg)
+    keywords = options["**.py"]["keywords"]
+    assert set(keywords) == {"finding", "finding_template"}
+    templates: set[str] = set()
+    for path in sorted((ROOT / "audits").glob("*.py")):
+        found = extract_from_file("python", str(path), keywords=keywords)
+        templates |= {m[1] for m in found if isinstance(m[1], str)}
+        for call in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(call, ast.Call) or path.name == "report.py":
+                continue
+            name = getattr(call.func, "id", None)
+            assert name != "Finding", f"{path.name}:{call.lineno}: a Finding without template"
+            if name == "finding":  # its template a literal, or one marked finding_template
+                template = call.args[1]
+                assert isinstance(template, ast.Constant | ast.Name), (path.name, call.lineno)
+    assert len(templates) > 90, len(templates)
+    from audits import pages
+
+    words = {*pages.CHECK_WORDS.values(), pages.OTHER_CHECK, *pages.STATUS_WORDS.values()}
+    assert_all_french(templates | words | template_msgids(ROOT / "web/templates/audit/audit.html"))
+
+
 def test_the_backing_shows_euros_units_and_ratio(site: Any, node: Any) -> None:
     _finished_run(node, [], backing=12_000, outstanding=10_000)
     shown = operator(site, "treasurer").get("/treasurer/audit?lang=en").text
