@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, cast
@@ -34,7 +35,6 @@ from audits.report import (
     Report,
     finding,
     finding_template,
-    later,
 )
 from audits.transfers import TransferAudit, shared_snapshot
 from audits.watch import watch
@@ -395,14 +395,15 @@ def _check_replays(conn: Connection, report: Report, after: int | None = None) -
         query = select(t.c.id, *columns).order_by(t.c.id)
         if kinds:
             query = query.where(t.c.kind.in_(kinds), t.c.ref_id.is_not(None))
-        dupes = select(*columns).group_by(*columns).having(func.count() > 1)
-        if kinds:
-            dupes = dupes.where(t.c.kind.in_(kinds))
-        if after is not None:
-            dupes = dupes.where(tuple_(*columns).in_(select(*columns).where(t.c.id > after)))
-        query = query.where(tuple_(*columns).in_(dupes))
+        if after is None:
+            dupes = select(*columns).group_by(*columns).having(func.count() > 1)
+            if kinds:
+                dupes = dupes.where(t.c.kind.in_(kinds))
+            rows = list(conn.execute(query.where(tuple_(*columns).in_(dupes))))
+        else:
+            rows = _sharing_with_new(conn, query, columns, kinds, after)
         first: dict[tuple[Any, ...], int] = {}
-        for row in conn.execute(query):
+        for row in rows:
             key = tuple(row[1:])
             if key in first:
                 shown = first[key] if kinds is None else key[0]
@@ -411,7 +412,14 @@ def _check_replays(conn: Connection, report: Report, after: int | None = None) -
                 )
             else:
                 first[key] = row.id
-    refunded = select(t.c.ref_id).where(t.c.kind.in_(GIVING_BACK), later(t.c.id, after))
+    refunded: Any = select(t.c.ref_id).where(t.c.kind.in_(GIVING_BACK))
+    if after is not None:  # the payments given back since, looked up one by one
+        refunded = list(
+            conn.scalars(refunded.where(t.c.id > after, t.c.ref_id.is_not(None)).distinct())
+        )
+        if not refunded:
+            _check_card_reversals(conn, report, after)
+            return
     paid = (  # of the payments refunded only: summing every transfer's costs a scan
         select(p.c.transfer_id, func.sum(p.c.amount).label("paid"))
         .where(p.c.amount > 0, p.c.transfer_id.in_(refunded))
@@ -429,6 +437,8 @@ def _check_replays(conn: Connection, report: Report, after: int | None = None) -
         .where(t.c.kind.in_(GIVING_BACK), p.c.amount > 0, ~corrected)
         .group_by(t.c.ref_id, paid.c.paid)
     )
+    if after is not None:
+        refunds = refunds.where(t.c.ref_id.in_(refunded))
     for ref, refunded, last, amount in conn.execute(refunds):
         if refunded > amount:
             report.findings.append(
@@ -444,6 +454,30 @@ def _check_replays(conn: Connection, report: Report, after: int | None = None) -
                 )
             )
     _check_card_reversals(conn, report, after)
+
+
+def _sharing_with_new(
+    conn: Connection, query: Any, columns: tuple[Any, ...], kinds: Any, after: int
+) -> list[Any]:
+    """The rows of `query` (id, then `columns`) whose `columns` a transfer after `after`
+    shares with another, looked up by the new transfers' values: grouping the whole table
+    would read all of it for a handful of new transfers."""
+    t = transfers_table
+    new = select(*columns).where(t.c.id > after).distinct()
+    if kinds:
+        new = new.where(t.c.kind.in_(kinds))
+    keys = [tuple(row) for row in conn.execute(new) if None not in tuple(row)]
+    target = columns[0] if len(columns) == 1 else tuple_(*columns)
+    rows: list[Any] = []
+    for start in range(0, len(keys), LOOKUPS):
+        batch = keys[start : start + LOOKUPS]
+        values = [k[0] for k in batch] if len(columns) == 1 else batch
+        rows += conn.execute(query.where(target.in_(values))).all()
+    counts = Counter(tuple(row[1:]) for row in rows)
+    return sorted((row for row in rows if counts[tuple(row[1:])] > 1), key=lambda row: row[0])
+
+
+LOOKUPS = 500  # values per IN list
 
 
 def _check_card_reversals(conn: Connection, report: Report, after: int | None) -> None:
@@ -472,8 +506,11 @@ def _check_card_reversals(conn: Connection, report: Report, after: int | None) -
     )
     if after is not None:
         reversing = ("card_reversal", "card_write_off")
-        again = select(t.c.ref_id).where(t.c.id > after, t.c.kind.in_(reversing))
-        reversals = reversals.where(t.c.ref_id.in_(again))
+        again = select(t.c.ref_id).where(t.c.id > after, t.c.kind.in_(reversing)).distinct()
+        refs = [ref for ref in conn.scalars(again) if ref is not None]
+        if not refs:
+            return
+        reversals = reversals.where(t.c.ref_id.in_(refs))
     for ref, reversed_, last, amount in conn.execute(reversals):
         if reversed_ > amount:
             report.findings.append(

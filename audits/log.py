@@ -539,8 +539,11 @@ def _unsealed(
         )
     again = bulk.rows(
         conn,
-        "SELECT q.transfer_id, q.key_event_id FROM log_queue q JOIN log_leaves l "
-        "ON l.transfer_id = q.transfer_id OR l.key_event_id = q.key_event_id",
+        # Two joins, each on its own index: one on either column reads every leaf.
+        "SELECT q.transfer_id, NULL FROM log_queue q "
+        "JOIN log_leaves l ON l.transfer_id = q.transfer_id "
+        "UNION ALL SELECT NULL, q.key_event_id FROM log_queue q "
+        "JOIN log_leaves l ON l.key_event_id = q.key_event_id",
     )
     _queued_again(
         {t for t, _ in again if t is not None}, {e for t, e in again if t is None}, report
