@@ -21,7 +21,7 @@ from ledger.errors import LedgerError
 from ledger.operations import TREASURER
 from ledger.orders import MAX_MEMO
 from ledger.signing import SignedOrder
-from members.access import Member
+from members.access import Member, now_ms
 from members.errors import (
     AMOUNT_TOO_LARGE,
     BAD_AMOUNT,
@@ -325,7 +325,7 @@ def mark_paid(
     if not bank_ref:
         raise BANK_REF_MISSING()
     row = _pending(node, reconversion_id)
-    _outside_batches(node, row.id, batch)
+    _outside_batches(node, row, batch, treasurer)
     signed = sign_as(
         node,
         TREASURER,
@@ -336,7 +336,7 @@ def mark_paid(
         bank_ref=bank_ref,
         memo=f"reconversion {row.id}",
     )
-    return _settle(node, treasurer, row, signed, "bank_ref", bank_ref)
+    return _settle_held(node, treasurer, row, signed, "bank_ref", bank_ref, batch)
 
 
 def reject(node: Node, treasurer: Member, reconversion_id: int, reason: str) -> Reconversion:
@@ -346,7 +346,7 @@ def reject(node: Node, treasurer: Member, reconversion_id: int, reason: str) -> 
     if not reason:
         raise REASON_MISSING(maximum=MAX_MEMO)
     row = _pending(node, reconversion_id)
-    _outside_batches(node, row.id, None)
+    _outside_batches(node, row, None, treasurer)
     signed = sign_as(
         node,
         TREASURER,
@@ -355,16 +355,42 @@ def reject(node: Node, treasurer: Member, reconversion_id: int, reason: str) -> 
         ref=row.redemption_id,
         memo=reason,
     )
-    return _settle(node, treasurer, row, signed, "memo", reason)
+    return _settle_held(node, treasurer, row, signed, "memo", reason, None)
 
 
-def _outside_batches(node: Node, reconversion_id: int, batch: int | None) -> None:
+def _outside_batches(node: Node, row: Reconversion, batch: int | None, by: Member) -> None:
     """A request in an unpaid transfer file is decided with that file: paying it alone too
-    would send the euros twice."""
-    with node.ledger.reading() as conn:
-        holding = payouts_repo.batched(conn, [reconversion_id]).get(reconversion_id)
+    would send the euros twice. Decided alone, it is held first (in the transaction that
+    finds it in no file, its row locked), so that no file made meanwhile takes it."""
+    if batch is not None:
+        with node.ledger.reading() as conn:
+            holding = payouts_repo.batched(conn, [row.id]).get(row.id)
+    else:
+        with node.engine.begin() as conn:
+            holding = payouts_repo.hold_alone(conn, row.id, by.id, now_ms())
     if holding is not None and holding != batch:
         raise IN_BATCH(batch=holding)
+
+
+def _settle_held(
+    node: Node,
+    treasurer: Member,
+    row: Reconversion,
+    signed: SignedOrder,
+    field: str,
+    value: str,
+    batch: int | None,
+) -> Reconversion:
+    """`_settle`; a decision alone that settled nothing gives up its hold (a file may take
+    the request again)."""
+    try:
+        return _settle(node, treasurer, row, signed, field, value)
+    except Exception:
+        if batch is None:
+            with node.engine.begin() as conn:
+                if not repo.settlements(conn, [row.redemption_id]):
+                    payouts_repo.release_hold(conn, row.id)
+        raise
 
 
 def _one_line(text: str, limit: int) -> str:

@@ -28,6 +28,7 @@ from merchants.payouts.models import bank_details, payout_batches, payout_items
 from tests.people import Person, join, new_client, operator
 from tests.test_office import reading
 from tests.test_reconversion import ask, audit_is_clean, balance, node_of, with_units
+from web.refusals import Refusal
 
 IBAN = "FR7630006000011234567890189"  # Crédit Agricole: AGRIFRPP
 BIC = "AGRIFRPPXXX"
@@ -300,10 +301,15 @@ def test_the_transfer_file_holds_every_ready_reconversion(site) -> None:
     assert header.findtext("p:NbOfTxs", namespaces=NS) == "2"
     assert Decimal(header.findtext("p:CtrlSum", namespaces=NS)) == Decimal("145.50")
     assert header.findtext("p:MsgId", namespaces=NS) == batch["message_id"]
-    info = root.find("p:CstmrCdtTrfInitn/p:PmtInf", NS)
-    assert info.findtext("p:Dbtr/p:Nm", namespaces=NS) == "Association Sou du Val"
-    assert info.findtext("p:DbtrAcct/p:Id/p:IBAN", namespaces=NS) == DEBTOR_IBAN
-    assert info.findtext("p:DbtrAgt/p:FinInstnId/p:BIC", namespaces=NS) == DEBTOR_BIC
+    # One block per transfer, each booked on its own bank line (the reconciliation matches
+    # each line to its payout by its EndToEndId).
+    blocks = root.findall("p:CstmrCdtTrfInitn/p:PmtInf", NS)
+    assert len(blocks) == 2
+    for info in blocks:
+        assert info.findtext("p:BtchBookg", namespaces=NS) == "false"
+        assert info.findtext("p:Dbtr/p:Nm", namespaces=NS) == "Association Sou du Val"
+        assert info.findtext("p:DbtrAcct/p:Id/p:IBAN", namespaces=NS) == DEBTOR_IBAN
+        assert info.findtext("p:DbtrAgt/p:FinInstnId/p:BIC", namespaces=NS) == DEBTOR_BIC
     sent = {
         tx.findtext("p:PmtId/p:EndToEndId", namespaces=NS): (
             tx.findtext("p:Amt/p:InstdAmt", namespaces=NS),
@@ -312,6 +318,7 @@ def test_the_transfer_file_holds_every_ready_reconversion(site) -> None:
             tx.findtext("p:CdtrAgt/p:FinInstnId/p:BIC", namespaces=NS),
             tx.findtext("p:Cdtr/p:Nm", namespaces=NS),
         )
+        for info in blocks
         for tx in info.findall("p:CdtTrfTxInf", NS)
     }
     assert sent == {
@@ -479,3 +486,389 @@ def test_the_treasurer_pages_make_pay_and_cancel_files(site) -> None:
     for who in (operator(site, "admin"), join(site, "Boulangerie", "merchant")):
         assert reading(who, "en").get("/treasurer/payouts").status_code == 403
         assert who.post("/treasurer/payouts", data={"csrf": who.csrf}).status_code == 403
+
+
+# -- a batch made once per request -------------------------------------------------------------
+
+
+def test_a_batch_request_sent_again_answers_the_batch_it_made(site) -> None:
+    _, requests = three_requests(site)
+    set_debtor(site)
+    treasurer = operator(site, "treasurer")
+    ready = [requests[0]["id"], requests[1]["id"]]
+    made = treasurer.post("/api/v1/treasury/payout-batches", json={"id": "lot-decembre-1"})
+    assert made.status_code == 201, made.text
+    before = counts(site)
+    again = treasurer.post("/api/v1/treasury/payout-batches", json={"id": "lot-decembre-1"})
+    assert again.status_code == 200, again.text
+    assert again.json() == made.json()
+    named = treasurer.post(
+        "/api/v1/treasury/payout-batches", json={"id": "lot-decembre-1", "reconversions": ready}
+    )
+    assert named.status_code == 200 and named.json()["id"] == made.json()["id"]
+    # The same id for another request: a precise refusal naming the batch it made.
+    other = treasurer.post(
+        "/api/v1/treasury/payout-batches",
+        json={"id": "lot-decembre-1", "reconversions": [requests[0]["id"]]},
+    )
+    assert (other.status_code, other.json()["error"]) == (409, "batch_id_conflict")
+    assert other.json()["batch"] == made.json()["id"]
+    # A new id when nothing is ready: nothing to pay, as before.
+    fresh = treasurer.post("/api/v1/treasury/payout-batches", json={"id": "lot-decembre-2"})
+    assert (fresh.status_code, fresh.json()["error"]) == (409, "nothing_to_pay")
+    assert counts(site) == before
+    for body in ({"id": "no spaces"}, {"id": "x" * 49}, {"id": "ok", "extra": 1}):
+        bad = treasurer.post("/api/v1/treasury/payout-batches", json=body)
+        assert bad.status_code == 422, body
+
+
+def test_a_batch_of_named_reconversions_takes_only_those_ready(site) -> None:
+    _, requests = three_requests(site)
+    set_debtor(site)
+    treasurer = operator(site, "treasurer")
+    before = counts(site)
+    # The third has no bank details: not ready, named in the refusal, nothing written.
+    refused = treasurer.post(
+        "/api/v1/treasury/payout-batches",
+        json={"id": "lot-a", "reconversions": [requests[0]["id"], requests[2]["id"]]},
+    )
+    assert (refused.status_code, refused.json()["error"]) == (409, "not_ready")
+    assert str(requests[2]["id"]) in refused.json()["message"]
+    assert counts(site) == before
+    one = treasurer.post(
+        "/api/v1/treasury/payout-batches",
+        json={"id": "lot-b", "reconversions": [requests[1]["id"]]},
+    )
+    assert one.status_code == 201, one.text
+    assert [i["reconversion_id"] for i in one.json()["items"]] == [requests[1]["id"]]
+    queue = treasurer.get("/api/v1/treasury/payouts").json()
+    assert [r["reconversion_id"] for r in queue["ready"]] == [requests[0]["id"]]
+
+
+def test_the_page_button_pressed_twice_makes_one_file(site) -> None:
+    three_requests(site)
+    set_debtor(site)
+    treasurer = operator(site, "treasurer")
+    page = reading(treasurer, "en").get("/treasurer/payouts")
+    form = {"csrf": treasurer.csrf, "request_id": _hidden(page.text, "request_id")}
+    form_ids = _hidden_all(page.text, "reconversion")
+    assert len(form_ids) == 2
+    data = {**form, "reconversion": form_ids}
+    first = reading(treasurer, "en").post("/treasurer/payouts", data=data)
+    second = reading(treasurer, "en").post("/treasurer/payouts", data=data)
+    assert first.status_code == second.status_code == 200, second.text
+    batches = treasurer.get("/api/v1/treasury/payouts").json()["batches"]
+    assert len(batches) == 1 and batches[0]["count"] == 2
+    link = reading(treasurer, "fr").get("/treasurer/payouts", params={"reconversion": form_ids[0]})
+    assert f"fait partie du fichier de virements {batches[0]['id']}" in link.text
+
+
+def _hidden(html: str, name: str) -> str:
+    return _hidden_all(html, name)[0]
+
+
+def _hidden_all(html: str, name: str) -> list[str]:
+    import re
+
+    return re.findall(rf'name="{name}" value="([^"]*)"', html)
+
+
+# -- paid alone while a file is made: one or the other ---------------------------------------
+
+
+def _treasurer_member(site: Any) -> Any:
+    from members import service as members
+
+    return members.get_member(node_of(site), operator(site, "treasurer").id)
+
+
+def _one_ready(site: Any) -> int:
+    shop = with_units(site, 10_000)
+    assert record(shop).status_code == 201
+    return int(ask(shop, 10_000, 300).json()["id"])
+
+
+def _paid_once_and_not_in_an_open_batch(site: Any, reconversion_id: int) -> str:
+    """The reconversion's fate: "alone" (paid alone, in no unpaid batch) or "batched" (in an
+    unpaid batch, not paid); never both, and never two payouts."""
+    with node_of(site).ledger.reading() as conn:
+        row = conn.execute(
+            select(reconversions).where(reconversions.c.id == reconversion_id)
+        ).mappings()
+        found = row.one()
+        payouts = conn.scalar(
+            select(func.count())
+            .select_from(transfers)
+            .where(transfers.c.kind == "payout", transfers.c.ref_id == found["redemption_id"])
+        )
+        live = conn.execute(
+            select(payout_batches.c.status)
+            .join(payout_items, payout_items.c.batch_id == payout_batches.c.id)
+            .where(
+                payout_items.c.reconversion_id == reconversion_id,
+                payout_items.c.released_ms.is_(None),
+            )
+        ).all()
+    assert payouts <= 1
+    if found["status"] == "paid":
+        assert payouts == 1 and live == [], (found, live)
+        return "alone"
+    assert found["status"] == "pending" and payouts == 0 and [r[0] for r in live] == ["unpaid"]
+    return "batched"
+
+
+def test_paid_alone_while_a_file_is_being_made_is_left_out_of_it(
+    site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The two interleaved by hand: the file has read the queue (the reconversion ready) and
+    is writing its XML; the decision alone then holds the reconversion and pauses before
+    posting its payout. The file, recorded after, finds the hold and is refused; a file made
+    while the decision is still under way does not list it at all."""
+    from merchants import service as reconversion
+    from merchants.payouts import sepa
+    from merchants.payouts import service as payouts
+
+    reconversion_id = _one_ready(site)
+    set_debtor(site)
+    node, treasurer = node_of(site), _treasurer_member(site)
+    file_read, file_go = threading.Event(), threading.Event()
+    looked, alone_go = threading.Event(), threading.Event()
+    real_file, real_post = sepa.transfer_file, reconversion.post
+
+    def paused_file(*args: Any) -> Any:
+        file_read.set()
+        assert file_go.wait(120)
+        return real_file(*args)
+
+    def paused_post(node: Any, signed: Any) -> Any:
+        looked.set()
+        assert alone_go.wait(120)
+        return real_post(node, signed)
+
+    monkeypatch.setattr(sepa, "transfer_file", paused_file)
+    monkeypatch.setattr(reconversion, "post", paused_post)
+    outcome: dict[str, Any] = {}
+
+    def alone() -> None:
+        outcome["alone"] = reconversion.mark_paid(node, treasurer, reconversion_id, "VIR-SEUL")
+
+    def batch() -> None:
+        try:
+            outcome["batch"] = payouts.make_batch(node, treasurer, "lot-pendant")
+        except Refusal as refusal:
+            outcome["batch"] = refusal.code
+
+    making = threading.Thread(target=batch)
+    making.start()
+    assert file_read.wait(120)  # the file has read the queue: the reconversion is ready
+    paying = threading.Thread(target=alone)
+    paying.start()
+    assert looked.wait(120)  # held, its payout not posted yet
+    file_go.set()
+    making.join()
+    assert outcome["batch"] == "batch_race"
+    # While the decision is under way, the queue shows it apart, and no file takes it.
+    queue = payouts.queue(node)
+    assert [(a.reconversion.id, a.why) for a in queue.apart] == [
+        (reconversion_id, payouts.HELD_ALONE)
+    ]
+    with pytest.raises(Refusal) as nothing:
+        payouts.make_batch(node, treasurer, "lot-pendant-2")
+    assert nothing.value.code == "nothing_to_pay"
+    alone_go.set()
+    paying.join()
+    assert outcome["alone"].status == "paid"
+    assert _paid_once_and_not_in_an_open_batch(site, reconversion_id) == "alone"
+
+
+def test_a_decision_alone_that_fails_gives_the_reconversion_back_to_the_files(
+    site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from merchants import service as reconversion
+    from merchants.payouts import service as payouts
+
+    reconversion_id = _one_ready(site)
+    set_debtor(site)
+    node, treasurer = node_of(site), _treasurer_member(site)
+
+    def failing_post(node: Any, signed: Any) -> Any:
+        raise RuntimeError("the node stopped")
+
+    monkeypatch.setattr(reconversion, "post", failing_post)
+    with pytest.raises(RuntimeError):
+        reconversion.mark_paid(node, treasurer, reconversion_id, "VIR-SEUL")
+    monkeypatch.undo()
+    made = payouts.make_batch(node, treasurer, "lot-ensuite")
+    assert [i.reconversion_id for i in made.batch.items] == [reconversion_id]
+
+
+@pytest.mark.parametrize("rounds", [6])
+def test_paid_alone_and_a_file_made_at_once_pay_it_once(site, rounds: int) -> None:
+    """Threads race the two, round after round: each reconversion ends either paid alone
+    (in no open batch) or in the file (not paid), and is never paid twice."""
+    from merchants import service as reconversion
+    from merchants.payouts import service as payouts
+
+    set_debtor(site)
+    node, treasurer = node_of(site), _treasurer_member(site)
+    fates = []
+    for round_ in range(rounds):
+        reconversion_id = _one_ready(site)
+        start = threading.Barrier(2)
+        answers: dict[str, Any] = {}
+
+        def alone(
+            rid: int = reconversion_id,
+            barrier: threading.Barrier = start,
+            answers: dict[str, Any] = answers,
+        ) -> None:
+            barrier.wait()
+            try:
+                answers["alone"] = reconversion.mark_paid(node, treasurer, rid, f"VIR-{rid}")
+            except Refusal as refusal:
+                answers["alone"] = refusal.code
+
+        def batch(
+            n: int = round_, barrier: threading.Barrier = start, answers: dict[str, Any] = answers
+        ) -> None:
+            barrier.wait()
+            try:
+                answers["batch"] = payouts.make_batch(node, treasurer, f"lot-course-{n}")
+            except Refusal as refusal:
+                answers["batch"] = refusal.code
+
+        threads = [threading.Thread(target=alone), threading.Thread(target=batch)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        fate = _paid_once_and_not_in_an_open_batch(site, reconversion_id)
+        if fate == "alone":
+            assert answers["batch"] in ("batch_race", "nothing_to_pay"), answers
+        else:
+            assert answers["alone"] == "in_payout_batch", answers
+            # Settled with its file: cancelled, the next round starts with an empty queue.
+            payouts.cancel_batch(node, treasurer, answers["batch"].batch.id)
+            reconversion.mark_paid(node, treasurer, reconversion_id, f"VIR-{reconversion_id}")
+        fates.append(fate)
+    assert len(fates) == rounds
+    audit_is_clean(site)
+
+
+# -- sou payouts -------------------------------------------------------------------------------
+
+
+def sou_like() -> Any:
+    """A `sou` with the plugin's commands among others (a lone command would be the root)."""
+    import typer
+
+    from merchants.payouts import plugin as payouts_plugin
+
+    cli = typer.Typer()
+    cli.command("version")(lambda: None)
+    payouts_plugin.sou_commands(cli=cli)
+    return cli
+
+
+def cli_env(site: Any, node_settings: Any, treasurer: Person | None = None) -> dict[str, str]:
+    return {
+        "SOU_DATA_DIR": str(node_settings.data_dir),
+        "SOU_DATABASE_URL": node_settings.database_url,
+        "SOU_PAYOUTS_DEBTOR_NAME": "Association Sou du Val",
+        "SOU_PAYOUTS_DEBTOR_IBAN": DEBTOR_IBAN,
+        "SOU_PAYOUTS_DEBTOR_BIC": DEBTOR_BIC,
+        "SOU_TREASURER": (treasurer or operator(site, "treasurer")).id,
+    }
+
+
+def test_sou_payouts_lists_makes_the_file_and_marks_it_paid(
+    site, node_settings: Any, tmp_path: Any
+) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    _, requests = three_requests(site)
+    cli, env, run = sou_like(), cli_env(site, node_settings), CliRunner()
+    helped = run.invoke(cli, ["payouts", "--help"], env=env)
+    assert helped.exit_code == 0
+    assert all(name in helped.output for name in ("list", "batch", "paid"))
+    listed = run.invoke(cli, ["payouts", "list", "--json"], env=env)
+    assert listed.exit_code == 0, listed.output
+    shown = json.loads(listed.stdout)
+    assert [r["reconversion_id"] for r in shown["ready"]] == [requests[0]["id"], requests[1]["id"]]
+    assert [a["reconversion_id"] for a in shown["apart"]] == [requests[2]["id"]]
+    out = tmp_path / "virements.xml"
+    made = run.invoke(cli, ["payouts", "batch", "-o", str(out), "--id", "cli-1", "--json"], env=env)
+    assert made.exit_code == 0, made.output
+    batch = json.loads(made.stdout)
+    assert (batch["count"], batch["total"], batch["replayed"]) == (2, 9_700 + 4_850, False)
+    xml = out.read_bytes()
+    assert (
+        parse(xml).findtext("p:CstmrCdtTrfInitn/p:GrpHdr/p:MsgId", namespaces=NS)
+        == (batch["message_id"])
+    )
+    again = run.invoke(cli, ["payouts", "batch", "-o", "-", "--id", "cli-1"], env=env)
+    assert again.exit_code == 0 and again.stdout_bytes == xml  # the same file, to stdout
+    assert "made before by this id" in again.stderr
+    nothing = run.invoke(cli, ["payouts", "batch", "-o", str(tmp_path / "x.xml")], env=env)
+    assert nothing.exit_code == 1 and "No pending reconversion" in nothing.stderr
+    assert not (tmp_path / "x.xml").exists()
+    quiet = run.invoke(cli, ["payouts", "list"], env=env)
+    assert quiet.exit_code == 1 and "Ready for a transfer file: 0." in quiet.stdout
+    paid = run.invoke(
+        cli, ["payouts", "paid", str(batch["id"]), "--reference", "VIR-CLI-1"], env=env
+    )
+    assert paid.exit_code == 0, paid.output
+    assert "VIR-CLI-1" in paid.stdout
+    twice = run.invoke(cli, ["payouts", "paid", str(batch["id"]), "-r", "VIR-CLI-1"], env=env)
+    assert twice.exit_code == 0
+    other = run.invoke(cli, ["payouts", "paid", str(batch["id"]), "-r", "VIR-AUTRE"], env=env)
+    assert other.exit_code == 1 and "VIR-CLI-1" in other.stderr
+    assert pending_ids(site) == {requests[2]["id"]}
+    audit_is_clean(site)
+
+
+def test_sou_payouts_says_what_is_wrong_with_its_exit_code(
+    site, node_settings: Any, tmp_path: Any
+) -> None:
+    from typer.testing import CliRunner
+
+    cli, env, run = sou_like(), cli_env(site, node_settings), CliRunner()
+    out = str(tmp_path / "f.xml")
+    for args in (
+        ["payouts", "paid", "1"],  # no --reference
+        ["payouts", "paid", "zero", "-r", "X"],
+        ["payouts", "batch"],  # no --output
+        ["payouts", "nothing"],
+    ):
+        assert run.invoke(cli, args, env=env).exit_code == 2, args
+    bad_id = run.invoke(cli, ["payouts", "batch", "-o", out, "--id", "a b"], env=env)
+    assert bad_id.exit_code == 2 and "--id" in bad_id.stderr
+    stranger = run.invoke(
+        cli, ["payouts", "batch", "-o", out], env={**env, "SOU_TREASURER": "nobody"}
+    )
+    assert stranger.exit_code == 2 and "not a treasurer" in stranger.stderr
+    unknown = run.invoke(cli, ["payouts", "paid", "999999", "-r", "X"], env=env)
+    assert unknown.exit_code == 1 and "no transfer batch" in unknown.stderr
+    elsewhere = run.invoke(
+        cli, ["payouts", "list"], env={**env, "SOU_DATA_DIR": str(tmp_path / "none")}
+    )
+    assert elsewhere.exit_code == 2
+
+
+@pytest.mark.one_database
+def test_every_message_of_payouts_has_its_french() -> None:
+    from merchants.payouts import service
+    from tests.test_pages import ROOT, assert_all_french, python_msgids, template_msgids
+
+    msgids = {service.NO_DETAILS_YET, service.DETAILS_INVALID, service.HELD_ALONE}
+    msgids |= {
+        "Reconversion {id} is in no transfer file.",
+        "Reconversion {id} is in transfer file {batch}.",
+    }
+    for name in ("errors.py", "pages.py"):
+        msgids |= python_msgids(ROOT / "merchants" / "payouts" / name)
+    msgids |= template_msgids(ROOT / "web" / "templates" / "payouts" / "treasurer.html")
+    assert len(msgids) > 40
+    assert_all_french(msgids)

@@ -582,3 +582,80 @@ def test_every_message_of_the_reconciliation_has_its_french() -> None:
     msgids |= template_msgids(ROOT / "web" / "templates" / "reconciliation" / "reconciliation.html")
     assert len(msgids) > 50
     assert_all_french(msgids)
+
+
+# -- what a matched line confirms elsewhere ------------------------------------------------------
+
+
+def test_a_cash_deposit_is_matched_by_its_paying_in_slip(site: Any) -> None:
+    """The slip is in the deposit's signed order (its memo), read from the ledger: a bank
+    line naming it matches that deposit, even where the amount alone would pick another."""
+    from tests.test_office import cash_in, deposit
+
+    office, member = operator(site, "office"), join(site, "Hélène")
+    assert cash_in(office, member.id, 24_000).status_code == 201
+    first = deposit(office, 12_000, slip="BV 2026 0142").json()["transfer_id"]
+    second = deposit(office, 12_000, slip="BV-0143").json()["transfer_id"]
+    today = datetime.now(UTC).date().strftime("%d/%m/%Y")
+    data = (
+        "Date;Libellé;Montant\n"
+        f"{today};REMISE ESPECES BORDEREAU BV-0143;120,00\n"
+        f"{today};REMISE ESPECES BORDEREAU BV20260142;120,00\n"
+    ).encode()
+    done = service.import_statement(site.app.state.node, data, "csv")
+    paired = {m.movement.transfer_id: (m.line.label, m.how) for m in done.view.matched}
+    assert paired == {
+        second: ("REMISE ESPECES BORDEREAU BV-0143", "reference"),
+        first: ("REMISE ESPECES BORDEREAU BV20260142", "reference"),
+    }
+    treasurer = treasurer_of(site)
+    shown = treasurer.get("/api/v1/treasury/reconciliation", params={"account": "reserve:digital"})
+    movements = {m["movement"]["transfer_id"]: m["movement"] for m in shown.json()["matched"]}
+    assert movements[first]["slip"] == "BV 2026 0142"
+    assert movements[second]["confirm_at"] == f"/treasurer/offices#reconcile-{second}"
+    # The deposit is marked reconciled where the offices' feature keeps it: the page links.
+    page = reading_fr(treasurer).get("/treasurer/reconciliation")
+    assert "bordereau de remise BV-0143" in page.text
+    assert f'href="/treasurer/offices#reconcile-{second}"' in page.text
+    offices = treasurer.get("/treasurer/offices")
+    assert f'id="reconcile-{second}"' in offices.text
+
+
+def test_a_bank_line_of_a_transfer_file_confirms_its_reconversion(site: Any) -> None:
+    """A reconversion paid through a transfer file: the bank books each transfer on its own
+    line with its EndToEndId, which matches the payout; the page links to the file."""
+    from tests.test_payouts import record, set_debtor
+    from tests.test_reconversion import ask, with_units
+
+    shop = with_units(site, 10_000)
+    assert record(shop).status_code == 201
+    asked = ask(shop, 10_000, 300).json()
+    set_debtor(site)
+    treasurer = treasurer_of(site)
+    batch = treasurer.post("/api/v1/treasury/payout-batches", json={"id": "lot-reco"}).json()
+    paid = treasurer.post(
+        f"/api/v1/treasury/payout-batches/{batch['id']}/paid", json={"bank_ref": "LOT-77"}
+    )
+    assert paid.status_code == 200, paid.text
+    today = datetime.now(UTC).date().strftime("%d/%m/%Y")
+    data = (
+        "Date;Libellé;Référence;Montant\n"
+        f"{today};VIR SEPA BOULANGERIE SOU-RECONVERSION-{asked['id']};BQ-77;-97,00\n"
+    ).encode()
+    done = service.import_statement(site.app.state.node, data, "csv")
+    payouts = [m for m in done.view.matched if m.movement.kind == "payout"]
+    assert len(payouts) == 1, (done.view.unmatched_lines, done.view.unmatched_movements)
+    payout = payouts[0]
+    assert (payout.how, payout.movement.reconversion) == ("reference", asked["id"])
+    assert service.confirm_at(payout.movement) == f"/treasurer/payouts?reconversion={asked['id']}"
+    page = reading_fr(treasurer).get("/treasurer/reconciliation")
+    assert f"confirme le paiement de la reconversion {asked['id']}" in page.text
+    assert f'href="/treasurer/payouts?reconversion={asked["id"]}"' in page.text
+    there = reading_fr(treasurer).get(f"/treasurer/payouts?reconversion={asked['id']}")
+    assert f"fait partie du fichier de virements {batch['id']}" in there.text
+
+
+def reading_fr(person: Person) -> Any:
+    from tests.test_office import reading
+
+    return reading(person, "fr")

@@ -50,6 +50,7 @@ def _page(
         statements=service.statements(node, account),
         stripe_ready=bool(node.settings.stripe_secret_key),
         max_mb=MAX_BYTES // 1_000_000,
+        confirm_at=service.confirm_at,
         flash=flash,
     )
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +21,12 @@ ACCOUNTS = (*BANK_ACCOUNTS, STRIPE_ACCOUNT)
 # Where reconversions are paid from: the redemption earmarks the euros in the reserve
 # (`payouts:pending`), the payout is when they leave the bank.
 PAYOUT_ACCOUNT = "reserve:digital"
+# The words an exchange office signs into a cash deposit's memo (wallet_api/office and
+# pos/notes write them): the paying-in slip is part of the signed order, read from the ledger.
+DEPOSIT_MEMO = re.compile(r"^bank slip (?P<slip>.+); recorded by operator \S+$")
+# A reconversion's payout: its client id names the request (merchants' `mark_paid`), and
+# the transfer file names the request `SOU-RECONVERSION-<id>` (its EndToEndId).
+PAYOUT_CLIENT_ID = re.compile(r"^reconversion-(?P<id>[0-9]{1,16})-payout$")
 
 
 @dataclass(frozen=True)
@@ -32,6 +39,9 @@ class Movement:
     amount: int
     created_ms: int
     references: frozenset[str]
+    slip: str | None = None  # a cash deposit's paying-in slip
+    office: str | None = None  # the office that made a cash deposit
+    reconversion: int | None = None  # the request a payout paid
 
 
 def _new_id(conn: Connection, statement: Any) -> int:
@@ -140,8 +150,11 @@ def movements(conn: Connection, account: str, since_ms: int, until_ms: int) -> l
     originals = _orders(conn, {int(r["ref_id"]) for r in rows if r["ref_id"] is not None})
     found = []
     for row in rows:
-        if row["kind"] == "redemption" or originals.get(row["ref_id"], ("", {}))[0] == "redemption":
-            continue  # the euros stay in the bank until the payout
+        settles = originals.get(row["ref_id"], ("", {}))[0] == "redemption"
+        if row["kind"] == "redemption" or (settles and row["kind"] != "payout"):
+            # The euros stay in the bank until the payout (a rejection gives them back to
+            # the reserve: they never left it); the payout is when they leave.
+            continue
         found.append(_movement(row, account, originals))
     return sorted(found, key=lambda m: (m.created_ms, m.transfer_id))
 
@@ -192,6 +205,18 @@ def _movement(
         original = originals.get(row["ref_id"], ("", {}))[1]
         if original.get("ext"):
             refs.add(str(original["ext"]))  # a card refund names its top-up's payment
+    slip = office = reconversion = None
+    if row["kind"] == "cash_deposit":
+        memo = DEPOSIT_MEMO.match(str(order.get("memo") or ""))
+        slip = memo["slip"] if memo else None
+        office = str(order.get("office") or "") or None
+        if slip:
+            refs.add(slip)
+    elif row["kind"] == "payout":
+        paid = PAYOUT_CLIENT_ID.match(str(order.get("id") or ""))  # the order's client id
+        reconversion = int(paid["id"]) if paid else None
+        if reconversion is not None:
+            refs.add(f"SOU-RECONVERSION-{reconversion}")
     return Movement(
         transfer_id=int(row["id"]),
         account=account,
@@ -199,4 +224,7 @@ def _movement(
         amount=int(row["amount"]),
         created_ms=int(row["created_ms"]),
         references=frozenset(r for r in refs if len(r) >= 4),
+        slip=slip,
+        office=office,
+        reconversion=reconversion,
     )

@@ -24,6 +24,13 @@ class MovementOut(BaseModel):
     amount: int
     created_ms: int
     references: list[str]
+    slip: str | None = Field(None, description="A cash deposit's paying-in slip (signed).")
+    reconversion_id: int | None = Field(None, description="The reconversion a payout paid.")
+    confirm_at: str | None = Field(
+        None,
+        description="The page where what this movement confirms is recorded: the office "
+        "deposit to mark reconciled, the reconversion's transfer file.",
+    )
 
 
 class MatchOut(BaseModel):
@@ -87,6 +94,9 @@ def movement_out(m: Movement) -> MovementOut:
         amount=m.amount,
         created_ms=m.created_ms,
         references=sorted(m.references),
+        slip=m.slip,
+        reconversion_id=m.reconversion,
+        confirm_at=service.confirm_at(m),
     )
 
 

@@ -292,11 +292,23 @@ def _line(row: RowMapping) -> Line:
     )
 
 
-def _words(row: RowMapping) -> set[str]:
-    text = " ".join(
-        str(row[c] or "") for c in ("reference", "end_to_end", "extra_ref", "label")
-    ).lower()
-    return {w.strip(".") for w in _WORDS.split(text) if w}
+def _words(row: RowMapping) -> str:
+    """The line's references and label as one run of words, lower case, space-bounded."""
+    text = " ".join(str(row[c] or "") for c in ("reference", "end_to_end", "extra_ref", "label"))
+    return f" {_spaced(text)} "
+
+
+def _spaced(text: str) -> str:
+    return " ".join(w.strip(".") for w in _WORDS.split(text.lower()) if w.strip("."))
+
+
+def _names(words: str, reference: str) -> bool:
+    """Whether a line names `reference`: as a word, or as its words in a row (a paying-in
+    slip typed "BV 2026 0142"), or with its words run together ("BV20260142")."""
+    spaced = _spaced(reference)
+    if not spaced:
+        return False
+    return f" {spaced} " in words or f" {spaced.replace(' ', '')} " in words
 
 
 def _day_of(ms: int) -> date:
@@ -381,7 +393,7 @@ def _by_reference(row: RowMapping, state: _Open) -> Movement | None:
             for m in state.movements
             if m.amount == row["amount"]
             and _allowed(row, m, state)
-            and any(ref.lower() in words for ref in m.references)
+            and any(_names(words, ref) for ref in m.references)
         ),
         None,
     )
@@ -406,7 +418,7 @@ def _near_misses(state: _Open) -> list[NearMiss]:
     for row in state.lines:
         words = _words(row)
         for m in state.movements:
-            named = any(ref.lower() in words for ref in m.references)
+            named = any(_names(words, ref) for ref in m.references)
             close = (
                 _days_apart(row, m) <= WINDOW_DAYS
                 and 0 < abs(row["amount"] - m.amount) <= NEAR_CENTS
@@ -442,6 +454,17 @@ def _view(conn: Connection, account: str) -> AccountView:
     shown.unmatched_movements = list(state.movements)
     shown.near_misses = _near_misses(state)
     return shown
+
+
+def confirm_at(movement: Movement) -> str | None:
+    """Where the treasurer records what a matched movement confirms, in the feature that owns
+    it (the reconciliation writes only its own tables): an office's deposit is marked
+    reconciled on the offices' page; a reconversion's payout shows its transfer file."""
+    if movement.kind == "cash_deposit" and movement.account == "reserve:digital":
+        return f"/treasurer/offices#reconcile-{movement.transfer_id}"
+    if movement.kind == "payout" and movement.reconversion is not None:
+        return f"/treasurer/payouts?reconversion={movement.reconversion}"
+    return None
 
 
 def views(node: Node) -> list[AccountView]:

@@ -15,6 +15,7 @@ from merchants.payouts import service
 from merchants.payouts.errors import DETAILS_HIDDEN
 from merchants.payouts.schemas import (
     ApartOut,
+    BatchCreate,
     BatchOut,
     BatchPaid,
     HistoryOut,
@@ -149,9 +150,16 @@ def payouts(request: Request, treasurer: Treasurer) -> QueueOut:
 @router.post(
     "/treasury/payout-batches", status_code=201, response_model=BatchOut, tags=["treasury"]
 )
-def make_batch(request: Request, treasurer: Treasurer) -> BatchOut:
-    """One SEPA credit-transfer file of every pending reconversion with bank details."""
-    return batch_out(service.make_batch(node_of(request), treasurer))
+def make_batch(
+    request: Request, response: Response, treasurer: Treasurer, body: BatchCreate | None = None
+) -> BatchOut:
+    """One SEPA credit-transfer file of every pending reconversion with bank details (or of
+    those named). The same `id` sent again answers the batch it made, with status 200."""
+    body = body or BatchCreate()
+    made = service.make_batch(node_of(request), treasurer, body.id, body.reconversions)
+    if made.replayed:
+        response.status_code = 200
+    return batch_out(made.batch)
 
 
 @router.get("/treasury/payout-batches/{batch_id}", response_model=BatchOut, tags=["treasury"])

@@ -71,6 +71,18 @@ BATCH_RACE = NamedRefusal(
     "batch_race",
     "Another transfer file took some of these reconversions meanwhile: reload the page.",
 )
+BATCH_ID_CONFLICT = NamedRefusal(
+    409,
+    "batch_id_conflict",
+    "This request id already made transfer file {batch}, of other reconversions or by someone "
+    "else: send a new id for a new file.",
+)
+NOT_READY = NamedRefusal(
+    409,
+    "not_ready",
+    "These reconversions are not ready for a file (paid, rejected, in another file or without "
+    "bank details): {ids}. Reload the page.",
+)
 UNKNOWN_BATCH = NamedRefusal(404, "unknown_batch", "There is no transfer batch with this id.")
 BATCH_PAID = NamedRefusal(
     409, "batch_paid", "This batch was already marked paid (reference {bank_ref})."

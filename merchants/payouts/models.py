@@ -54,6 +54,8 @@ payout_batches = Table(
     Column("bank_ref", String(128)),
     Column("decided_by", String(48), ForeignKey("members.id")),
     Column("decided_ms", BigInteger),
+    # The treasurer's request id (migration 0021): the same request again gets this batch.
+    Column("client_id", String(48)),
     CheckConstraint(f"status IN {BATCH_STATES!r}", name="payout_batch_status"),
     CheckConstraint("status <> 'paid' OR bank_ref IS NOT NULL", name="payout_batch_paid_ref"),
     CheckConstraint("total > 0 AND count > 0", name="payout_batch_sums"),
@@ -72,6 +74,8 @@ payout_items = Table(
     CheckConstraint("amount > 0", name="payout_item_amount"),
 )
 
+Index("uq_payout_batches_client_id", payout_batches.c.client_id, unique=True)
+
 # A reconversion is in at most one batch not cancelled (so at most one unpaid batch).
 Index(
     "uq_payout_items_live",
@@ -79,4 +83,15 @@ Index(
     unique=True,
     sqlite_where=text("released_ms IS NULL"),
     postgresql_where=text("released_ms IS NULL"),
+)
+
+# A reconversion being paid or rejected alone (migration 0021): written, in the same locked
+# transaction that finds it in no live batch, before its decision is posted to the ledger;
+# a file made meanwhile finds it here and leaves it out. Removed when the decision fails.
+payout_holds = Table(
+    "payout_holds",
+    metadata,
+    Column("reconversion_id", Id, ForeignKey("reconversions.id"), primary_key=True),
+    Column("held_by", String(48), ForeignKey("members.id"), nullable=False),
+    Column("held_ms", BigInteger, nullable=False),
 )

@@ -4,7 +4,11 @@ plain forms) and a member's history of bank details for the treasurer."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+import re
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 
 from members import service as members
@@ -12,7 +16,7 @@ from members.access import MaybeMember, node_of, signed_in
 from members.errors import BAD_FORM
 from merchants import service as reconversion
 from merchants.payouts import service
-from web.pages import DoneId, PathId, PathName, Text, done, page, say, when
+from web.pages import MAX_ID_DIGITS, DoneId, PathId, PathName, Text, done, page, say, when
 from web.refusals import Refusal
 
 router = APIRouter(include_in_schema=False)
@@ -68,13 +72,17 @@ def payouts(
     made: DoneId = None,
     paid: DoneId = None,
     cancelled: DoneId = None,
+    reconversion: DoneId = None,
 ) -> Response:
-    """The reconversions ready for a file, those apart (why), and the batches."""
+    """The reconversions ready for a file, those apart (why), and the batches; with
+    `reconversion` (the reconciliation's link from a bank line), which file paid it."""
     treasurer = signed_in(request, p, "treasurer")
     if isinstance(treasurer, Response):
         return treasurer
     flash = None
-    if made:
+    if reconversion:
+        flash = _which_file(request, reconversion)
+    elif made:
         flash = say(
             request, "Transfer file {id} made: download it, import it at the bank.", id=made
         )
@@ -83,6 +91,15 @@ def payouts(
     elif cancelled:
         flash = say(request, "Batch {id} cancelled: its reconversions wait again.", id=cancelled)
     return _payouts_page(request, flash=flash)
+
+
+def _which_file(request: Request, reconversion_id: int) -> str:
+    holding = service.live_batch_of(node_of(request), reconversion_id)
+    if holding is None:
+        return say(request, "Reconversion {id} is in no transfer file.", id=reconversion_id)
+    return say(
+        request, "Reconversion {id} is in transfer file {batch}.", id=reconversion_id, batch=holding
+    )
 
 
 def _payouts_page(request: Request, *, status: int = 200, flash: str | None = None) -> Response:
@@ -94,21 +111,43 @@ def _payouts_page(request: Request, *, status: int = 200, flash: str | None = No
         queue=service.queue(node),
         batches=service.batches(node),
         batch_labels=BATCH_LABELS,
+        request_id=uuid.uuid4().hex,  # this form's id: pressed twice, one file
         when=lambda ms: when(request, ms),
         flash=flash,
     )
 
 
+# The reconversions the page showed ready, as typed (digits, read by `_ids`).
+Shown = Annotated[list[str] | None, Form()]
+REQUEST_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,47}$")
+
+
 @router.post("/treasurer/payouts")
-def make_batch(request: Request, p: MaybeMember) -> Response:
-    """Make the transfer file of every reconversion ready."""
+def make_batch(
+    request: Request, p: MaybeMember, request_id: Text = "", reconversion: Shown = None
+) -> Response:
+    """Make the transfer file of the reconversions the page showed ready (`reconversion`,
+    repeated), once per form (`request_id`: the button pressed twice makes one file)."""
     treasurer = signed_in(request, p, "treasurer")
     if isinstance(treasurer, Response):
         return treasurer
     try:
-        return done("/treasurer/payouts", made=service.make_batch(node_of(request), treasurer).id)
+        if request_id and not REQUEST_ID.match(request_id):
+            raise BAD_FORM()
+        made = service.make_batch(
+            node_of(request), treasurer, request_id or None, _ids(reconversion)
+        )
     except Refusal as refusal:
         return _payouts_page(request, status=refusal.status, flash=refusal.text(request))
+    return done("/treasurer/payouts", made=made.batch.id)
+
+
+def _ids(typed: list[str] | None) -> list[int] | None:
+    if not typed:
+        return None
+    if not all(t.isdigit() and len(t) <= MAX_ID_DIGITS for t in typed):
+        raise BAD_FORM()
+    return [int(t) for t in typed]
 
 
 @router.post("/treasurer/payouts/{batch_id}")

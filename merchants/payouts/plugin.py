@@ -1,14 +1,16 @@
-"""Payouts to merchants, as a plugin: their bank details and the treasurer's SEPA files."""
+"""Payouts to merchants, as a plugin: their bank details, the treasurer's SEPA files, and
+`sou payouts`."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
 
+import typer
 from fastapi import APIRouter
 from pydantic_settings import BaseSettings
 
-from merchants.payouts import endpoints, pages
+from merchants.payouts import commands, endpoints, pages
 from merchants.payouts.settings import PayoutsSettings
 from runtime.hookspecs import MenuEntry, hookimpl
 from runtime.settings import Settings
@@ -26,6 +28,11 @@ def sou_settings() -> type[BaseSettings]:
 @hookimpl
 def sou_routers() -> Sequence[APIRouter]:
     return [endpoints.router, pages.router]
+
+
+@hookimpl
+def sou_commands(cli: typer.Typer) -> None:
+    cli.add_typer(commands.payouts, name="payouts")
 
 
 @hookimpl

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, RowMapping, insert, select, update
+from sqlalchemy import Connection, RowMapping, delete, insert, select, update
 
 from merchants.models import reconversions
-from merchants.payouts.models import bank_details, payout_batches, payout_items
+from merchants.payouts.models import bank_details, payout_batches, payout_holds, payout_items
 
 # -- bank details ------------------------------------------------------------------------------
 
@@ -70,6 +70,11 @@ def batch(conn: Connection, batch_id: int) -> RowMapping | None:
     return conn.execute(query).mappings().first()
 
 
+def batch_of_client_id(conn: Connection, client_id: str) -> RowMapping | None:
+    query = select(payout_batches).where(payout_batches.c.client_id == client_id)
+    return conn.execute(query).mappings().first()
+
+
 def batches(conn: Connection, limit: int) -> list[RowMapping]:
     query = (
         select(*(c for c in payout_batches.c if c.name != "sepa_xml"))
@@ -125,3 +130,48 @@ def release_items(conn: Connection, batch_id: int, at_ms: int) -> None:
 def all_pending(conn: Connection, reconversion_ids: list[int]) -> bool:
     query = select(reconversions.c.status).where(reconversions.c.id.in_(reconversion_ids))
     return all(row[0] == "pending" for row in conn.execute(query))
+
+
+# -- a reconversion paid alone, or put in a file: one or the other ------------------------------
+
+
+def lock_reconversions(conn: Connection, reconversion_ids: list[int]) -> None:
+    """Hold the requests' rows until the transaction ends, in id order (no deadlock between
+    two lockers). PostgreSQL locks the rows; SQLite's writers already queue (BEGIN IMMEDIATE)."""
+    query = (
+        select(reconversions.c.id)
+        .where(reconversions.c.id.in_(sorted(reconversion_ids)))
+        .order_by(reconversions.c.id)
+        .with_for_update()
+    )
+    conn.execute(query).all()
+
+
+def hold_alone(conn: Connection, reconversion_id: int, by: str, at_ms: int) -> int | None:
+    """Before a request is paid or rejected alone: its row locked, the live batch holding
+    it (then nothing is written), or None and the hold written (kept if already there: a
+    retry of the same decision)."""
+    lock_reconversions(conn, [reconversion_id])
+    holding = batched(conn, [reconversion_id]).get(reconversion_id)
+    if holding is not None:
+        return holding
+    there = select(payout_holds.c.reconversion_id).where(
+        payout_holds.c.reconversion_id == reconversion_id
+    )
+    if conn.execute(there).first() is None:
+        conn.execute(
+            insert(payout_holds).values(reconversion_id=reconversion_id, held_by=by, held_ms=at_ms)
+        )
+    return None
+
+
+def release_hold(conn: Connection, reconversion_id: int) -> None:
+    conn.execute(delete(payout_holds).where(payout_holds.c.reconversion_id == reconversion_id))
+
+
+def held(conn: Connection, reconversion_ids: list[int]) -> dict[int, RowMapping]:
+    """Reconversion id -> its hold, for those being paid or rejected alone."""
+    if not reconversion_ids:
+        return {}
+    query = select(payout_holds).where(payout_holds.c.reconversion_id.in_(reconversion_ids))
+    return {int(r["reconversion_id"]): r for r in conn.execute(query).mappings()}

@@ -75,6 +75,21 @@ class QueueOut(BaseModel):
     batches: list[BatchOut]
 
 
+class BatchCreate(Strict):
+    id: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,47}$",
+        description="Chosen by the client for this request (a UUID is fine): sent again, it "
+        "answers the batch it made (200); with another request, 409 batch_id_conflict.",
+    )
+    reconversions: list[int] | None = Field(
+        None,
+        max_length=10_000,
+        description="Exactly these reconversions (each must be ready, else 409 not_ready); "
+        "every one ready if left out.",
+    )
+
+
 class BatchPaid(Strict):
     bank_ref: str = Field(
         min_length=1, max_length=128, description="The bank's reference of the transfer."

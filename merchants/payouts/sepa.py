@@ -51,13 +51,16 @@ def debtor(settings: Any) -> Debtor:
 
 
 def transfer_file(debtor: Debtor, ready: Sequence[Ready], village: str) -> Written:
-    """One payment information block (batch booking), one transaction per reconversion."""
+    """One payment information block per reconversion, each asking the bank to book its
+    transfer on its own statement line (BtchBookg false): each line then carries its
+    EndToEndId `SOU-RECONVERSION-<id>` and the reconciliation matches it to that
+    reconversion's payout by reference (one line for the whole file would match none)."""
     sepa = SepaTransfer(
         {
             "name": debtor.name,
             "IBAN": debtor.iban,
             "BIC": debtor.bic,
-            "batch": True,
+            "batch": False,
             "currency": "EUR",
         },
         schema=SCHEMA,

@@ -30,6 +30,7 @@ from ledger.orders import COMMON_FIELDS, read_common
 from ledger.signing import SignedOrder
 from members.access import Member, now_ms
 from members.errors import BANK_REF_MISSING
+from merchants import repository as reconversions_repo
 from merchants import service as reconversion
 from merchants.payouts import repository as repo
 from merchants.payouts import sepa
@@ -44,8 +45,10 @@ from merchants.payouts.errors import (
     BAD_DETAILS_SIGNATURE,
     BAD_STATEMENT,
     BATCH_CANCELLED,
+    BATCH_ID_CONFLICT,
     BATCH_PAID,
     BATCH_RACE,
+    NOT_READY,
     NOT_YOUR_DETAILS,
     NOTHING_TO_PAY,
     REVOKED_SIGNING_KEY,
@@ -233,6 +236,7 @@ class Apart:
 
 NO_DETAILS_YET = "No bank details recorded: ask the merchant to record them."
 DETAILS_INVALID = "The recorded IBAN or BIC no longer passes the checks: ask for new ones."
+HELD_ALONE = "Being paid or rejected alone: out of the files until that is done."
 
 
 @dataclass(frozen=True)
@@ -247,13 +251,16 @@ def queue(node: Node) -> Queue:
     pending = reconversion.reconversions_in(node, "pending", limit=QUEUE_LIMIT)
     with node.ledger.reading() as conn:
         batched = repo.batched(conn, [r.id for r in pending])
+        held = repo.held(conn, [r.id for r in pending])
         details = repo.current_details_of(conn, {r.member for r in pending})
     ready, apart = [], []
     for r in pending:
         if r.id in batched:
             continue
         row = details.get(r.member)
-        if row is None:
+        if r.id in held:
+            apart.append(Apart(r, HELD_ALONE))
+        elif row is None:
             apart.append(Apart(r, NO_DETAILS_YET))
         elif not _still_valid(row):
             apart.append(Apart(r, DETAILS_INVALID))
@@ -326,35 +333,98 @@ def find_batch(node: Node, batch_id: int) -> Batch:
         return _batch(row, repo.items_of(conn, batch_id))
 
 
-def make_batch(node: Node, treasurer: Member) -> Batch:
-    """One transfer file of every reconversion ready; recorded as an unpaid batch."""
+@dataclass(frozen=True)
+class Made:
+    batch: Batch
+    replayed: bool  # the same request sent again: the batch it made the first time
+
+
+def make_batch(
+    node: Node,
+    treasurer: Member,
+    client_id: str | None = None,
+    only: list[int] | None = None,
+) -> Made:
+    """One transfer file of the reconversions ready (all, or exactly those of `only`),
+    recorded as an unpaid batch. With a `client_id`, the same request sent again answers
+    the batch it made; the id with another request is refused."""
+    if client_id is not None:
+        earlier = _earlier_batch(node, treasurer, client_id, only)
+        if earlier is not None:
+            return Made(earlier, True)
     debtor = sepa.debtor(node.plugin_settings("payouts"))
-    ready = queue(node).ready
-    if not ready:
-        raise NOTHING_TO_PAY()
+    ready = _chosen(queue(node).ready, only)
     written = sepa.transfer_file(debtor, ready, node.settings.village)
-    total = sum(r.reconversion.net for r in ready)
+    ids = [r.reconversion.id for r in ready]
     try:
         with node.engine.begin() as conn:
-            batch_id = repo.insert_batch(
-                conn,
-                {
-                    "status": "unpaid",
-                    "message_id": written.message_id,
-                    "sepa_xml": written.xml.decode(),
-                    "total": total,
-                    "count": len(ready),
-                    "created_by": treasurer.id,
-                    "created_ms": now_ms(),
-                },
-            )
-            repo.insert_items(conn, [_item(batch_id, r) for r in ready])
-            # One decided alone since the queue was read must not be sent again.
-            if not repo.all_pending(conn, [r.reconversion.id for r in ready]):
+            # Locked first: a request being paid alone is either held already (left out
+            # here) or waits for this file and then finds itself in it.
+            repo.lock_reconversions(conn, ids)
+            if repo.held(conn, ids) or not _all_open(conn, ready):
                 raise BATCH_RACE()
+            batch_id = repo.insert_batch(conn, _batch_row(written, ready, treasurer, client_id))
+            repo.insert_items(conn, [_item(batch_id, r) for r in ready])
     except IntegrityError:
+        if client_id is not None:  # the same request, made at once: its batch
+            earlier = _earlier_batch(node, treasurer, client_id, only)
+            if earlier is not None:
+                return Made(earlier, True)
         raise BATCH_RACE() from None
-    return find_batch(node, batch_id)
+    return Made(find_batch(node, batch_id), False)
+
+
+def _chosen(ready: list[Ready], only: list[int] | None) -> list[Ready]:
+    if only is None:
+        if not ready:
+            raise NOTHING_TO_PAY()
+        return ready
+    by_id = {r.reconversion.id: r for r in ready}
+    missing = sorted(set(only) - set(by_id))
+    if missing:
+        raise NOT_READY(ids=", ".join(map(str, missing)))
+    if not only:
+        raise NOTHING_TO_PAY()
+    return [by_id[i] for i in sorted(set(only))]
+
+
+def _all_open(conn: Any, ready: list[Ready]) -> bool:
+    """Still pending, and nothing settled them in the ledger (a decision posted but not
+    yet recorded in its row)."""
+    if not repo.all_pending(conn, [r.reconversion.id for r in ready]):
+        return False
+    redemptions = [r.reconversion.redemption_id for r in ready]
+    return not reconversions_repo.settlements(conn, redemptions)
+
+
+def _earlier_batch(
+    node: Node, treasurer: Member, client_id: str, only: list[int] | None
+) -> Batch | None:
+    """The batch this request id made; refused if it was another request."""
+    with node.ledger.reading() as conn:
+        row = repo.batch_of_client_id(conn, client_id)
+    if row is None:
+        return None
+    found = find_batch(node, int(row["id"]))
+    held = sorted(i.reconversion_id for i in found.items)
+    if found.created_by != treasurer.id or (only is not None and sorted(set(only)) != held):
+        raise BATCH_ID_CONFLICT(batch=found.id)
+    return found
+
+
+def _batch_row(
+    written: sepa.Written, ready: list[Ready], treasurer: Member, client_id: str | None
+) -> dict[str, Any]:
+    return {
+        "status": "unpaid",
+        "message_id": written.message_id,
+        "sepa_xml": written.xml.decode(),
+        "total": sum(r.reconversion.net for r in ready),
+        "count": len(ready),
+        "created_by": treasurer.id,
+        "created_ms": now_ms(),
+        "client_id": client_id,
+    }
 
 
 def _item(batch_id: int, ready: Ready) -> dict[str, Any]:
