@@ -10,6 +10,7 @@ a hostile file is refused with a precise 4xx and nothing written.
 from __future__ import annotations
 
 import itertools
+import json
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ import pytest
 import typer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, text
 from sqlalchemy.exc import IntegrityError
 from typer.testing import CliRunner
 
@@ -659,3 +660,26 @@ def reading_fr(person: Person) -> Any:
     from tests.test_office import reading
 
     return reading(person, "fr")
+
+
+def test_a_bank_line_naming_an_orders_client_id_matches_that_transfer(site: Any) -> None:
+    """The id an order was sent with is one of its references: an office that writes it on
+    the bank's paying-in form finds its deposit matched by it."""
+    from tests.test_office import cash_in, deposit
+
+    office, member = operator(site, "office"), join(site, "Inès")
+    assert cash_in(office, member.id, 20_000).status_code == 201
+    first = deposit(office, 10_000, slip="A-1", request_id="remise-0150").json()["transfer_id"]
+    second = deposit(office, 10_000, slip="A-2", request_id="remise-0151").json()["transfer_id"]
+    with site.app.state.node.ledger.reading() as conn:
+        sent = {
+            tid: json.loads(order)["id"]
+            for tid, order in conn.execute(
+                text("SELECT id, order_json FROM transfers WHERE id IN (:a, :b)"),
+                {"a": first, "b": second},
+            )
+        }
+    today = datetime.now(UTC).date().strftime("%d/%m/%Y")
+    data = f"Date;Libellé;Montant\n{today};VERSEMENT {sent[second]};100,00\n".encode()
+    done = service.import_statement(site.app.state.node, data, "csv")
+    assert [(m.movement.transfer_id, m.how) for m in done.view.matched] == [(second, "reference")]

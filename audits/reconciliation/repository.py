@@ -198,7 +198,9 @@ def _movement(
     row: RowMapping | dict[str, Any], account: str, originals: dict[Any, tuple[str, dict[str, Any]]]
 ) -> Movement:
     order = json.loads(row["order_json"])
-    refs = {f"SOU-{row['id']}", str(order.get("client_id") or "")}
+    refs = {f"SOU-{row['id']}"}
+    if order.get("id"):
+        refs.add(str(order["id"]))  # the client id the order was sent with
     refs |= {str(order[name]) for name in ("ext", "bank_ref") if order.get(name)}
     if row["ref_id"] is not None:
         refs.add(f"SOU-{row['ref_id']}")  # a payout names its reconversion
