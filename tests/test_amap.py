@@ -75,10 +75,22 @@ class Amap:
         fund(self.site, person, cents)
         return person
 
-    def subscribe(self, person: Person, contract: int) -> dict[str, Any]:
-        made = person.post(f"/api/v1/amap/contracts/{contract}/subscriptions")
+    def subscribe(
+        self, person: Person, contract: int, first: str | None = "season"
+    ) -> dict[str, Any]:
+        """Subscribe as the page does: a subscription contract with its first payment (the
+        whole `season`, or the first `instalment`; None: none, it waits)."""
+        path = f"/api/v1/amap/contracts/{contract}/subscriptions"
+        made = person.post(path)
         assert made.status_code == 201, made.text
-        return dict(made.json())
+        sub = dict(made.json())
+        if sub["state"] != "pending" or first is None:
+            return sub
+        amount = sub["due"] if first == "season" else sub["next_instalment"]
+        payment = person.order("escrow_payment", to=sub["escrow"], amount=amount)
+        paid = person.post(path, json={"payment": payment})
+        assert paid.status_code == 201, paid.text
+        return dict(paid.json())
 
     def pay(self, person: Person, sub: dict[str, Any], amount: int) -> Any:
         payment = person.order("escrow_payment", to=sub["escrow"], amount=amount)
@@ -137,24 +149,37 @@ def amap(site: TestClient, clock: Clock) -> Amap:
 
 
 def test_a_subscription_is_paid_in_instalments_and_released_per_distribution(amap: Amap) -> None:
-    deal = amap.contract("subscription", instalments=3)
-    dists = [amap.distribution(deal["id"]) for _ in range(4)]
+    deal = amap.contract("subscription", instalments=2)
+    dists = [amap.distribution(deal["id"], cutoff_in_s=(i + 1) * 24 * HOUR_S) for i in range(4)]
     camille = amap.member("Camille")
-    sub = amap.subscribe(camille, deal["id"])
-    assert sub["total"] == 4 * 2 * 250 and sub["due"] == 2_000
-    # n equal payments, the rest on the first: 2000 = 668 + 666 + 666
-    assert sub["next_instalment"] == 668
+    path = f"/api/v1/amap/contracts/{deal['id']}/subscriptions"
+    waiting = camille.post(path).json()
+    # Subscribing names the escrow and what starting costs: the season, or its first half.
+    assert (waiting["state"], waiting["due"], waiting["next_instalment"]) == (
+        "pending",
+        2_000,
+        1_000,
+    )
+    wrong = camille.order("escrow_payment", to=waiting["escrow"], amount=500)
+    refused = camille.post(path, json={"payment": wrong})
+    assert refused.status_code == 422 and refused.json()["error"] == "wrong_payment"
+    first = camille.order("escrow_payment", to=waiting["escrow"], amount=1_000)
+    sub = camille.post(path, json={"payment": first})
+    assert sub.status_code == 201, sub.text
+    again = camille.post(path, json={"payment": first})  # sent again (no answer came): once
+    assert again.status_code == 200 and amap.mine(camille, again.json())["paid"] == 1_000
+    sub = amap.mine(camille, sub.json())
+    assert sub["state"] == "active" and sub["total"] == 4 * 2 * 250 and sub["due"] == 1_000
+    # Each instalment covers the next two distributions, due before the first one's cut-off.
+    assert [(i["amount"], i["due_ms"], i["paid"]) for i in sub["schedule"]] == [
+        (1_000, dists[0]["cutoff_ms"], True),
+        (1_000, dists[2]["cutoff_ms"], False),
+    ]
+    assert (sub["next_instalment"], sub["next_due_ms"]) == (1_000, dists[2]["cutoff_ms"])
     assert amap.pay(camille, sub, 500).json()["error"] == "wrong_payment"
-    first = camille.order("escrow_payment", to=sub["escrow"], amount=668)
-    path = f"/api/v1/amap/subscriptions/{sub['id']}/payments"
-    assert camille.post(path, json=first).status_code == 201
-    again = camille.post(path, json=first)  # sent again (no answer came): once
-    assert again.status_code == 200 and amap.mine(camille, sub)["paid"] == 668
-    assert amap.mine(camille, sub)["next_instalment"] == 666
-    for _ in range(2):
-        assert amap.pay(camille, sub, 666).status_code == 201
+    assert amap.pay(camille, sub, 1_000).status_code == 201
     assert amap.mine(camille, sub)["due"] == 0
-    assert amap.pay(camille, sub, 666).json()["error"] == "nothing_due"
+    assert amap.pay(camille, sub, 1_000).json()["error"] == "nothing_due"
     before = amap.balance(amap.farm.account)
     assert amap.deliver(dists[0]["id"]).status_code == 200
     assert amap.balance(amap.farm.account) == before + 500
@@ -172,23 +197,71 @@ def test_a_subscription_is_paid_in_instalments_and_released_per_distribution(ama
     assert statement["released"] == 1_000 and statement["held"] == 1_000
 
 
-def test_a_basket_delivered_before_it_is_paid_goes_to_the_producer_when_paid(
+def sheet_csv(amap: Amap, dist: int) -> str:
+    answer = amap.coordinator.get(f"/amap/distributions/{dist}/sheet?format=csv")
+    assert answer.status_code == 200, answer.text
+    return answer.content.decode("utf-8-sig")
+
+
+def test_a_basket_unpaid_at_its_cutoff_is_not_handed_over_and_paying_late_takes_the_next(
     amap: Amap,
 ) -> None:
     deal = amap.contract("subscription", instalments=2)
-    dists = [amap.distribution(deal["id"]) for _ in range(4)]
+    dists = [amap.distribution(deal["id"], cutoff_in_s=(i + 1) * 24 * HOUR_S) for i in range(4)]
     hugo = amap.member("Hugo")
-    sub = amap.subscribe(hugo, deal["id"])
-    assert amap.pay(hugo, sub, 1_000).status_code == 201
+    sub = amap.subscribe(hugo, deal["id"], first="instalment")
+    assert sub["paid"] == 1_000
     farm = amap.balance(amap.farm.account)
-    for dist in dists[:3]:
+    for dist in dists[:2]:
         assert amap.deliver(dist["id"]).status_code == 200
-    assert amap.balance(amap.farm.account) == farm + 1_000  # all it held
-    assert amap.mine(hugo, sub)["due"] == 1_000
-    assert amap.pay(hugo, sub, 1_000).status_code == 201
-    assert amap.balance(amap.farm.account) == farm + 1_500  # the third basket, now paid
-    assert amap.balance(sub["escrow"]) == 500  # the fourth, to come
-    assert amap.mine(hugo, sub)["due"] == 0
+    assert amap.balance(amap.farm.account) == farm + 1_000
+    assert "Réglé" in sheet_csv(amap, dists[1]["id"])
+    assert "À régler" in sheet_csv(amap, dists[2]["id"])  # due before its cut-off
+    amap.clock.advance(3 * 24 * HOUR_S + 60)  # the second instalment's cut-off has passed
+    sheet = sheet_csv(amap, dists[2]["id"])
+    assert "Hugo" in sheet and "À régler" in sheet  # to settle at the distribution
+    wallet = hugo.balance()
+    assert amap.deliver(dists[2]["id"]).status_code == 200
+    assert amap.balance(amap.farm.account) == farm + 1_000  # nothing released for it
+    assert amap.balance(sub["escrow"]) == 0 and hugo.balance() == wallet
+    shown = amap.mine(hugo, sub)
+    assert shown["unpaid"] == [dists[2]["day"]]  # not carried: it left the season
+    assert (shown["due"], shown["next_instalment"]) == (500, 500)
+    assert shown["next_due_ms"] == dists[3]["cutoff_ms"]
+    assert "À régler" in sheet_csv(amap, dists[2]["id"])
+    # Paid late, before the next cut-off: the next basket is handed over and paid for.
+    assert amap.pay(hugo, sub, 500).status_code == 201
+    assert "À régler" not in sheet_csv(amap, dists[3]["id"])
+    assert amap.deliver(dists[3]["id"]).status_code == 200
+    assert amap.balance(amap.farm.account) == farm + 1_500
+    assert amap.balance(sub["escrow"]) == 0 and amap.mine(hugo, sub)["due"] == 0
+    assert_audit(amap)
+
+
+def test_subscribing_without_its_first_payment_puts_no_basket_on_a_sheet_and_lapses(
+    amap: Amap,
+) -> None:
+    deal = amap.contract("subscription", instalments=2)
+    dists = [amap.distribution(deal["id"], cutoff_in_s=(i + 1) * 24 * HOUR_S) for i in range(2)]
+    nora = amap.member("Nora")
+    waiting = amap.subscribe(nora, deal["id"], first=None)
+    assert waiting["state"] == "pending" and waiting["baskets"] == []
+    assert "Nora" not in sheet_csv(amap, dists[0]["id"])
+    path = f"/api/v1/amap/subscriptions/{waiting['id']}"
+    absent = nora.post(f"{path}/absences", json={"distribution": dists[0]["id"]})
+    assert absent.status_code == 409 and absent.json()["error"] == "first_payment_needed"
+    left = nora.post(f"{path}/leave")
+    assert left.status_code == 409 and left.json()["error"] == "first_payment_needed"
+    amap.clock.advance(2 * HOUR_S)
+    assert amap.mine(nora, waiting)["state"] == "expired"
+    farm = amap.balance(amap.farm.account)
+    assert amap.deliver(dists[0]["id"]).status_code == 200
+    assert amap.balance(amap.farm.account) == farm and amap.balance(waiting["escrow"]) == 0
+    # Subscribing again starts afresh, with the distributions still open.
+    again = amap.subscribe(nora, deal["id"])
+    assert again["id"] == waiting["id"] and again["state"] == "active"
+    assert again["paid"] == 500 and "Nora" in sheet_csv(amap, dists[1]["id"])
+    assert_audit(amap)
 
 
 def test_free_choice_orders_are_paid_changed_and_delivered(amap: Amap) -> None:
@@ -253,8 +326,8 @@ def test_a_cancelled_distribution_refunds_each_subscriber(amap: Amap) -> None:
     deal = amap.contract("subscription")
     dists = [amap.distribution(deal["id"]) for _ in range(2)]
     hugo = amap.member("Hugo")
-    sub = amap.subscribe(hugo, deal["id"])
-    assert amap.pay(hugo, sub, 1_000).status_code == 201
+    sub = amap.subscribe(hugo, deal["id"])  # and pays the season
+    assert sub["paid"] == 1_000
     wallet = hugo.balance()
     cancelled = amap.coordinator.post(f"/api/v1/amap/distributions/{dists[0]['id']}/cancelled")
     assert cancelled.status_code == 200, cancelled.text
@@ -269,7 +342,7 @@ def test_a_joker_skips_a_basket_within_the_limit(amap: Amap, rule: str) -> None:
     dists = [amap.distribution(deal["id"]) for _ in range(3)]
     lea = amap.member("Léa")
     sub = amap.subscribe(lea, deal["id"])
-    assert amap.pay(lea, sub, 1_500).status_code == 201
+    assert sub["paid"] == 1_500
     wallet = lea.balance()
     path = f"/api/v1/amap/subscriptions/{sub['id']}/absences"
     assert lea.post(path, json={"distribution": dists[0]["id"]}).status_code == 200
@@ -297,7 +370,7 @@ def test_leaving_early_gives_back_what_is_not_delivered(
     dists = [amap.distribution(deal["id"]) for _ in range(4)]
     jules = amap.member("Jules")
     sub = amap.subscribe(jules, deal["id"])
-    assert amap.pay(jules, sub, 2_000).status_code == 201
+    assert sub["paid"] == 2_000
     assert amap.deliver(dists[0]["id"]).status_code == 200
     wallet = jules.balance()
     left = jules.post(f"/api/v1/amap/subscriptions/{sub['id']}/leave")
@@ -351,7 +424,7 @@ def test_releases_decided_before_a_crash_are_posted_by_the_job_once(
     dist = amap.distribution(deal["id"])
     people = [amap.member(f"C{i}") for i in range(2)]
     for p in people:
-        assert amap.pay(p, amap.subscribe(p, deal["id"]), 500).status_code == 201
+        assert amap.subscribe(p, deal["id"])["paid"] == 500
     farm = amap.balance(amap.farm.account)
 
     def crash(*_: Any) -> None:
@@ -503,7 +576,7 @@ def test_each_bad_input_gets_its_reason_in_french_and_writes_nothing(amap: Amap)
     season = amap.subscribe(camille, basket["id"])
     amap.subscribe(louis, free["id"])
     assert amap.pay(camille, prepaid, 300).status_code == 201
-    assert amap.pay(camille, season, 1_000).status_code == 201
+    assert season["paid"] == 1_000
     absences = f"/api/v1/amap/subscriptions/{season['id']}/absences"
     assert camille.post(absences, json={"distribution": fixed[0]["id"]}).status_code == 200
     assert amap.order(camille, sub, soon["id"], {"carottes": 1}, pay=250).status_code == 200
@@ -758,7 +831,7 @@ def test_marking_delivered_twice_at_once_and_again_pays_the_producer_once(amap: 
     people = [amap.member(f"S{i}") for i in range(3)]
     for p in people:
         sub = amap.subscribe(p, deal["id"])
-        assert amap.pay(p, sub, 500).status_code == 201
+        assert sub["paid"] == 500
     farm = amap.balance(amap.farm.account)
     answers = at_once([lambda: amap.deliver(dist["id"]) for _ in range(3)])
     assert all(a.status_code == 200 for a in answers), [a.text for a in answers]

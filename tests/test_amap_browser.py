@@ -1,7 +1,8 @@
 """The AMAP in a real browser, in French, at a phone's width: a member subscribes to a
 free-choice contract (making this device's key on the page), orders for the next
 distribution and signs its payment; the coordinator marks the distribution delivered; the
-farm sees the units on its page."""
+farm sees the units on its page; a subscriber subscribes with its first instalment in one
+go, pays the next and declares an absence."""
 
 from __future__ import annotations
 
@@ -155,14 +156,20 @@ def test_a_subscriber_pays_an_instalment_and_declares_an_absence(
     deal = amap.contract("subscription", instalments=2, jokers=1)
     first, _ = amap.distribution(deal["id"]), amap.distribution(deal["id"])
     lea = amap.member("Léa")
-    amap.subscribe(lea, deal["id"])  # the device has a key already: `join` made one
     phone = open_browser()
     _log_in(phone, lea, f"/amap/contracts/{deal['id']}")
     phone.click("#no-key #make-key")  # this browser's own key, beside the test's
     expect(phone.locator("#done")).to_contain_text("Cet appareil peut maintenant signer")
-    expect(phone.locator("#pay-form button")).to_contain_text("5,00")  # half the season
-    phone.click("#pay-form button[type=submit]")
+    # Subscribing carries its first payment: here the first of two instalments, in one go.
+    expect(phone.locator("#subscribe-form")).to_contain_text("10,00")  # the whole season
+    phone.check("#subscribe-form input[value=instalment]")
+    phone.click("#subscribe-form button[type=submit]")
     expect(phone.locator("#paid")).to_contain_text("5,00")
+    expect(phone.locator("#schedule")).to_contain_text("réglé")
+    expect(phone.locator("#pay-form")).to_contain_text("à régler avant le")
+    expect(phone.locator("#pay-form button")).to_contain_text("5,00")  # the second half
+    phone.click("#pay-form button[type=submit]")
+    expect(phone.locator("#paid")).to_contain_text("10,00")
     phone.click(f'.absence-form[data-distribution="{first["id"]}"] button[type=submit]')
     expect(phone.locator(f'.absence-form[data-distribution="{first["id"]}"]')).to_have_count(0)
     assert amap.mine(lea, {"id": amap.mine_id(lea, deal["id"])})["jokers_used"] == 1

@@ -1,5 +1,6 @@
 """A stateful test of the AMAP's escrows, on SQLite and PostgreSQL: whatever members and
-coordinators do (pay, order, declare absences, leave; deliver or cancel distributions), for
+coordinators do (subscribe with a first payment or without, pay instalments, order, declare
+absences, leave, let cut-offs pass; deliver or cancel distributions), for
 every subscription what the member paid is what was released to the producer, plus what was
 refunded, plus what its escrow holds; the producer received exactly the releases; and
 `sou audit` finds nothing, after every step.
@@ -32,6 +33,7 @@ from tests.people import Person
 from tests.test_amap import Amap, make_amap
 
 WALLET = 20_000
+DAY_S = 24 * 3600
 SETTINGS = settings(
     max_examples=int(os.environ.get("SOU_AMAP_EXAMPLES", "15")),
     stateful_step_count=int(os.environ.get("SOU_AMAP_STEPS", "15")),
@@ -49,8 +51,16 @@ class EscrowMachine(RuleBasedStateMachine):
         joker_rule=st.sampled_from(["carry", "refund"]),
         leave_rule=st.sampled_from(["all", "notice"]),
         instalments=st.integers(1, 3),
+        firsts=st.lists(st.sampled_from(["season", "instalment", None]), min_size=2, max_size=2),
     )
-    def contract(self, nature: str, joker_rule: str, leave_rule: str, instalments: int) -> None:
+    def contract(
+        self,
+        nature: str,
+        joker_rule: str,
+        leave_rule: str,
+        instalments: int,
+        firsts: list[str | None],
+    ) -> None:
         a = self.amap
         self.nature = nature
         self.deal = a.contract(
@@ -61,16 +71,19 @@ class EscrowMachine(RuleBasedStateMachine):
             notice=1,
             instalments=instalments,
         )
-        self.dists = [a.distribution(self.deal["id"], stock=4)["id"] for _ in range(3)]
+        self.dists = [
+            a.distribution(self.deal["id"], cutoff_in_s=(d + 1) * DAY_S, stock=4)["id"]
+            for d in range(3)
+        ]
         self.farm_start = a.balance(a.farm.account)
         self.people: list[Person] = []
         self.subs: list[dict[str, Any]] = []
         self.paid: list[int] = []
-        for _ in range(2):
+        for first in firsts:  # a subscription starts with its first payment (or waits)
             person = a.member(f"Membre {next(_serial)}", WALLET)
             self.people.append(person)
-            self.subs.append(a.subscribe(person, self.deal["id"]))
-            self.paid.append(0)
+            self.subs.append(a.subscribe(person, self.deal["id"], first))
+            self.paid.append(self.subs[-1]["paid"])
 
     def _paying(self, i: int, answer: Any, amount: int) -> None:
         if answer.status_code in (200, 201) and amount:
@@ -103,6 +116,11 @@ class EscrowMachine(RuleBasedStateMachine):
         )
         assert answer.status_code in (200, 404, 409, 422), answer.text
         self._paying(i, answer, pay)
+
+    @rule()
+    def a_day_passes(self) -> None:
+        """Cut-offs pass: an instalment not paid by then leaves its basket unpaid."""
+        self.amap.clock.advance(DAY_S)
 
     @rule(i=st.integers(0, 1), d=st.integers(0, 2))
     def absent(self, i: int, d: int) -> None:

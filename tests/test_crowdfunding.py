@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -719,3 +720,116 @@ def test_the_node_shows_the_plugins_own_french_for_each_of_its_messages() -> Non
         if msgid in node and text.translate(same_space) != node[msgid].translate(same_space)
     }
     assert not differ, differ
+
+
+def _lowered_in_the_ledger_only(site: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Refunds of a lowering reach the ledger but not the plugin's tables (as when the node
+    stops in between, or the deadline job counts between the two)."""
+    monkeypatch.setattr(service.repo, "record_movement", lambda conn, row: False)
+
+
+def test_a_lowering_posted_but_not_yet_recorded_is_not_counted_at_the_deadline(
+    site: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    node = node_of(site)
+    camille, louis, ines = join(site, "Camille"), join(site, "Louis"), join(site, "Ines")
+    for person in (louis, ines):
+        fund(site, person, 2_000)
+    campaign = opened(site, camille, goal=1_500)
+    assert pledge(louis, campaign, 1_000).status_code == 201
+    assert pledge(ines, campaign, 800).status_code == 201
+    with monkeypatch.context() as patched:
+        _lowered_in_the_ledger_only(site, patched)
+        path = f"/api/v1/campaigns/{campaign['id']}/pledge/lower"
+        assert louis.post(path, json={"amount": 400}).status_code == 200
+        assert louis.balance() == 1_600  # the ledger gave 600 back; the plugin does not know
+        # The count is 400 + 800 = 1200, what the escrow holds: missed.
+        assert service.close(node, campaign["id"], campaign["deadline_ms"] + 1)
+    found = service.campaign(node, campaign["id"])
+    assert (found["state"], found["raised"]) == ("missed", 1_200)
+    deadline(site, campaign)
+    assert (louis.balance(), ines.balance(), camille.balance()) == (2_000, 2_000, 0)
+    assert node.ledger.balance(campaign["escrow"]) == 0
+    assert_audit(site)
+
+
+def test_lowerings_sent_as_the_deadline_job_runs_leave_the_count_true(site: TestClient) -> None:
+    """Members lower their pledges again and again while the deadline passes and the job
+    runs: each lowering is refunded before the count (and not counted) or refused, and the
+    campaign gives out exactly what the ledger held: the escrow ends empty."""
+    import time
+
+    from sqlalchemy import update
+
+    node = node_of(site)
+    camille = join(site, "Camille")
+    backers = [join(site, f"Membre {i}") for i in range(4)]
+    for person in backers:
+        fund(site, person, 1_000)
+    campaign = opened(site, camille, goal=1_200)
+    for person in backers:
+        assert pledge(person, campaign, 500).status_code == 201
+    closes_ms = int(time.time() * 1000) + 1_500
+    with node.engine.begin() as conn:
+        conn.execute(
+            update(campaigns).where(campaigns.c.id == campaign["id"]).values(deadline_ms=closes_ms)
+        )
+    path = f"/api/v1/campaigns/{campaign['id']}/pledge/lower"
+
+    def lowering(person: Person) -> Callable[[], list[int]]:
+        def run() -> list[int]:
+            said, left = [], 500
+            while left > 0:  # 100 less each time, until refused (closed) or nothing left
+                answer = person.post(path, json={"amount": left - 100})
+                said.append(answer.status_code)
+                if answer.status_code != 200:
+                    assert answer.json()["error"] == "campaign_not_open", answer.text
+                    break
+                left -= 100
+            return said
+
+        return run
+
+    def the_job() -> str:
+        while time.time() * 1000 <= closes_ms:  # the job's run after the deadline
+            time.sleep(0.01)
+        return str(service.close_due(node, int(time.time() * 1000)))
+
+    answers = at_once([*(lowering(p) for p in backers), the_job])
+    assert str(answers[-1]).startswith("1 campaigns closed"), answers
+    deadline(site, campaign)  # the next run: anything still held goes out
+    found = service.campaign(node, campaign["id"])
+    assert node.ledger.balance(campaign["escrow"]) == 0
+    kept = [1_000 - person.balance() for person in backers]  # what each one's pledge gave
+    assert all(0 <= k <= 500 for k in kept), kept
+    gained = camille.balance()
+    if found["state"] == "funded":
+        assert found["raised"] >= 1_200 and gained == found["raised"] == sum(kept)
+    else:
+        assert found["raised"] < 1_200 and gained == 0 and kept == [0] * 4
+    assert_audit(site)
+
+
+def assert_audit(site: TestClient) -> None:
+    from audits.audit import audit
+
+    node = node_of(site)
+    node.new_sealer().seal_all()
+    report = audit(node.engine, node_public_key=node.node_key.public_key, workers=1)
+    assert report.ok, [f.message for f in report.findings]
+
+
+def at_once(calls: list[Callable[[], Any]]) -> list[Any]:
+    start = threading.Barrier(len(calls))
+    answers: list[Any] = [None] * len(calls)
+
+    def run(i: int) -> None:
+        start.wait()
+        answers[i] = calls[i]()
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return answers

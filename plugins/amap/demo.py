@@ -90,7 +90,7 @@ def seed(node: Node, sign: Sign) -> None:
     dairy_days = weekly(dairy["id"], 2, {made["Œufs"]: 20, made["Fromage de chèvre"]: 12})
     for who, eggs, cheese in (("camille", 1, 1), ("lea", 1, 0), ("ines", 0, 1)):
         member = members_service.get_member(node, who)
-        sub = service.subscribe(node, member, dairy["id"])
+        sub, _ = service.subscribe(node, member, dairy["id"])
         quantities = {made["Œufs"]: eggs, made["Fromage de chèvre"]: cheese}
         service.order(
             node,
@@ -119,7 +119,7 @@ def _payer(node: Node, sign: Sign, who: str, escrow: str) -> Callable[[int], Pos
 
 def _pay_season(node: Node, sign: Sign, who: str, contract: int, instalments: int) -> None:
     member = members_service.get_member(node, who)
-    sub = service.subscribe(node, member, contract)
+    sub, _ = service.subscribe(node, member, contract)
     for _ in range(instalments):
         due = service.subscription(node, member, sub["id"])["next_instalment"]
         posted = _payer(node, sign, who, sub["escrow"])(due)

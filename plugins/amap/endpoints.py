@@ -28,6 +28,7 @@ from plugins.amap.schemas import (
     ProductUpdate,
     StockUpdate,
     Subscription,
+    SubscriptionCreate,
 )
 from web.refusals import REFUSALS
 from web.schemas import SignedOrderIn
@@ -139,9 +140,22 @@ def mark_cancelled(distribution_id: IdIn, request: Request, who: AnyMember) -> A
 
 
 @router.post("/contracts/{contract_id}/subscriptions", status_code=201, response_model=Subscription)
-def subscribe(contract_id: IdIn, request: Request, member: WalletHolder) -> Any:
-    """Join a contract; its escrow is opened with the subscription."""
-    return service.subscribe(node_of(request), member, contract_id)
+def subscribe(
+    contract_id: IdIn,
+    request: Request,
+    response: Response,
+    member: WalletHolder,
+    body: SubscriptionCreate | None = None,
+) -> Any:
+    """Join a contract; its escrow is opened with the subscription. A subscription contract
+    starts with its first payment (the season, or the first instalment), signed on your
+    device for the escrow this call names without it: until then it is on no sheet, and it
+    lapses after an hour."""
+    payment = None if body is None or body.payment is None else envelope_of(body.payment)
+    found, changed = service.subscribe(node_of(request), member, contract_id, payment)
+    if not changed:
+        response.status_code = 200
+    return found
 
 
 @router.get("/subscriptions", response_model=list[Subscription])

@@ -77,3 +77,8 @@ DISTRIBUTION_CLOSED = NamedRefusal(
 BAD_SIGNATURE_ENCODING = NamedRefusal(
     422, "bad_signature_encoding", "The signature is not base64url."
 )
+FIRST_PAYMENT_NEEDED = NamedRefusal(
+    409,
+    "first_payment_needed",
+    "Your subscription starts with its first payment: pay it first.",
+)

@@ -96,6 +96,9 @@ subscriptions = Table(
     Column("total", BigInteger, nullable=False),  # what the season's baskets cost
     Column("credit", BigInteger, nullable=False),  # prepaid: units held, not yet ordered
     Column("created_ms", BigInteger, nullable=False),
+    # When its first payment was recorded: until then (NULL) it waits for it, on no sheet.
+    Column("effective_ms", BigInteger),
+    Column("instalment_size", Integer),  # distributions each instalment covers
 )
 
 # What a member takes at a distribution, at the price of the day it was ordered.
@@ -125,6 +128,7 @@ payments = Table(
     Column("amount", BigInteger, nullable=False),
     Column("unspent", BigInteger, nullable=False),
     Column("order_id", String(64)),  # the signed order's id: sent again, answered again
+    Column("paid_ms", BigInteger),  # when it was recorded: a basket is paid by its cut-off
 )
 
 # Each release or refund, decided (with its client id) before it is posted.
@@ -154,7 +158,8 @@ holds = Table(
     Column("expires_ms", BigInteger, nullable=False),
 )
 
-# One settlement per distribution and subscription: delivered, cancelled, skipped or left.
+# One settlement per distribution and subscription: delivered, cancelled, absent, or unpaid
+# (its instalment not paid by the cut-off: not delivered, nothing released).
 settlements = Table(
     "amap_settlements",
     metadata,

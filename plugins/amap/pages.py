@@ -97,6 +97,7 @@ def contract_page(contract_id: PathId, request: Request, p: MaybeMember) -> Resp
         "amap/contract.html",
         deal=deal,
         mine=mine,
+        quote=service.quote(node, contract_id) if deal["nature"] == "subscription" else None,
         coming=coming,
         ordered=ordered,
         stocks=stocks,
@@ -174,13 +175,14 @@ def distribution_sheet(
     if isinstance(me, Response):
         return me
     dist, rows = service.sheet(node_of(request), me, distribution_id)
-    header = [say(request, h) for h in ("Member", "Product", "Quantity", "Price")]
+    header = [say(request, h) for h in ("Member", "Product", "Quantity", "Price", "Payment")]
     table = [
         [
             r["name"],
             r["product_name"],
             f"{r['quantity']} {r['unit']}",
             _money(request, r["quantity"] * r["unit_price"]),
+            say(request, "Paid for" if r["paid"] else "To settle"),
         ]
         for r in rows
     ]

@@ -153,8 +153,11 @@ def subscriptions_of_member(conn: Connection, member: str) -> list[Row]:
 
 
 def active_subscriptions(conn: Connection, contract: int) -> list[Row]:
+    """The subscriptions that take their basket: active, and started by a first payment."""
     query = select(subscriptions).where(
-        subscriptions.c.contract == contract, subscriptions.c.state == "active"
+        subscriptions.c.contract == contract,
+        subscriptions.c.state == "active",
+        subscriptions.c.effective_ms.is_not(None),
     )
     return all_of(conn, query.order_by(subscriptions.c.id))
 
@@ -233,7 +236,12 @@ def payment_of_order(conn: Connection, subscription: int, order_id: str) -> int 
 
 
 def record_payment(
-    conn: Connection, subscription: int, transfer_id: int, amount: int, order_id: str | None
+    conn: Connection,
+    subscription: int,
+    transfer_id: int,
+    amount: int,
+    order_id: str | None,
+    paid_ms: int,
 ) -> bool:
     """Record an escrow payment that reached the log, once: True if this call recorded it."""
     found = select(payments.c.transfer_id).where(payments.c.transfer_id == transfer_id)
@@ -248,6 +256,7 @@ def record_payment(
                     amount=amount,
                     unspent=amount,
                     order_id=order_id,
+                    paid_ms=paid_ms,
                 )
             )
     except IntegrityError:  # recorded meanwhile by the reaction, or the other way round
@@ -272,6 +281,47 @@ def paid(conn: Connection, subscription: int) -> int:
         payments.c.subscription == subscription
     )
     return int(conn.scalar(query) or 0)
+
+
+def paid_by(conn: Connection, subscription: int, at_ms: int) -> int:
+    """What the member had paid into the escrow by `at_ms` (recorded by then)."""
+    query = select(func.coalesce(func.sum(payments.c.amount), 0)).where(
+        payments.c.subscription == subscription,
+        func.coalesce(payments.c.paid_ms, 0) <= at_ms,
+    )
+    return int(conn.scalar(query) or 0)
+
+
+def season_of(conn: Connection, subscription: int) -> list[Row]:
+    """The subscription's baskets, one row per distribution in cut-off order: its worth, the
+    distribution's state and how it was settled (None while it is to come)."""
+    worth = func.sum(lines.c.quantity * lines.c.unit_price)
+    query = (
+        select(
+            distributions.c.id,
+            distributions.c.day,
+            distributions.c.cutoff_ms,
+            distributions.c.state,
+            worth.label("worth"),
+            settlements.c.outcome,
+        )
+        .join(distributions, distributions.c.id == lines.c.distribution)
+        .outerjoin(
+            settlements,
+            (settlements.c.distribution == lines.c.distribution)
+            & (settlements.c.subscription == lines.c.subscription),
+        )
+        .where(lines.c.subscription == subscription)
+        .group_by(
+            distributions.c.id,
+            distributions.c.day,
+            distributions.c.cutoff_ms,
+            distributions.c.state,
+            settlements.c.outcome,
+        )
+        .order_by(distributions.c.cutoff_ms, distributions.c.id)
+    )
+    return [{**r, "worth": int(r["worth"])} for r in all_of(conn, query)]
 
 
 def payments_of(conn: Connection, subscription: int) -> list[Row]:
@@ -331,6 +381,12 @@ def settle(
     return True
 
 
+def settled(conn: Connection, distribution: int, subscription: int) -> str | None:
+    key = (settlements.c.distribution == distribution, settlements.c.subscription == subscription)
+    found = conn.scalar(select(settlements.c.outcome).where(*key))
+    return None if found is None else str(found)
+
+
 def owed_to_producer(conn: Connection, subscription: int) -> int:
     """What the baskets delivered were worth beyond what was released for them."""
     query = select(func.coalesce(func.sum(settlements.c.amount), 0)).where(
@@ -370,6 +426,7 @@ def sheet_rows(conn: Connection, distribution: int) -> list[Row]:
     """Who takes what at a distribution: one row per member and product."""
     query = (
         select(
+            subscriptions.c.id.label("subscription"),
             subscriptions.c.member,
             products.c.name.label("product_name"),
             products.c.unit,

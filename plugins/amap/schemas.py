@@ -68,7 +68,13 @@ class ContractCreate(Strict):
     joker_rule: Literal["carry", "refund"] = "carry"
     leave_rule: Literal["all", "notice"] = "all"
     notice: int = Field(0, ge=0, le=52, description="Distributions still delivered on leaving.")
-    instalments: int = Field(1, ge=1, le=12)
+    instalments: int = Field(
+        1,
+        ge=1,
+        le=12,
+        description="The season is cut in this many instalments of as many distributions "
+        "each; each is due before the cut-off of the first distribution it covers.",
+    )
     basket: list[BasketLine] = Field(default_factory=list, max_length=50)
     coordinators: list[str] = Field(default_factory=list, max_length=20)
 
@@ -133,8 +139,17 @@ class Subscription(BaseModel):
     refunded: int
     due: int
     next_instalment: int
+    next_due_ms: int | None = None
+    schedule: list[dict[str, Any]] = []
+    unpaid: list[str] = []
     jokers_used: int
     baskets: list[dict[str, Any]]
+
+
+class SubscriptionCreate(Strict):
+    payment: SignedOrderIn | None = Field(
+        None, description="The first payment: the whole season, or the first instalment."
+    )
 
 
 class OrderLine(Strict):

@@ -341,12 +341,19 @@ def _close(
 
 def deliver(node: Node, who: Member, distribution_id: int) -> Row:
     """The distribution took place: each basket's worth goes from its escrow to the producer.
-    Marked twice, at once or later, the producer is paid once."""
+    A subscription's basket whose instalment was not paid by the cut-off was not handed
+    over: nothing is released for it, and it leaves the season. Marked twice, at once or
+    later, the producer is paid once."""
     with node.engine.begin() as conn:
         deal, subs = _close(conn, who, distribution_id, "delivered", "cancelled")
+        dist = repo.one(conn, distributions, distribution_id)
+        assert dist is not None
         for sub in subs:
             worth = repo.value_of(conn, sub, distribution_id)
-            if repo.settle(conn, distribution_id, sub, "delivered", worth):
+            paid = _covered(conn, sub, distribution_id, int(dist["cutoff_ms"]))
+            if deal["nature"] == "subscription" and not paid:
+                _unpaid(conn, sub, distribution_id, worth)
+            elif repo.settle(conn, distribution_id, sub, "delivered", worth):
                 _draw(
                     conn,
                     sub,
@@ -358,6 +365,19 @@ def deliver(node: Node, who: Member, distribution_id: int) -> Row:
                 )
     _post_moves(node, subs)
     return distribution(node, distribution_id)
+
+
+def _unpaid(conn: Connection, sub_id: int, distribution_id: int, worth: int) -> None:
+    """Not paid by the cut-off, not delivered: the member owes nothing for it, and what they
+    paid stays in the escrow for the next baskets."""
+    if repo.settle(conn, distribution_id, sub_id, "unpaid", 0):
+        conn.execute(
+            update(subscriptions)
+            .where(subscriptions.c.id == sub_id)
+            .values(total=subscriptions.c.total - worth)
+        )
+        # Paid after the cut-off for this basket: that payment comes back.
+        _refund_excess(conn, _sub(conn, sub_id), f"u{distribution_id}-s{sub_id}", "amap.unpaid")
 
 
 def cancel(node: Node, who: Member, distribution_id: int) -> Row:
@@ -399,55 +419,176 @@ def _mine(conn: Connection, member: Member, sub_id: int) -> tuple[Row, Row]:
     return found, deal
 
 
-def subscribe(node: Node, member: Member, contract_id: int) -> Row:
-    """Join a contract: its escrow is opened with it. A subscription's basket is put in every
-    distribution still open, at today's prices."""
+# A subscription waiting for its first payment lapses after this long: it holds no basket,
+# and subscribing again starts it afresh. (A payment landing later still starts it.)
+PENDING_MS = 3_600_000
+
+
+def subscribe(
+    node: Node, member: Member, contract_id: int, envelope: SignedOrder | None = None
+) -> tuple[Row, bool]:
+    """Join a contract: its escrow is opened with it. A subscription contract's membership
+    starts with its first payment (the whole season, or the first instalment), signed on the
+    member's device: without it the subscription waits, on no sheet, and lapses. Returns the
+    subscription and whether this call changed anything (False: the same payment again)."""
     try:
-        sub_id = _subscribe(node, member, contract_id)
+        sub_id = _subscribe(node, member, contract_id, envelope)
     except IntegrityError:  # the same member subscribing twice at once: the second loses
         raise errors.ALREADY_SUBSCRIBED() from None
-    return subscription(node, member, sub_id)
+    if envelope is None:
+        return subscription(node, member, sub_id), True
+    posted = pay(node, member, sub_id, envelope)
+    return subscription(node, member, sub_id), not posted.replayed
 
 
-def _subscribe(node: Node, member: Member, contract_id: int) -> int:
+def _subscribe(node: Node, member: Member, contract_id: int, envelope: SignedOrder | None) -> int:
     now = now_ms()
     with node.engine.begin() as conn:
         deal = repo.one(conn, contracts, contract_id)
         if deal is None:
             raise errors.UNKNOWN_CONTRACT()
-        if repo.subscription_of(conn, contract_id, member.id) is not None:
-            raise errors.ALREADY_SUBSCRIBED()
-        coming = repo.open_distributions(conn, contract_id, now)
-        items = repo.basket(conn, contract_id)
-        if deal["nature"] == "subscription" and not coming:
+        found = repo.subscription_of(conn, contract_id, member.id)
+        if found is not None:
+            order_id = str(envelope.order.get("id", "")) if envelope is not None else ""
+            if order_id and repo.payment_of_order(conn, found["id"], order_id) is not None:
+                return int(found["id"])  # the first payment sent again: answered again
+            if found["effective_ms"] is not None or found["state"] != "active":
+                raise errors.ALREADY_SUBSCRIBED()
+            if found["created_ms"] + PENDING_MS <= now:  # lapsed: waiting afresh
+                conn.execute(
+                    update(subscriptions)
+                    .where(subscriptions.c.id == found["id"])
+                    .values(created_ms=now)
+                )
+            return int(found["id"])
+        waits = deal["nature"] == "subscription"
+        if waits and not repo.open_distributions(conn, contract_id, now):
             raise errors.NOTHING_TO_SUBSCRIBE()
-        total = sum(b["price"] * b["quantity"] for b in items) * len(coming)
-        if deal["nature"] != "subscription":
-            total = 0
         sub_id = conn.execute(
             insert(subscriptions)
             .values(
                 contract=contract_id,
                 member=member.id,
                 state="active",
-                total=total,
+                total=0,
                 credit=0,
                 created_ms=now,
+                effective_ms=None if waits else now,
             )
             .returning(subscriptions.c.id)
         ).scalar_one()
-        if deal["nature"] == "subscription":
-            for dist in coming:
-                for b in items:
-                    repo.set_line(conn, sub_id, dist["id"], b["product"], b["quantity"], b["price"])
         node.ledger.open_account(escrow(sub_id), conn)  # with the subscription, or not at all
     return int(sub_id)
+
+
+def _activate(conn: Connection, sub: Row, deal: Row) -> None:
+    """The first payment is recorded: the basket is put in every distribution still open, at
+    today's prices, and the instalments are cut (each covers the same number of them)."""
+    now = now_ms()
+    started = conn.execute(
+        update(subscriptions)
+        .where(subscriptions.c.id == sub["id"], subscriptions.c.effective_ms.is_(None))
+        .values(effective_ms=now)
+    )
+    if started.rowcount != 1:
+        return
+    coming = repo.open_distributions(conn, deal["id"], now)
+    items = repo.basket(conn, deal["id"])
+    worth = sum(b["price"] * b["quantity"] for b in items)
+    for dist in coming:
+        for b in items:
+            repo.set_line(conn, sub["id"], dist["id"], b["product"], b["quantity"], b["price"])
+    conn.execute(
+        update(subscriptions)
+        .where(subscriptions.c.id == sub["id"])
+        .values(
+            total=worth * len(coming),
+            state="active",
+            instalment_size=_size(len(coming), int(deal["instalments"])),
+        )
+    )
+    _refund_excess(conn, sub, f"start-s{sub['id']}", "amap.overpaid")
+
+
+def _size(count: int, instalments: int) -> int:
+    """Distributions each instalment covers: the season cut in `instalments` parts."""
+    return max(1, -(-count // max(1, instalments)))
 
 
 def subscription(node: Node, member: Member, sub_id: int) -> Row:
     with node.ledger.reading() as conn:
         found, deal = _mine(conn, member, sub_id)
         return _described(conn, found, deal)
+
+
+def _walk(conn: Connection, sub_id: int) -> list[Row]:
+    """The baskets the member pays for, in cut-off order: not cancelled, not left unpaid."""
+    return [
+        b
+        for b in repo.season_of(conn, sub_id)
+        if b["state"] != "cancelled" and b["outcome"] not in ("unpaid", "absent", "cancelled")
+    ]
+
+
+def _net(conn: Connection, sub_id: int, at_ms: int) -> int:
+    """What the member's payments recorded by `at_ms` bring to the baskets: less the refunds
+    (each refund gives back a basket that is no longer in the season, or an excess)."""
+    return repo.paid_by(conn, sub_id, at_ms) - repo.moved(conn, sub_id, "escrow_refund")
+
+
+def _covered(conn: Connection, sub_id: int, distribution_id: int, at_ms: int) -> bool:
+    """Paid for by `at_ms`: the payments cover this basket and every one before it."""
+    net, running = _net(conn, sub_id, at_ms), 0
+    for b in _walk(conn, sub_id):
+        running += b["worth"]
+        if b["id"] == distribution_id:
+            return bool(running <= net)
+    return True
+
+
+def _instalments(baskets: list[Row], size: int, net: int) -> list[Row]:
+    """The schedule: each instalment covers the next `size` baskets and is due before the
+    cut-off of the first one it covers (of the first one not yet paid, once partly paid)."""
+    out, running = [], 0
+    for start in range(0, len(baskets), size):
+        part = baskets[start : start + size]
+        before, first_unpaid = running, None
+        for b in part:
+            running += b["worth"]
+            if running > net and first_unpaid is None:
+                first_unpaid = b
+        due = first_unpaid or part[0]
+        out.append(
+            {
+                "amount": running - before,
+                "left": max(0, min(running - before, running - net)),
+                "due_ms": due["cutoff_ms"],
+                "day": due["day"],
+                "distributions": len(part),
+                "paid": running <= net,
+            }
+        )
+    return out
+
+
+def _coming(conn: Connection, deal: Row, now: int) -> tuple[list[Row], int]:
+    """The baskets a subscription made now would take, and each instalment's size."""
+    worth = sum(b["price"] * b["quantity"] for b in repo.basket(conn, deal["id"]))
+    baskets = [{**d, "worth": worth} for d in repo.open_distributions(conn, deal["id"], now)]
+    return baskets, _size(len(baskets), int(deal["instalments"]))
+
+
+def quote(node: Node, contract_id: int) -> Row:
+    """What subscribing costs now: the whole season, or the first of the instalments."""
+    with node.ledger.reading() as conn:
+        deal = repo.one(conn, contracts, contract_id)
+        if deal is None:
+            raise errors.UNKNOWN_CONTRACT()
+        baskets, size = _coming(conn, deal, now_ms())
+    schedule = _instalments(baskets, size, 0)
+    season = sum(b["worth"] for b in baskets)
+    first = schedule[0]["amount"] if schedule else 0
+    return {"season": season, "first": first, "schedule": schedule}
 
 
 def _described(conn: Connection, found: Row, deal: Row) -> Row:
@@ -457,8 +598,23 @@ def _described(conn: Connection, found: Row, deal: Row) -> Row:
     paid = repo.paid(conn, sub_id)
     owed = repo.owed_to_producer(conn, sub_id)  # delivered, not yet paid
     due = max(0, needed + owed - held) if deal["nature"] != "prepaid" else 0
+    state, schedule, unpaid = found["state"], [], []
+    if deal["nature"] == "subscription":
+        now = now_ms()
+        if found["effective_ms"] is None:
+            state = "pending" if found["created_ms"] + PENDING_MS > now else "expired"
+            baskets, size, net = *_coming(conn, deal, now), 0
+        else:
+            baskets = _walk(conn, sub_id)
+            size = found["instalment_size"] or _size(len(baskets), int(deal["instalments"]))
+            net = _net(conn, sub_id, now)
+            unpaid = [b["day"] for b in repo.season_of(conn, sub_id) if b["outcome"] == "unpaid"]
+        schedule = _instalments(baskets, size, net)
+        due = max(0, sum(b["worth"] for b in baskets) - net)
+    upcoming = next((i for i in schedule if not i["paid"]), None)
     return {
         **found,
+        "state": state,
         "escrow": escrow(sub_id),
         "nature": deal["nature"],
         "title": deal["title"],
@@ -467,21 +623,14 @@ def _described(conn: Connection, found: Row, deal: Row) -> Row:
         "released": repo.moved(conn, sub_id, "escrow_release"),
         "refunded": repo.moved(conn, sub_id, "escrow_refund"),
         "due": due,
-        "next_instalment": _next_instalment(deal, found, paid, due),
+        "next_instalment": upcoming["left"] if upcoming else due,
+        "next_due_ms": upcoming["due_ms"] if upcoming else None,
+        "schedule": schedule,
+        "unpaid": unpaid,
         "jokers_used": repo.jokers_used(conn, sub_id),
         "baskets": repo.baskets_of(conn, sub_id),
         "payments": repo.payments_of(conn, sub_id),
     }
-
-
-def _next_instalment(deal: Row, found: Row, paid: int, due: int) -> int:
-    """n equal payments of the season's total, the rest on the first."""
-    if deal["nature"] != "subscription" or due == 0:
-        return due
-    count, total = int(deal["instalments"]), int(found["total"])
-    share = total // count
-    first = total - share * (count - 1)
-    return min(due, first if paid == 0 else max(share, 1))
 
 
 def subscriptions_of(node: Node, member: Member) -> list[Row]:
@@ -510,7 +659,7 @@ def _check_payment(
 
 def pay(node: Node, member: Member, sub_id: int, envelope: SignedOrder) -> Posted:
     """Pay into the subscription's escrow: the whole season or the next instalment (a
-    subscription), or any amount loaded on a prepaid card."""
+    subscription; its first payment starts it), or any amount loaded on a prepaid card."""
     with node.ledger.reading() as conn:
         found, deal = _mine(conn, member, sub_id)
         if found["state"] != "active":
@@ -527,6 +676,7 @@ def pay(node: Node, member: Member, sub_id: int, envelope: SignedOrder) -> Poste
     else:
         if shown["due"] == 0:
             raise errors.NOTHING_DUE()
+        # The whole of what is due, or the next instalment (the first, to start with).
         _check_payment(node, member, sub_id, envelope, {shown["due"], shown["next_instalment"]})
     posted = post(node, envelope)
     order_id = str(envelope.order.get("id", "")) or None
@@ -551,7 +701,12 @@ def _record(
     node: Node, sub_id: int, transfer_id: int, amount: int, nature: str, order_id: str | None
 ) -> None:
     with node.engine.begin() as conn:
-        recorded = repo.record_payment(conn, sub_id, transfer_id, amount, order_id)
+        recorded = repo.record_payment(conn, sub_id, transfer_id, amount, order_id, now_ms())
+        sub = _sub(conn, sub_id)
+        if recorded and sub["effective_ms"] is None:  # its first payment: it starts now
+            deal = repo.one(conn, contracts, sub["contract"])
+            assert deal is not None
+            _activate(conn, sub, deal)
         if recorded and nature == "prepaid":
             conn.execute(
                 update(subscriptions)
@@ -800,6 +955,8 @@ def declare_absence(node: Node, member: Member, sub_id: int, distribution_id: in
             raise errors.NOT_SUBSCRIPTION()
         if found["state"] != "active":
             raise errors.SUBSCRIPTION_LEFT()
+        if found["effective_ms"] is None:
+            raise errors.FIRST_PAYMENT_NEEDED()
         dist = repo.one(conn, distributions, distribution_id)
         if dist is None or dist["contract"] != deal["id"]:
             raise errors.UNKNOWN_DISTRIBUTION()
@@ -851,6 +1008,8 @@ def leave(node: Node, member: Member, sub_id: int) -> Row:
     rule (all of it, or all but the next `notice` distributions)."""
     with node.engine.begin() as conn:
         found, deal = _mine(conn, member, sub_id)
+        if found["effective_ms"] is None and found["state"] == "active":
+            raise errors.FIRST_PAYMENT_NEEDED()
         left = conn.execute(
             update(subscriptions)
             .where(subscriptions.c.id == sub_id, subscriptions.c.state == "active")
@@ -995,7 +1154,9 @@ def coordinator_view(node: Node, who: Member) -> list[Row]:
 
 
 def sheet(node: Node, who: Member, distribution_id: int) -> tuple[Row, list[Row]]:
-    """Who takes what at a distribution (coordinators, and the contract's producer)."""
+    """Who takes what at a distribution (coordinators, and the contract's producer), and
+    whether each basket is paid: one whose instalment was not paid by the cut-off is to
+    settle at the distribution (and is not handed over unless it is)."""
     with node.ledger.reading() as conn:
         found = repo.one(conn, distributions, distribution_id)
         if found is None:
@@ -1006,8 +1167,18 @@ def sheet(node: Node, who: Member, distribution_id: int) -> tuple[Row, list[Row]
             _coordinate(conn, who, deal["id"])
         rows = repo.sheet_rows(conn, distribution_id)
         place = repo.one(conn, places, found["place"])
+        at = min(now_ms(), int(found["cutoff_ms"]))
+        paid = {
+            sub: deal["nature"] != "subscription"
+            or (
+                _covered(conn, sub, distribution_id, at)
+                and repo.settled(conn, distribution_id, sub) != "unpaid"
+            )
+            for sub in {r["subscription"] for r in rows}
+        }
     names = members_service.names(node, {r["member"] for r in rows})
     for r in rows:
         r["name"] = names.get(r["member"], r["member"])
+        r["paid"] = paid[r["subscription"]]
     found.update(title=deal["title"], place_name=place["name"] if place else "")
     return found, rows

@@ -14,6 +14,7 @@ from typing import Any
 from PIL import Image, UnidentifiedImageError
 from sqlalchemy import Connection
 
+from ledger import repository as ledger_repo
 from ledger.errors import LedgerError
 from ledger.operations import plugin_escrow
 from ledger.posting import Posted
@@ -573,12 +574,29 @@ def on_ledger_event(node: Node, event: LedgerEvent) -> None:
 # -- the deadline ---------------------------------------------------------------------------
 
 
+def _left_by_ledger(conn: Connection, payments: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each payment with what the ledger says is left of it: its amount less every refund and
+    release naming it that reached the ledger, recorded in the plugin's tables yet or not (a
+    lowering's refund is posted first, recorded after)."""
+    taken = ledger_repo.dependents(conn, [p["transfer_id"] for p in payments])
+    out = []
+    for payment in payments:
+        left = int(payment["amount"]) - taken[payment["transfer_id"]].refunded
+        out.append({**payment, "left": min(int(payment["left"]), left)})
+    return out
+
+
 def close(node: Node, campaign_id: int, at_ms: int) -> bool:
-    """Close a due campaign: the pledges recorded now are counted, the goal decides. One
-    process does it (a conditional UPDATE); the others find it closed."""
+    """Close a due campaign: the pledges are counted as the ledger holds them, under the lock
+    every posting into or out of the escrow takes (its balance row; SQLite's one writer), so
+    a lowering's refund is either in the count or waits for it. One process closes (a
+    conditional UPDATE); the others find it closed."""
     found = campaign(node, campaign_id)
+    account = node.ledger.account(escrow(campaign_id))
     with node.engine.begin() as conn:
-        counted = [p for p in repo.held(conn, escrow(campaign_id)) if p["left"] > 0]
+        ledger_repo.lock_balances(conn, [account.id], [])
+        held = _left_by_ledger(conn, repo.held(conn, escrow(campaign_id)))
+        counted = [p for p in held if p["left"] > 0]
         raised = sum(p["left"] for p in counted)
         state = "funded" if raised >= found["goal"] else "missed"
         if not repo.change_state(
@@ -591,12 +609,15 @@ def close(node: Node, campaign_id: int, at_ms: int) -> bool:
 
 def settle(node: Node, campaign_id: int) -> int:
     """Give out what a closed campaign holds: counted pledges of a funded campaign to its
-    beneficiary (and the matching), everything else back to its payer. Safe to repeat."""
+    beneficiary (and the matching), everything else back to its payer, each payment for what
+    the ledger says is left of it (never more than the escrow holds). Safe to repeat."""
     found = campaign(node, campaign_id)
     if found["state"] not in ("funded", "missed"):
         return 0
     with node.ledger.reading() as conn:
-        payments = [p for p in repo.held(conn, escrow(campaign_id)) if p["left"] > 0]
+        payments = [
+            p for p in _left_by_ledger(conn, repo.held(conn, escrow(campaign_id))) if p["left"] > 0
+        ]
     moved = 0
     for payment in payments:
         tid = payment["transfer_id"]

@@ -41,9 +41,23 @@
   }
 
   // -- a member on a contract's page ---------------------------------------------------------
+  // A subscription contract starts with its first payment: the first call names the escrow
+  // and the amounts (the subscription waits, on no sheet), the second carries the payment.
   const subscribe = document.getElementById("subscribe-form");
   if (subscribe) {
-    on(subscribe, () => Sou.api("POST", `${base}/contracts/${data.contract}/subscriptions`));
+    on(subscribe, async () => {
+      const path = `${base}/contracts/${data.contract}/subscriptions`;
+      if (data.nature !== "subscription") return Sou.api("POST", path);
+      if (!keyReady || !(await keyReady())) throw new Error(M.noKey);
+      const waiting = await Sou.api("POST", path);
+      const choice = subscribe.elements.first ? subscribe.elements.first.value : "season";
+      const amount = choice === "instalment" ? waiting.next_instalment : waiting.due;
+      const signed = await Sou.signedOrder(data.member, {
+        kind: "escrow_payment", from: "member:" + data.member, to: waiting.escrow, amount,
+        currency: data.currency,
+      });
+      return Sou.api("POST", path, { payment: signed });
+    });
   }
   const pay = document.getElementById("pay-form");
   if (pay) {
