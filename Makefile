@@ -33,12 +33,14 @@ run: $(VENV)/.installed
 	$(BIN)/sou init --demo
 	$(BIN)/sou serve
 
+# The suite runs on both cores (pytest-xdist); worksteal: a worker that runs out of tests
+# takes some of the other's, so that no long file is left to finish alone.
 test: $(VENV)/.installed-test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy ledger runtime web members node wallet_api merchants pos audits plugins
 	$(BIN)/lint-imports
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist worksteal
 
 bench: $(VENV)/.installed-test
 	$(BIN)/python -m bench

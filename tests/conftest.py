@@ -9,6 +9,7 @@ user postgres). Where it is unreachable its tests are skipped with a message, ex
 
 from __future__ import annotations
 
+import logging
 import os
 import queue
 import shutil
@@ -23,6 +24,7 @@ from typing import Any
 
 import pytest
 from argon2 import PasswordHasher
+from hypothesis import settings as hypothesis_settings
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
@@ -42,6 +44,12 @@ IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 ORIGIN = "test.sou.localhost/village"
 NODE_KEY = SigningKey(bytes(range(32)))
 TREASURER_KEY = SigningKey(bytes(range(1, 33)))
+
+# No time limit on a Hypothesis example: the suite asserts behaviour, not speed, and its
+# workers share the cores (pytest-xdist), so an example that takes 5 ms alone may wait
+# 300 ms for a core; Hypothesis would then call the test flaky.
+hypothesis_settings.register_profile("sou", deadline=None)
+hypothesis_settings.load_profile("sou")
 
 
 # The node's password hasher (Argon2id at the library's recommended cost), before the
@@ -167,7 +175,7 @@ class Spares:
         self.stopping.set()
         self.thread.join()
         while not self.ready.empty():
-            drop_pg_database(self.ready.get())
+            _dropped.put(self.ready.get())
 
 
 _spares: dict[str, Spares] = {}
@@ -214,13 +222,19 @@ def _drop_each() -> None:
         name = _dropped.get()
         try:
             drop_pg_database(name)
+        except Exception:  # a copy left behind costs some disk; a dead dropper, the run
+            logging.getLogger(__name__).warning("could not drop %s", name, exc_info=True)
         finally:
             _dropped.task_done()
 
 
-# Copies are dropped by a thread too: a drop waits for PostgreSQL's checkpoint.
+# Copies are dropped by threads too: a drop waits for a checkpoint of PostgreSQL (one or two
+# seconds of disk), and drops that wait together are served by the same checkpoint. With one
+# dropper the drops fall behind the tests, and the last test waits for all of them.
+DROPPERS = 4
 _dropped: queue.Queue[str] = queue.Queue()
-threading.Thread(target=_drop_each, name="dropper", daemon=True).start()
+for _n in range(DROPPERS):
+    threading.Thread(target=_drop_each, name=f"dropper-{_n}", daemon=True).start()
 
 
 def pytest_sessionfinish() -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import email
 import email.policy
 import re
-import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,6 +20,8 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, Session
+
+from tests.live import free_port
 
 WAIT_S = 20
 
@@ -53,9 +54,7 @@ class SmtpServer:
 
 
 def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+    return free_port()  # one that no other worker of the suite hands out
 
 
 @contextmanager

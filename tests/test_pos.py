@@ -328,13 +328,26 @@ def test_the_day_refuses_days_it_cannot_show(site: Any) -> None:
 # -- notices between processes ---------------------------------------------------------------
 
 
+async def listening(listener: Notices, other: Notices) -> None:
+    """Once `listener` hears through the database what `other` (another process) publishes:
+    its listening thread is up, so no later notice passes it by. A test waits for that,
+    not for a time: a loaded machine may take seconds to start the thread."""
+    with listener.subscribe("pos:probe") as probe:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            other.publish("pos:probe")
+            if await probe.wait(0.2):
+                return
+    raise AssertionError("the listening thread heard nothing within 30 s")
+
+
 def test_a_notice_published_by_one_process_wakes_another(node: Any) -> None:
     """Two Notices over the same database stand for two server processes."""
     listener, publisher = Notices(node.engine), Notices(node.engine)
 
     async def scenario() -> list[str]:
         with listener.subscribe("pos:zoe") as sub:
-            await asyncio.sleep(0.3)  # the listening thread is up
+            await listening(listener, publisher)
             started = time.monotonic()
             await asyncio.get_running_loop().run_in_executor(
                 None, publisher.publish, "pos:zoe", "42"
@@ -424,7 +437,7 @@ def test_notices_published_together_all_wake_the_other_process(node: Any) -> Non
 
     async def scenario() -> list[str]:
         with listener.subscribe("pos:zoe") as sub:
-            await asyncio.sleep(0.3)  # the listening thread is up
+            await listening(listener, publisher)
             for n in range(200):
                 publisher.publish("pos:zoe", str(n))
             got: list[str] = []
@@ -441,11 +454,11 @@ def test_notices_published_together_all_wake_the_other_process(node: Any) -> Non
 
 def test_the_publishing_process_wakes_its_own_waiters_once(node: Any) -> None:
     """Told at once, and not again when the notice comes back through the database."""
-    notices = Notices(node.engine)
+    notices, other = Notices(node.engine), Notices(node.engine)
 
     async def scenario() -> tuple[list[str], list[str]]:
         with notices.subscribe("pos:zoe") as sub:
-            await asyncio.sleep(0.3)  # its listening thread is up and would hear it back
+            await listening(notices, other)  # it would hear its own notice back
             notices.publish("pos:zoe", "42")
             first = await sub.wait(5.0)
             again = await sub.wait(1.0)  # far longer than the database takes to say it
@@ -455,6 +468,7 @@ def test_the_publishing_process_wakes_its_own_waiters_once(node: Any) -> None:
         assert asyncio.run(scenario()) == (["42"], [])
     finally:
         notices.close()
+        other.close()
 
 
 def test_the_feed_resumes_after_the_last_event_id_and_ignores_a_strange_one(
