@@ -15,7 +15,6 @@ import json
 import logging
 import os
 import time
-from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, cast
@@ -460,21 +459,26 @@ def _sharing_with_new(
     conn: Connection, query: Any, columns: tuple[Any, ...], kinds: Any, after: int
 ) -> list[Any]:
     """The rows of `query` (id, then `columns`) whose `columns` a transfer after `after`
-    shares with another, looked up by the new transfers' values: grouping the whole table
-    would read all of it for a handful of new transfers."""
-    t = transfers_table
-    new = select(*columns).where(t.c.id > after).distinct()
+    shares with another: each new transfer looks for a twin through the index on
+    `columns` (grouping the whole table would read all of it for a handful of new ones)."""
+    new, other = transfers_table.alias("new"), transfers_table.alias("other")
+    twin = select(other.c.id).where(
+        *(other.c[c.name] == new.c[c.name] for c in columns), other.c.id != new.c.id
+    )
+    found = select(*(new.c[c.name] for c in columns)).where(new.c.id > after, twin.exists())
     if kinds:
-        new = new.where(t.c.kind.in_(kinds))
-    keys = [tuple(row) for row in conn.execute(new) if None not in tuple(row)]
+        twin = twin.where(other.c.kind.in_(kinds))
+        found = select(*(new.c[c.name] for c in columns)).where(
+            new.c.id > after, new.c.kind.in_(kinds), twin.exists()
+        )
+    keys = sorted({tuple(row) for row in conn.execute(found.distinct())})
     target = columns[0] if len(columns) == 1 else tuple_(*columns)
     rows: list[Any] = []
     for start in range(0, len(keys), LOOKUPS):
         batch = keys[start : start + LOOKUPS]
         values = [k[0] for k in batch] if len(columns) == 1 else batch
         rows += conn.execute(query.where(target.in_(values))).all()
-    counts = Counter(tuple(row[1:]) for row in rows)
-    return sorted((row for row in rows if counts[tuple(row[1:])] > 1), key=lambda row: row[0])
+    return sorted(rows, key=lambda row: row[0])
 
 
 LOOKUPS = 500  # values per IN list

@@ -8,6 +8,7 @@ from dataclasses import replace
 
 import pytest
 from sqlalchemy import Engine, text
+from sqlalchemy.exc import IntegrityError
 
 from audits import watch as audit_watch
 from audits.audit import AuditState, audit
@@ -172,3 +173,33 @@ def test_the_acpr_watch_counts_the_last_twelve_months_of_payments(
     # Resumed, the running totals give the same figure as a full audit.
     resumed = audit(engine, node_public_key=NODE_KEY.public_key, workers=1, since=near.state)
     assert resumed.watch.payments_12_months == expected
+
+
+def test_a_replay_slipped_in_after_an_audit_is_found_by_the_resumed_one(
+    book: Book, engine: Engine
+) -> None:
+    """A copy of a signed transfer written after a clean audit: the resumed audit finds it
+    among the new transfers by the copied order's key and nonce and its client id."""
+    people = [book.member(f"c{i}", 5_000) for i in range(2)]
+    paid = _pay(book, people, 3)
+    _seal(engine)
+    first = _full(engine)
+    with engine.begin() as conn:
+        row = conn.execute(text("SELECT * FROM transfers WHERE id = :i"), {"i": paid[0]})
+        copy = {k: v for k, v in row.mappings().one().items() if k != "id"}
+        columns = ", ".join(copy)
+        values = ", ".join(f":{k}" for k in copy)
+        insert = text(f"INSERT INTO transfers ({columns}) VALUES ({values}) RETURNING id")
+        if conn.dialect.name == "sqlite":
+            # SQLite keeps the unique keys in the table's own definition: no copy gets in.
+            with pytest.raises(IntegrityError), conn.begin_nested():
+                conn.execute(insert, copy)
+            return
+        conn.execute(text("SET LOCAL session_replication_role = replica"))
+        for name in ("uq_transfers_nonce", "uq_transfers_client_id"):
+            conn.execute(text(f"ALTER TABLE transfers DROP CONSTRAINT {name}"))
+        replay = conn.execute(insert, copy).scalar_one()
+    resumed = audit(engine, node_public_key=NODE_KEY.public_key, workers=1, since=first)
+    said = {f.message for f in resumed.findings}
+    assert f"transfer {replay} replays transfer {paid[0]} (same key and nonce)" in said, said
+    assert f"transfer {replay} replays transfer {paid[0]} (same client id)" in said, said
