@@ -959,30 +959,3 @@ def test_the_demo_village_has_an_amap_whose_money_the_audit_passes(
         assert report.ok, report.findings
     finally:
         node.close()
-
-
-@pytest.mark.one_database
-def test_the_node_shows_the_plugins_own_french_for_each_of_its_messages() -> None:
-    """The node's catalogues come first (no plugin rewords the node's pages): a msgid the
-    plugin shares with them must mean the same there, or the plugin's page says the other."""
-    from pathlib import Path
-
-    from babel.messages.pofile import read_po
-
-    from tests.test_pages import LOCALE
-
-    def french(path: Path) -> dict[str, str]:
-        with path.open("rb") as po:
-            return {str(m.id): str(m.string) for m in read_po(po) if m.id and m.string}
-
-    node: dict[str, str] = {}
-    for part in sorted(LOCALE.glob("*.po")):
-        node = french(part) | node  # the first translation stands, as the node reads them
-    plugin = french(Path(__file__).parent.parent / "plugins/amap/locale/fr/LC_MESSAGES/amap.po")
-    same_space = str.maketrans({"\xa0": "\u202f"})
-    differ = {
-        msgid: (text, node[msgid])
-        for msgid, text in plugin.items()
-        if msgid in node and text.translate(same_space) != node[msgid].translate(same_space)
-    }
-    assert not differ, differ

@@ -693,35 +693,6 @@ def test_the_admin_promises_matching_only_from_what_the_fund_has_not_promised(
     assert admin.get("/api/v1/campaigns/matching").json()["unpromised"] == 0
 
 
-@pytest.mark.one_database
-def test_the_node_shows_the_plugins_own_french_for_each_of_its_messages() -> None:
-    """The node's catalogues come first (no plugin rewords the node's pages): a msgid the
-    plugin shares with them must mean the same there, or the plugin's page says the other."""
-    from pathlib import Path
-
-    from babel.messages.pofile import read_po
-
-    from tests.test_pages import LOCALE
-
-    def french(path: Path) -> dict[str, str]:
-        with path.open("rb") as po:
-            return {str(m.id): str(m.string) for m in read_po(po) if m.id and m.string}
-
-    node: dict[str, str] = {}
-    for part in sorted(LOCALE.glob("*.po")):
-        node = french(part) | node  # the first translation stands, as the node reads them
-    plugin = french(
-        Path(__file__).parent.parent / "plugins/crowdfunding/locale/fr/LC_MESSAGES/crowdfunding.po"
-    )
-    same_space = str.maketrans({"\xa0": "\u202f"})
-    differ = {
-        msgid: (text, node[msgid])
-        for msgid, text in plugin.items()
-        if msgid in node and text.translate(same_space) != node[msgid].translate(same_space)
-    }
-    assert not differ, differ
-
-
 def _lowered_in_the_ledger_only(site: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
     """Refunds of a lowering reach the ledger but not the plugin's tables (as when the node
     stops in between, or the deadline job counts between the two)."""

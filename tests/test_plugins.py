@@ -382,3 +382,29 @@ def test_no_two_of_the_node_catalogues_translate_one_message_otherwise() -> None
                 if first[1] != m.string:
                     differing.append((m.id, first, (part.name, str(m.string))))
     assert not differing, differing
+
+
+@pytest.mark.parametrize("plugin", ["amap", "crowdfunding"])
+def test_the_node_shows_each_civic_plugins_own_french(plugin: str) -> None:
+    """The node's catalogues come first (no plugin rewords the node's pages): a msgid a
+    shipped plugin shares with them must mean the same there, or its page says the other."""
+    from babel.messages.pofile import read_po
+
+    from tests.test_pages import LOCALE
+
+    def french(path: Path) -> dict[str, str]:
+        with path.open("rb") as po:
+            return {str(m.id): str(m.string) for m in read_po(po) if m.id and m.string}
+
+    node: dict[str, str] = {}
+    for part in sorted(LOCALE.glob("*.po")):
+        node = french(part) | node  # the first translation stands, as the node reads them
+    root = Path(__file__).parent.parent
+    own = french(root / f"plugins/{plugin}/locale/fr/LC_MESSAGES/{plugin}.po")
+    same_space = str.maketrans({"\xa0": "\u202f"})
+    differ = {
+        msgid: (text, node[msgid])
+        for msgid, text in own.items()
+        if msgid in node and text.translate(same_space) != node[msgid].translate(same_space)
+    }
+    assert not differ, differ
