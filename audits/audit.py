@@ -109,7 +109,8 @@ def audit(
         with TransferAudit(
             conn, source, chart.local, origin, keys, workers or os.cpu_count() or 1, progress, after
         ) as checking:
-            # While worker processes check the transfers, this one checks the rest.
+            # While worker processes check the transfers, this one checks all that does not
+            # need their sums, so that little is left once they are done.
             _check_replays(conn, replays, after)
             checking.poll()
             place = Place(
@@ -117,6 +118,12 @@ def audit(
             )
             the_log = LogAudit(conn, start, origin, verifier, witnessed, place)
             the_log.walk(checking.poll)
+            carried = Paper.from_state(since.paper) if since and since.paper is not None else None
+            paper = check_paper(conn, chart.local, report, carried, after)
+            checking.poll()
+            if node_key:
+                check_fees(conn, origin, node_key, after, report)
+            watched = watch(conn, chart, since, after, report, now_ms)
             transfers = checking.result()
             frontier = the_log.finish(transfers, report)
             last = checking.last
@@ -129,11 +136,6 @@ def audit(
         _check_accounts(conn, chart, sums, report)
         if escrow_records is not None:
             _check_escrows(escrow_records(conn), sums, report)
-        carried = Paper.from_state(since.paper) if since and since.paper is not None else None
-        paper = check_paper(conn, chart.local, report, carried, after)
-        if node_key:
-            check_fees(conn, origin, node_key, after, report)
-        watched = watch(conn, chart, since, after, report, now_ms)
     report.seconds = time.perf_counter() - started
     report.findings.sort(key=lambda f: (f.transfer_id or 0, f.check, f.message))
     if report.ok:
