@@ -24,7 +24,7 @@ from audits.checks import Transfers
 from audits.report import Arg, Finding, Report, finding
 from ledger import bulk
 from ledger.checkpoint import CheckpointError, open_checkpoint
-from ledger.merkle import HASH_SIZE, Frontier
+from ledger.merkle import HASH_SIZE, Frontier, parents
 
 CHUNK = 1 << 14  # leaves read per query
 MAX_GAP = 1 << 12  # a hole wider than this ends the walk: nothing after it can be placed
@@ -121,10 +121,15 @@ class LogAudit:
             self.conn,
             "SELECT idx, transfer_id, key_event_id, hash FROM log_leaves "
             f"WHERE idx > {cursor:d} ORDER BY idx LIMIT {CHUNK:d}",
+            binary=True,
         ):
             cursor = rows[-1][0]
             placed = _positions(tree.frontier.size, rows)
             tree.begin(placed[-1][0] + 1 if placed else tree.frontier.size)
+            if _whole_subtree(tree.frontier.size, placed):
+                tree.append_subtree(self._leaves(placed, override, entries))
+                poll()
+                continue
             for position, (idx, tid, eid, digest) in placed:
                 while tree.frontier.size < position:  # a hole: positions kept, flagged
                     gap = tree.frontier.size
@@ -156,6 +161,24 @@ class LogAudit:
                 break
         tree.end()
         return tree
+
+    def _leaves(
+        self,
+        placed: list[tuple[int, Leaf]],
+        override: dict[int, bytes],
+        entries: Entries | None,
+    ) -> list[bytes]:
+        """The leaves of a run without holes, each entry checked as in the walk leaf by leaf."""
+        low, high = self.place.checked or (1, 0)
+        leaves = []
+        for position, (idx, tid, eid, digest) in placed:
+            digest = bytes(digest)
+            # Most leaves are transfers the workers compare: nothing to check here.
+            if entries is not None and (eid is not None or tid is None or not low <= tid <= high):
+                self._check_entry(position, idx, tid, eid, digest, entries)
+            leaf = override.get(idx, digest)
+            leaves.append(leaf if len(leaf) == HASH_SIZE else NO_LEAF)
+        return leaves
 
     def _check_entry(
         self,
@@ -202,6 +225,17 @@ class LogAudit:
             )
             entries.flagged.add(position)
             entries.resealed[idx] = expected
+
+
+def _whole_subtree(size: int, placed: list[tuple[int, Leaf]]) -> bool:
+    """Whether `placed` fills the aligned subtree of CHUNK leaves starting at `size` (the
+    positions rise one by one, so the first and last tell)."""
+    return (
+        len(placed) == CHUNK
+        and size % CHUNK == 0
+        and placed[0][0] == size
+        and placed[-1][0] == size + CHUNK - 1
+    )
 
 
 def _positions(size: int, rows: list[Leaf]) -> list[tuple[int, Leaf]]:
@@ -259,16 +293,48 @@ class Tree:
 
     def append(self, leaf: bytes) -> None:
         for level, index, digest in self.frontier.append(leaf)[1:]:
-            stored = self.nodes.get((level, index))
-            if stored == digest:
-                continue
-            if stored is None:
-                self.missing_count += 1
-                if len(self.missing) < MAX_NAMED_NODES:
-                    self.missing.append((level, index))
-            else:
-                self.differing.append((index << level, ((index + 1) << level) - 1))
+            self._compare(level, index, digest)
         self._reached()
+
+    def append_subtree(self, leaves: list[bytes]) -> None:
+        """Leaves filling the perfect subtree that starts at the tree's size: hashed a level
+        at a time, with the same comparisons, in the same order, as leaf by leaf."""
+        first, top = self.frontier.size, len(leaves).bit_length() - 1
+        levels = [leaves]
+        for _ in range(top):
+            levels.append(parents(levels[-1]))
+        wrong = []
+        for level in range(1, top + 1):
+            base, stored = first >> level, self.nodes
+            for offset, digest in enumerate(levels[level]):
+                if stored.get((level, base + offset)) != digest:
+                    wrong.append((level, base + offset, digest))
+        # As appending would: by the leaf that completes each node, then upwards.
+        for level, index, digest in sorted(wrong, key=lambda n: ((n[1] + 1) << n[0], n[0])):
+            self._compare(level, index, digest)
+        before, end = self.frontier.hashes, first + (1 << top)
+        for size in sorted(s for s in {*self.signed, *self.sizes} if first < s < end):
+            hashes, done = list(before), 0
+            for level in range(top - 1, -1, -1):  # the perfect subtrees of the leaves so far
+                if (size - first) >> level & 1:
+                    hashes.append(levels[level][done >> level])
+                    done += 1 << level
+            self._reached_at(size, Frontier(size, hashes).root())
+        for level, index, digest in self.frontier.append_perfect(top, levels[top][0])[1:]:
+            self._compare(level, index, digest)
+        self._reached()
+
+    def _compare(self, level: int, index: int, digest: bytes) -> None:
+        """A node the walk completed, against the stored one."""
+        stored = self.nodes.get((level, index))
+        if stored == digest:
+            return
+        if stored is None:
+            self.missing_count += 1
+            if len(self.missing) < MAX_NAMED_NODES:
+                self.missing.append((level, index))
+        else:
+            self.differing.append((index << level, ((index + 1) << level) - 1))
 
     def end(self) -> None:
         """The checkpoints signed beyond the log's last leaf."""
@@ -290,12 +356,16 @@ class Tree:
     def _reached(self) -> None:
         size = self.frontier.size
         if size in self.signed or size in self.sizes:
-            root = self.frontier.root()
-            if size in self.sizes:
-                self.roots[size] = root
-            if size in self.signed:
-                stored_root, note = self.signed.pop(size)
-                self._check_checkpoint(size, stored_root, note, root)
+            self._reached_at(size, self.frontier.root())
+
+    def _reached_at(self, size: int, root: bytes) -> None:
+        """The tree's root at `size`: kept for the witnessed checkpoints, checked against
+        the stored one."""
+        if size in self.sizes:
+            self.roots[size] = root
+        if size in self.signed:
+            stored_root, note = self.signed.pop(size)
+            self._check_checkpoint(size, stored_root, note, root)
 
     def _check_checkpoint(
         self, tree_size: int, stored_root: bytes, text: str, root: bytes | None
@@ -369,7 +439,9 @@ def _stored_nodes(conn: Connection, first: int, end: int) -> dict[tuple[int, int
         level += 1
     if not ranges:
         return {}
-    rows = bulk.rows(conn, "SELECT level, idx, hash FROM log_nodes WHERE " + " OR ".join(ranges))
+    rows = bulk.rows(
+        conn, "SELECT level, idx, hash FROM log_nodes WHERE " + " OR ".join(ranges), binary=True
+    )
     return {(level, idx): bytes(digest) for level, idx, digest in rows}
 
 

@@ -34,6 +34,13 @@ def node_hash(left: bytes, right: bytes) -> bytes:
     return hashlib.sha256(_NODE_PREFIX + left + right).digest()
 
 
+def parents(nodes: Sequence[bytes]) -> list[bytes]:
+    """The nodes one level up from an even run of aligned nodes: hashing a level at a time
+    costs far less than appending leaf by leaf."""
+    sha256, prefix = hashlib.sha256, _NODE_PREFIX
+    return [sha256(prefix + a + b).digest() for a, b in zip(nodes[::2], nodes[1::2], strict=True)]
+
+
 class NodeReader(Protocol):
     """Read access to the stored perfect nodes of a tree."""
 
@@ -254,6 +261,24 @@ class Frontier:
             completed.append((level, index >> level, carry))
         self._hashes.append(carry)
         self.size += 1
+        return completed
+
+    def append_perfect(self, level: int, root: bytes) -> list[tuple[int, int, bytes]]:
+        """Add the ROOT of a perfect subtree of 2**level leaves at once (the size must be a
+        multiple of that); return the nodes it completes, as `append` does, starting with
+        (level, its index, root)."""
+        if level < 0 or self.size & ((1 << level) - 1):
+            raise ValueError(f"a subtree of level {level} cannot start at leaf {self.size}")
+        if len(root) != HASH_SIZE:
+            raise ValueError(f"a node hash is {HASH_SIZE} bytes, got {len(root)}")
+        index, carry, height = self.size, root, level
+        completed = [(level, index >> level, root)]
+        while index >> height & 1:
+            carry = node_hash(self._hashes.pop(), carry)
+            height += 1
+            completed.append((height, index >> height, carry))
+        self._hashes.append(carry)
+        self.size += 1 << level
         return completed
 
     def root(self) -> bytes:

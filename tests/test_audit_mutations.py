@@ -39,7 +39,12 @@ from runtime.database import make_engine
 from tests.conftest import NODE_KEY, ORIGIN, pg_copy
 from tests.factories import register
 from tests.mutations import Mutation, Village, ledger_tables, plan
-from tests.test_tamper import attacker, pg_village, sqlite_village  # noqa: F401 (fixtures)
+from tests.test_tamper import (  # noqa: F401 (fixtures)
+    attacker,
+    pg_village,
+    small_log_chunks,
+    sqlite_village,
+)
 
 SEED = int(os.environ.get("SOU_MUTATION_SEED", "20261203"))
 COUNT = int(os.environ.get("SOU_MUTATIONS", "200"))

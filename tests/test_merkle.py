@@ -399,6 +399,31 @@ def test_frontier_from_reference_nodes() -> None:
     assert frontier.hashes == [ROOTS[8]]
 
 
+def test_parents_hash_a_level_of_the_reference_tree_at_once() -> None:
+    assert merkle.parents(NODE_HASHES[0]) == NODE_HASHES[1]
+    assert merkle.parents(NODE_HASHES[2]) == NODE_HASHES[3]
+    with pytest.raises(ValueError):
+        merkle.parents(NODE_HASHES[0][:3])  # an odd run has no parent for its last node
+
+
+def test_a_perfect_subtree_appended_at_once_gives_what_its_leaves_give() -> None:
+    # Leaves 4..5 (a 2-subtree) onto the first four: node (1, 2), then nothing above it.
+    frontier = Frontier.from_nodes(4, REFERENCE_TREE)
+    assert frontier.append_perfect(1, NODE_HASHES[1][2]) == [(1, 2, NODE_HASHES[1][2])]
+    assert (frontier.size, frontier.root()) == (6, ROOTS[6])
+    # Leaves 4..7 onto the first four: node (2, 1) completes the root above it.
+    frontier = Frontier.from_nodes(4, REFERENCE_TREE)
+    assert frontier.append_perfect(2, NODE_HASHES[2][1]) == [
+        (2, 1, NODE_HASHES[2][1]),
+        (3, 0, NODE_HASHES[3][0]),
+    ]
+    assert frontier.hashes == [ROOTS[8]]
+    with pytest.raises(ValueError):
+        Frontier.from_nodes(6, REFERENCE_TREE).append_perfect(2, NODE_HASHES[2][1])  # unaligned
+    with pytest.raises(ValueError):
+        Frontier().append_perfect(1, b"short")
+
+
 def test_the_proof_does_not_bind_the_tree_size_alone() -> None:
     """RFC 9162 checks the path's shape, not the size: leaf 0 has the same path
     shape in trees of 5 and 6 leaves.  Callers must take size and root from the

@@ -27,6 +27,7 @@ from sqlalchemy import Connection, create_engine, event, text
 from sqlalchemy.pool import NullPool
 from typer.testing import CliRunner
 
+import audits.log
 import node.cli
 from audits.audit import audit
 from ledger import fee_rules
@@ -59,6 +60,14 @@ JULES, CAFE = member_account("jules"), member_account("cafe-de-la-place")
 LIBRAIRIE = member_account("librairie-la-plume")
 TRANSFERS = 31  # the demo's 26, then 5 more below
 KEY_EVENTS = 13  # node, treasurer, exchange office, 10 members
+
+
+@pytest.fixture(autouse=True)
+def small_log_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The audit walks the log a chunk at a time: a chunk filling an aligned subtree is hashed
+    a level at a time, any other leaf by leaf. With chunks of four leaves a small village
+    goes through both, and every tampering must be found by either."""
+    monkeypatch.setattr(audits.log, "CHUNK", 4)
 
 
 # -- the village ---------------------------------------------------------------------------
