@@ -34,6 +34,7 @@ ED25519_TYPE = b"\x01"
 _DASH = "\u2014"  # EM DASH, which opens every signature line
 _MAX_SIGNATURES = 100  # the spec asks for at least 16; more is a malformed note
 _SIZE = re.compile(r"0|[1-9][0-9]{0,19}")  # decimal, no sign, no leading zero, < 2**64
+_CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f]")  # control characters other than a newline
 _KEY_ID = re.compile(r"[0-9a-f]{8}")
 PREVIOUS = "previous"  # Sou's extension line: the size the last checkpoint signed
 
@@ -164,7 +165,7 @@ def _parse_verifier(verifier: str) -> tuple[str, bytes, nacl.signing.VerifyKey]:
 
 def _split_note(note: str) -> tuple[str, list[str]]:
     """Split a note at its last blank line into text and signature lines."""
-    if any(c < " " and c != "\n" for c in note):
+    if _CONTROL.search(note):
         raise CheckpointError("note contains control characters")
     cut = note.rfind("\n\n")
     if cut < 0 or not note.endswith("\n"):
