@@ -11,13 +11,13 @@ Per transfer, the Python here costs about a fifth of what verifying its signatur
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import nacl.bindings
 import nacl.exceptions
+import orjson
 
 from audits.report import Finding, finding
 from ledger.authorisations import Endorsement
@@ -136,7 +136,7 @@ class TransferChecks:
                 **at,
             )
         try:
-            fields = json.loads(order_json)
+            fields = orjson.loads(message)  # stored orders are canonical JSON
             order = Order(
                 fields,
                 message,

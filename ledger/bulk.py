@@ -92,11 +92,13 @@ def fetch(conn: Connection, statements: Sequence[Statement]) -> list[list[Any]]:
             cursor.close()
 
 
-def rows(conn: Connection, sql: str) -> list[tuple[Any, ...]]:
+def rows(conn: Connection, sql: str, *, binary: bool = False) -> list[tuple[Any, ...]]:
     """All rows of a parameterless query, straight from the driver's cursor, for reads of
-    hundreds of thousands of rows (the audit) where each row's wrapping would show."""
+    hundreds of thousands of rows (the audit) where each row's wrapping would show.
+    `binary`: on PostgreSQL, results in binary form, which spares both sides writing and
+    parsing the hex of each bytea (hashes, signatures); for columns of built-in types."""
     driver, dbapi = _driver(conn)
-    cursor = driver.cursor()
+    cursor = driver.cursor(binary=True) if binary and postgres(conn) else driver.cursor()
     try:
         cursor.execute(sql)
         return list(cursor.fetchall())
