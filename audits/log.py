@@ -241,6 +241,9 @@ def _whole_subtree(size: int, placed: list[tuple[int, Leaf]]) -> bool:
 def _positions(size: int, rows: list[Leaf]) -> list[tuple[int, Leaf]]:
     """Where each stored leaf stands in the tree: at its idx, past any hole before it; a
     leaf whose idx is taken or below zero, next. Stops before a hole wider than MAX_GAP."""
+    run = range(size, size + len(rows))
+    if [row[0] for row in rows] == list(run):  # as the sealer writes them: each at its idx
+        return list(zip(run, rows, strict=True))
     placed = []
     for row in rows:
         position = max(size, row[0])
