@@ -45,7 +45,8 @@ CHUNK = 1_000  # transfers read and checked per task: small, so that the workers
 PARALLEL_FROM = 20_000  # below this many transfers, worker processes cost more than they save
 
 Progress = Callable[[int, int], None]
-Fetch = Callable[[str], list[tuple[Any, ...]]]  # all rows of a parameterless query
+# All rows of a query, its parameters marked "?" whatever the driver.
+Fetch = Callable[..., list[tuple[Any, ...]]]
 Range = tuple[int, int]  # first and last transfer id
 Batch = tuple[list[Work], Sealed]  # the transfers of a range and their leaves in the log
 EXPORT = "SELECT pg_export_snapshot()"
@@ -215,12 +216,14 @@ class TransferAudit:
 def _fetcher(driver: Any) -> Fetch:
     # psycopg: results in binary form, which spares the server and the worker the hex of
     # every signature and hash.
-    binary = type(driver).__module__.startswith("psycopg")
+    # With the bounds as parameters, the same few statements come back for every range:
+    # psycopg prepares them after a few runs, and the server no longer plans each one.
+    psycopg = type(driver).__module__.startswith("psycopg")
 
-    def fetch(sql: str) -> list[tuple[Any, ...]]:
-        cursor = driver.cursor(binary=True) if binary else driver.cursor()
+    def fetch(sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        cursor = driver.cursor(binary=True) if psycopg else driver.cursor()
         try:
-            cursor.execute(sql)
+            cursor.execute(sql.replace("?", "%s") if psycopg else sql, params)
             return list(cursor.fetchall())
         finally:
             cursor.close()
@@ -236,12 +239,14 @@ def read_range(
     findings."""
     rows = fetch(
         "SELECT id, kind, initiator, client_id, key_id, nonce, order_json, signature, ref_id, "
-        f"created_ms, once_key FROM transfers WHERE id BETWEEN {lo:d} AND {hi:d} ORDER BY id"
+        "created_ms, once_key FROM transfers WHERE id BETWEEN ? AND ? ORDER BY id",
+        (lo, hi),
     )
     legs: dict[int, list[Leg]] = {row[0]: [] for row in rows}
     for tid, account_id, currency, amount in fetch(
         "SELECT transfer_id, account_id, currency, amount FROM postings "
-        f"WHERE transfer_id BETWEEN {lo:d} AND {hi:d}"
+        "WHERE transfer_id BETWEEN ? AND ?",
+        (lo, hi),
     ):
         code = codes.get(account_id)
         if code is None:
@@ -260,7 +265,8 @@ def read_range(
     originals = _originals(fetch, codes, {row[8] for row in rows if row[8] is not None})
     sealed: Sealed = {}
     for tid, idx, digest in fetch(
-        f"SELECT transfer_id, idx, hash FROM log_leaves WHERE transfer_id BETWEEN {lo:d} AND {hi:d}"
+        "SELECT transfer_id, idx, hash FROM log_leaves WHERE transfer_id BETWEEN ? AND ?",
+        (lo, hi),
     ):
         sealed.setdefault(tid, []).append((idx, bytes(digest)))
     work = [
