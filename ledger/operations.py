@@ -424,6 +424,21 @@ def _deposit_office(order: Order) -> str:
     return code
 
 
+# How a cash deposit's memo names the bank's paying-in slip and who recorded it: written by
+# the exchange offices and the notes' desk, read back by the reconciliation.
+_DEPOSIT_MEMO = re.compile(r"^bank slip (?P<slip>.+); recorded by operator (?P<operator>\S+)$")
+
+
+def deposit_memo(slip: str, operator: str) -> str:
+    return f"bank slip {slip}; recorded by operator {operator}"
+
+
+def read_deposit_memo(memo: object) -> tuple[str, str] | None:
+    """The slip and the operator a deposit's memo names, if it names them."""
+    found = _DEPOSIT_MEMO.match(memo) if isinstance(memo, str) else None
+    return (found["slip"], found["operator"]) if found else None
+
+
 def _cash_deposit(order: Order, ctx: Context) -> Plan:
     till = _deposit_office(order)
     bank = order.get("to")

@@ -14,6 +14,7 @@ from sqlalchemy.engine import RowMapping
 
 from audits.reconciliation.models import lines, matches, statements
 from ledger.models import accounts, postings, transfers
+from ledger.operations import read_deposit_memo
 
 BANK_ACCOUNTS = ("reserve:digital", "reserve:paper")
 STRIPE_ACCOUNT = "clearing:stripe"
@@ -21,9 +22,6 @@ ACCOUNTS = (*BANK_ACCOUNTS, STRIPE_ACCOUNT)
 # Where reconversions are paid from: the redemption earmarks the euros in the reserve
 # (`payouts:pending`), the payout is when they leave the bank.
 PAYOUT_ACCOUNT = "reserve:digital"
-# The words an exchange office signs into a cash deposit's memo (wallet_api/office and
-# pos/notes write them): the paying-in slip is part of the signed order, read from the ledger.
-DEPOSIT_MEMO = re.compile(r"^bank slip (?P<slip>.+); recorded by operator \S+$")
 # A reconversion's payout: its client id names the request (merchants' `mark_paid`), and
 # the transfer file names the request `SOU-RECONVERSION-<id>` (its EndToEndId).
 PAYOUT_CLIENT_ID = re.compile(r"^reconversion-(?P<id>[0-9]{1,16})-payout$")
@@ -209,8 +207,7 @@ def _movement(
             refs.add(str(original["ext"]))  # a card refund names its top-up's payment
     slip = office = reconversion = None
     if row["kind"] == "cash_deposit":
-        memo = DEPOSIT_MEMO.match(str(order.get("memo") or ""))
-        slip = memo["slip"] if memo else None
+        slip = (read_deposit_memo(order.get("memo")) or (None, None))[0]
         office = str(order.get("office") or "") or None
         if slip:
             refs.add(slip)

@@ -40,6 +40,7 @@ from ledger.operations import (
     MAX_SERIES_SIZE,
     SERIES,
     TREASURER,
+    deposit_memo,
     note_once,
     note_series_once,
     notes_office,
@@ -104,7 +105,6 @@ LINK_PARAMS = frozenset({"d", "s", "e"})
 REQUEST_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,47}$")
 SLIP_REF = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _./#-]{0,63}$")
 # The office's own deposits are recorded with this memo; its reconciliation reads it back.
-DEPOSIT_MEMO = "bank slip {slip}; recorded by operator {operator}"
 LINK_REFUSALS = {"malformed": NOTE_LINK_DAMAGED, "altered": NOTE_FORGED, "expired": NOTE_EXPIRED}
 
 
@@ -693,7 +693,7 @@ def deposit_note_cash(
         office=office,
         amount=amount,
         to="reserve:paper",
-        memo=DEPOSIT_MEMO.format(slip=slip_ref, operator=operator.id),
+        memo=deposit_memo(slip_ref, operator.id),
     )
     posted = posted_or_existing(node, owner, signed)
     with node.ledger.reading() as conn:

@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from ledger import repository as ledger_repo
 from ledger.chart import office_cash
 from ledger.errors import LedgerError
+from ledger.operations import deposit_memo, read_deposit_memo
 from ledger.repository import StoredTransfer
 from members import repository as members_repo
 from members.access import Member, now_ms
@@ -54,8 +55,6 @@ REQUEST_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,47}$")
 SLIP_REF = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _./#-]{0,63}$")
 # What the signed orders say, in the ledger's own words (the member sees the cash-in memo).
 CASH_IN_MEMO = "cash received at {office} by operator {operator}"
-DEPOSIT_MEMO = "bank slip {slip}; recorded by operator {operator}"
-DEPOSIT_MEMO_READ = re.compile(r"^bank slip (?P<slip>.+); recorded by operator (?P<operator>\S+)$")
 
 
 def office_role(office: str) -> str:
@@ -201,7 +200,7 @@ def deposit(node: Node, operator: Member, request_id: str, amount: int, slip_ref
             office=office,
             amount=amount,
             to="reserve:digital",
-            memo=DEPOSIT_MEMO.format(slip=slip_ref, operator=operator.id),
+            memo=deposit_memo(slip_ref, operator.id),
         )
         try:
             posted = posted_or_existing(node, owner, signed)
@@ -232,8 +231,7 @@ def _record_deposit(node: Node, transfer_id: int, order_json: str, created_ms: i
         found = repo.deposit(conn, transfer_id)
     if found is None:
         fields = json.loads(order_json)
-        memo = DEPOSIT_MEMO_READ.match(str(fields.get("memo", "")))
-        slip, recorder = (memo["slip"], memo["operator"]) if memo else (None, None)
+        slip, recorder = read_deposit_memo(fields.get("memo")) or (None, None)
         try:
             with node.engine.begin() as conn:
                 if recorder is not None and members_repo.member(conn, recorder) is None:
