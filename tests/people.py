@@ -7,6 +7,9 @@ separate browsers would) and their device key, and signs their orders like a wal
 from __future__ import annotations
 
 import itertools
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -142,3 +145,17 @@ def fund(site: TestClient, person: Person, cents: int) -> None:
         source="office:mairie",
     )
     post(node, signed)
+
+
+def at_once(calls: list[Callable[[], Any]]) -> list[Any]:
+    """Run each call on a thread of its own, all released at the same moment (a race); what
+    they returned, in the order of `calls`. A call that raises fails the test with its error."""
+    start = threading.Barrier(len(calls))
+
+    def released(call: Callable[[], Any]) -> Any:
+        start.wait()
+        return call()
+
+    with ThreadPoolExecutor(len(calls)) as pool:
+        racing = [pool.submit(released, call) for call in calls]
+        return [race.result() for race in racing]

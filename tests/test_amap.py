@@ -4,7 +4,6 @@ every refusal precise with nothing written. On SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -16,7 +15,7 @@ from sqlalchemy import func, select
 
 from plugins.amap.models import TABLES, holds
 from tests.conftest import Clock
-from tests.people import Person, fund, join, operator
+from tests.people import Person, at_once, fund, join, operator
 
 HOUR_S = 3600
 
@@ -708,22 +707,6 @@ def test_the_admin_changes_who_coordinates_a_contract(amap: Amap) -> None:
     assert before.status_code == 403, before.text
     now = jeanne.post(f"/api/v1/amap/distributions/{dist['id']}/delivered")
     assert now.status_code == 200, now.text
-
-
-def at_once(calls: list[Callable[[], Any]]) -> list[Any]:
-    start = threading.Barrier(len(calls))
-    answers: list[Any] = [None] * len(calls)
-
-    def run(i: int) -> None:
-        start.wait()
-        answers[i] = calls[i]()
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return answers
 
 
 def test_racing_orders_never_oversell_the_stock(amap: Amap) -> None:

@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from plugins.crowdfunding import service
 from plugins.crowdfunding.models import campaigns, movements, payments
 from plugins.crowdfunding.settings import CrowdfundingSettings
-from tests.people import Person, fund, join, operator
+from tests.people import Person, at_once, fund, join, operator
 
 DAY = service.DAY_MS
 
@@ -788,19 +788,3 @@ def assert_audit(site: TestClient) -> None:
     node.new_sealer().seal_all()
     report = audit(node.engine, node_public_key=node.node_key.public_key, workers=1)
     assert report.ok, [f.message for f in report.findings]
-
-
-def at_once(calls: list[Callable[[], Any]]) -> list[Any]:
-    start = threading.Barrier(len(calls))
-    answers: list[Any] = [None] * len(calls)
-
-    def run(i: int) -> None:
-        start.wait()
-        answers[i] = calls[i]()
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return answers

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
+from functools import partial
 from importlib.metadata import EntryPoint
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
@@ -34,7 +34,7 @@ from runtime.node import open_node
 from runtime.plugins import GROUP, Plugins
 from runtime.settings import Settings
 from tests.conftest import IN_CI
-from tests.people import Person, join, new_client, operator
+from tests.people import Person, at_once, join, new_client, operator
 from tests.test_qr import read as read_qr
 from web.i18n import money, translations
 from web.qr import qr_png
@@ -240,23 +240,6 @@ def print_series_answer(treasurer: Person, series: str) -> Any:
     )
 
 
-def at_once(deposits: list[tuple[Person, dict[str, Any]]]) -> list[Any]:
-    """Send each deposit from its own thread, all released at the same moment."""
-    start = threading.Barrier(len(deposits))
-    answers: list[Any] = []
-
-    def race(person: Person, body: dict[str, Any]) -> None:
-        start.wait()
-        answers.append(person.post("/api/v1/notes/deposits", json=body))
-
-    threads = [threading.Thread(target=race, args=pair) for pair in deposits]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return answers
-
-
 def test_a_note_is_deposited_once_when_two_shops_scan_it_at_the_same_moment(site: Any) -> None:
     treasurer, office = operator(site, "treasurer"), operator(site, "office")
     zoe, remi = shop(site, "Zoé"), shop(site, "Rémi")
@@ -266,7 +249,9 @@ def test_a_note_is_deposited_once_when_two_shops_scan_it_at_the_same_moment(site
     for serial in range(1, 5):  # four notes, four races
         code = link(site, "C", serial)
         note = scan(site, code).json()
-        answers = at_once([(p, {"link": code, **deposit_order(p, note)}) for p in (zoe, remi)])
+        orders = [(p, {"link": code, **deposit_order(p, note)}) for p in (zoe, remi)]
+        racing = [partial(p.post, "/api/v1/notes/deposits", json=body) for p, body in orders]
+        answers = at_once(racing)
         codes = sorted((a.status_code, a.json().get("error")) for a in answers)
         assert codes == [(201, None), (409, "note_deposited")], codes
     assert zoe.balance() + remi.balance() == 8_000
