@@ -7,7 +7,9 @@ impact. A refused login, join and payment are looked at too: they show a message
 pages do not.
 
 Each language is walked on one database, French on SQLite and English on PostgreSQL: what
-a page shows does not hang on the database, and every page is still opened on both."""
+a page shows does not hang on the database, and every page is still opened on both. Each
+role walks in a test of its own, on a village of its own, so that the cores of a run
+(pytest-xdist) share the walks."""
 
 from __future__ import annotations
 
@@ -288,34 +290,13 @@ def _as_merchant(walk: Walk, page: Page, seen: Village) -> None:
     )
 
 
-# French on SQLite: the first language is walked even where no PostgreSQL runs.
-@pytest.mark.parametrize(
-    ("node_settings", "lang"),
-    [("sqlite", "fr"), ("postgresql", "en")],
-    indirect=["node_settings"],
-)
-def test_every_page_of_every_role_is_accessible_under_the_policy(
-    open_browser: Callable[..., Page], village: TestClient, lang: str
-) -> None:
-    walk = Walk(lang)
-    locale = {"fr": "fr-FR", "en": "en-GB"}[lang]
-    seen = _village(village)
+def _as_office(walk: Walk, page: Page, seen: Village) -> None:
+    walk.visit(page, ["/office", "/notes/office", "/account"])
 
-    def signed_in(person: Person | str, landing: str) -> Page:
-        """A browser of its own for each role, logged in once for all its pages."""
-        email = person if isinstance(person, str) else person.member["email"]
-        page = walk.watch(open_browser(locale))
-        _log_in(page, email, landing)
-        return page
 
-    _as_visitor(walk, walk.watch(open_browser(locale)), seen)
-    _as_resident(walk, signed_in(seen.resident, "/wallet"), seen)
-    _as_merchant(walk, signed_in(seen.merchant, "/pos"), seen)
+def _as_treasurer(walk: Walk, page: Page, seen: Village) -> None:
     walk.visit(
-        signed_in(OPERATORS["office"][0], "/office"), ["/office", "/notes/office", "/account"]
-    )
-    walk.visit(
-        signed_in(OPERATORS["treasurer"][0], "/treasurer"),
+        page,
         [
             "/treasurer",
             "/treasurer/cards",
@@ -329,8 +310,11 @@ def test_every_page_of_every_role_is_accessible_under_the_policy(
             "/campaigns/matching",
         ],
     )
+
+
+def _as_admin(walk: Walk, page: Page, seen: Village) -> None:
     walk.visit(
-        signed_in(OPERATORS["admin"][0], "/admin/members"),
+        page,
         [
             "/admin/members?q=cam",
             f"/admin/members/{seen.resident.id}",
@@ -341,4 +325,50 @@ def test_every_page_of_every_role_is_accessible_under_the_policy(
             f"/campaigns/{seen.campaign}",
         ],
     )
+
+
+# Each role's walk, and where a signed-in role lands once logged in.
+WALKS: dict[str, Callable[[Walk, Page, Village], None]] = {
+    "visitor": _as_visitor,
+    "resident": _as_resident,
+    "merchant": _as_merchant,
+    "office": _as_office,
+    "treasurer": _as_treasurer,
+    "admin": _as_admin,
+}
+LANDINGS = {
+    "resident": "/wallet",
+    "merchant": "/pos",
+    "office": "/office",
+    "treasurer": "/treasurer",
+    "admin": "/admin/members",
+}
+
+
+def _email(seen: Village, role: str) -> str:
+    if role == "resident":
+        return str(seen.resident.member["email"])
+    if role == "merchant":
+        return str(seen.merchant.member["email"])
+    return OPERATORS[role][0]
+
+
+@pytest.mark.parametrize("role", list(WALKS))
+# French on SQLite: the first language is walked even where no PostgreSQL runs.
+@pytest.mark.parametrize(
+    ("node_settings", "lang"),
+    [("sqlite", "fr"), ("postgresql", "en")],
+    indirect=["node_settings"],
+)
+def test_every_page_of_every_role_is_accessible_under_the_policy(
+    open_browser: Callable[..., Page], village: TestClient, lang: str, role: str
+) -> None:
+    walk = Walk(lang)
+    locale = {"fr": "fr-FR", "en": "en-GB"}[lang]
+    seen = _village(village)
+    # A browser of its own for the role, logged in once for all its pages.
+    page = walk.watch(open_browser(locale))
+    if role in LANDINGS:
+        _log_in(page, _email(seen, role), LANDINGS[role])
+    WALKS[role](walk, page, seen)
     assert not walk.problems, "\n".join(walk.problems)
