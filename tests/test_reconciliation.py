@@ -24,7 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from typer.testing import CliRunner
 
 from audits.reconciliation import plugin as reconciliation_plugin
-from audits.reconciliation import service
+from audits.reconciliation import repository, service
 from audits.reconciliation.models import lines, matches, statements
 from audits.reconciliation.parsed import cents
 from ledger.operations import NODE, TREASURER
@@ -485,6 +485,16 @@ def test_the_page_fits_a_phone_and_matches_by_hand_in_a_browser(
     expect(page.locator(".flash")).to_contain_text("Rapproché à la main")
     expect(page.locator("#matched")).to_contain_text("Un centime de trop")
     assert int(page.evaluate("document.documentElement.scrollWidth")) <= PHONE["width"]
+    # A transfer file the bank booked on one line: the line once, its payouts under it.
+    payouts = paid_file(village, FILE, "REMISE-TELEPHONE")
+    remise = tmp_path / "remise-globale.xml"
+    remise.write_bytes(camt(batch_entry(-FILE_NET, "BQ-TEL", ends_of(payouts))))
+    page.set_input_files("#statement", str(remise))
+    page.click("#upload button[type=submit]")
+    batch = page.locator(".match.batch")
+    expect(batch).to_contain_text("3 opérations passées ensemble sur cette ligne")
+    expect(batch.locator(".batch-movements li")).to_have_count(3)
+    assert int(page.evaluate("document.documentElement.scrollWidth")) <= PHONE["width"]
 
 
 def test_the_page_speaks_english_too(site: Any) -> None:
@@ -683,3 +693,319 @@ def test_a_bank_line_naming_an_orders_client_id_matches_that_transfer(site: Any)
     data = f"Date;Libellé;Montant\n{today};VERSEMENT {sent[second]};100,00\n".encode()
     done = service.import_statement(site.app.state.node, data, "csv")
     assert [(m.movement.transfer_id, m.how) for m in done.view.matched] == [(second, "reference")]
+
+
+# -- a transfer file the bank booked on one line -------------------------------------------------
+
+
+def paid_file(site: Any, amounts: list[int], bank_ref: str) -> dict[int, int]:
+    """Reconversions of `amounts` (one shop each) put in one transfer file, marked paid with
+    `bank_ref`: each reconversion's id and the payout's transfer id."""
+    from tests.test_payouts import record, set_debtor
+    from tests.test_reconversion import ask, with_units
+
+    asked = []
+    for amount in amounts:
+        shop = with_units(site, amount, f"Boutique {next(_serial)}")
+        assert record(shop).status_code == 201
+        answer = ask(shop, amount, amount * 3 // 100)
+        assert answer.status_code == 201, answer.text
+        asked.append(answer.json()["id"])
+    set_debtor(site)
+    treasurer = treasurer_of(site)
+    made = treasurer.post("/api/v1/treasury/payout-batches", json={"id": f"lot-{bank_ref}"})
+    assert made.status_code == 201, made.text
+    assert sorted(i["reconversion_id"] for i in made.json()["items"]) == sorted(asked)
+    paid = treasurer.post(
+        f"/api/v1/treasury/payout-batches/{made.json()['id']}/paid", json={"bank_ref": bank_ref}
+    )
+    assert paid.status_code == 200, paid.text
+    with site.app.state.node.engine.connect() as conn:
+        moved = repository.movements(conn, "reserve:digital", 0, 2**62)
+    payouts = {m.reconversion: m.transfer_id for m in moved if m.kind == "payout"}
+    return {r: payouts[r] for r in asked}
+
+
+def batch_entry(cents: int, bank_ref: str, ends: list[str], info: str = "") -> str:
+    """A CAMT.053 entry booking a whole transfer file (a debit) on one line."""
+    today = datetime.now(UTC).date().isoformat()
+    txs = "".join(
+        f"<TxDtls><Refs><EndToEndId>{e}</EndToEndId></Refs>"
+        f"<RmtInf><Ustrd>Reconversion {e[17:]}</Ustrd></RmtInf></TxDtls>"
+        for e in ends
+    )
+    return (
+        f'<Ntry><Amt Ccy="EUR">{cents // 100}.{cents % 100:02d}</Amt>'
+        f"<CdtDbtInd>DBIT</CdtDbtInd><Sts><Cd>BOOK</Cd></Sts><BookgDt><Dt>{today}</Dt></BookgDt>"
+        f"<AcctSvcrRef>{bank_ref}</AcctSvcrRef><NtryDtls><Btch><MsgId>MSG-{bank_ref}</MsgId>"
+        f"<PmtInfId>PMT-{bank_ref}</PmtInfId><NbOfTxs>{len(ends)}</NbOfTxs></Btch>{txs}"
+        f"</NtryDtls><AddtlNtryInf>{info or 'VIR SEPA EMIS REMISE'}</AddtlNtryInf></Ntry>"
+    )
+
+
+def camt(*entries: str) -> bytes:
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?><Document '
+        'xmlns="urn:iso:std:iso:20022:tech:xsd:camt.053.001.08"><BkToCstmrStmt><Stmt>'
+        "<Id>REMISES</Id><Acct><Id><IBAN>FR7630006000011234567890189</IBAN></Id></Acct>"
+        f"{''.join(entries)}</Stmt></BkToCstmrStmt></Document>"
+    ).encode()
+
+
+def ends_of(payouts: dict[int, int]) -> list[str]:
+    return [f"SOU-RECONVERSION-{r}" for r in payouts]
+
+
+FILE = [10_000, 5_000, 2_000]  # paid 97,00 + 48,50 + 19,40 = 164,90 after the 3 % fee
+FILE_NET = -16_490
+
+
+def test_a_transfer_file_booked_on_one_line_is_matched_to_all_its_payouts(
+    site: Any, node_settings: Any, tmp_path: Path
+) -> None:
+    payouts = paid_file(site, FILE, "REMISE-2026-12")
+    statement = tmp_path / "remise.xml"
+    statement.write_bytes(camt(batch_entry(-FILE_NET, "BQ-REMISE-1", ends_of(payouts))))
+    env = {
+        "SOU_DATA_DIR": str(node_settings.data_dir),
+        "SOU_DATABASE_URL": node_settings.database_url,
+    }
+    run = CliRunner().invoke(sou_like(), ["reconcile", str(statement)], env=env)
+    assert ", 1 new, 3 matched now." in run.output, run.output
+    assert "books 3 transfers: " + ", ".join(map(str, payouts.values())) in run.output
+    treasurer = treasurer_of(site)
+    view = treasurer.get("/api/v1/treasury/reconciliation", params={"account": "reserve:digital"})
+    matched = [m for m in view.json()["matched"] if m["movement"]["kind"] == "payout"]
+    assert [m["movement"]["transfer_id"] for m in matched] == list(payouts.values())
+    assert {(m["line"]["amount"], m["how"], m["parts"]) for m in matched} == {
+        (FILE_NET, "reference", 3)
+    }
+    assert [m["part"] for m in matched] == [0, 1, 2]
+    line = matched[0]["line"]
+    assert "SOU-RECONVERSION" in line["end_to_end"] and len(line["end_to_end"]) <= 140
+    # The line's amount counts once in the matched total, its payouts are all matched.
+    assert view.json()["matched_total"] == FILE_NET
+    assert not set(payouts.values()) & {
+        m["transfer_id"] for m in view.json()["unmatched_movements"]
+    }
+    # Imported again: nothing added, nothing matched twice.
+    before = counts(site.app.state.node)
+    again = upload_bytes(treasurer, statement.read_bytes())
+    assert (again["added"], again["matched"]) == (0, 0)
+    assert counts(site.app.state.node)[1:] == before[1:]
+    # The page shows the line once, its payouts under it, each with its transfer file.
+    page = reading_fr(treasurer).get("/treasurer/reconciliation")
+    assert page.text.count(f'id="batch-{line["id"]}"') == 1
+    assert "3 opérations passées ensemble sur cette ligne" in page.text
+    for reconversion in payouts:
+        assert f'href="/treasurer/payouts?reconversion={reconversion}"' in page.text
+
+
+def upload_bytes(person: Person, data: bytes, fmt: str = "camt") -> Any:
+    answer = person.client.post(
+        "/api/v1/treasury/reconciliation/statements",
+        params={"format": fmt, "name": "remise"},
+        content=data,
+        headers={**person.headers(), "Content-Type": "application/octet-stream"},
+    )
+    assert answer.status_code == 201, answer.text
+    return answer.json()
+
+
+def test_a_transfer_file_line_one_cent_off_matches_nothing(site: Any) -> None:
+    payouts = paid_file(site, FILE, "REMISE-2026-13")
+    data = camt(batch_entry(-FILE_NET + 1, "BQ-REMISE-2", ends_of(payouts), "REMISE-2026-13"))
+    done = upload_bytes(treasurer_of(site), data)
+    view = done["view"]
+    assert done["matched"] == 0
+    assert not {m["movement"]["transfer_id"] for m in view["matched"]} & set(payouts.values())
+    assert [line["amount"] for line in view["unmatched_lines"]] == [FILE_NET - 1]
+    # It names the file's payouts: each shown beside it, with the difference.
+    misses = {n["movement"]["transfer_id"] for n in view["near_misses"]}
+    assert misses >= set(payouts.values())
+
+
+def test_two_files_of_the_same_total_each_go_to_the_line_naming_them(site: Any) -> None:
+    first = paid_file(site, [5_000, 2_000], "LOT-ALPHA")
+    second = paid_file(site, [5_000, 2_000], "LOT-BETA")
+    total = -(4_850 + 1_940)
+    # One line names its file by the bank reference only, the other by its end-to-end ids.
+    data = camt(
+        batch_entry(-total, "BQ-B", [], "VIR SEPA REMISE LOT-BETA"),
+        batch_entry(-total, "BQ-A", ends_of(first)),
+    )
+    view = upload_bytes(treasurer_of(site), data)["view"]
+    booked = {m["movement"]["transfer_id"]: m["line"]["reference"] for m in view["matched"]}
+    assert {booked.get(t) for t in first.values()} == {"BQ-A"}
+    assert {booked.get(t) for t in second.values()} == {"BQ-B"}
+    assert view["matched_total"] == 2 * total
+
+
+def test_a_file_line_naming_nothing_matches_by_amount_and_date(site: Any) -> None:
+    payouts = paid_file(site, FILE, "REMISE-2026-14")
+    today = datetime.now(UTC).date().strftime("%d/%m/%Y")
+    data = f"Date;Libellé;Montant\n{today};PRLV REMISE VIREMENTS;-164,90\n".encode()
+    done = service.import_statement(site.app.state.node, data, "csv")
+    paired = [(m.movement.transfer_id, m.how, m.parts) for m in done.view.matched]
+    assert paired == [(t, "amount", 3) for t in payouts.values()]
+    assert done.matched == 3
+
+
+def test_the_treasurer_matches_a_file_line_by_hand_and_undoes_it_whole(site: Any) -> None:
+    payouts = paid_file(site, FILE, "REMISE-2026-15")
+    node, treasurer = site.app.state.node, treasurer_of(site)
+    data = camt(batch_entry(-FILE_NET, "BQ-REMISE-3", ends_of(payouts)))
+    view = upload_bytes(treasurer, data)["view"]
+    middle = next(m for m in view["matched"] if m["part"] == 1)
+    line_id = middle["line"]["id"]
+    # Undoing one match of the file undoes the line's three, kept in the history.
+    undone = treasurer.delete(f"/api/v1/treasury/reconciliation/matches/{middle['id']}")
+    assert undone.status_code == 204
+    with node.engine.connect() as conn:
+        stamped = conn.execute(
+            select(matches.c.transfer_id, matches.c.undone_by).where(matches.c.line_id == line_id)
+        ).all()
+    assert sorted(t for t, by in stamped if by == treasurer.id) == sorted(payouts.values())
+    # The automatic matching does not make it again.
+    again = upload_bytes(treasurer, data)
+    assert again["matched"] == 0
+    assert [line["id"] for line in again["view"]["unmatched_lines"]] == [line_id]
+    # By hand: two of the three do not add up to the line; refused, nothing written.
+    ids = list(payouts.values())
+    before = counts(node)
+    wrong = treasurer.post(
+        "/api/v1/treasury/reconciliation/matches",
+        json={"line_id": line_id, "transfer_ids": ids[:2], "note": "remise globale"},
+    )
+    assert wrong.status_code == 422, wrong.text
+    assert wrong.json()["error"] == "batch_sum_differs"
+    assert (wrong.json()["count"], wrong.json()["total"], wrong.json()["amount"]) == (
+        2,
+        -(9_700 + 4_850),
+        FILE_NET,
+    )
+    said = wrong.json()["message"]
+    assert "-145,50" in said and "-164,90" in said and "Rien n’a été rapproché" in said
+    english = treasurer.client.post(
+        "/api/v1/treasury/reconciliation/matches",
+        params={"lang": "en"},
+        json={"line_id": line_id, "transfer_ids": ids[:2], "note": "remise globale"},
+        headers=treasurer.headers(),
+    )
+    assert "add up to -145.50 EUR and the line to -164.90 EUR" in english.json()["message"]
+    assert counts(node) == before
+    # All three, on the page's form: one line, three movements, the note.
+    made = treasurer.client.post(
+        "/treasurer/reconciliation/match",
+        data={
+            "csrf": treasurer.csrf,
+            "line_id": str(line_id),
+            "transfer_id": [str(t) for t in ids],
+            "note": "Remise globale de la banque",
+        },
+        follow_redirects=False,
+    )
+    assert made.status_code == 303, made.text
+    shown = treasurer.client.get(made.headers["location"])
+    assert "la ligne porte 3 mouvements" in shown.text
+    assert "Remise globale de la banque" in shown.text
+    after = service.view(node, "reserve:digital")
+    batch = [m for m in after.matched if m.line.id == line_id]
+    assert [(m.movement.transfer_id, m.how, m.part) for m in batch] == [
+        (t, "hand", part) for part, t in enumerate(ids)
+    ]
+    assert after.matched_total == FILE_NET
+
+
+def test_the_database_refuses_a_plain_match_beside_a_file_and_a_payout_twice(site: Any) -> None:
+    payouts = paid_file(site, FILE, "REMISE-2026-16")
+    node = site.app.state.node
+    today = datetime.now(UTC).date().strftime("%d/%m/%Y")
+    data = (
+        f"Date;Libellé;Montant\n{today};REMISE REMISE-2026-16;-164,90\n{today};FRAIS;-1,00\n"
+    ).encode()
+    service.import_statement(node, data, "csv")
+    with node.engine.connect() as conn:
+        batch = conn.execute(select(matches).where(matches.c.undone_ms.is_(None))).mappings().all()
+        fee = conn.execute(select(lines.c.id).where(lines.c.amount == -100)).scalar_one()
+    assert sorted(m["transfer_id"] for m in batch) == sorted(payouts.values())
+    first = dict(batch[0])
+    first.pop("id")
+    deposit = next(m for m in service.view(node, "reserve:digital").unmatched_movements)
+    attempts = [
+        {**first, "transfer_id": deposit.transfer_id},  # a plain match beside the file's
+        {**first, "transfer_id": deposit.transfer_id, "part": 1},  # its part 1 twice
+        {**first, "line_id": fee},  # one payout on two lines at once
+        {**first, "transfer_id": deposit.transfer_id, "line_id": fee, "part": -1},
+    ]
+    for values in attempts:
+        with pytest.raises(IntegrityError), node.engine.begin() as conn:
+            conn.execute(insert(matches).values(**values))
+    with node.engine.begin() as conn:  # once the file is undone, the line is free again
+        conn.execute(matches.update().values(undone_ms=1, undone_by="test"))
+        conn.execute(insert(matches).values(**{**first, "transfer_id": deposit.transfer_id}))
+
+
+def test_the_migration_holds_a_file_line_and_going_back_undoes_it(site: Any) -> None:
+    from importlib.resources import files
+
+    from alembic import command
+    from alembic.autogenerate import compare_metadata
+    from alembic.config import Config
+    from alembic.migration import MigrationContext
+
+    from ledger.models import metadata
+    from runtime.node import migrate
+
+    payouts = paid_file(site, FILE, "REMISE-2026-17")
+    node = site.app.state.node
+    today = datetime.now(UTC).date().strftime("%d/%m/%Y")
+    data = (
+        f"Date;Libellé;Montant\n{today};REMISE REMISE-2026-17;-164,90\n"
+        f"{today};REMISE ESPECES;100,00\n"
+    ).encode()
+    assert service.import_statement(node, data, "csv").matched == 4
+
+    def ours(obj: Any, _name: str | None, type_: str, _reflected: bool, _other: Any) -> bool:
+        table = obj if type_ == "table" else getattr(obj, "table", None)
+        return table is not None and table.name.startswith("reconciliation_")
+
+    with node.engine.connect() as conn:
+        context = MigrationContext.configure(
+            conn, opts={"compare_type": True, "include_object": ours}
+        )
+        assert compare_metadata(context, metadata) == []
+    config = Config()
+    config.set_main_option("script_location", str(files("migrations")))
+    with node.engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.downgrade(config, "0021")
+    with node.engine.connect() as conn:
+        rows = conn.execute(text("SELECT transfer_id, undone_by FROM reconciliation_matches"))
+        kept = {int(t): by for t, by in rows}
+    # The old schema holds one movement per line: the file's line is undone, the rest stays.
+    assert {t: kept[t] for t in payouts.values()} == dict.fromkeys(
+        payouts.values(), "migration 0022 downgrade"
+    )
+    assert [by for t, by in kept.items() if t not in payouts.values()] == [None]
+    migrate(node.engine)
+    view = service.view(node, "reserve:digital")
+    assert set(payouts.values()) <= {m.transfer_id for m in view.unmatched_movements}
+    with node.engine.connect() as conn:
+        assert conn.execute(select(func.max(matches.c.part))).scalar_one() == 0
+
+
+@pytest.mark.one_database
+def test_a_camt_batch_entry_is_one_line_naming_every_transfer_it_can() -> None:
+    from audits.reconciliation import camt as camt_reader
+
+    ends = [f"SOU-RECONVERSION-{n}" for n in range(100, 110)]
+    read = camt_reader.parse(camt(batch_entry(123_456, "BQ-9", ends)))
+    assert len(read.lines) == 1
+    line = read.lines[0]
+    assert (line.amount, line.reference, line.extra_ref) == (-123_456, "BQ-9", "PMT-BQ-9 MSG-BQ-9")
+    assert line.end_to_end is not None and len(line.end_to_end) <= 140
+    kept = line.end_to_end.split()
+    assert kept == ends[: len(kept)] and 5 <= len(kept) < len(ends)  # whole ids, the first
+    one = camt_reader.parse(camt(batch_entry(100, "BQ-1", ends[:1]))).lines[0]
+    assert one.end_to_end == ends[0]

@@ -3,19 +3,25 @@
 Read with defusedxml: a document type, an entity or an external reference is refused
 before anything is read (a billion-laughs file, a file pointing at /etc/passwd). Only
 booked entries count (`Sts` BOOK); pending ones will come back booked on a later statement.
+
+One entry (`Ntry`) is one line, even when the bank booked a whole transfer file on it (a
+batch: `NtryDtls/Btch`, one `TxDtls` per transfer). Such a line carries every transfer's
+EndToEndId (`end_to_end`, space-separated, as many whole ones as fit in 140 characters) and
+the batch's PmtInfId and MsgId (`extra_ref`), so that the matching can name its payouts.
 """
 
 from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
+from collections.abc import Iterable
 from datetime import date
 
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring
 
 from audits.reconciliation import errors
-from audits.reconciliation.parsed import ParsedLine, Statement, cents, clip
+from audits.reconciliation.parsed import MAX_TEXT, ParsedLine, Statement, cents, clip
 
 NAMESPACE = re.compile(r"^\{urn:iso:std:iso:20022:tech:xsd:camt\.053\.001\.(\d{2})\}Document$")
 
@@ -90,7 +96,8 @@ def _entry(entry: ET.Element, ns: dict[str, str], number: int) -> ParsedLine | N
     if booked is None:
         raise errors.BAD_ENTRY(entry=number, reason="it has no booking date")
     tx = "c:NtryDtls/c:TxDtls"
-    e2e = _text(entry, tx + "/c:Refs/c:EndToEndId", ns)
+    ends = [_text(t, "c:Refs/c:EndToEndId", ns) for t in entry.findall(tx, ns)]
+    batch = [_text(entry, f"c:NtryDtls/c:Btch/c:{name}", ns) for name in ("PmtInfId", "MsgId")]
     label = " ".join(
         t.text.strip() for t in entry.findall(tx + "/c:RmtInf/c:Ustrd", ns) if t.text
     ) or (_text(entry, "c:AddtlNtryInf", ns) or "")
@@ -99,6 +106,18 @@ def _entry(entry: ET.Element, ns: dict[str, str], number: int) -> ParsedLine | N
         amount=figure if sign == "CRDT" else -figure,
         value_date=_date(entry, "c:ValDt", ns, number),
         reference=_text(entry, "c:AcctSvcrRef", ns),
-        end_to_end=None if e2e == "NOTPROVIDED" else e2e,
+        end_to_end=_fitted(e for e in ends if e != "NOTPROVIDED"),
+        extra_ref=_fitted(batch),
         label=clip(label) or "",
     )
+
+
+def _fitted(references: Iterable[str | None]) -> str | None:
+    """References as one field: each once, whole, as many as fit in 140 characters (a
+    batch of many transfers names its first ones; its bank reference still names it)."""
+    kept: list[str] = []
+    for ref in dict.fromkeys(r for r in references if r):
+        if kept and len(" ".join([*kept, ref])) > MAX_TEXT:
+            break
+        kept.append(ref)
+    return clip(" ".join(kept))

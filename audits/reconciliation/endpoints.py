@@ -13,11 +13,11 @@ from audits.reconciliation.parsed import MAX_BYTES
 from audits.reconciliation.schemas import (
     AccountOut,
     HandMatch,
+    HandMatchOut,
     ImportedOut,
-    MatchOut,
     account_out,
+    hand_match_out,
     imported_out,
-    match_out,
 )
 from members.access import Treasurer, node_of
 from web.pages import PathId
@@ -77,17 +77,21 @@ def account_view(request: Request, treasurer: Treasurer, account: Account) -> Ac
     return account_out(service.view(node_of(request), account))
 
 
-@router.post("/matches", response_model=MatchOut, status_code=201)
-def match_by_hand(request: Request, treasurer: Treasurer, body: HandMatch) -> MatchOut:
-    """Match a line with a transfer by hand, saying why in a note."""
+@router.post("/matches", response_model=HandMatchOut, status_code=201)
+def match_by_hand(request: Request, treasurer: Treasurer, body: HandMatch) -> HandMatchOut:
+    """Match a line with a transfer by hand (`transfer_id`), saying why in a note; or with
+    the several transfers the bank booked on that one line (`transfer_ids`, a whole transfer
+    file booked as one debit), refused (422 `batch_sum_differs`, nothing written) unless
+    they are all on the line's account, all unmatched, and add up to the line to the cent."""
     made = service.match_by_hand(
-        node_of(request), treasurer.id, body.line_id, body.transfer_id, body.note
+        node_of(request), treasurer.id, body.line_id, body.transfers, body.note
     )
-    return match_out(made)
+    return hand_match_out(made)
 
 
 @router.delete("/matches/{match_id}", status_code=204)
 def undo_match(request: Request, treasurer: Treasurer, match_id: PathId) -> None:
     """Undo a match: its line and its movement are unmatched again (the match is kept in
-    the history, stamped as undone)."""
+    the history, stamped as undone). A match of a batch (a line booking several movements)
+    undoes the whole batch."""
     service.undo(node_of(request), treasurer.id, match_id)

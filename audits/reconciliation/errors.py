@@ -63,4 +63,19 @@ MOVEMENT_MATCHED = NamedRefusal(
 NOTE_NEEDED = NamedRefusal(
     422, "note_needed", "Say in a note why this line goes with this transfer (1 to 280 characters)."
 )
+MOVEMENT_NEEDED = NamedRefusal(
+    422,
+    "movement_needed",
+    "Choose the ledger movement this line goes with (several, if the bank booked them all on "
+    "this one line).",
+)
+TOO_MANY_MOVEMENTS = NamedRefusal(
+    422, "too_many_movements", "A line can be matched to at most {maximum} movements."
+)
+BATCH_SUM_DIFFERS = NamedRefusal(
+    422,
+    "batch_sum_differs",
+    "These {count} transfers add up to {total} and the line to {amount}: a line the bank "
+    "booked for several transfers must be their sum to the cent. Nothing was matched.",
+)
 UNKNOWN_MATCH = NamedRefusal(404, "unknown_match", "There is no match with this id to undo.")

@@ -1,4 +1,4 @@
-"""The reconciliation's tables (made by migration 0018).
+"""The reconciliation's tables (made by migration 0018, a line's batch by 0022).
 
 A statement line is stored once per bank account: `(account, line_key)` is unique, so a
 statement imported twice adds nothing. The key is the bank's own reference (AcctSvcrRef, a
@@ -6,9 +6,15 @@ Stripe balance transaction id) or, when the bank gives none, a hash of the line'
 either way followed by `#n`, the line's occurrence in its file, so that a line printed
 twice in one statement is kept twice (and the second shown as a duplicate).
 
-A match pairs one line with one ledger movement (a transfer's euros on that account).
-Undoing a match stamps it `undone_ms`: the history stays, and the automatic matching does
-not make an undone pair again. Only live matches are unique, per line and per movement.
+A match pairs one line with one ledger movement (a transfer's euros on that account). A bank
+may book several movements on one line (a whole transfer file, "remise globale", whatever
+the file asked): the line then has one match per movement, numbered by `part` (0, 1, 2…),
+all made and undone together. A line's only movement is its part 0, so a line has one live
+match or one live batch, never both (unique `(line_id, part)` among live matches).
+
+Undoing a match stamps it `undone_ms` (and the rest of its line's batch with it): the
+history stays, and the automatic matching does not make an undone pair again. Only live
+matches are unique, per line's part and per movement: a movement is matched once.
 """
 
 from __future__ import annotations
@@ -77,13 +83,18 @@ matches = Table(
     Column("matched_ms", BigInteger, nullable=False),
     Column("undone_by", String(48)),
     Column("undone_ms", BigInteger),
+    # The movement's place among those the bank booked on the line: 0 for the only one.
+    Column("part", Integer, nullable=False, server_default=text("0")),
     CheckConstraint("how IN ('reference', 'amount', 'hand')", name="how"),
     CheckConstraint("how <> 'hand' OR note IS NOT NULL", name="hand_has_note"),
+    CheckConstraint("part >= 0", name="part"),
 )
-# A line is matched once, a ledger movement once (while the match stands).
+# A line is matched once (one movement, or one batch of them), a ledger movement once
+# (while the match stands).
 Index(
     "uq_reconciliation_matches_line",
     matches.c.line_id,
+    matches.c.part,
     unique=True,
     sqlite_where=text("undone_ms IS NULL"),
     postgresql_where=text("undone_ms IS NULL"),

@@ -1,13 +1,15 @@
 """The treasurer's reconciliation page, `/treasurer/reconciliation`: upload a statement (or
 read Stripe's balance), see each account's lines matched and unmatched with totals, match a
 line by hand with a note, undo a match. Plain forms; each posts to its own address and comes
-back to the page naming what was done, or shows the page again with the refusal."""
+back to the page naming what was done, or shows the page again with the refusal. A line the
+bank booked for several movements (a whole transfer file) is matched to all of them at once,
+and shown once with its movements under it."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Form, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 from starlette.datastructures import UploadFile
@@ -63,6 +65,7 @@ def reconciliation(
     imported: DoneId = None,
     added: int | None = None,
     matched: DoneId = None,
+    parts: DoneId = None,
     undone: DoneId = None,
 ) -> Response:
     treasurer = signed_in(request, p, "treasurer")
@@ -71,6 +74,8 @@ def reconciliation(
     flash = None
     if imported is not None:
         flash = say(request, "Statement imported: {added} new lines.", added=max(added or 0, 0))
+    elif matched is not None and (parts or 1) > 1:
+        flash = say(request, "Matched by hand: the line books {count} movements.", count=parts)
     elif matched is not None:
         flash = say(request, "Matched by hand.")
     elif undone is not None:
@@ -148,22 +153,24 @@ def match(
     p: MaybeMember,
     account: Text = "",
     line_id: Text = "",
-    transfer_id: Text = "",
+    transfer_id: Annotated[list[str] | None, Form()] = None,
     note: Text = "",
 ) -> Response:
-    """A line matched by hand with a transfer, and why."""
+    """A line matched by hand with a transfer, or with the several the bank booked on it
+    (`transfer_id` given once per transfer), and why."""
     treasurer = signed_in(request, p, "treasurer")
     if isinstance(treasurer, Response):
         return treasurer
     try:
         line = _id(line_id, errors.UNKNOWN_LINE())
-        transfer = _id(
-            transfer_id, errors.UNKNOWN_MOVEMENT(transfer=transfer_id[:20], account=account[:20])
-        )
-        made = service.match_by_hand(node_of(request), treasurer.id, line, transfer, note)
+        transfers = [
+            _id(t, errors.UNKNOWN_MOVEMENT(transfer=t[:20], account=account[:20]))
+            for t in (transfer_id or [])[: service.MAX_PARTS + 1]
+        ]
+        made = service.match_by_hand(node_of(request), treasurer.id, line, transfers, note)
     except Refusal as refusal:
         return _refused(request, _account(account), refusal)
-    return done(PATH, account=made.line.account, matched=made.id)
+    return done(PATH, account=made[0].line.account, matched=made[0].id, parts=len(made))
 
 
 @router.post(PATH + "/undo")

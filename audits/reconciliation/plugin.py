@@ -132,7 +132,17 @@ def _print(done: object) -> None:
     typer.echo(
         f"{done.account}: {done.read} lines read, {done.added} new, {done.matched} matched now."
     )
-    typer.echo(f"Matched: {len(view.matched)} lines, {_euros(view.matched_total)}.")
+    typer.echo(f"Matched: {len(view.matched_lines)} lines, {_euros(view.matched_total)}.")
+    for booked in view.matched_lines:
+        if booked.batch:  # a transfer file the bank booked on one line
+            line, transfers = (
+                booked.line,
+                ", ".join(str(m.movement.transfer_id) for m in booked.matches),
+            )
+            typer.echo(
+                f"  line {line.id} {line.booked} {_euros(line.amount)} books "
+                f"{len(booked.matches)} transfers: {transfers}"
+            )
     typer.echo(
         f"Unmatched statement lines: {len(view.unmatched_lines)}, "
         f"{_euros(view.unmatched_lines_total)}."

@@ -40,6 +40,8 @@ class Movement:
     slip: str | None = None  # a cash deposit's paying-in slip
     office: str | None = None  # the office that made a cash deposit
     reconversion: int | None = None  # the request a payout paid
+    # A payout's bank reference: every payout of one transfer file carries the file's.
+    bank_ref: str | None = None
 
 
 def _new_id(conn: Connection, statement: Any) -> int:
@@ -125,6 +127,16 @@ def undo_match(conn: Connection, match_id: int, by: str, at_ms: int) -> bool:
     return bool(done.rowcount)
 
 
+def undo_line(conn: Connection, line_id: int, by: str, at_ms: int) -> int:
+    """Undo every live match of a line: the rest of a batch one of whose matches was undone."""
+    done = conn.execute(
+        update(matches)
+        .where(matches.c.line_id == line_id, matches.c.undone_ms.is_(None))
+        .values(undone_by=by, undone_ms=at_ms)
+    )
+    return int(done.rowcount)
+
+
 def statements_of(conn: Connection, account: str, limit: int = 20) -> list[RowMapping]:
     query = (
         select(statements)
@@ -205,7 +217,7 @@ def _movement(
         original = originals.get(row["ref_id"], ("", {}))[1]
         if original.get("ext"):
             refs.add(str(original["ext"]))  # a card refund names its top-up's payment
-    slip = office = reconversion = None
+    slip = office = reconversion = bank_ref = None
     if row["kind"] == "cash_deposit":
         slip = (read_deposit_memo(order.get("memo")) or (None, None))[0]
         office = str(order.get("office") or "") or None
@@ -214,6 +226,7 @@ def _movement(
     elif row["kind"] == "payout":
         paid = PAYOUT_CLIENT_ID.match(str(order.get("id") or ""))  # the order's client id
         reconversion = int(paid["id"]) if paid else None
+        bank_ref = str(order.get("bank_ref") or "") or None
         if reconversion is not None:
             refs.add(f"SOU-RECONVERSION-{reconversion}")
     return Movement(
@@ -226,4 +239,5 @@ def _movement(
         slip=slip,
         office=office,
         reconversion=reconversion,
+        bank_ref=bank_ref,
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from audits.reconciliation import service
@@ -39,6 +41,21 @@ class MatchOut(BaseModel):
     note: str | None
     line: LineOut
     movement: MovementOut
+    part: int = Field(
+        0, description="The movement's place among those booked on the line: 0 for the first."
+    )
+    parts: int = Field(
+        1,
+        description="How many movements the line books: 1, or more when the bank booked a "
+        "whole transfer file on this one line (a batch). Each is a match of the same line; "
+        "undoing any of them undoes them all.",
+    )
+
+
+class HandMatchOut(MatchOut):
+    """The line's first match, and every match made (one, or the batch's)."""
+
+    batch: list[MatchOut] = Field(description="Every match made, in their order on the line.")
 
 
 class NearMissOut(BaseModel):
@@ -50,10 +67,14 @@ class NearMissOut(BaseModel):
 class AccountOut(BaseModel):
     account: str
     all_matched: bool
-    matched_total: int
+    matched_total: int = Field(
+        description="The matched lines' amounts, in cents: a batch's line counted once."
+    )
     unmatched_lines_total: int
     unmatched_movements_total: int
-    matched: list[MatchOut]
+    matched: list[MatchOut] = Field(
+        description="One per movement matched: a batch's line is in several, by part."
+    )
     unmatched_lines: list[LineOut]
     unmatched_movements: list[MovementOut]
     near_misses: list[NearMissOut]
@@ -68,11 +89,27 @@ class ImportedOut(BaseModel):
     view: AccountOut
 
 
+TransferId = Annotated[int, Field(ge=1, le=2**53)]
+
+
 class HandMatch(BaseModel):
+    """A line and the transfer it goes with (`transfer_id`), or the transfers the bank
+    booked together on it (`transfer_ids`, which must add up to the line to the cent);
+    given both, the transfers are all of them."""
+
     model_config = ConfigDict(extra="forbid")
     line_id: int = Field(ge=1, le=2**53)
-    transfer_id: int = Field(ge=1, le=2**53)
+    transfer_id: TransferId | None = Field(None, description="The one transfer the line goes with.")
+    transfer_ids: list[TransferId] = Field(
+        default_factory=list,
+        max_length=service.MAX_PARTS,
+        description="The transfers the bank booked on this one line (a whole transfer file).",
+    )
     note: str = Field(min_length=1, max_length=280)
+
+    @property
+    def transfers(self) -> list[int]:
+        return ([self.transfer_id] if self.transfer_id is not None else []) + self.transfer_ids
 
 
 def line_out(line: service.Line) -> LineOut:
@@ -102,8 +139,19 @@ def movement_out(m: Movement) -> MovementOut:
 
 def match_out(m: service.Match) -> MatchOut:
     return MatchOut(
-        id=m.id, how=m.how, note=m.note, line=line_out(m.line), movement=movement_out(m.movement)
+        id=m.id,
+        how=m.how,
+        note=m.note,
+        line=line_out(m.line),
+        movement=movement_out(m.movement),
+        part=m.part,
+        parts=m.parts,
     )
+
+
+def hand_match_out(made: list[service.Match]) -> HandMatchOut:
+    every = [match_out(m) for m in made]
+    return HandMatchOut(**every[0].model_dump(), batch=every)
 
 
 def account_out(v: service.AccountView) -> AccountOut:

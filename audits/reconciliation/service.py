@@ -5,13 +5,20 @@ and undo, and say what is left unmatched on each side.
 A match needs the exact amount: a line one cent off is shown as a near miss, with the
 difference, never matched automatically. A line printed twice in one statement (the same
 bank reference) is kept but never matched automatically: the first is, the other is listed.
+
+A bank may book a whole transfer file on one line (a batch). Such a line is matched to all
+the payouts of that file at once, or to none: the open payouts sharing one bank reference,
+when their sum is the line's amount to the cent and the line names them (their bank
+reference, or their end-to-end ids) or, naming no payout, was booked within the window of
+each. The treasurer may match a line to several movements by hand, when they add up to it.
 """
 
 from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -23,6 +30,7 @@ from sqlalchemy.exc import IntegrityError
 from audits.reconciliation import bank_csv, camt, errors, repository, stripe_balance
 from audits.reconciliation.parsed import MAX_BYTES, ParsedLine, Statement
 from audits.reconciliation.repository import ACCOUNTS, BANK_ACCOUNTS, STRIPE_ACCOUNT, Movement
+from web.refusals import Money
 
 if TYPE_CHECKING:
     import stripe
@@ -33,6 +41,7 @@ FORMATS = ("camt", "csv", "stripe-csv")
 WINDOW_DAYS = 3  # a bank books a transfer a few days after the ledger records it
 NEAR_CENTS = 100  # a line this close to a movement (but not equal) is shown as a near miss
 DAY_MS = 86_400_000
+MAX_PARTS = 500  # movements matched by hand to one line: far more than a transfer file holds
 _WORDS = re.compile(r"[\s/;,()\[\]]+")
 
 
@@ -59,6 +68,20 @@ class Match:
     movement: Movement
     how: str
     note: str | None
+    part: int = 0  # the movement's place among those booked on the line
+    parts: int = 1  # how many movements the line books: more than one for a batch
+
+
+@dataclass(frozen=True)
+class MatchedLine:
+    """A statement line and its matches: one, or every movement of a batch booked on it."""
+
+    line: Line
+    matches: list[Match]
+
+    @property
+    def batch(self) -> bool:
+        return len(self.matches) > 1
 
 
 @dataclass(frozen=True)
@@ -77,8 +100,16 @@ class AccountView:
     near_misses: list[NearMiss] = field(default_factory=list)
 
     @property
+    def matched_lines(self) -> list[MatchedLine]:
+        """The matches by line: a batch's line once, with its movements."""
+        found: dict[int, MatchedLine] = {}
+        for m in self.matched:
+            found.setdefault(m.line.id, MatchedLine(m.line, [])).matches.append(m)
+        return list(found.values())
+
+    @property
     def matched_total(self) -> int:
-        return sum(m.line.amount for m in self.matched)
+        return sum(m.line.amount for m in self.matched_lines)  # a batch's line counted once
 
     @property
     def unmatched_lines_total(self) -> int:
@@ -335,9 +366,10 @@ class _Open:
     movements: list[Movement]
     refused: set[tuple[int, int]]
 
-    def take(self, row: RowMapping, movement: Movement) -> None:
+    def take(self, row: RowMapping, movements: Sequence[Movement]) -> None:
         self.lines.remove(row)
-        self.movements.remove(movement)
+        for movement in movements:
+            self.movements.remove(movement)
 
 
 def _open(conn: Connection, account: str) -> _Open | None:
@@ -357,28 +389,50 @@ def _open(conn: Connection, account: str) -> _Open | None:
     return _Open(free, moves, repository.undone_pairs(conn, account))
 
 
+_Pick = Callable[[RowMapping, _Open], Sequence[Movement] | None]
+
+
 def auto_match(conn: Connection, account: str, at_ms: int) -> int:
-    """Match the open lines of `account`: by reference, then by amount and date."""
+    """Match the open lines of `account`: by reference (one movement, then a batch the line
+    names), then by amount and date (one movement, then a batch). The matches made."""
     state = _open(conn, account)
     if state is None:
         return 0
     made = 0
-    for how, pick in (("reference", _by_reference), ("amount", _by_amount)):
+    passes: tuple[tuple[str, _Pick], ...] = (
+        ("reference", _alone(_by_reference)),
+        # Before the amount alone: a line naming its transfer file is that file's, even
+        # when one other movement happens to have the file's total.
+        ("reference", _batch_by_reference),
+        ("amount", _alone(_by_amount)),
+        ("amount", _batch_by_amount),
+    )
+    for how, pick in passes:
         for row in [r for r in state.lines if not _line(r).duplicate]:
             found = pick(row, state)
-            if found is None:
+            if not found:
                 continue
             state.take(row, found)
-            repository.insert_match(
-                conn,
-                line_id=row["id"],
-                transfer_id=found.transfer_id,
-                account=account,
-                how=how,
-                matched_ms=at_ms,
-            )
-            made += 1
+            for part, movement in enumerate(found):
+                repository.insert_match(
+                    conn,
+                    line_id=row["id"],
+                    transfer_id=movement.transfer_id,
+                    account=account,
+                    how=how,
+                    part=part,
+                    matched_ms=at_ms,
+                )
+            made += len(found)
     return made
+
+
+def _alone(pick: Callable[[RowMapping, _Open], Movement | None]) -> _Pick:
+    def picked(row: RowMapping, state: _Open) -> list[Movement] | None:
+        found = pick(row, state)
+        return None if found is None else [found]
+
+    return picked
 
 
 def _allowed(row: RowMapping, movement: Movement, state: _Open) -> bool:
@@ -413,6 +467,69 @@ def _by_amount(row: RowMapping, state: _Open) -> Movement | None:
     return min(candidates, key=lambda m: (_days_apart(row, m), m.transfer_id))
 
 
+# -- a transfer file booked on one line -----------------------------------------------------
+
+
+def _batches(state: _Open) -> dict[str, list[Movement]]:
+    """The open payouts of each transfer file, by its bank reference (marking a file paid
+    gives all its payouts that reference): the files with two payouts or more."""
+    found: dict[str, list[Movement]] = {}
+    for m in state.movements:
+        if m.kind == "payout" and m.bank_ref:
+            found.setdefault(m.bank_ref, []).append(m)
+    return {ref: payouts for ref, payouts in found.items() if len(payouts) > 1}
+
+
+def _end_to_end(payout: Movement) -> str | None:
+    """The id the transfer file gave a payout's transfer (merchants/payouts/sepa.py)."""
+    return None if payout.reconversion is None else f"SOU-RECONVERSION-{payout.reconversion}"
+
+
+def _files_named(row: RowMapping, state: _Open) -> set[str]:
+    """The bank references of the transfer files a line names: the file's own reference,
+    or one of its payouts' end-to-end ids (a bank listing a batch's ids may have to stop
+    before the last, for want of room; one names the file, the sum checks the rest)."""
+    words = _words(row)
+    named = set()
+    for m in state.movements:
+        if m.kind != "payout" or not m.bank_ref:
+            continue
+        e2e = _end_to_end(m)
+        if (len(m.bank_ref) >= 4 and _names(words, m.bank_ref)) or (e2e and _names(words, e2e)):
+            named.add(m.bank_ref)
+    return named
+
+
+def _fits(row: RowMapping, payouts: list[Movement], state: _Open) -> bool:
+    return sum(m.amount for m in payouts) == row["amount"] and all(
+        _allowed(row, m, state) for m in payouts
+    )
+
+
+def _batch_by_reference(row: RowMapping, state: _Open) -> list[Movement] | None:
+    named = _files_named(row, state)
+    if len(named) != 1:  # none, or two files named on one line: not for the node to split
+        return None
+    payouts = _batches(state).get(named.pop())
+    return payouts if payouts and _fits(row, payouts, state) else None
+
+
+def _batch_by_amount(row: RowMapping, state: _Open) -> list[Movement] | None:
+    if _files_named(row, state):  # a line naming a payout is not another file's
+        return None
+    candidates = [
+        payouts
+        for payouts in _batches(state).values()
+        if _fits(row, payouts, state) and all(_days_apart(row, m) <= WINDOW_DAYS for m in payouts)
+    ]
+    if not candidates:
+        return None
+    return min(
+        candidates,
+        key=lambda p: (max(_days_apart(row, m) for m in p), min(m.transfer_id for m in p)),
+    )
+
+
 def _near_misses(state: _Open) -> list[NearMiss]:
     misses = []
     for row in state.lines:
@@ -445,11 +562,26 @@ def _view(conn: Connection, account: str) -> AccountView:
     if state is None:
         return shown
     by_id = {int(r["id"]): r for r in repository.lines_of(conn, account)}
-    for m in repository.live_matches(conn, account):
+    live = repository.live_matches(conn, account)
+    parts = Counter(int(m["line_id"]) for m in live)
+    first: dict[int, int] = {}
+    for m in live:  # in the order made; a batch's movements in their order on the line
+        first.setdefault(int(m["line_id"]), int(m["id"]))
+    for m in sorted(live, key=lambda m: (first[int(m["line_id"])], int(m["part"]))):
         moved = repository.movement(conn, account, int(m["transfer_id"]))
         if moved is not None:
-            line = _line(by_id[int(m["line_id"])])
-            shown.matched.append(Match(int(m["id"]), line, moved, str(m["how"]), m["note"]))
+            line_id = int(m["line_id"])
+            shown.matched.append(
+                Match(
+                    int(m["id"]),
+                    _line(by_id[line_id]),
+                    moved,
+                    str(m["how"]),
+                    m["note"],
+                    part=int(m["part"]),
+                    parts=parts[line_id],
+                )
+            )
     shown.unmatched_lines = [_line(r) for r in state.lines]
     shown.unmatched_movements = list(state.movements)
     shown.near_misses = _near_misses(state)
@@ -479,45 +611,84 @@ def statements(node: Node, account: str) -> list[dict[str, Any]]:
 # -- by hand ----------------------------------------------------------------------------------
 
 
-def match_by_hand(node: Node, by: str, line_id: int, transfer_id: int, note: str) -> Match:
+def match_by_hand(
+    node: Node, by: str, line_id: int, transfer_ids: Sequence[int], note: str
+) -> list[Match]:
     """The treasurer's word that a line goes with a transfer the node could not pair it
-    with (another amount, a reference the node does not know): said in a note."""
+    with (another amount, a reference the node does not know), said in a note; or with
+    several transfers the bank booked on this one line, which must add up to it exactly.
+    All the matches are made, or none."""
     note = " ".join(note.split())
     if not 1 <= len(note) <= 280:
         raise errors.NOTE_NEEDED()
+    wanted = list(dict.fromkeys(transfer_ids))  # a transfer chosen twice is there once
+    if not wanted:
+        raise errors.MOVEMENT_NEEDED()
+    if len(wanted) > MAX_PARTS:
+        raise errors.TOO_MANY_MOVEMENTS(maximum=MAX_PARTS)
     try:
         with node.engine.begin() as conn:
-            row = repository.line(conn, line_id)
-            if row is None:
-                raise errors.UNKNOWN_LINE()
-            account = str(row["account"])
-            moved = repository.movement(conn, account, transfer_id)
-            if moved is None:
-                raise errors.UNKNOWN_MOVEMENT(transfer=transfer_id, account=account)
-            if repository.live_match_of_line(conn, line_id) is not None:
-                raise errors.LINE_MATCHED()
-            if repository.live_match_of_movement(conn, transfer_id, account) is not None:
-                raise errors.MOVEMENT_MATCHED(transfer=transfer_id)
-            match_id = repository.insert_match(
-                conn,
-                line_id=line_id,
-                transfer_id=transfer_id,
-                account=account,
-                how="hand",
-                note=note,
-                matched_by=by,
-                matched_ms=now_ms(),
-            )
+            row, moved = _open_pair(conn, line_id, wanted)
+            total = sum(m.amount for m in moved)
+            if len(moved) > 1 and total != row["amount"]:
+                raise errors.BATCH_SUM_DIFFERS(
+                    count=len(moved), total=Money(total), amount=Money(int(row["amount"]))
+                )
+            at = now_ms()
+            made = [
+                repository.insert_match(
+                    conn,
+                    line_id=line_id,
+                    transfer_id=m.transfer_id,
+                    account=row["account"],
+                    how="hand",
+                    note=note,
+                    part=part,
+                    matched_by=by,
+                    matched_ms=at,
+                )
+                for part, m in enumerate(moved)
+            ]
     except IntegrityError as exc:  # matched by someone else meanwhile
         raise errors.LINE_MATCHED() from exc
-    return Match(match_id, _line(row), moved, "hand", note)
+    line = _line(row)
+    return [
+        Match(match_id, line, m, "hand", note, part=part, parts=len(moved))
+        for part, (match_id, m) in enumerate(zip(made, moved, strict=True))
+    ]
+
+
+def _open_pair(
+    conn: Connection, line_id: int, transfer_ids: list[int]
+) -> tuple[RowMapping, list[Movement]]:
+    """A line and movements on its account, none of them matched yet; else the refusal."""
+    row = repository.line(conn, line_id)
+    if row is None:
+        raise errors.UNKNOWN_LINE()
+    account = str(row["account"])
+    moved = []
+    for transfer_id in transfer_ids:
+        found = repository.movement(conn, account, transfer_id)
+        if found is None:
+            raise errors.UNKNOWN_MOVEMENT(transfer=transfer_id, account=account)
+        moved.append(found)
+    if repository.live_match_of_line(conn, line_id) is not None:
+        raise errors.LINE_MATCHED()
+    for m in moved:
+        if repository.live_match_of_movement(conn, m.transfer_id, account) is not None:
+            raise errors.MOVEMENT_MATCHED(transfer=m.transfer_id)
+    return row, moved
 
 
 def undo(node: Node, by: str, match_id: int) -> str:
-    """Undo a match (kept in the history, stamped): its line and movement are open again,
-    and the automatic matching does not pair them again. The match's account."""
+    """Undo a match (kept in the history, stamped), and with it the rest of its line's
+    batch: its line and movements are open again, and the automatic matching does not pair
+    them again. The match's account."""
+    at = now_ms()
     with node.engine.begin() as conn:
         found = repository.match(conn, match_id)
-        if found is None or not repository.undo_match(conn, match_id, by, now_ms()):
+        if found is None or not repository.undo_match(conn, match_id, by, at):
             raise errors.UNKNOWN_MATCH()
+        # A line's live matches are one batch (the database holds it: one part 0 per line).
+        repository.undo_line(conn, int(found["line_id"]), by, at)
         return str(found["account"])
