@@ -20,12 +20,19 @@
     });
   }
 
+  // The buttons come disabled from the server: a tap before this script has run would send
+  // the form as a plain page request, and the member would see the page come back unchanged.
+  function ready(button) {
+    button.disabled = false;
+  }
+
   function on(form, work) {
     form.addEventListener("submit", async (event) => {
       event.preventDefault();
       const answer = await Sou.busy(form, work);
       if (answer !== null) window.location.reload();
     });
+    form.querySelectorAll("button[type=submit]").forEach(ready);
   }
 
   const keyReady = document.getElementById("no-key")
@@ -154,6 +161,7 @@
         button.disabled = false;
       }
     });
+    ready(button);
   }
   for (const form of document.querySelectorAll(".stock-form")) {
     on(form, () => Sou.api("PUT", `${base}/distributions/${form.dataset.distribution}/stock`, {
