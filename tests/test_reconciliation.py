@@ -494,6 +494,7 @@ def test_the_page_fits_a_phone_and_matches_by_hand_in_a_browser(
     batch = page.locator(".match.batch")
     expect(batch).to_contain_text("3 opérations passées ensemble sur cette ligne")
     expect(batch.locator(".batch-movements li")).to_have_count(3)
+    expect(batch.locator(".batch-movements li").first).to_contain_text("paiement de reconversion")
     assert int(page.evaluate("document.documentElement.scrollWidth")) <= PHONE["width"]
 
 

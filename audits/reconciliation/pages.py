@@ -28,6 +28,19 @@ ACCOUNT_LABELS = {
     "reserve:paper": "Paper notes' reserve (bank account)",
     "clearing:stripe": "Stripe balance",
 }
+# The ledger's kinds that move euros on these accounts, as the page names them (translated
+# by the template); any other kind is shown as the ledger writes it.
+MOVEMENT_KINDS = {
+    "topup": "top-up",
+    "cash_deposit": "cash deposit",
+    "payout": "reconversion payout",
+    "card_reversal": "card top-up reversed",
+    "card_write_off": "card shortfall written off",
+    "settlement": "Stripe payout to the bank",
+    "note_sale": "paper notes sold",
+    "note_deposit": "paper notes deposited",
+    "correction": "correction",
+}
 
 
 def _account(text: str | None) -> str:
@@ -48,6 +61,7 @@ def _page(
         status=status,
         account=account,
         accounts=ACCOUNT_LABELS,
+        kinds=MOVEMENT_KINDS,
         view=service.view(node, account),
         statements=service.statements(node, account),
         stripe_ready=bool(node.settings.stripe_secret_key),
