@@ -6,7 +6,7 @@ import gc
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import func, select
@@ -21,7 +21,7 @@ from runtime.settings import Settings
 from wallet_api.cards.stripe_api import checkout_origin
 from web.i18n import add_catalogue
 from web.pages import add_templates, install_error_handlers
-from web.refusals import REFUSALS
+from web.refusals import REFUSALS, document_problem
 from web.security import SecurityMiddleware
 
 
@@ -48,8 +48,9 @@ def create_app(settings: Settings | None = None, node: Node | None = None) -> Fa
         responses=REFUSALS,
     )
     app.state.node = node
+    document_problem(app)
     install_error_handlers(app)
-    app.include_router(plugin_list.router)
+    add_routes(app, [plugin_list.router])
 
     @app.get("/healthz", tags=["node"])
     def healthz(request: Request) -> dict[str, object]:
@@ -101,14 +102,20 @@ def plug_in(app: FastAPI, node: Node) -> None:
             said = ", ".join(f"{method} {path}" for path, method in clash)
             plugins.leave_out(plugin, "sou_routers", f"routes already served: {said}")
             continue
-        for router in routers:
-            app.include_router(router)
+        add_routes(app, routers)
         taken |= _routes(theirs)
     for _, middleware in plugins.each("sou_middleware"):
         for cls, options in middleware:
             app.add_middleware(cls, **options)
     shown = [entry for plugin, entry in menu if plugin.active]
     app.state.menu = sorted(shown, key=lambda entry: (entry.order, entry.path))
+
+
+def add_routes(app: FastAPI, routers: Iterable[APIRouter]) -> None:
+    """Serve the routers' routes as they are. Each route is complete when its router
+    defines it (prefix, tags, refusals); `include_router` would rebuild every one of them
+    for each app, on its first request: a few tenths of a second of every process start."""
+    app.router.routes.extend(route for router in routers for route in router.routes)
 
 
 def _routes(routes: Iterable[BaseRoute]) -> set[tuple[str, str]]:

@@ -82,6 +82,36 @@ def test_plugins_are_listed_with_their_version_and_hooks(tools: TestClient) -> N
     assert page.status_code == 200 and "sou-tool-library" in page.text and "0.3.0" in page.text
 
 
+def test_a_plugins_api_documents_the_nodes_refusals(tools: TestClient) -> None:
+    """The tool library declares no refusals of its own: its operations are documented with
+    the node's, and a request it finds invalid is answered as documented (a Problem)."""
+    document = tools.get("/openapi.json").json()
+    problem = {"$ref": "#/components/schemas/Problem"}
+    operations = {
+        (method, path): operation
+        for path, methods in document["paths"].items()
+        for method, operation in methods.items()
+    }
+    assert ("post", "/api/v1/tools/loans") in operations
+    for (method, path), operation in operations.items():
+        answers = operation["responses"]
+        for status in ("4XX", "503"):
+            assert answers[status]["content"]["application/json"]["schema"] == problem, (
+                method,
+                path,
+                status,
+            )
+        assert "HTTPValidationError" not in str(answers), (method, path)
+    schemas = document["components"]["schemas"]
+    assert "HTTPValidationError" not in schemas and {"error", "message"} <= set(
+        schemas["Problem"]["required"]
+    )
+    borrower = join(tools, "Agathe")
+    refused = borrower.post("/api/v1/tools/loans", json={"tool": "", "deposit": -1})
+    assert refused.status_code == 422
+    assert set(refused.json()) >= {"error", "message"}
+
+
 def test_the_plugins_table_is_made_by_its_own_migration(node: Any) -> None:
     tables = inspect(node.engine).get_table_names()
     assert "tool_loans" in tables and "alembic_version_tools" in tables

@@ -38,15 +38,10 @@ from wallet_api.schemas import (
     TransferOut,
 )
 from web.pages import problem
-from web.refusals import REFUSALS, Refusal, refusal_of
+from web.refusals import PROBLEM_JSON, REFUSALS, Refusal, refusal_of
 from web.schemas import SignedOrderIn
 
 router = APIRouter(prefix="/api/v1", tags=["wallet"])
-
-
-# A refusal's body, documented as JSON explicitly: a route answering text (a checkpoint)
-# would otherwise document its refusals as text too.
-PROBLEM_JSON = {"application/json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
 
 
 def refusals(described: dict[int | str, str]) -> dict[int | str, dict[str, Any]]:

@@ -5,12 +5,13 @@ named errors and the request validator's reasons are written here once for every
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from fastapi import Request
+from fastapi import FastAPI, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from ledger.errors import LedgerError
@@ -53,11 +54,46 @@ class Problem(BaseModel):
     message: str = Field(description="The reason in plain words, in the reader's language.")
 
 
+# A refusal's body, documented as JSON by reference rather than as a model: FastAPI builds
+# a validator for every model a route documents, on every route of every app it serves.
+PROBLEM_JSON = {"application/json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+
 # Documented on every operation (other fields of the body are the figures of the message).
 REFUSALS: dict[int | str, dict[str, Any]] = {
-    "4XX": {"model": Problem, "description": "Refused: nothing was changed."},
-    "503": {"model": Problem, "description": "Busy: send the same request again later."},
+    "4XX": {"content": PROBLEM_JSON, "description": "Refused: nothing was changed."},
+    "503": {"content": PROBLEM_JSON, "description": "Busy: send the same request again later."},
 }
+
+
+# What FastAPI documents for a request it finds invalid where a route declares no 4XX; the
+# node answers those with a Problem too (install_error_handlers).
+FASTAPI_INVALID = "#/components/schemas/HTTPValidationError"
+
+
+def document_problem(app: FastAPI) -> None:
+    """Document REFUSALS on every operation of the app's OpenAPI document (a route may say
+    more of its own), with the schema PROBLEM_JSON refers to."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document = build()
+            for operations in document.get("paths", {}).values():
+                for operation in operations.values():
+                    answers = operation.setdefault("responses", {})
+                    if FASTAPI_INVALID in str(answers.get("422")):
+                        del answers["422"]
+                    for status, refusal in REFUSALS.items():
+                        answers.setdefault(str(status), copy.deepcopy(refusal))
+            schemas = document.setdefault("components", {}).setdefault("schemas", {})
+            if schemas.pop("HTTPValidationError", None) is not None:
+                schemas.pop("ValidationError", None)  # its part
+            schemas["Problem"] = Problem.model_json_schema(
+                ref_template="#/components/schemas/{model}"
+            )
+        return app.openapi_schema or build()
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _shown(name: str, value: Any, gettext: Any, lang: str) -> Any:
