@@ -419,21 +419,27 @@ def site(node: Any) -> Iterator[Any]:
 
 
 @pytest.fixture
-def live_site(node: Any) -> Iterator[str]:
-    """The app over `node` served by uvicorn on a free port; its base URL."""
+def live_app(node: Any) -> Any:
+    """The app over `node` that `live_site` serves and `village` calls in-process: one app,
+    whose routes FastAPI builds once (on an app's first request, a few tenths of a second)."""
     from node.app import create_app
+
+    return create_app(node.settings, node)
+
+
+@pytest.fixture
+def live_site(live_app: Any) -> Iterator[str]:
+    """The app over `node` served by uvicorn on a free port; its base URL."""
     from tests.live import serving
 
-    with serving(create_app(node.settings, node)) as base_url:
+    with serving(live_app) as base_url:
         yield base_url
 
 
 @pytest.fixture
-def village(node: Any, live_site: str) -> Any:
+def village(live_app: Any, live_site: str) -> Any:
     """The live node seen through the API in-process, for people who need no browser: a
-    client of the same started node, without a second lifespan."""
+    client of the very app being served, without a second lifespan."""
     from fastapi.testclient import TestClient
 
-    from node.app import create_app
-
-    return TestClient(create_app(node.settings, node), base_url="http://127.0.0.1")
+    return TestClient(live_app, base_url="http://127.0.0.1")

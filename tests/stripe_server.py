@@ -262,12 +262,10 @@ def stripe_site(stripe_node: Any, localstripe: LocalStripe, request: pytest.Fixt
     """The node served on a free port, receiving localstripe's webhooks."""
     from fastapi.testclient import TestClient
 
-    from node.app import create_app
-
     url = request.getfixturevalue("live_site")
     localstripe.deliver_webhooks_to(url + "/stripe/webhook")
-    # The same node (started by the served app): requests made in-process, cookies kept.
-    site = TestClient(create_app(stripe_node.settings, stripe_node), base_url="http://127.0.0.1")
+    # The served app (which started the node), called in-process: cookies kept.
+    site = TestClient(request.getfixturevalue("live_app"), base_url="http://127.0.0.1")
     return StripeSite(url, stripe_node, localstripe, site)
 
 

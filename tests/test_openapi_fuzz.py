@@ -189,6 +189,8 @@ def test_no_request_gets_a_5xx_or_an_answer_off_the_schema(
     # one the node publishes.
     schema = schemathesis.openapi.from_url(f"{live_site}/openapi.json")
     operations = [result.ok() for result in schema.get_all_operations()]
+    # The signed orders, fuzzed four times as long, first: dealt to different parts.
+    operations.sort(key=lambda operation: operation.path not in SIGNED)
     failures: list[str] = []
     calls = 0
     for operation in operations[part::PARTS]:

@@ -363,12 +363,10 @@ def test_a_notice_published_by_one_process_wakes_another(node: Any) -> None:
         publisher.close()
 
 
-def test_the_live_feed_tells_the_counter_of_a_payment(node: Any, live_site: str) -> None:
+def test_the_live_feed_tells_the_counter_of_a_payment(live_app: Any, live_site: str) -> None:
     from fastapi.testclient import TestClient
 
-    from node.app import create_app
-
-    site = TestClient(create_app(node.settings, node), base_url=live_site)
+    site = TestClient(live_app, base_url=live_site)
     zoe, camille = _shop(site), join(site, "Camille")
     fund(site, camille, 1000)
     invoice = _invoice(zoe, 700)
@@ -472,15 +470,13 @@ def test_the_publishing_process_wakes_its_own_waiters_once(node: Any) -> None:
 
 
 def test_the_feed_resumes_after_the_last_event_id_and_ignores_a_strange_one(
-    node: Any, live_site: str
+    live_app: Any, live_site: str
 ) -> None:
     """A browser reconnecting sends the id of the last payment it saw: what came after is
     sent again; an id that is no plain number (a superscript digit, say) is ignored."""
     from fastapi.testclient import TestClient
 
-    from node.app import create_app
-
-    site = TestClient(create_app(node.settings, node), base_url=live_site)
+    site = TestClient(live_app, base_url=live_site)
     zoe, camille = _shop(site), join(site, "Camille")
     fund(site, camille, 1000)
     assert _pay(camille, _invoice(zoe, 300)).status_code == 201

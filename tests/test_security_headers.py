@@ -178,7 +178,7 @@ def test_a_chunked_body_is_refused_once_over_the_limit(live_site: str) -> None:
         # Once past the limit, wait for the answer before sending more: the node closes after
         # answering, and a chunk sent into a closed socket would reset the connection.
         while sent <= MIB + 4 * 65536:
-            if select.select([conn], [], [], 5 if sent > MIB else 0)[0]:
+            if select.select([conn], [], [], 30 if sent > MIB else 0)[0]:
                 break
             conn.sendall(chunk)
             sent += 65536
