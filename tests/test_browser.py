@@ -238,6 +238,36 @@ def test_the_english_switch(open_browser: Callable[..., Page], village: TestClie
     expect(page.locator("#balance")).to_have_text("1,00 SOU")
 
 
+def test_a_form_only_its_script_sends_waits_for_that_script(
+    open_browser: Callable[..., Page], village: TestClient
+) -> None:
+    """On a slow phone the page shows before its script has run: the button of a form that
+    only the script can send stays disabled until then (a tap would send the form as a
+    plain page request, and what was typed would be lost)."""
+    page = open_browser()
+    me = sign_up(page, "Camille")
+    louis = someone(village)
+    fund_browser_member(village, me, 500)
+    held: list[Any] = []
+    page.route("**/static/wallet.js", lambda route: held.append(route))  # slow to come
+    page.goto("/send", wait_until="commit")
+    button = page.locator("#send-form button[type=submit]")
+    expect(button).to_be_disabled()
+    page.fill("#to", louis.id)
+    page.fill("#amount", "2")
+    page.press("#amount", "Enter")  # a form whose button is disabled is not sent by Enter
+    button.click(force=True)
+    assert held and page.url.endswith("/send"), page.url
+    held[0].continue_()
+    expect(button).to_be_enabled()
+    page.unroute("**/static/wallet.js")
+    assert page.input_value("#amount") == "2"  # what was typed is still there
+    page.fill("#to", louis.id)  # now the script finds the payee as it is typed
+    button.click()
+    expect(page.locator("#sent")).to_be_visible()
+    assert louis.balance() == 200
+
+
 def test_a_merchant_joins_with_their_trade_in_the_browser(
     open_browser: Callable[..., Page],
 ) -> None:

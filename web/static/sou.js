@@ -286,3 +286,13 @@ const Sou = (() => {
     keepDeviceKey, keyOffer, parseCents, payeeOption, showPayee, signedOrder,
   };
 })();
+
+// The submit buttons of forms that only a page's script can send come disabled from the
+// server (`data-script-sends`): a tap before the script has run would send the form as a
+// plain page request, and the person would see the page come back, what they typed gone.
+// Every script of the page has run when DOMContentLoaded fires.
+document.addEventListener("DOMContentLoaded", () => {
+  document.querySelectorAll("button[data-script-sends]").forEach((button) => {
+    button.disabled = false;
+  });
+});
