@@ -33,6 +33,9 @@ app = typer.Typer(
     "environment variables or a sou.toml file (see sou.example.toml).",
     no_args_is_help=True,
     add_completion=False,
+    # Help texts as Markdown: their paragraphs flow to the terminal's width (in Rich mode
+    # the docstrings' own line breaks are kept, and cut lines short on a narrow terminal).
+    rich_markup_mode="markdown",
 )
 err = Console(stderr=True)
 EXIT_FINDINGS, EXIT_CANNOT_RUN = 1, 2

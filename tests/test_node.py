@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import random
 import stat
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+import typer
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from ledger.canonical import b64
 from ledger.signing import SigningKey
 from node.cli import app as cli
+from node.cli import build_cli
 from runtime.keystore import KeyFileError, key_path, load_key, save_key
 from runtime.settings import Settings
 
@@ -32,6 +37,36 @@ def test_help_documents_every_command() -> None:
         assert command in result.output
         sub = runner.invoke(cli, [command, "--help"])
         assert sub.exit_code == 0 and "Usage" in sub.output
+
+
+def _commands(command: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
+    yield path
+    for name, sub in getattr(command, "commands", {}).items():
+        yield from _commands(sub, (*path, name))
+
+
+def test_every_help_text_is_shown_whole_and_flows_to_the_width(tmp_path: Path) -> None:
+    """Each paragraph of each command's help (the plugins' too) comes out on one line of a
+    wide terminal, every word of it: none is cut where the docstring's lines end, and no
+    `<placeholder>` is taken for markup and dropped."""
+    app = build_cli(Settings(data_dir=tmp_path))
+    root = typer.main.get_command(app)
+    paths = list(_commands(root))
+    assert ("notes", "print") in paths and ("tools-loans",) in paths
+    for path in paths:
+        command = root
+        for name in path:
+            command = command.commands[name]
+        shown = runner.invoke(app, [*path, "--help"], env={"COLUMNS": "3000"}, color=False)
+        assert shown.exit_code == 0, (path, shown.output)
+        lines = [" ".join(line.replace("`", "").split()) for line in shown.output.splitlines()]
+        texts = [command.help or ""] + [
+            getattr(param, "help", None) or "" for param in command.params
+        ]
+        for text in texts:
+            for paragraph in inspect.cleandoc(text).split("\n\n"):
+                flowing = " ".join(paragraph.replace("`", "").split())
+                assert any(flowing in line for line in lines), (path, flowing)
 
 
 def test_init_demo_then_audit(

@@ -65,7 +65,7 @@ def export(
             "--output",
             "-o",
             help="The file to write ('-' for standard output); default: the "
-            "export's own name in the working directory (the FEC's is <SIREN>FEC<date>.txt).",
+            "export's own name in the working directory (the FEC's is `<SIREN>FEC<date>.txt`).",
         ),
     ] = None,
 ) -> None:

@@ -50,7 +50,7 @@ def write_report(
     lang: Annotated[str, typer.Option(help="The report's language: fr or en.")] = "fr",
     out: Annotated[
         Path | None,
-        typer.Option("--out", "-o", help="The PDF to write (report-<first>-<last>.pdf)."),
+        typer.Option("--out", "-o", help="The PDF to write (`report-<first>-<last>.pdf`)."),
     ] = None,
 ) -> None:
     """Write the general assembly's report as a PDF: circulation and reserve per day, top-ups

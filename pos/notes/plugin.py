@@ -50,7 +50,7 @@ def _fail(message: str) -> typer.Exit:
 def print_notes(
     series: Annotated[str, typer.Argument(help="The series to print, e.g. A.")],
     out: Annotated[
-        Path | None, typer.Option("--out", "-o", help="The PDF to write (notes-<series>.pdf).")
+        Path | None, typer.Option("--out", "-o", help="The PDF to write (`notes-<series>.pdf`).")
     ] = None,
     first: Annotated[int | None, typer.Option(help="The first serial to print (1).")] = None,
     last: Annotated[int | None, typer.Option(help="The last serial to print (all).")] = None,
