@@ -241,15 +241,18 @@ def test_the_english_switch(open_browser: Callable[..., Page], village: TestClie
 def test_a_form_only_its_script_sends_waits_for_that_script(
     open_browser: Callable[..., Page], village: TestClient
 ) -> None:
-    """On a slow phone the page shows before its script has run: the button of a form that
-    only the script can send stays disabled until then (a tap would send the form as a
-    plain page request, and what was typed would be lost)."""
+    """On a slow phone the page shows before its scripts have run: the button of a form that
+    only a script can send stays disabled until sou.js runs, and from then on a tap sends
+    nothing until the page's own script has come (a plain page request would lose what
+    was typed)."""
     page = open_browser()
     me = sign_up(page, "Camille")
     louis = someone(village)
     fund_browser_member(village, me, 500)
-    held: list[Any] = []
-    page.route("**/static/wallet.js", lambda route: held.append(route))  # slow to come
+    held: dict[str, Any] = {}  # script name -> its request, held back: both slow to come
+    page.route(
+        "**/static/*.js", lambda route: held.setdefault(route.request.url.split("/")[-1], route)
+    )
     page.goto("/send", wait_until="commit")
     button = page.locator("#send-form button[type=submit]")
     expect(button).to_be_disabled()
@@ -257,12 +260,18 @@ def test_a_form_only_its_script_sends_waits_for_that_script(
     page.fill("#amount", "2")
     page.press("#amount", "Enter")  # a form whose button is disabled is not sent by Enter
     button.click(force=True)
-    assert held and page.url.endswith("/send"), page.url
-    held[0].continue_()
+    assert "sou.js" in held and page.url.endswith("/send"), page.url
+    held["sou.js"].continue_()
     expect(button).to_be_enabled()
-    page.unroute("**/static/wallet.js")
+    button.click()  # sou.js is there, the wallet's script not yet: nothing is sent
+    page.press("#amount", "Enter")
+    assert "wallet.js" in held and page.url.endswith("/send"), page.url
+    held["wallet.js"].continue_()
+    page.unroute("**/static/*.js")
+    expect(page.locator("#payee")).to_be_hidden()
     assert page.input_value("#amount") == "2"  # what was typed is still there
     page.fill("#to", louis.id)  # now the script finds the payee as it is typed
+    expect(page.locator("#payee")).to_be_visible()
     button.click()
     expect(page.locator("#sent")).to_be_visible()
     assert louis.balance() == 200

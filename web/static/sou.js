@@ -288,11 +288,14 @@ const Sou = (() => {
 })();
 
 // The submit buttons of forms that only a page's script can send come disabled from the
-// server (`data-script-sends`): a tap before the script has run would send the form as a
+// server (`data-script-sends`): a tap before any script has run would send the form as a
 // plain page request, and the person would see the page come back, what they typed gone.
-// Every script of the page has run when DOMContentLoaded fires.
-document.addEventListener("DOMContentLoaded", () => {
-  document.querySelectorAll("button[data-script-sends]").forEach((button) => {
-    button.disabled = false;
-  });
+// From here on the browser never sends such a form itself (its page's script does, once
+// loaded: a tap before that does nothing), so the buttons can be enabled now, before the
+// page's script runs and may disable one for its own reasons.
+document.addEventListener("submit", (event) => {
+  if (event.target.querySelector("button[data-script-sends]")) event.preventDefault();
+}, true);
+document.querySelectorAll("button[data-script-sends]").forEach((button) => {
+  button.disabled = false;
 });
