@@ -11,9 +11,8 @@ from fastapi import APIRouter, Path, Query, Request
 from audits import service
 from audits.schemas import AuditRunDetail, AuditRunList, AuditRunOut, AuditStart
 from members.access import Treasurer, node_of
-from web.refusals import REFUSALS
 
-router = APIRouter(prefix="/api/v1/audit", tags=["audit"], responses=REFUSALS)
+router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
 RunId = Annotated[int, Path(ge=1, le=2**53)]
 
 

@@ -21,7 +21,7 @@ from runtime.settings import Settings
 from wallet_api.cards.stripe_api import checkout_origin
 from web.i18n import add_catalogue
 from web.pages import add_templates, install_error_handlers
-from web.refusals import REFUSALS, document_problem
+from web.refusals import document_problem
 from web.security import SecurityMiddleware
 
 
@@ -45,7 +45,6 @@ def create_app(settings: Settings | None = None, node: Node | None = None) -> Fa
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
-        responses=REFUSALS,
     )
     app.state.node = node
     document_problem(app)

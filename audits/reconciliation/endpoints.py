@@ -21,9 +21,8 @@ from audits.reconciliation.schemas import (
 )
 from members.access import Treasurer, node_of
 from web.pages import PathId
-from web.refusals import REFUSALS
 
-router = APIRouter(prefix="/api/v1/treasury/reconciliation", tags=["treasury"], responses=REFUSALS)
+router = APIRouter(prefix="/api/v1/treasury/reconciliation", tags=["treasury"])
 
 Account = Annotated[str, Query(pattern=r"^(reserve:digital|reserve:paper|clearing:stripe)$")]
 

@@ -30,10 +30,9 @@ from plugins.amap.schemas import (
     Subscription,
     SubscriptionCreate,
 )
-from web.refusals import REFUSALS
 from web.schemas import SignedOrderIn
 
-router = APIRouter(prefix="/api/v1/amap", tags=["amap"], responses=REFUSALS)
+router = APIRouter(prefix="/api/v1/amap", tags=["amap"])
 IdIn = Annotated[int, Path(ge=1, le=2**53)]
 
 

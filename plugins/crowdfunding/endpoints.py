@@ -22,10 +22,9 @@ from plugins.crowdfunding.schemas import (
     TrailRow,
     UpdateCreate,
 )
-from web.refusals import REFUSALS
 from web.schemas import SignedOrderIn
 
-router = APIRouter(prefix="/api/v1/campaigns", tags=["crowdfunding"], responses=REFUSALS)
+router = APIRouter(prefix="/api/v1/campaigns", tags=["crowdfunding"])
 CampaignId = Annotated[int, Path(ge=1, le=2**53)]
 
 
