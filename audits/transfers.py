@@ -24,8 +24,11 @@ from __future__ import annotations
 
 import importlib
 import multiprocessing
+import multiprocessing.context
 import multiprocessing.util
 import re
+import sys
+import types
 from collections.abc import Callable, Collection
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -139,10 +142,9 @@ class TransferAudit:
         self.total = top - low + 1
         self.ranges = [(lo, min(lo + CHUNK - 1, top)) for lo in range(low, top + 1, CHUNK)]
         if self.workers > 1 and self.total >= PARALLEL_FROM:
-            context = multiprocessing.get_context("spawn")  # nothing of this process inherited
             self.pool = ProcessPoolExecutor(
                 self.workers,
-                mp_context=context,
+                mp_context=_BareSpawn(),
                 initializer=start_worker,
                 initargs=(self.source, self.local, self.origin, self.keys, self.codes),
             )
@@ -208,6 +210,27 @@ class TransferAudit:
         self.done.add(done)
         if self.progress is not None:
             self.progress(self.done.count, self.total)
+
+
+class _BareProcess(multiprocessing.context.SpawnProcess):
+    """A spawned process that does not import the program's main module first, as spawn
+    otherwise does so that what it defines can be unpickled: the workers need only this
+    module, and the main module may be the whole node (`sou`), half a second of imports."""
+
+    @staticmethod
+    def _Popen(process_obj: Any) -> Any:
+        main = sys.modules["__main__"]
+        sys.modules["__main__"] = types.ModuleType("__main__")  # no file, no module name
+        try:
+            return multiprocessing.context.SpawnProcess._Popen(process_obj)
+        finally:
+            sys.modules["__main__"] = main
+
+
+class _BareSpawn(multiprocessing.context.SpawnContext):
+    """Spawn (nothing of this process inherited), by `_BareProcess`."""
+
+    Process = _BareProcess
 
 
 # -- reading (in this process and in the workers) ------------------------------------------

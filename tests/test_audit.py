@@ -4,6 +4,8 @@ ranges of transfers in the audit's snapshot, or are sent them when they cannot."
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
@@ -265,3 +267,45 @@ def test_workers_that_cannot_read_leave_the_reading_to_the_audit(
     parallel = _in_workers(engine, monkeypatch)
     assert parallel.findings == _alone(engine).findings
     assert ids["payment"] in {f.transfer_id for f in parallel.findings}
+
+
+WORKERS_MAIN = """
+import sys
+from pathlib import Path
+
+if __name__ == "__mp_main__":  # as spawn runs a program's main in each new process
+    with Path(sys.argv[2]).open("a") as seen:
+        seen.write("the program's main ran in a worker\\n")
+
+if __name__ == "__main__":
+    from audits import transfers
+    from audits.audit import audit
+    from runtime.database import make_engine, read_only
+
+    transfers.PARALLEL_FROM, transfers.CHUNK = 0, 4
+    engine = read_only(make_engine(sys.argv[1], pool_size=2))
+    report = audit(engine, node_public_key=bytes.fromhex(sys.argv[3]), workers=2)
+    print(report.ok, report.transfers)
+"""
+
+
+def test_the_workers_do_not_run_the_programs_main(
+    book: Book, engine: Engine, db_url: str, tmp_path: Any
+) -> None:
+    """A worker needs the transfer checks only, not what the program that started the audit
+    imports (`sou` imports the whole node): it starts without running the program's main."""
+    _ledger(book)
+    Sealer(engine, NODE_KEY, ORIGIN).seal_all()
+    alone = _alone(engine)
+    assert alone.ok, alone.findings
+    program, seen = tmp_path / "program.py", tmp_path / "seen.txt"
+    program.write_text(WORKERS_MAIN)
+    done = subprocess.run(
+        [sys.executable, str(program), db_url, str(seen), NODE_KEY.public_key.hex()],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert done.stdout.split() == ["True", str(alone.transfers)]
+    assert not seen.exists(), seen.read_text()
