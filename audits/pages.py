@@ -9,6 +9,7 @@ JavaScript the forms post here and the page comes back naming the run started.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from string import Formatter
 from typing import Any
@@ -95,6 +96,17 @@ def _said(tr: Callable[[str], str], finding: dict[str, Any]) -> str:
         return message
 
 
+def _why_full(tr: Callable[[str], str], why: str) -> tuple[str, bool]:
+    """Why a run asked to resume checked everything, in the reader's language, and whether
+    it is an alarm (a state that could not be used) rather than a first audit."""
+    for template in service.WHY_FULL:
+        pattern = re.escape(template).replace(re.escape("{run}"), r"(?P<run>\d+)")
+        found = re.fullmatch(pattern, why)
+        if found:
+            return tr(template).format(**found.groupdict()), template != service.NOTHING_TO_RESUME
+    return why, True  # recorded by another version: as it is
+
+
 def _grouped(
     report: dict[str, Any] | None, tr: Callable[[str], str]
 ) -> dict[str, list[dict[str, Any]]]:
@@ -119,6 +131,7 @@ def _audit_page(request: Request, status: int = 200, **extra: Any) -> Response:
         "audit/audit.html",
         status=status,
         last=last,
+        why_full=_why_full(tr, last.why_full) if last and last.why_full else None,
         report=report,
         findings=_grouped(report, tr),
         watch=watch,

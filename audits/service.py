@@ -35,7 +35,7 @@ from audits import errors
 from audits import repository as repo
 from audits.audit import EscrowRecords, audit, escrow_records_of
 from audits.models import FAILED, FINDINGS, OK
-from audits.report import EMERGENCY, WARNING, AuditState, Report, Watch
+from audits.report import EMERGENCY, WARNING, AuditState, Report, Watch, finding_template
 from ledger.canonical import canonical
 from ledger.signing import SigningKey
 from runtime import witness
@@ -203,24 +203,36 @@ def sign_state(node_key: SigningKey, state: AuditState) -> tuple[str, bytes]:
     return text, node_key.sign_bytes(state_bytes(text))
 
 
+# Why a run asked to resume checked everything (msgids of audit.po: the page says them in
+# its reader's language; `{run}` names the run whose state could not be used).
+NOTHING_TO_RESUME = finding_template(
+    "no earlier audit found everything in order: there is nothing to resume"
+)
+STATE_UNSIGNED = finding_template(
+    "the state left by run {run} does not carry the node's signature (altered in the "
+    "database?): everything was checked anew"
+)
+STATE_UNREADABLE = finding_template(
+    "the state left by run {run} cannot be read: everything was checked"
+)
+WHY_FULL = (NOTHING_TO_RESUME, STATE_UNSIGNED, STATE_UNREADABLE)
+
+
 def resume_plan(conn: Connection, node_public_key: bytes) -> tuple[AuditState | None, str]:
     """The last clean run's state if its signature verifies with the node key, else None
     and why (which the run records)."""
     row = repo.latest_clean(conn)
     if row is None or row["state"] is None:
-        return None, "no earlier audit found everything in order: there is nothing to resume"
+        return None, NOTHING_TO_RESUME
     text, signature = str(row["state"]), bytes(row["state_signature"])
     try:
         nacl.signing.VerifyKey(node_public_key).verify(state_bytes(text), signature)
     except (ValueError, nacl.exceptions.BadSignatureError):
-        return None, (
-            f"the state left by run {row['id']} does not carry the node's signature (altered "
-            "in the database?): everything was checked anew"
-        )
+        return None, STATE_UNSIGNED.format(run=row["id"])
     try:
         return AuditState.from_json(text), ""
     except (TypeError, ValueError):
-        return None, f"the state left by run {row['id']} cannot be read: everything was checked"
+        return None, STATE_UNREADABLE.format(run=row["id"])
 
 
 def resume_state(conn: Connection, node_public_key: bytes) -> AuditState | None:

@@ -5,9 +5,11 @@ scheduled job, and the page and API with their refusals."""
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from datetime import UTC, datetime
+from html import unescape
 from typing import Any
 
 import pytest
@@ -296,12 +298,20 @@ def _alter_state(node: Any, how: str) -> None:
         conn.execute(update(audit_runs).where(audit_runs.c.id == row.id).values(**values))
 
 
+def _why_shown(html: str) -> tuple[str, str]:
+    """The page's line on why a run asked to resume checked everything: (its alarm class,
+    its words)."""
+    found = re.search(r'<p class="flash ?(\w*)" id="why-full">(.*?)</p>', html, re.S)
+    assert found is not None, "no why-full line"
+    return found[1], " ".join(unescape(found[2]).split())
+
+
 @pytest.mark.parametrize("how", ["json", "balances", "garbled", "signature"])
 def test_a_state_altered_in_the_database_is_not_resumed_from(
     site: Any, node: Any, how: str
 ) -> None:
     _paid(site, 1)
-    service.run_audit(node.engine, node.node_key, workers=1)
+    altered = service.run_audit(node.engine, node.node_key, workers=1)[1]
     _alter_state(node, how)
     with node.engine.connect() as conn:
         assert service.resume_state(conn, node.node_key.public_key) is None
@@ -310,6 +320,14 @@ def test_a_state_altered_in_the_database_is_not_resumed_from(
     row = _rows(node)[-1]
     assert row["id"] == run_id and row["full"] and not row["asked_full"]
     assert "checked anew" in row["why_full"] or "cannot be read" in row["why_full"]
+    # The treasurer reads why, in French, as an alarm naming the run whose state was altered.
+    why = _why_shown(operator(site, "treasurer").get("/treasurer/audit").text)
+    assert why == (
+        "error",
+        f"Lancé pour vérifier les nouveautés, il a tout vérifié : l’état laissé par l’audit "
+        f"{altered} ne porte pas la signature du nœud (modifié dans la base de données ?) : "
+        "tout a été revérifié",
+    )
     # Its own state is signed again: the run after it resumes.
     assert not service.run_audit(node.engine, node.node_key, workers=1)[0].full
 
@@ -407,6 +425,17 @@ def test_the_api_starts_reads_and_lists_runs(site: Any, node: Any) -> None:
     read = treasurer.get(f"/api/v1/audit/runs/{run['id']}").json()
     assert read["status"] == "ok" and read["report"]["ok"] is True and read["full"] is True
     assert "nothing to resume" in read["why_full"]
+    # A first audit has nothing to resume from: said plainly, in French, not as an alarm.
+    assert _why_shown(treasurer.get("/treasurer/audit").text) == (
+        "",
+        "Lancé pour vérifier les nouveautés, il a tout vérifié : aucun audit précédent n’a "
+        "tout trouvé en ordre, il n’y avait donc rien à reprendre",
+    )
+    assert _why_shown(treasurer.get("/treasurer/audit?lang=en").text) == (
+        "",
+        "Asked to check what is new, it checked everything: no earlier audit found "
+        "everything in order: there is nothing to resume",
+    )
     listed = treasurer.get("/api/v1/audit/runs").json()["runs"]
     assert [r["id"] for r in listed] == [run["id"]]
     missing = treasurer.get("/api/v1/audit/runs/987654321")
