@@ -62,6 +62,22 @@ class Assets:
     locale: Traversable | None = None
 
 
+@dataclass(frozen=True)
+class BankConfirmation:
+    """A plugin's record that a transfer's euros are on the bank's (or Stripe's) statement:
+    a line of an imported statement matched to it (`how` "statement"), or the treasurer's
+    word, with the reference read on the statement (`how` "hand")."""
+
+    transfer_id: int
+    how: str  # "statement" or "hand"
+    bank_ref: str | None  # the line's own reference (the bank may give none), or the typed one
+    at_ms: int  # when it was matched or recorded
+    by: str | None = None  # the treasurer's member id; None for an automatic match
+    line_id: int | None = None  # the statement's line
+    booked: str | None = None  # the day the bank booked the line (ISO date)
+    account: str | None = None  # the statement's account: reserve:digital, clearing:stripe...
+
+
 class Hooks:
     """The hook specifications. Each is called once per plugin that implements it."""
 
@@ -92,6 +108,16 @@ class Hooks:
         by the plugin's own records (what its operations took in, less what they released
         and refunded), read on `conn`. `sou audit` compares each with the ledger's balance
         and names any account where they differ. Accounts holding nothing may be left out."""
+
+    @hookspec
+    def sou_bank_confirmations(
+        self, conn: Connection, transfer_ids: Sequence[int]
+    ) -> Sequence[BankConfirmation]:
+        """What the plugin's own records say of these transfers reaching the bank: one
+        `BankConfirmation` per record it holds (none for a transfer it knows nothing of),
+        read on `conn`. So one feature shows what another confirmed without reading its
+        tables: the offices' page, a deposit matched to a statement line; the
+        reconciliation, a deposit the treasurer marked found by hand."""
 
     @hookspec
     def sou_startup(self, node: Node) -> None:

@@ -624,13 +624,14 @@ def test_a_cash_deposit_is_matched_by_its_paying_in_slip(site: Any) -> None:
     shown = treasurer.get("/api/v1/treasury/reconciliation", params={"account": "reserve:digital"})
     movements = {m["movement"]["transfer_id"]: m["movement"] for m in shown.json()["matched"]}
     assert movements[first]["slip"] == "BV 2026 0142"
-    assert movements[second]["confirm_at"] == f"/treasurer/offices#reconcile-{second}"
-    # The deposit is marked reconciled where the offices' feature keeps it: the page links.
+    assert movements[second]["confirm_at"] == f"/treasurer/offices?deposit={second}"
+    # The match reconciles the deposit where the offices' feature shows it: the page links.
     page = reading_fr(treasurer).get("/treasurer/reconciliation")
     assert "bordereau de remise BV-0143" in page.text
-    assert f'href="/treasurer/offices#reconcile-{second}"' in page.text
-    offices = treasurer.get("/treasurer/offices")
-    assert f'id="reconcile-{second}"' in offices.text
+    assert f'href="/treasurer/offices?deposit={second}"' in page.text
+    offices = reading_fr(treasurer).get(f"/treasurer/offices?deposit={second}")
+    assert f'id="reconcile-{second}"' not in offices.text  # nothing left to type there
+    assert 'id="deposit-shown"' in offices.text and "Rapproché de la ligne" in offices.text
 
 
 def test_a_bank_line_of_a_transfer_file_confirms_its_reconversion(site: Any) -> None:

@@ -13,9 +13,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from sqlalchemy import Connection
 
-from audits.reconciliation import endpoints, pages
-from runtime.hookspecs import MenuEntry, hookimpl
+from audits.reconciliation import endpoints, pages, service
+from runtime.hookspecs import BankConfirmation, MenuEntry, hookimpl
 
 EXIT_OK, EXIT_UNMATCHED, EXIT_CANNOT_RUN = 0, 1, 2
 err = Console(stderr=True)
@@ -42,6 +43,14 @@ def sou_routers() -> Sequence[APIRouter]:
 @hookimpl
 def sou_menu() -> Sequence[MenuEntry]:
     return [MenuEntry(pages.PATH, "Bank reconciliation", frozenset({"treasurer"}), order=42)]
+
+
+@hookimpl
+def sou_bank_confirmations(
+    conn: Connection, transfer_ids: Sequence[int]
+) -> Sequence[BankConfirmation]:
+    """The statement lines matched to these transfers, while the matches stand."""
+    return service.bank_confirmations(conn, transfer_ids)
 
 
 @hookimpl
@@ -80,7 +89,6 @@ def reconcile(
     Prints what is matched and what is not, on each side. Importing the same statement
     again adds nothing. Exit 0 when everything is matched, 1 when something is unmatched,
     2 when it could not run (unreadable file, node out of reach, Stripe not set up)."""
-    from audits.reconciliation import service
     from runtime.node import open_node
     from runtime.settings import Settings
     from web.refusals import Refusal
@@ -125,9 +133,7 @@ def _euros(cents: int) -> str:
 
 
 def _print(done: object) -> None:
-    from audits.reconciliation.service import Imported
-
-    assert isinstance(done, Imported)
+    assert isinstance(done, service.Imported)
     view = done.view
     typer.echo(
         f"{done.account}: {done.read} lines read, {done.added} new, {done.matched} matched now."

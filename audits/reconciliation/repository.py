@@ -42,6 +42,9 @@ class Movement:
     reconversion: int | None = None  # the request a payout paid
     # A payout's bank reference: every payout of one transfer file carries the file's.
     bank_ref: str | None = None
+    # The reference the treasurer typed marking it found on the statement by hand elsewhere
+    # (an office's deposit, on the offices' page): that feature's record, read by its hook.
+    reconciled_by_hand: str | None = None
 
 
 def _new_id(conn: Connection, statement: Any) -> int:
@@ -112,6 +115,24 @@ def live_match_of_movement(conn: Connection, transfer_id: int, account: str) -> 
         matches.c.undone_ms.is_(None),
     )
     return conn.execute(query).mappings().first()
+
+
+def live_matches_of(conn: Connection, transfer_ids: Sequence[int]) -> list[RowMapping]:
+    """The live matches of these transfers, each with its line's day and bank reference."""
+    found: list[RowMapping] = []
+    wanted = list(transfer_ids)
+    for start in range(0, len(wanted), 500):
+        query = (
+            select(matches, lines.c.booked, lines.c.reference)
+            .join(lines, lines.c.id == matches.c.line_id)
+            .where(
+                matches.c.transfer_id.in_(wanted[start : start + 500]),
+                matches.c.undone_ms.is_(None),
+            )
+            .order_by(matches.c.id)
+        )
+        found += conn.execute(query).mappings()
+    return found
 
 
 def insert_match(conn: Connection, **values: Any) -> int:

@@ -28,10 +28,15 @@ class MovementOut(BaseModel):
     references: list[str]
     slip: str | None = Field(None, description="A cash deposit's paying-in slip (signed).")
     reconversion_id: int | None = Field(None, description="The reconversion a payout paid.")
+    reconciled_by_hand: str | None = Field(
+        None,
+        description="The bank reference the treasurer typed marking it found on the "
+        "statement by hand elsewhere (an office's deposit, on the offices' page).",
+    )
     confirm_at: str | None = Field(
         None,
-        description="The page where what this movement confirms is recorded: the office "
-        "deposit to mark reconciled, the reconversion's transfer file.",
+        description="The page showing what this movement confirms: the office's deposit "
+        "(reconciled there while the match stands), the reconversion's transfer file.",
     )
 
 
@@ -133,6 +138,7 @@ def movement_out(m: Movement) -> MovementOut:
         references=sorted(m.references),
         slip=m.slip,
         reconversion_id=m.reconversion,
+        reconciled_by_hand=m.reconciled_by_hand,
         confirm_at=service.confirm_at(m),
     )
 

@@ -11,6 +11,11 @@ the payouts of that file at once, or to none: the open payouts sharing one bank 
 when their sum is the line's amount to the cent and the line names them (their bank
 reference, or their end-to-end ids) or, naming no payout, was booked within the window of
 each. The treasurer may match a line to several movements by hand, when they add up to it.
+
+A match is the reconciliation's own record, which the other features read through the
+`sou_bank_confirmations` hook (an office's deposit shows as reconciled on the offices' page
+while its match stands); what they recorded by hand reaches the matching the same way (the
+bank reference the treasurer typed for a deposit is one of its references).
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import re
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -30,12 +35,14 @@ from sqlalchemy.exc import IntegrityError
 from audits.reconciliation import bank_csv, camt, errors, repository, stripe_balance
 from audits.reconciliation.parsed import MAX_BYTES, ParsedLine, Statement
 from audits.reconciliation.repository import ACCOUNTS, BANK_ACCOUNTS, STRIPE_ACCOUNT, Movement
+from runtime.hookspecs import BankConfirmation
 from web.refusals import Money
 
 if TYPE_CHECKING:
     import stripe
 
     from runtime.node import Node
+    from runtime.plugins import Plugins
 
 FORMATS = ("camt", "csv", "stripe-csv")
 WINDOW_DAYS = 3  # a bank books a transfer a few days after the ledger records it
@@ -278,7 +285,7 @@ def store(
                 if progress is not None:
                     progress(done, len(lines))
             repository.set_added(conn, statement_id, added)
-            matched = auto_match(conn, account, at)
+            matched = auto_match(conn, account, at, node.plugins)
     except IntegrityError:
         if again:
             raise
@@ -372,7 +379,7 @@ class _Open:
             self.movements.remove(movement)
 
 
-def _open(conn: Connection, account: str) -> _Open | None:
+def _open(conn: Connection, account: str, plugins: Plugins) -> _Open | None:
     rows = repository.lines_of(conn, account)
     if not rows:
         return None
@@ -386,16 +393,61 @@ def _open(conn: Connection, account: str) -> _Open | None:
         if m.transfer_id not in taken_moves
     ]
     free = [r for r in rows if int(r["id"]) not in taken_lines]
+    moves = _with_hand_records(plugins, conn, moves)
     return _Open(free, moves, repository.undone_pairs(conn, account))
+
+
+def _with_hand_records(plugins: Plugins, conn: Connection, moves: list[Movement]) -> list[Movement]:
+    """The movements, each with the bank reference the treasurer typed when another feature
+    recorded it found on the statement by hand (an office's deposit): one reference more to
+    match it by. That record stays the other feature's; a match of such a movement is made
+    as any other (it is the bank's confirmation of what the treasurer said)."""
+    wanted = sorted({m.transfer_id for m in moves})
+    if not wanted:
+        return moves
+    typed: dict[int, str] = {}
+    said = plugins.each("sou_bank_confirmations", conn=conn, transfer_ids=wanted)
+    for _plugin, confirmations in said:
+        for c in sorted(confirmations, key=lambda c: c.at_ms):
+            if c.how == "hand" and c.bank_ref:
+                typed.setdefault(c.transfer_id, c.bank_ref)
+    return [
+        replace(
+            m,
+            reconciled_by_hand=typed[m.transfer_id],
+            references=m.references | {r for r in [typed[m.transfer_id]] if len(r) >= 4},
+        )
+        if m.transfer_id in typed
+        else m
+        for m in moves
+    ]
+
+
+def bank_confirmations(conn: Connection, transfer_ids: Sequence[int]) -> list[BankConfirmation]:
+    """The statement lines matched to these transfers (live matches), as the
+    `sou_bank_confirmations` hook says them to the other features."""
+    return [
+        BankConfirmation(
+            int(m["transfer_id"]),
+            "statement",
+            m["reference"],
+            int(m["matched_ms"]),
+            m["matched_by"],
+            line_id=int(m["line_id"]),
+            booked=str(m["booked"]),
+            account=str(m["account"]),
+        )
+        for m in repository.live_matches_of(conn, transfer_ids)
+    ]
 
 
 _Pick = Callable[[RowMapping, _Open], Sequence[Movement] | None]
 
 
-def auto_match(conn: Connection, account: str, at_ms: int) -> int:
+def auto_match(conn: Connection, account: str, at_ms: int, plugins: Plugins) -> int:
     """Match the open lines of `account`: by reference (one movement, then a batch the line
     names), then by amount and date (one movement, then a batch). The matches made."""
-    state = _open(conn, account)
+    state = _open(conn, account, plugins)
     if state is None:
         return 0
     made = 0
@@ -553,11 +605,11 @@ def view(node: Node, account: str) -> AccountView:
     if account not in ACCOUNTS:
         raise errors.BAD_ACCOUNT()
     with node.engine.connect() as conn:
-        return _view(conn, account)
+        return _view(conn, account, node.plugins)
 
 
-def _view(conn: Connection, account: str) -> AccountView:
-    state = _open(conn, account)
+def _view(conn: Connection, account: str, plugins: Plugins) -> AccountView:
+    state = _open(conn, account, plugins)
     shown = AccountView(account)
     if state is None:
         return shown
@@ -567,8 +619,11 @@ def _view(conn: Connection, account: str) -> AccountView:
     first: dict[int, int] = {}
     for m in live:  # in the order made; a batch's movements in their order on the line
         first.setdefault(int(m["line_id"]), int(m["id"]))
+    read = [repository.movement(conn, account, int(m["transfer_id"])) for m in live]
+    found = _with_hand_records(plugins, conn, [m for m in read if m is not None])
+    movements = {m.transfer_id: m for m in found}
     for m in sorted(live, key=lambda m: (first[int(m["line_id"])], int(m["part"]))):
-        moved = repository.movement(conn, account, int(m["transfer_id"]))
+        moved = movements.get(int(m["transfer_id"]))
         if moved is not None:
             line_id = int(m["line_id"])
             shown.matched.append(
@@ -589,11 +644,12 @@ def _view(conn: Connection, account: str) -> AccountView:
 
 
 def confirm_at(movement: Movement) -> str | None:
-    """Where the treasurer records what a matched movement confirms, in the feature that owns
-    it (the reconciliation writes only its own tables): an office's deposit is marked
-    reconciled on the offices' page; a reconversion's payout shows its transfer file."""
+    """Where the feature that owns what a matched movement confirms shows it (the
+    reconciliation writes only its own tables): an office's deposit on the offices' page
+    (reconciled there by this match, through the hook); a reconversion's payout, its
+    transfer file."""
     if movement.kind == "cash_deposit" and movement.account == "reserve:digital":
-        return f"/treasurer/offices#reconcile-{movement.transfer_id}"
+        return f"/treasurer/offices?deposit={movement.transfer_id}"
     if movement.kind == "payout" and movement.reconversion is not None:
         return f"/treasurer/payouts?reconversion={movement.reconversion}"
     return None
@@ -629,6 +685,7 @@ def match_by_hand(
     try:
         with node.engine.begin() as conn:
             row, moved = _open_pair(conn, line_id, wanted)
+            moved = _with_hand_records(node.plugins, conn, moved)
             total = sum(m.amount for m in moved)
             if len(moved) > 1 and total != row["amount"]:
                 raise errors.BATCH_SUM_DIFFERS(

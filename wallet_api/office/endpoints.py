@@ -31,7 +31,7 @@ def office(request: Request, operator: OfficeOperator) -> OfficeOut:
         office=view.office,
         till=view.till,
         cash_ins=[CashInOut(**asdict(c)) for c in view.cash_ins],
-        deposits=[DepositOut(**asdict(d)) for d in view.deposits],
+        deposits=[deposit_out(d) for d in view.deposits],
     )
 
 
@@ -55,12 +55,13 @@ def deposit(
     done = service.deposit(node_of(request), operator, body.id, body.amount, body.slip_ref)
     if done.replayed:
         response.status_code = 200
-    return DepositOut(**asdict(done))
+    return deposit_out(done)
 
 
 @router.get("/treasury/offices", response_model=list[OfficeSummaryOut], tags=["treasury"])
 def offices(request: Request, treasurer: Treasurer) -> list[OfficeSummaryOut]:
-    """Every office: till, cash taken in, deposits, and deposits not yet reconciled."""
+    """Every office: till, cash taken in, deposits, the deposits not yet reconciled (neither
+    marked by hand nor matched to a line of an imported statement), and the latest ones."""
     return [_summary(s) for s in service.offices(node_of(request))]
 
 
@@ -73,8 +74,13 @@ def _summary(summary: service.OfficeSummary) -> OfficeSummaryOut:
         deposits_total=summary.deposits_total,
         deposits_count=summary.deposits_count,
         unreconciled_total=summary.unreconciled_total,
-        unreconciled=[DepositOut(**asdict(d)) for d in summary.unreconciled],
+        unreconciled=[deposit_out(d) for d in summary.unreconciled],
+        recent_deposits=[deposit_out(d) for d in summary.recent],
     )
+
+
+def deposit_out(deposit: service.Deposit) -> DepositOut:
+    return DepositOut(**asdict(deposit), reconciled=deposit.reconciled)
 
 
 @router.post(
@@ -86,6 +92,7 @@ def reconciled(
     request: Request,
     treasurer: Treasurer,
 ) -> DepositOut:
-    """The deposit is on the bank statement, under `bank_ref`. Recorded once (else 409)."""
+    """The deposit is on the bank statement, under `bank_ref`. Recorded once, and refused
+    (409) for a deposit already reconciled: by hand, or matched to a statement's line."""
     done = service.reconcile(node_of(request), treasurer, transfer_id, body.bank_ref)
-    return DepositOut(**asdict(done))
+    return deposit_out(done)

@@ -11,6 +11,7 @@ form records the cash once.
 from __future__ import annotations
 
 import uuid
+from datetime import date
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -23,6 +24,7 @@ from web.pages import (
     MAX_ID_DIGITS,
     DoneId,
     Text,
+    day,
     done,
     page,
     page_money,
@@ -127,8 +129,12 @@ def record(
 
 
 @router.get("/treasurer/offices")
-def offices(request: Request, p: MaybeMember, reconciled: DoneId = None) -> Response:
-    """Every office's till and takings, and a form per deposit still to reconcile."""
+def offices(
+    request: Request, p: MaybeMember, reconciled: DoneId = None, deposit: DoneId = None
+) -> Response:
+    """Every office's till and takings, a form per deposit still to reconcile, the latest
+    deposits and how each was reconciled; `deposit`: one deposit shown first (the
+    reconciliation's page links here)."""
     treasurer = signed_in(request, p, "treasurer")
     if isinstance(treasurer, Response):
         return treasurer
@@ -141,16 +147,25 @@ def offices(request: Request, p: MaybeMember, reconciled: DoneId = None) -> Resp
             id=found.transfer_id,
             bank_ref=found.bank_ref,
         )
-    return _offices_page(request, flash=flash)
+    shown = service.find_deposit(node_of(request), deposit) if deposit else None
+    return _offices_page(request, flash=flash, shown=shown)
 
 
-def _offices_page(request: Request, *, status: int = 200, flash: str | None = None) -> Response:
+def _offices_page(
+    request: Request,
+    *,
+    status: int = 200,
+    flash: str | None = None,
+    shown: service.Deposit | None = None,
+) -> Response:
     return page(
         request,
         "treasurer/offices.html",
         status=status,
         offices=service.offices(node_of(request)),
+        shown=shown,
         when=lambda ms: when(request, ms),
+        day=lambda iso: day(request, date.fromisoformat(iso)) if iso else "—",
         flash=flash,
     )
 

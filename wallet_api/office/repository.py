@@ -3,6 +3,7 @@ ledger's tables), and the deposits' reconciliation rows."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Connection, RowMapping, func, insert, select, update
@@ -105,6 +106,19 @@ def unrecorded_deposits(conn: Connection) -> list[RowMapping]:
         transfers.c.kind == "cash_deposit", ~recorded.exists()
     )
     return list(conn.execute(query).mappings())
+
+
+def reconciled_by_hand(conn: Connection, transfer_ids: Sequence[int]) -> list[RowMapping]:
+    """The rows among these deposits that the treasurer marked reconciled by hand."""
+    found: list[RowMapping] = []
+    wanted = list(transfer_ids)
+    for start in range(0, len(wanted), 500):
+        query = select(office_deposits).where(
+            office_deposits.c.transfer_id.in_(wanted[start : start + 500]),
+            office_deposits.c.reconciled_ms.is_not(None),
+        )
+        found += conn.execute(query).mappings()
+    return found
 
 
 def reconcile(conn: Connection, transfer_id: int, *, bank_ref: str, by: str, at_ms: int) -> bool:

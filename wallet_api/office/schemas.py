@@ -43,6 +43,15 @@ class DepositCreate(Strict):
     )
 
 
+class StatementLineOut(BaseModel):
+    line_id: int | None
+    booked: str | None = Field(description="The day the bank booked the line (ISO date).")
+    reference: str | None = Field(description="The bank's own reference of the line, if any.")
+    matched_ms: int
+    matched_by: str | None = Field(description="The treasurer; null when matched automatically.")
+    account: str | None = Field(description="The statement's account (reserve:digital).")
+
+
 class DepositOut(BaseModel):
     transfer_id: int
     office: str
@@ -50,9 +59,17 @@ class DepositOut(BaseModel):
     slip_ref: str | None
     recorded_by: str | None
     created_ms: int
-    bank_ref: str | None
+    reconciled: bool = Field(
+        description="Found on the bank statement: marked by hand (`bank_ref`), or matched to "
+        "a line of an imported statement (`statement_line`), or both."
+    )
+    bank_ref: str | None = Field(description="The reference the treasurer typed, by hand.")
     reconciled_by: str | None
     reconciled_ms: int | None
+    statement_line: StatementLineOut | None = Field(
+        description="The line of an imported statement the reconciliation matched it to "
+        "(undoing that match takes it away)."
+    )
     replayed: bool = False
 
 
@@ -72,6 +89,9 @@ class OfficeSummaryOut(BaseModel):
     deposits_count: int
     unreconciled_total: int
     unreconciled: list[DepositOut]
+    recent_deposits: list[DepositOut] = Field(
+        description="The office's latest deposits, reconciled or not, and how."
+    )
 
 
 class Reconciliation(Strict):

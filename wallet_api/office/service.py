@@ -6,15 +6,22 @@ Every write carries a client-chosen request id. The ledger keeps orders idempote
 recognised here: same request id and same facts -> the first transfer; other facts -> 409.
 Rows of our own tables are written in short transactions after the ledger post; a row
 missing after a crash in between is rebuilt from the ledger (`record_missing_deposits`).
+
+A deposit is reconciled when the treasurer marked it found on the bank statement (our row)
+or when a line of an imported statement was matched to it (the reconciliation's record,
+asked through the `sou_bank_confirmations` hook, never copied here): each fact is kept once,
+by the feature that makes it, and undoing a match makes the deposit open again.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
 from ledger import repository as ledger_repo
@@ -35,6 +42,7 @@ from members.errors import (
     UNKNOWN_MEMBER,
 )
 from members.models import WALLET_ROLES
+from runtime.hookspecs import BankConfirmation
 from runtime.signing import posted_or_existing, sign_as
 from wallet_api.office import repository as repo
 from wallet_api.office.errors import (
@@ -167,6 +175,18 @@ def _same_cash_in(earlier: StoredTransfer, office: str, member: Member, amount: 
 
 
 @dataclass(frozen=True)
+class StatementLine:
+    """The line of an imported bank statement the reconciliation matched a deposit to."""
+
+    line_id: int | None
+    booked: str | None  # the day the bank booked it (ISO date)
+    reference: str | None  # the bank's own reference of the line, if it gives one
+    matched_ms: int
+    matched_by: str | None  # None: matched automatically
+    account: str | None  # the statement's account (reserve:digital)
+
+
+@dataclass(frozen=True)
 class Deposit:
     transfer_id: int
     office: str
@@ -174,10 +194,18 @@ class Deposit:
     slip_ref: str | None
     recorded_by: str | None
     created_ms: int
+    # Marked found on the statement by the treasurer, by hand (our own record).
     bank_ref: str | None = None
     reconciled_by: str | None = None
     reconciled_ms: int | None = None
+    # Matched to a line of an imported statement (the reconciliation's record).
+    statement_line: StatementLine | None = None
     replayed: bool = False
+
+    @property
+    def reconciled(self) -> bool:
+        """Found on the bank statement: by hand, or by the reconciliation of a statement."""
+        return self.reconciled_ms is not None or self.statement_line is not None
 
 
 def deposit(node: Node, operator: Member, request_id: str, amount: int, slip_ref: str) -> Deposit:
@@ -227,34 +255,33 @@ def _till_short(exc: LedgerError, office: str) -> Exception:
 
 def _record_deposit(node: Node, transfer_id: int, order_json: str, created_ms: int) -> Deposit:
     """The deposit's row, written once (a concurrent writer's row is as good)."""
-    with node.ledger.reading() as conn:
-        found = repo.deposit(conn, transfer_id)
-    if found is None:
-        fields = json.loads(order_json)
-        slip, recorder = read_deposit_memo(fields.get("memo")) or (None, None)
-        try:
-            with node.engine.begin() as conn:
-                if recorder is not None and members_repo.member(conn, recorder) is None:
-                    recorder = None  # signed outside this API: nobody of ours recorded it
-                repo.insert_deposit(
-                    conn,
-                    {
-                        "transfer_id": transfer_id,
-                        "office": fields["office"],
-                        "slip_ref": slip,
-                        "recorded_by": recorder,
-                        "created_ms": created_ms,
-                    },
-                )
-        except IntegrityError:
-            pass  # written meanwhile by a repeat of the same request
-        with node.ledger.reading() as conn:
-            found = repo.deposit(conn, transfer_id)
+    found = find_deposit(node, transfer_id)
+    if found is not None:
+        return found
+    fields = json.loads(order_json)
+    slip, recorder = read_deposit_memo(fields.get("memo")) or (None, None)
+    try:
+        with node.engine.begin() as conn:
+            if recorder is not None and members_repo.member(conn, recorder) is None:
+                recorder = None  # signed outside this API: nobody of ours recorded it
+            repo.insert_deposit(
+                conn,
+                {
+                    "transfer_id": transfer_id,
+                    "office": fields["office"],
+                    "slip_ref": slip,
+                    "recorded_by": recorder,
+                    "created_ms": created_ms,
+                },
+            )
+    except IntegrityError:
+        pass  # written meanwhile by a repeat of the same request
+    found = find_deposit(node, transfer_id)
     assert found is not None
-    return _deposit_of(found)
+    return found
 
 
-def _deposit_of(row: Any) -> Deposit:
+def _deposit_of(row: Any, matched: dict[int, StatementLine] | None = None) -> Deposit:
     return Deposit(
         row["transfer_id"],
         row["office"],
@@ -265,14 +292,54 @@ def _deposit_of(row: Any) -> Deposit:
         row["bank_ref"],
         row["reconciled_by"],
         row["reconciled_ms"],
+        (matched or {}).get(int(row["transfer_id"])),
     )
+
+
+def _deposits_of(node: Node, conn: Connection, rows: Sequence[Any]) -> list[Deposit]:
+    """Deposits with the statement lines matched to them."""
+    matched = statement_lines(node, conn, (int(r["transfer_id"]) for r in rows))
+    return [_deposit_of(r, matched) for r in rows]
+
+
+def statement_lines(
+    node: Node, conn: Connection, transfer_ids: Iterable[int]
+) -> dict[int, StatementLine]:
+    """The statement lines other features (the reconciliation) say were matched to these
+    deposits, read on `conn`: the first one each, if several."""
+    wanted = sorted(set(transfer_ids))
+    if not wanted:
+        return {}
+    found: dict[int, StatementLine] = {}
+    said = node.plugins.each("sou_bank_confirmations", conn=conn, transfer_ids=wanted)
+    for _plugin, confirmations in said:
+        for c in sorted(confirmations, key=lambda c: (c.at_ms, c.line_id or 0)):
+            if c.how == "statement" and c.transfer_id in wanted:
+                line = StatementLine(c.line_id, c.booked, c.bank_ref, c.at_ms, c.by, c.account)
+                found.setdefault(c.transfer_id, line)
+    return found
+
+
+def reconciled_by_hand(conn: Connection, transfer_ids: Sequence[int]) -> list[BankConfirmation]:
+    """The deposits among these the treasurer marked found on the statement by hand, as
+    the `sou_bank_confirmations` hook says them to the other features."""
+    return [
+        BankConfirmation(
+            int(r["transfer_id"]),
+            "hand",
+            r["bank_ref"],
+            int(r["reconciled_ms"]),
+            r["reconciled_by"],
+        )
+        for r in repo.reconciled_by_hand(conn, transfer_ids)
+    ]
 
 
 def find_deposit(node: Node, transfer_id: int) -> Deposit | None:
     """A cash deposit by its transfer id (None if there is none)."""
     with node.ledger.reading() as conn:
         found = repo.deposit(conn, transfer_id)
-    return None if found is None else _deposit_of(found)
+        return None if found is None else _deposits_of(node, conn, [found])[0]
 
 
 def record_missing_deposits(node: Node) -> int:
@@ -304,10 +371,8 @@ def office_view(node: Node, operator: Member) -> OfficeView:
     with node.ledger.reading() as conn:
         balance = ledger_repo.balances(conn, [till]).get(till, 0)
         moves = repo.till_movements(conn, till, "topup", limit=RECENT)
-        rows = repo.deposits(conn, office=office, limit=RECENT)
-    return OfficeView(
-        office, balance, [_cash_in_of(office, m) for m in moves], [_deposit_of(r) for r in rows]
-    )
+        deposits = _deposits_of(node, conn, repo.deposits(conn, office=office, limit=RECENT))
+    return OfficeView(office, balance, [_cash_in_of(office, m) for m in moves], deposits)
 
 
 def _cash_in_of(office: str, row: Any) -> CashIn:
@@ -330,7 +395,8 @@ class OfficeSummary:
     cash_ins_count: int
     deposits_total: int
     deposits_count: int
-    unreconciled: list[Deposit]
+    unreconciled: list[Deposit]  # every deposit still to find on the statement
+    recent: list[Deposit]  # the latest deposits, reconciled or not
 
     @property
     def unreconciled_total(self) -> int:
@@ -348,7 +414,13 @@ def offices(node: Node) -> list[OfficeSummary]:
             totals = repo.till_totals(conn, till["code"])
             cash_ins, cash_in_count = totals.get("topup", (0, 0))
             deposited, deposit_count = totals.get("cash_deposit", (0, 0))
-            pending = [_deposit_of(r) for r in repo.unreconciled(conn, office)]
+            # Not marked by hand, and not matched to a statement line either.
+            open_rows = repo.unreconciled(conn, office)
+            recent_rows = repo.deposits(conn, office=office, limit=RECENT)
+            matched = statement_lines(
+                node, conn, (int(r["transfer_id"]) for r in [*open_rows, *recent_rows])
+            )
+            pending = [d for d in (_deposit_of(r, matched) for r in open_rows) if not d.reconciled]
             summaries.append(
                 OfficeSummary(
                     office,
@@ -358,13 +430,15 @@ def offices(node: Node) -> list[OfficeSummary]:
                     -deposited,
                     deposit_count,
                     pending,
+                    [_deposit_of(r, matched) for r in recent_rows],
                 )
             )
     return summaries
 
 
 def reconcile(node: Node, treasurer: Member, transfer_id: int, bank_ref: str) -> Deposit:
-    """The treasurer found the deposit on the bank statement: recorded once."""
+    """The treasurer found the deposit on the bank statement: recorded once, and not for a
+    deposit a statement's line was already matched to (it is reconciled)."""
     bank_ref = " ".join(bank_ref.split())
     if not bank_ref or len(bank_ref) > 128 or not bank_ref.isprintable():
         raise BANK_REF_MISSING()
@@ -373,7 +447,7 @@ def reconcile(node: Node, treasurer: Member, transfer_id: int, bank_ref: str) ->
         found = repo.deposit(conn, transfer_id)
         if found is None:
             raise UNKNOWN_DEPOSIT()
-        if not repo.reconcile(
+        if statement_lines(node, conn, [transfer_id]) or not repo.reconcile(
             conn, transfer_id, bank_ref=bank_ref, by=treasurer.id, at_ms=now_ms()
         ):
             raise ALREADY_RECONCILED()
