@@ -60,7 +60,7 @@ def test_a_member_subscribes_orders_and_the_farm_is_paid_at_delivery(
     # Not squeezed into a narrow column: the state reads on one line, a word not broken.
     state = row.locator(".state-planned").bounding_box()
     assert state is not None and state["height"] < 2 * 18, state
-    row.locator("button[data-action=delivered]").click()
+    row.locator("form[data-action=delivered] button").click()
     expect(row.locator(".state-delivered")).to_have_text("livrée")
     assert fits_the_phone(desk)
 

@@ -242,9 +242,9 @@ def test_a_form_only_its_script_sends_waits_for_that_script(
     open_browser: Callable[..., Page], village: TestClient
 ) -> None:
     """On a slow phone the page shows before its scripts have run: the button of a form that
-    only a script can send stays disabled until sou.js runs, and from then on a tap sends
-    nothing until the page's own script has come (a plain page request would lose what
-    was typed)."""
+    only a script can send stays disabled until the page's own script has taken the form
+    over (a plain page request would lose what was typed), and no button is ever enabled
+    that a tap would leave doing nothing."""
     page = open_browser()
     me = sign_up(page, "Camille")
     louis = someone(village)
@@ -262,16 +262,16 @@ def test_a_form_only_its_script_sends_waits_for_that_script(
     button.click(force=True)
     assert "sou.js" in held and page.url.endswith("/send"), page.url
     held["sou.js"].continue_()
-    expect(button).to_be_enabled()
-    button.click()  # sou.js is there, the wallet's script not yet: nothing is sent
+    page.wait_for_function("() => typeof Sou === 'object'")
+    assert "wallet.js" in held  # sou.js has run, the wallet's script not yet
+    expect(button).to_be_disabled()  # still: nothing would answer a tap
     page.press("#amount", "Enter")
-    assert "wallet.js" in held and page.url.endswith("/send"), page.url
+    assert page.url.endswith("/send"), page.url
     held["wallet.js"].continue_()
     page.unroute("**/static/*.js")
-    expect(page.locator("#payee")).to_be_hidden()
+    expect(page.locator("#payee")).to_be_visible()  # looked up from what was typed
+    expect(button).to_be_enabled()
     assert page.input_value("#amount") == "2"  # what was typed is still there
-    page.fill("#to", louis.id)  # now the script finds the payee as it is typed
-    expect(page.locator("#payee")).to_be_visible()
     button.click()
     expect(page.locator("#sent")).to_be_visible()
     assert louis.balance() == 200

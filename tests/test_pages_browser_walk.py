@@ -34,6 +34,7 @@ pytest_plugins = ["tests.browser"]  # fixtures: `chromium`, `open_browser`
 AXE = Path(__file__).parent / "vendor" / "axe-core" / "axe.min.js"
 BLOCKING = ("serious", "critical")  # axe-core's impacts that fail the walk
 LOAD = "Failed to load resource"  # Chromium's words for an answer that is not 2xx or 3xx
+INERT = "button[data-script-sends]:disabled"
 
 # The violations a page's own script could hide from the console, said in the console too.
 REPORT_VIOLATIONS = """
@@ -112,6 +113,13 @@ class Walk:
             # The page's scripts run (service worker, QR writer, polling) before it is read.
             page.wait_for_load_state("networkidle")
             self.check(page, f"{self.lang} {path}")
+            self.sendable(page, f"{self.lang} {path}")
+
+    def sendable(self, page: Page, where: str) -> None:
+        """Every form only the page's script sends has been taken over by it (`Sou.sends`
+        enables its buttons, disabled by the server until then)."""
+        for button in page.eval_on_selector_all(INERT, "found => found.map((b) => b.outerHTML)"):
+            self.problems.append(f"{where}: a button its script never took over: {button}")
 
 
 def _local(link: str) -> str:

@@ -21,8 +21,7 @@
     }
   }
 
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
+  Sou.sends(form, async () => {
     const paired = await Sou.busy(form, async () => {
       const code = form.elements.code.value.trim();
       if (!code) throw new Error(M.noCode);

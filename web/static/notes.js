@@ -52,8 +52,7 @@
     }
   }
 
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
+  Sou.sends(form, async () => {
     deposited.hidden = true;
     const done = await Sou.busy(form, depositNote);
     if (!done) return;

@@ -41,8 +41,7 @@
     }
   }
 
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
+  Sou.sends(form, async () => {
     done.hidden = true;
     const recorded = await Sou.busy(form, record);
     if (!recorded) return;

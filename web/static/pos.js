@@ -81,8 +81,7 @@
       amount.focus();
     }
 
-    form.addEventListener("submit", async (event) => {
-      event.preventDefault();
+    Sou.sends(form, async () => {
       const invoice = await Sou.busy(form, () => {
         const body = { amount: parseCents(amount.value) };
         const label = form.elements.label.value.trim();
@@ -235,14 +234,8 @@
         });
       });
     }
-    if (input.value) lookUp(input.value);
-    showQueue();
-    window.addEventListener("online", flushQueue);
-    setInterval(flushQueue, 15000);
-    flushQueue();
-
-    form.addEventListener("submit", async (event) => {
-      event.preventDefault();
+    // Taken over before the look-up below, which keeps the button disabled while it runs.
+    Sou.sends(form, async () => {
       if (!scanned) return lookUp(input.value);
       if (scanned.offline) {
         const queued = await Sou.busy(form, () => queueOffline(scanned));
@@ -271,6 +264,11 @@
       found.hidden = true;
       form.reset();
     });
+    if (input.value) lookUp(input.value);
+    showQueue();
+    window.addEventListener("online", flushQueue);
+    setInterval(flushQueue, 15000);
+    flushQueue();
   }
 
   // -- offline: the shop's side -------------------------------------------------------------
@@ -549,8 +547,7 @@
       document.getElementById("code-again").hidden = false;
     }
 
-    form.addEventListener("submit", async (event) => {
-      event.preventDefault();
+    Sou.sends(form, async () => {
       clearTimeout(watching);
       const progress = document.getElementById("code-progress");
       let shop = null;
@@ -609,8 +606,7 @@
         out.hidden = false;
       }, Math.max(0, data.expiresMs - Date.now()));
     }
-    form.addEventListener("submit", async (event) => {
-      event.preventDefault();
+    Sou.sends(form, async () => {
       const done = await Sou.busy(form, async () => {
         try {
           const cents = data.invoice ? data.amount : parseCents(form.elements.amount.value);
@@ -648,8 +644,7 @@
 
   function dayPage() {
     document.querySelectorAll(".refund-form").forEach((form) => {
-      form.addEventListener("submit", async (event) => {
-        event.preventDefault();
+      Sou.sends(form, async () => {
         const done = await Sou.busy(form, async () => {
           const cents = parseCents(form.elements.amount.value);
           const customer = form.dataset.name;
@@ -699,8 +694,7 @@
     if (typeof SouQR !== "undefined") SouQR.ready().then(() => { form.dataset.qr = "ready"; });
 
     const hold = document.getElementById("hold-form");
-    hold.addEventListener("submit", async (event) => {
-      event.preventDefault();
+    Sou.sends(hold, async () => {
       const done = await Sou.busy(hold, async () => {
         const cents = parseCents(hold.elements.hold.value);
         if (!(await Sou.deviceKey(data.member))) await Sou.createDeviceKey(data.member, data.label);
@@ -720,8 +714,7 @@
       showCertificate();
     });
 
-    form.addEventListener("submit", async (event) => {
-      event.preventDefault();
+    Sou.sends(form, async () => {
       const shown = await Sou.busy(form, async () => {
         const cert = storedCertificate();
         if (!cert || cert.expires * 1000 <= Date.now()) throw new Error(M.noCertificate);
@@ -743,8 +736,7 @@
     });
 
     const release = document.getElementById("release-form");
-    release.addEventListener("submit", async (event) => {
-      event.preventDefault();
+    Sou.sends(release, async () => {
       const done = await Sou.busy(release, () => Sou.api("POST", "/api/v1/pay/allowance/release"));
       if (done) location.reload();
     });

@@ -115,8 +115,7 @@
     typing = setTimeout(showQuote, 300);
   });
 
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
+  Sou.sends(form, async () => {
     done.hidden = true;
     const request = await Sou.busy(form, ask);
     if (!request) return;

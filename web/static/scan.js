@@ -346,8 +346,7 @@ const SouScan = (() => {
   }
 
   again.addEventListener("click", scan);
-  typed.addEventListener("submit", (event) => {
-    event.preventDefault();
+  Sou.sends(typed, () => {
     const field = typed.elements.namedItem("code");
     if (SouScan.fromText(field.value) === null) tell(M.badCode, "error");
   });

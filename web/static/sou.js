@@ -205,6 +205,23 @@ const Sou = (() => {
     }
   }
 
+  /**
+   * Take `form` over for the page's script: each submit runs `work(event)`, never a plain
+   * page request. The form's `[data-script-sends]` buttons, disabled by the server until now,
+   * are enabled once, here, as the handler is attached: never enabled with nothing to answer
+   * a tap. A button the page's script disables afterwards (a payee being looked up) stays as
+   * the script leaves it: call this before the script touches the button.
+   */
+  function sends(form, work) {
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      work(event);
+    });
+    form.querySelectorAll("button[data-script-sends]").forEach((button) => {
+      button.disabled = false;
+    });
+  }
+
   // -- amounts: integer cents, read from what people type, written as the server does ----
 
   /** A message with its `{name}`s filled from `values`; a name not given stays as it is. */
@@ -283,19 +300,16 @@ const Sou = (() => {
 
   return {
     api, b64url, busy, canonical, createDeviceKey, deviceKey, fill, formatCents, hasLiveKey,
-    keepDeviceKey, keyOffer, parseCents, payeeOption, showPayee, signedOrder,
+    keepDeviceKey, keyOffer, parseCents, payeeOption, sends, showPayee, signedOrder,
   };
 })();
 
 // The submit buttons of forms that only a page's script can send come disabled from the
 // server (`data-script-sends`): a tap before any script has run would send the form as a
 // plain page request, and the person would see the page come back, what they typed gone.
-// From here on the browser never sends such a form itself (its page's script does, once
-// loaded: a tap before that does nothing), so the buttons can be enabled now, before the
-// page's script runs and may disable one for its own reasons.
+// `Sou.sends` enables them as the page's script takes the form over. Whatever else would
+// submit such a form meanwhile (Enter in a field, another button), the browser never
+// sends it itself: only that script does.
 document.addEventListener("submit", (event) => {
   if (event.target.querySelector("button[data-script-sends]")) event.preventDefault();
 }, true);
-document.querySelectorAll("button[data-script-sends]").forEach((button) => {
-  button.disabled = false;
-});

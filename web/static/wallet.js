@@ -165,6 +165,9 @@
     const form = document.getElementById("send-form");
     const progress = document.getElementById("send-progress");
     const sent = document.getElementById("sent");
+    // Taken over first: Sou.sends enables the button, and the payee search below may
+    // disable it at once (a payee typed before this script came), as it must stay.
+    Sou.sends(form, send);
     const payees = payeeChooser(form, () => { sent.hidden = true; });
 
     /** The payee to sign for: the one shown, never a text typed and not found. */
@@ -177,8 +180,8 @@
       return chosen;
     }
 
-    form.addEventListener("submit", async (event) => {
-      event.preventDefault();
+    /** Sign and send the payment typed, to the payee shown. */
+    async function send() {
       if (payees.state.searching) return;  // the payee is not shown yet
       sent.hidden = true;
       const done = await Sou.busy(form, async () => {
@@ -210,7 +213,7 @@
       form.reset();
       payees.clear();
       sent.hidden = false;
-    });
+    }
   }
 
   // -- receipts: RFC 6962 hashing, RFC 9162 inclusion proof, C2SP signed note -------------
@@ -327,8 +330,7 @@
       });
     });
     const form = document.getElementById("token-form");
-    form.addEventListener("submit", async (event) => {
-      event.preventDefault();
+    Sou.sends(form, async () => {
       const made = await Sou.busy(form, () => Sou.api("POST", "/api/v1/me/tokens", {
         label: form.elements.label.value.trim(), scope: form.elements.scope.value,
       }));

@@ -20,19 +20,11 @@
     });
   }
 
-  // The buttons come disabled from the server: a tap before this script has run would send
-  // the form as a plain page request, and the member would see the page come back unchanged.
-  function ready(button) {
-    button.disabled = false;
-  }
-
   function on(form, work) {
-    form.addEventListener("submit", async (event) => {
-      event.preventDefault();
+    Sou.sends(form, async () => {
       const answer = await Sou.busy(form, work);
       if (answer !== null) window.location.reload();
     });
-    form.querySelectorAll("button[type=submit]").forEach(ready);
   }
 
   const keyReady = document.getElementById("no-key")
@@ -148,11 +140,13 @@
   }
 
   // -- the coordinator -----------------------------------------------------------------------
-  for (const button of document.querySelectorAll("button.amap-close")) {
-    button.addEventListener("click", async () => {
+  // Delivered or cancelled: a form of one button each, its refusal said at the page's top.
+  for (const form of document.querySelectorAll(".close-form")) {
+    Sou.sends(form, async () => {
+      const button = form.querySelector("button");
       button.disabled = true;
       try {
-        await Sou.api("POST", `${base}/distributions/${button.dataset.distribution}/${button.dataset.action}`);
+        await Sou.api("POST", `${base}/distributions/${form.dataset.distribution}/${form.dataset.action}`);
         window.location.reload();
       } catch (error) {
         done.textContent = error.message;
@@ -161,7 +155,6 @@
         button.disabled = false;
       }
     });
-    ready(button);
   }
   for (const form of document.querySelectorAll(".stock-form")) {
     on(form, () => Sou.api("PUT", `${base}/distributions/${form.dataset.distribution}/stock`, {

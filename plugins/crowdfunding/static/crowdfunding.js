@@ -56,8 +56,7 @@
 
   const pledgeForm = byId("pledge-form");
   if (pledgeForm) {
-    pledgeForm.addEventListener("submit", async (event) => {
-      event.preventDefault();
+    Sou.sends(pledgeForm, async () => {
       const answer = await Sou.busy(pledgeForm, async () => {
         const amount = parseCents(pledgeForm.elements.amount.value);
         const signed = await signedPayment(amount);
@@ -74,8 +73,7 @@
 
   const lowerForm = byId("lower-form");
   if (lowerForm) {
-    lowerForm.addEventListener("submit", async (event) => {
-      event.preventDefault();
+    Sou.sends(lowerForm, async () => {
       const answer = await Sou.busy(lowerForm, async () => {
         const text = lowerForm.elements.amount.value.trim();
         const amount = text === "0" ? 0 : parseCents(text);
@@ -91,8 +89,7 @@
 
   const updateForm = byId("update-form");
   if (updateForm) {
-    updateForm.addEventListener("submit", async (event) => {
-      event.preventDefault();
+    Sou.sends(updateForm, async () => {
       const answer = await Sou.busy(updateForm, () => Sou.api(
         "POST", "/api/v1/campaigns/" + data.campaign + "/updates",
         { text: updateForm.elements.text.value }));
@@ -104,8 +101,7 @@
 
   const proposeForm = byId("propose-form");
   if (proposeForm) {
-    proposeForm.addEventListener("submit", async (event) => {
-      event.preventDefault();
+    Sou.sends(proposeForm, async () => {
       const f = proposeForm.elements;
       const made = await Sou.busy(proposeForm, async () => {
         const campaign = await Sou.api("POST", "/api/v1/campaigns", {
@@ -151,15 +147,13 @@
   for (const section of document.querySelectorAll("section.moderation")) {
     const id = section.dataset.campaign;
     const publishing = section.querySelector("form.publish-form");
-    publishing.addEventListener("submit", async (event) => {
-      event.preventDefault();
+    Sou.sends(publishing, async () => {
       const answer = await Sou.busy(publishing, () => Sou.api(
         "POST", "/api/v1/campaigns/" + id + "/publish", matching(publishing)));
       if (answer !== null) section.replaceChildren(document.createTextNode(M.published));
     });
     const form = section.querySelector("form.reject-form");
-    form.addEventListener("submit", async (event) => {
-      event.preventDefault();
+    Sou.sends(form, async () => {
       const answer = await Sou.busy(form, () => Sou.api(
         "POST", "/api/v1/campaigns/" + id + "/reject", { reason: form.elements.reason.value }));
       if (answer !== null) section.replaceChildren(document.createTextNode(M.rejected));
@@ -170,8 +164,7 @@
 
   const matchingForm = byId("matching-form");
   if (matchingForm) {
-    matchingForm.addEventListener("submit", async (event) => {
-      event.preventDefault();
+    Sou.sends(matchingForm, async () => {
       const answer = await Sou.busy(matchingForm, async () => {
         const signed = await signedPayment(parseCents(matchingForm.elements.amount.value));
         return Sou.api("POST", "/api/v1/campaigns/matching/payments", signed);
