@@ -190,11 +190,11 @@ class TransferChecks:
         at: dict[str, Any] = {"transfer": tid, "transfer_id": tid}
         try:
             endorsed = read(fields)
-        except LedgerError as exc:  # the ledger's reason, in English
+        except LedgerError as exc:
             return finding(
                 "order",
                 "transfer {transfer}: the authorisation is not valid: {reason}",
-                reason=exc.message,
+                **_reason(exc),
                 **at,
             )
         key = self.keys.get(endorsed.key_id)
@@ -273,11 +273,11 @@ class TransferChecks:
             if original is not None:
                 context = Context(self.chart, MAX_SAFE_INTEGER, original)
             plan = op.plan(order, context)
-        except LedgerError as exc:  # the ledger's reason, in English
+        except LedgerError as exc:
             return finding(
                 "order",
                 "transfer {transfer}: the signed order is not valid: {reason}",
-                reason=exc.message,
+                **_reason(exc),
                 **at,
             )
         except (KeyError, TypeError, ValueError, AttributeError):
@@ -347,6 +347,16 @@ def _compare_leaf(
             )
         )
         result.flagged.append(other)
+
+
+def _reason(exc: LedgerError) -> dict[str, Any]:
+    """The ledger's reason for refusing an order: its English message, and what the page
+    says it by in the reader's language (`web.refusals.ledger_reason`)."""
+    said: dict[str, Any] = {"reason": exc.message, "reason_code": exc.code}
+    field = exc.params.get("field")
+    if isinstance(field, str):
+        said["reason_field"] = field
+    return said
 
 
 def _fmt(amounts: dict[str, int]) -> str:

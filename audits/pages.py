@@ -24,7 +24,7 @@ from audits.report import EMERGENCY, ERROR, WARNING
 from members.access import MaybeMember, node_of, signed_in
 from web.i18n import gettext_for, language_of
 from web.pages import DoneId, Text, done, page, say, when
-from web.refusals import Refusal
+from web.refusals import Refusal, ledger_reason
 
 router = APIRouter(include_in_schema=False)
 
@@ -74,14 +74,20 @@ def _percent(request: Request, share: float, decimals: int = 0) -> str:
     return format_percent(share, pattern, locale=lang)
 
 
-def _said(tr: Callable[[str], str], finding: dict[str, Any]) -> str:
+def _said(tr: Callable[[str], str], lang: str, finding: dict[str, Any]) -> str:
     """A finding's line in the reader's language: its English template (a msgid) translated
-    and filled with its values. One kept without them (a run recorded before they were, a
-    message the ledger wrote whole) is shown as it is, in English."""
+    and filled with its values, a ledger's reason said by its code. One kept without them (a
+    run recorded before they were, a message the ledger wrote whole) is shown as it is, in
+    English."""
     message = str(finding.get("message", ""))
     template, args = finding.get("template"), finding.get("args")
     if not isinstance(template, str) or not template or not isinstance(args, dict):
         return message
+    code, field = args.get("reason_code"), args.get("reason_field")
+    if isinstance(code, str) and isinstance(args.get("reason"), str):
+        why = ledger_reason(code, args["reason"], field if isinstance(field, str) else None)
+        said = why.said(tr, lang).removesuffix(".")
+        args = {**args, "reason": said[:1].lower() + said[1:]}  # within the finding's line
     text = tr(template)
     try:
         # Only plain {names}: the template comes from the stored run, and a field such as
@@ -108,11 +114,11 @@ def _why_full(tr: Callable[[str], str], why: str) -> tuple[str, bool]:
 
 
 def _grouped(
-    report: dict[str, Any] | None, tr: Callable[[str], str]
+    report: dict[str, Any] | None, tr: Callable[[str], str], lang: str
 ) -> dict[str, list[dict[str, Any]]]:
     groups: dict[str, list[dict[str, Any]]] = {severity: [] for severity in SEVERITIES}
     for finding in (report or {}).get("findings", []):
-        shown = {**finding, "said": _said(tr, finding)}
+        shown = {**finding, "said": _said(tr, lang, finding)}
         groups.setdefault(finding.get("severity", ERROR), []).append(shown)
     return groups
 
@@ -133,7 +139,7 @@ def _audit_page(request: Request, status: int = 200, **extra: Any) -> Response:
         last=last,
         why_full=_why_full(tr, last.why_full) if last and last.why_full else None,
         report=report,
-        findings=_grouped(report, tr),
+        findings=_grouped(report, tr, language_of(request)),
         watch=watch,
         acpr_near=watch is not None and watch.acpr_share >= ACPR_WARNING_SHARE,
         running=running,

@@ -4,6 +4,7 @@ ranges of transfers in the audit's snapshot, or are sent them when they cannot."
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from collections.abc import Callable
@@ -309,3 +310,26 @@ def test_the_workers_do_not_run_the_programs_main(
     )
     assert done.stdout.split() == ["True", str(alone.transfers)]
     assert not seen.exists(), seen.read_text()
+
+
+def test_a_refused_order_keeps_the_ledgers_reason_and_its_code(
+    book: Book, engine: Engine, db_url: str
+) -> None:
+    """The payment a refund refers to altered so that the refund no longer goes back to its
+    payer: the refund's finding quotes the ledger's reason, with the code the page says it by."""
+    ids = _village(book)
+    Sealer(engine, NODE_KEY, ORIGIN).seal_all()
+    with engine.connect() as conn:
+        stored = conn.scalar(text(f"SELECT order_json FROM transfers WHERE id = {ids['refunded']}"))
+    order = json.loads(stored)
+    order["to"] = order["from"]
+    altered = json.dumps(order, separators=(",", ":"), sort_keys=True)
+    _alter(db_url, f"UPDATE transfers SET order_json = '{altered}' WHERE id = {ids['refunded']}")
+    (refund,) = [f for f in _alone(engine).findings if f.transfer_id == ids["refund"]]
+    reason = "a refund goes from the payee of the original payment back to its payer"
+    assert refund.message == (f"transfer {ids['refund']}: the signed order is not valid: {reason}")
+    assert dict(refund.args) == {
+        "transfer": ids["refund"],
+        "reason": reason,
+        "reason_code": "invalid_reference",
+    }

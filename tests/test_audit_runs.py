@@ -572,6 +572,45 @@ def test_each_finding_is_said_in_the_readers_language(site: Any, node: Any) -> N
     assert english in treasurer.get("/treasurer/audit?lang=en").text
 
 
+def test_the_ledgers_reason_in_a_finding_is_said_in_the_readers_language(
+    site: Any, node: Any
+) -> None:
+    """A signed order the ledger would refuse: the finding quotes the ledger's reason, which
+    the page says by its code (the English stays in the command line and the JSON report)."""
+    order = "transfer {transfer}: the signed order is not valid: {reason}"
+    malformed = "amount: must be at most 100"
+    refused = "a refund goes from the payee of the original payment back to its payer"
+    stored = [
+        {
+            "check": "order",
+            "message": order.format(transfer=17, reason=malformed),
+            "severity": "error",
+            "template": order,
+            "args": {"transfer": 17, "reason": malformed, "reason_code": "invalid_order"}
+            | {"reason_field": "amount"},
+        },
+        {
+            "check": "order",
+            "message": order.format(transfer=18, reason=refused),
+            "severity": "error",
+            "template": order,
+            "args": {"transfer": 18, "reason": refused, "reason_code": "invalid_reference"},
+        },
+    ]
+    _finished_run(node, stored)
+    treasurer = operator(site, "treasurer")
+    shown = unescape(treasurer.get("/treasurer/audit").text)
+    said = "mouvement {}\u202f: l’ordre signé n’est pas valide ({})"
+    assert said.format(17, "le montant doit valoir au plus 100") in shown
+    assert said.format(18, "le virement cité ne le permet pas") in shown
+    assert malformed not in shown and refused not in shown
+    english = unescape(treasurer.get("/treasurer/audit?lang=en").text)
+    assert "transfer 17: the signed order is not valid: the amount must be at most 100" in english
+    assert "transfer 18: the signed order is not valid: the referenced transfer does not " in (
+        english
+    )
+
+
 def test_a_finding_kept_without_its_template_is_shown_as_it_was_said(site: Any, node: Any) -> None:
     older = "account member:x: stored balance 5, history gives 4"  # a run of an older node
     odd = {"template": "{code.__class__}", "args": {"code": "member:y"}}  # not from the audit

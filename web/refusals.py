@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import copy
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,9 +27,12 @@ class Refusal(Exception):
         self.status, self.code, self.message, self.params = status, code, message, params
 
     def text(self, request: Request) -> str:
-        tr, lang = gettext_for(request), language_of(request)
-        params = {k: _shown(k, v, tr.gettext, lang) for k, v in self.params.items()}
-        return tr.gettext(self.message).format(**params)
+        return self.said(gettext_for(request).gettext, language_of(request))
+
+    def said(self, gettext: Callable[[str], str], lang: str) -> str:
+        """The message in the language of `gettext` (`lang` writes its amounts)."""
+        params = {k: _shown(k, v, gettext, lang) for k, v in self.params.items()}
+        return gettext(self.message).format(**params)
 
 
 @dataclass(frozen=True)
@@ -299,8 +302,20 @@ def refusal_of(exc: LedgerError) -> Refusal:
     params = {k: v for k, v in exc.params.items() if isinstance(v, str | int)}
     message = LEDGER_MESSAGES.get(exc.code, "The ledger refused this request.")
     if exc.code == "invalid_order":
-        field = str(exc.params.get("field", ""))
-        reason = exc.message.split(": ", 1)[-1]
-        named = Phrase(field, FIELD_NAMES[field]) if field in FIELD_NAMES else field
-        params.update(field=named, reason=_reason(reason))
+        params.update(_invalid_field(str(exc.params.get("field", "")), exc.message))
     return Refusal(LEDGER_STATUS.get(exc.code, 422), exc.code, message, **params)
+
+
+def ledger_reason(code: str, english: str, field: str | None = None) -> Refusal:
+    """A ledger refusal as a finding of the audit quotes it, from what the finding keeps (its
+    code, English message, and the field of a malformed order): the field and what is wrong
+    with it, else the refusal's sentence; the English message if the code is not known."""
+    if code == "invalid_order" and field is not None:
+        return Refusal(422, code, "{field} {reason}", **_invalid_field(field, english))
+    return Refusal(LEDGER_STATUS.get(code, 422), code, LEDGER_MESSAGES.get(code, english))
+
+
+def _invalid_field(field: str, english: str) -> dict[str, str]:
+    """The field an InvalidOrder names and its reason ("field: reason"), as people read them."""
+    named = Phrase(field, FIELD_NAMES[field]) if field in FIELD_NAMES else field
+    return {"field": named, "reason": _reason(english.split(": ", 1)[-1])}
