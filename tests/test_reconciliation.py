@@ -843,6 +843,26 @@ def test_two_files_of_the_same_total_each_go_to_the_line_naming_them(site: Any) 
     assert view["matched_total"] == 2 * total
 
 
+def test_a_line_booking_two_files_is_matched_to_all_their_payouts_or_none(site: Any) -> None:
+    """A bank booking on one line the two files sent the same day: the line names both (by
+    their end-to-end ids here); matched to all their payouts when they add up to it."""
+    first = paid_file(site, [5_000, 2_000], "LOT-GAMMA")
+    second = paid_file(site, [10_000], "LOT-DELTA")
+    both = -(4_850 + 1_940 + 9_700)
+    treasurer = treasurer_of(site)
+    off = upload_bytes(treasurer, camt(batch_entry(-both + 1, "BQ-GD-1", ends_of(first | second))))
+    assert off["matched"] == 0  # one cent off: neither file, nor a part of one
+    assert [line["amount"] for line in off["view"]["unmatched_lines"]] == [both - 1]
+    done = upload_bytes(treasurer, camt(batch_entry(-both, "BQ-GD-2", ends_of(first | second))))
+    assert done["matched"] == 3
+    booked = {
+        m["movement"]["transfer_id"]: (m["line"]["reference"], m["parts"])
+        for m in done["view"]["matched"]
+    }
+    assert {booked.get(t) for t in [*first.values(), *second.values()]} == {("BQ-GD-2", 3)}
+    assert done["view"]["matched_total"] == both
+
+
 def test_a_file_line_naming_nothing_matches_by_amount_and_date(site: Any) -> None:
     payouts = paid_file(site, FILE, "REMISE-2026-14")
     today = datetime.now(UTC).date().strftime("%d/%m/%Y")

@@ -6,11 +6,12 @@ A match needs the exact amount: a line one cent off is shown as a near miss, wit
 difference, never matched automatically. A line printed twice in one statement (the same
 bank reference) is kept but never matched automatically: the first is, the other is listed.
 
-A bank may book a whole transfer file on one line (a batch). Such a line is matched to all
-the payouts of that file at once, or to none: the open payouts sharing one bank reference,
-when their sum is the line's amount to the cent and the line names them (their bank
-reference, or their end-to-end ids) or, naming no payout, was booked within the window of
-each. The treasurer may match a line to several movements by hand, when they add up to it.
+A bank may book a whole transfer file on one line (a batch), or two files sent the same day.
+Such a line is matched to all the payouts of the files at once, or to none: the open payouts
+sharing the files' bank references, when their sum is the line's amount to the cent and the
+line names each file (its bank reference, or its payouts' end-to-end ids) or, naming no
+payout, it books one file, each payout of it within the window. The treasurer may match a
+line to several movements by hand, when they add up to it.
 
 A match is the reconciliation's own record, which the other features read through the
 `sou_bank_confirmations` hook (an office's deposit shows as reconciled on the offices' page
@@ -559,11 +560,11 @@ def _fits(row: RowMapping, payouts: list[Movement], state: _Open) -> bool:
 
 
 def _batch_by_reference(row: RowMapping, state: _Open) -> list[Movement] | None:
+    """Every open payout of the files the line names (a bank may book two files made the
+    same day on one line): all of them or none, never a part of a file."""
     named = _files_named(row, state)
-    if len(named) != 1:  # none, or two files named on one line: not for the node to split
-        return None
-    payouts = _batches(state).get(named.pop())
-    return payouts if payouts and _fits(row, payouts, state) else None
+    payouts = [m for m in state.movements if m.kind == "payout" and m.bank_ref in named]
+    return payouts if len(payouts) > 1 and _fits(row, payouts, state) else None
 
 
 def _batch_by_amount(row: RowMapping, state: _Open) -> list[Movement] | None:
