@@ -56,6 +56,14 @@ def matched(view: dict[str, Any]) -> dict[int, dict[str, Any]]:
     return {m["movement"]["transfer_id"]: m for m in view["matched"]}
 
 
+def imported_again_changes_nothing(site: Any, treasurer: Person, statement: bytes) -> None:
+    """The same statement again: no line added, none matched twice, the offices unchanged."""
+    before = counts(site.app.state.node), mairie(treasurer)
+    again = upload_bytes(treasurer, statement)
+    assert (again["added"], again["matched"]) == (0, 0)
+    assert (counts(site.app.state.node)[1:], mairie(treasurer)) == (before[0][1:], before[1])
+
+
 def test_a_deposit_matched_by_a_statement_is_reconciled_until_the_match_is_undone(
     site: Any,
 ) -> None:
@@ -103,10 +111,7 @@ def test_a_deposit_matched_by_a_statement_is_reconciled_until_the_match_is_undon
     assert recent(mairie(treasurer))[first]["bank_ref"] is None
 
     # The same statement again: nothing new, nothing matched twice, nothing changes.
-    before = counts(site.app.state.node), mairie(treasurer)
-    again = upload_bytes(treasurer, statement)
-    assert (again["added"], again["matched"]) == (0, 0)
-    assert (counts(site.app.state.node)[1:], mairie(treasurer)) == (before[0][1:], before[1])
+    imported_again_changes_nothing(site, treasurer, statement)
 
     # Undoing the match opens the deposit again, on both pages.
     undone = treasurer.delete(
@@ -165,10 +170,7 @@ def test_a_deposit_reconciled_by_hand_is_matched_by_a_later_statement_once(site:
     assert "Rapproché aussi à la main avec la référence BQ-7781." in page.text
 
     # The same statement again changes nothing.
-    before = counts(site.app.state.node), mairie(treasurer)
-    again = upload_bytes(treasurer, statement)
-    assert (again["added"], again["matched"]) == (0, 0)
-    assert (counts(site.app.state.node)[1:], mairie(treasurer)) == (before[0][1:], before[1])
+    imported_again_changes_nothing(site, treasurer, statement)
 
     # Undoing the statement's match leaves the treasurer's word standing.
     undone = treasurer.delete(
