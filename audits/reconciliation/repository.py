@@ -47,6 +47,15 @@ class Movement:
     reconciled_by_hand: str | None = None
 
 
+# A reference shorter than this would be found by chance in many a statement line's words.
+MIN_REFERENCE = 4
+
+
+def usable(reference: str) -> bool:
+    """Whether a movement can be matched by this reference: long enough to mean something."""
+    return len(reference) >= MIN_REFERENCE
+
+
 def _new_id(conn: Connection, statement: Any) -> int:
     key = conn.execute(statement).inserted_primary_key
     assert key is not None  # an insert of one row
@@ -256,7 +265,7 @@ def _movement(
         kind=str(row["kind"]),
         amount=int(row["amount"]),
         created_ms=int(row["created_ms"]),
-        references=frozenset(r for r in refs if len(r) >= 4),
+        references=frozenset(filter(usable, refs)),
         slip=slip,
         office=office,
         reconversion=reconversion,

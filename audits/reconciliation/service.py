@@ -412,16 +412,12 @@ def _with_hand_records(plugins: Plugins, conn: Connection, moves: list[Movement]
         for c in sorted(confirmations, key=lambda c: c.at_ms):
             if c.how == "hand" and c.bank_ref:
                 typed.setdefault(c.transfer_id, c.bank_ref)
-    return [
-        replace(
-            m,
-            reconciled_by_hand=typed[m.transfer_id],
-            references=m.references | {r for r in [typed[m.transfer_id]] if len(r) >= 4},
-        )
-        if m.transfer_id in typed
-        else m
-        for m in moves
-    ]
+    return [m if m.transfer_id not in typed else _typed(m, typed[m.transfer_id]) for m in moves]
+
+
+def _typed(movement: Movement, bank_ref: str) -> Movement:
+    more = {bank_ref} if repository.usable(bank_ref) else set()
+    return replace(movement, reconciled_by_hand=bank_ref, references=movement.references | more)
 
 
 def bank_confirmations(conn: Connection, transfer_ids: Sequence[int]) -> list[BankConfirmation]:
@@ -548,7 +544,9 @@ def _files_named(row: RowMapping, state: _Open) -> set[str]:
         if m.kind != "payout" or not m.bank_ref:
             continue
         e2e = _end_to_end(m)
-        if (len(m.bank_ref) >= 4 and _names(words, m.bank_ref)) or (e2e and _names(words, e2e)):
+        if (repository.usable(m.bank_ref) and _names(words, m.bank_ref)) or (
+            e2e and _names(words, e2e)
+        ):
             named.add(m.bank_ref)
     return named
 
