@@ -107,6 +107,9 @@ class Sealed:
     size: int  # tree size after the round
     oldest_ms: int | None  # commit time of the oldest transfer sealed (for lag figures)
     note: str | None = None  # the checkpoint signed this round
+    # Another sealer wrote first: this round wrote nothing, and what that sealer read of the
+    # queue may have been less than this one read.
+    overtaken: bool = False
 
 
 class Sealer:
@@ -183,8 +186,10 @@ class Sealer:
             log.exception("sealing failed; will retry")
 
     def seal_all(self) -> int:
+        """Seal everything queued, rounds until one finds the queue empty (a round another
+        sealer overtook is no sign of that); returns how many leaves this sealer appended."""
         total = 0
-        while (sealed := self.seal()).leaves:
+        while (sealed := self.seal()).leaves or sealed.overtaken:
             total += sealed.leaves
         return total
 
@@ -220,7 +225,7 @@ class Sealer:
             if isinstance(exc, IntegrityError) and not self._log_grew_past(size):
                 raise  # no other sealer: a row that should not be there, say which
             log.debug("another sealer sealed the log past %d first", size)
-            return Sealed(0, size, None)
+            return Sealed(0, size, None, overtaken=True)
         self._frontier = frontier
         return Sealed(len(leaves), frontier.size, oldest, note)
 

@@ -371,6 +371,30 @@ def test_a_sealing_round_another_sealer_won_logs_nothing_above_debug(
     assert first.seal_all() == 0  # nothing was lost either
 
 
+def test_sealing_all_goes_on_past_a_round_another_sealer_won(
+    book: Book, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The node's sealing thread may write first, having read the queue before the latest
+    payment came: `sou seal` (and any caller of seal_all) still leaves nothing queued."""
+    alice, bob = book.member("alice", 1_000), book.member("bob")
+    first, thread = Sealer(engine, NODE_KEY, ORIGIN), Sealer(engine, NODE_KEY, ORIGIN, max_leaves=1)
+    first.seal_all()
+    for amount in (100, 200):
+        assert isinstance(book.post(book.payment(alice, bob, amount)), Posted)
+    signing = sealer_module.sign_checkpoint
+
+    def the_thread_seals_first(*args: Any, **kwargs: Any) -> str:
+        # `first` has read both payments; the thread, which had read only the first, writes.
+        monkeypatch.setattr(sealer_module, "sign_checkpoint", signing)
+        assert thread.seal().leaves == 1
+        return signing(*args, **kwargs)
+
+    monkeypatch.setattr(sealer_module, "sign_checkpoint", the_thread_seals_first)
+    assert first.seal_all() == 1
+    with engine.connect() as conn:
+        assert conn.scalar(select(func.count()).select_from(log_queue)) == 0
+
+
 @pytest.mark.usefixtures("busy_client")
 def test_a_batch_judged_again_after_another_process_moved_a_balance_logs_nothing(
     book: Book, caplog: pytest.LogCaptureFixture
