@@ -130,12 +130,19 @@ def verify(
                 fields["reconversion_fee_bps"],
                 fields["cause_share"],
             )
-            verifier.verify(rule_body(origin, rule), bytes(row.signature))
+            body = rule_body(origin, rule)
+            verifier.verify(body, bytes(row.signature))
         except (ValueError, KeyError, TypeError, nacl.exceptions.BadSignatureError):
             problems.append(f"fee rule {row.id}: not signed by the node key")
             previous = row.id
             continue
-        if (row.id, row.previous, row.effective_ms) != (rule.id, rule.previous, rule.effective_ms):
+        # The signature holds for the rule as this node writes it: the stored text must be
+        # that very text (a field the rule does not read, such as its node, altered too).
+        if row.rule_json.encode() != body or (row.id, row.previous, row.effective_ms) != (
+            rule.id,
+            rule.previous,
+            rule.effective_ms,
+        ):
             problems.append(f"fee rule {row.id}: stored columns differ from the signed rule")
         elif rule.previous != previous:
             problems.append(

@@ -71,6 +71,24 @@ def test_a_fee_rule_altered_or_removed_in_the_database_is_found(book: Book, engi
     ]
 
 
+def test_a_fee_rule_whose_text_no_longer_names_its_node_is_found(
+    book: Book, engine: Engine
+) -> None:
+    """The rule's node is signed but never read back: an altered one must still be seen."""
+    fee_rules.record(engine, NODE_KEY, ORIGIN, 300, 0, now_ms=1)
+    with engine.begin() as conn:
+        _unprotect(conn)
+        conn.execute(
+            text("UPDATE fee_rules SET rule_json = replace(rule_json, :was, :now) WHERE id = 1"),
+            {"was": f'"node":"{ORIGIN}"', "now": '"node":"elsewhere.example/village"'},
+        )
+        stored = conn.execute(text("SELECT rule_json FROM fee_rules WHERE id = 1")).scalar_one()
+    assert "elsewhere.example" in stored
+    assert [f.message for f in _findings(engine)] == [
+        "fee rule 1: stored columns differ from the signed rule"
+    ]
+
+
 def _unprotect(conn: Any) -> None:
     if conn.dialect.name == "postgresql":
         conn.execute(text("SET LOCAL session_replication_role = replica"))
