@@ -380,10 +380,8 @@ class Tree:
         try:
             note = open_checkpoint(text, self.verifier, origin=self.origin)
         except CheckpointError as exc:
-            self.findings.append(  # the ledger's reason, in English
-                finding(
-                    "checkpoint", "checkpoint {size}: {reason}", size=tree_size, reason=str(exc)
-                )
+            self.findings.append(
+                finding("checkpoint", "checkpoint {size}: {reason}", size=tree_size, **_reason(exc))
             )
             return
         if (
@@ -683,8 +681,8 @@ def _check_witnessed(
         try:
             seen = open_checkpoint(note, verifier, origin=origin)
         except CheckpointError as exc:
-            report.findings.append(  # the ledger's reason, in English
-                finding("checkpoint", "a witnessed checkpoint: {reason}", reason=str(exc))
+            report.findings.append(
+                finding("checkpoint", "a witnessed checkpoint: {reason}", **_reason(exc))
             )
             continue
         found = None if seen.size > size else root_at(seen.size)
@@ -716,3 +714,9 @@ def _check_witnessed(
                     size=seen.size,
                 )
             )
+
+
+def _reason(exc: CheckpointError) -> dict[str, Any]:
+    """Why a checkpoint is refused: the English sentence, and its template (a msgid) with
+    the values that fill it, from which the page says it in the reader's language."""
+    return {"reason": str(exc), "reason_template": exc.template, "reason_args": dict(exc.params)}

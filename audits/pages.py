@@ -76,19 +76,36 @@ def _percent(request: Request, share: float, decimals: int = 0) -> str:
 
 def _said(tr: Callable[[str], str], lang: str, finding: dict[str, Any]) -> str:
     """A finding's line in the reader's language: its English template (a msgid) translated
-    and filled with its values, a ledger's reason said by its code. One kept without them (a
-    run recorded before they were, a message the ledger wrote whole) is shown as it is, in
-    English."""
+    and filled with its values, a reason it quotes said by the ledger's code or by its own
+    template. One kept without them (a run recorded before they were, a message the ledger
+    wrote whole) is shown as it is, in English."""
     message = str(finding.get("message", ""))
     template, args = finding.get("template"), finding.get("args")
     if not isinstance(template, str) or not template or not isinstance(args, dict):
         return message
+    reason = _reason_said(tr, lang, args)
+    if reason is not None:
+        args = {**args, "reason": reason[:1].lower() + reason[1:]}  # within the finding's line
+    filled = _filled(tr(template), args)
+    return message if filled is None else filled
+
+
+def _reason_said(tr: Callable[[str], str], lang: str, args: dict[str, Any]) -> str | None:
+    """The reason a finding quotes, in the reader's language: a ledger's refusal by its code,
+    a checkpoint's by its template and values; None when it has neither (or its template
+    cannot be filled), the English reason then standing."""
     code, field = args.get("reason_code"), args.get("reason_field")
     if isinstance(code, str) and isinstance(args.get("reason"), str):
         why = ledger_reason(code, args["reason"], field if isinstance(field, str) else None)
-        said = why.said(tr, lang).removesuffix(".")
-        args = {**args, "reason": said[:1].lower() + said[1:]}  # within the finding's line
-    text = tr(template)
+        return why.said(tr, lang).removesuffix(".")
+    template, values = args.get("reason_template"), args.get("reason_args")
+    if isinstance(template, str) and template and isinstance(values, dict):
+        return _filled(tr(template), values)
+    return None
+
+
+def _filled(text: str, values: dict[str, Any]) -> str | None:
+    """`text` with its {names} filled from `values`; None when it does not fit."""
     try:
         # Only plain {names}: the template comes from the stored run, and a field such as
         # {x.__class__} would read attributes.
@@ -96,10 +113,10 @@ def _said(tr: Callable[[str], str], lang: str, finding: dict[str, Any]) -> str:
             name is not None and (not name.isidentifier() or spec or conversion)
             for _, name, spec, conversion in Formatter().parse(text)
         ):
-            return message
-        return text.format(**args)
+            return None
+        return text.format(**values)
     except (KeyError, IndexError, ValueError):
-        return message
+        return None
 
 
 def _why_full(tr: Callable[[str], str], why: str) -> tuple[str, bool]:

@@ -23,7 +23,9 @@ def later(transfer_id: ColumnElement[Any], after: int | None) -> ColumnElement[b
     return true() if after is None else transfer_id > after
 
 
-Arg = str | int  # a value a finding's words name: an id, an amount, an account code...
+# A value a finding's words name: an id, an amount, an account code...; or the values of
+# a reason quoted with its own template (a checkpoint's `reason_args`).
+Arg = str | int | dict[str, str | int]
 
 
 @dataclass(frozen=True)

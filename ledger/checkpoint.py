@@ -24,6 +24,8 @@ import binascii
 import hashlib
 import re
 from dataclasses import dataclass
+from functools import partial
+from typing import Any
 
 import nacl.exceptions
 import nacl.signing
@@ -40,7 +42,21 @@ PREVIOUS = "previous"  # Sou's extension line: the size the last checkpoint sign
 
 
 class CheckpointError(ValueError):
-    """A checkpoint note or verifier key that cannot be trusted, said in plain words."""
+    """A checkpoint note or verifier key that cannot be trusted, said in plain words.
+
+    `template` is the English sentence with {names} (a msgid of the audit's catalogue,
+    extracted under the keyword `CheckpointError`) and `params` are their values, strings or
+    integers, so that a page can say it in its reader's language; str() is the sentence.
+    """
+
+    def __init__(self, template: str, **params: str | int) -> None:
+        super().__init__(template.format(**params))
+        self.template, self.params = template, params
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickled (to or from another process), an exception is rebuilt from its args, here
+        # the sentence: from the template and values instead, so that they are kept.
+        return partial(CheckpointError, self.template, **self.params), ()
 
 
 @dataclass(frozen=True)
@@ -58,13 +74,15 @@ def checkpoint_body(origin: str, size: int, root: bytes, previous: int | None = 
     checkpoint's size if given."""
     _check_origin(origin)
     if not 0 <= size < 2**64:
-        raise CheckpointError(f"tree size must be between 0 and 2**64 - 1, got {size}")
+        raise CheckpointError("tree size must be between 0 and 2**64 - 1, got {size}", size=size)
     if len(root) != HASH_SIZE:
-        raise CheckpointError(f"a root hash is {HASH_SIZE} bytes, got {len(root)}")
+        raise CheckpointError(
+            "a root hash is {expected} bytes, got {got}", expected=HASH_SIZE, got=len(root)
+        )
     body = f"{origin}\n{size}\n{base64.b64encode(root).decode()}\n"
     if previous is not None:
         if not 0 <= previous < size:
-            raise CheckpointError(f"the previous checkpoint's size must be below {size}")
+            raise CheckpointError("the previous checkpoint's size must be below {size}", size=size)
         body += f"{PREVIOUS} {previous}\n"
     return body
 
@@ -99,7 +117,7 @@ def verifier_key(key_name: str, public_key: bytes) -> str:
     """The signed-note verifier key: "<name>+<8 hex key ID>+<base64(0x01||pubkey)>"."""
     _check_key_name(key_name)
     if len(public_key) != 32:
-        raise CheckpointError(f"an Ed25519 public key is 32 bytes, got {len(public_key)}")
+        raise CheckpointError("an Ed25519 public key is 32 bytes, got {got}", got=len(public_key))
     encoded = base64.b64encode(ED25519_TYPE + public_key).decode()
     return f"{key_name}+{note_key_id(key_name, public_key).hex()}+{encoded}"
 
@@ -117,7 +135,11 @@ def open_checkpoint(note: str, verifier: str, *, origin: str | None = None) -> C
     _check_signatures(body, signature_lines, name, kid, verify_key)
     checkpoint = _parse_body(body)
     if origin is not None and checkpoint.origin != origin:
-        raise CheckpointError(f"checkpoint is for log {checkpoint.origin!r}, expected {origin!r}")
+        raise CheckpointError(
+            "checkpoint is for log {origin}, expected {expected}",
+            origin=repr(checkpoint.origin),
+            expected=repr(origin),
+        )
     return checkpoint
 
 
@@ -128,23 +150,26 @@ def _is_key_name(name: str) -> bool:
 
 def _check_key_name(name: str) -> None:
     if not _is_key_name(name):
-        raise CheckpointError(f"key name {name!r} must be non-empty, without spaces or '+'")
+        raise CheckpointError(
+            "key name {name} must be non-empty, without spaces or '+'", name=repr(name)
+        )
 
 
 def _check_origin(origin: str) -> None:
     if not origin or any(c < " " for c in origin):
-        raise CheckpointError(f"origin {origin!r} must be one non-empty line of text")
+        raise CheckpointError(
+            "origin {origin} must be one non-empty line of text", origin=repr(origin)
+        )
 
 
-def _b64decode(text: str, what: str) -> bytes:
-    """Standard base64, canonical only, so that one value has one spelling."""
+def _b64decode(text: str) -> bytes | None:
+    """Standard base64, canonical only, so that one value has one spelling; None if not.
+    The caller names what is not valid: each sentence is a msgid of its own."""
     try:
         raw = base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise CheckpointError(f"{what} is not valid base64") from exc
-    if base64.b64encode(raw).decode() != text:
-        raise CheckpointError(f"{what} is not valid base64")
-    return raw
+    except (binascii.Error, ValueError):
+        return None
+    return raw if base64.b64encode(raw).decode() == text else None
 
 
 def _parse_verifier(verifier: str) -> tuple[str, bytes, nacl.signing.VerifyKey]:
@@ -154,8 +179,10 @@ def _parse_verifier(verifier: str) -> tuple[str, bytes, nacl.signing.VerifyKey]:
         raise CheckpointError("verifier key is not of the form name+keyid+key")
     name, hex_id, encoded = parts
     if not _is_key_name(name):
-        raise CheckpointError(f"verifier key has an invalid key name {name!r}")
-    raw = _b64decode(encoded, "verifier key")
+        raise CheckpointError("verifier key has an invalid key name {name}", name=repr(name))
+    raw = _b64decode(encoded)
+    if raw is None:
+        raise CheckpointError("verifier key is not valid base64")
     if len(raw) != 33 or raw[:1] != ED25519_TYPE:
         raise CheckpointError("verifier key is not an Ed25519 key")
     if note_key_id(name, raw[1:]).hex() != hex_id:
@@ -186,14 +213,16 @@ def _check_signatures(
         if sig_name != name or stamp[:4] != kid:
             continue  # another key (a witness, an older key): not ours to judge
         if len(stamp) != 4 + 64:
-            raise CheckpointError(f"signature by {name} has the wrong length")
+            raise CheckpointError("signature by {name} has the wrong length", name=name)
         try:
             verify_key.verify(body.encode(), stamp[4:])
         except nacl.exceptions.BadSignatureError as exc:
-            raise CheckpointError(f"signature by {name} does not match the checkpoint") from exc
+            raise CheckpointError(
+                "signature by {name} does not match the checkpoint", name=name
+            ) from exc
         verified = True
     if not verified:
-        raise CheckpointError(f"checkpoint is not signed by {name}")
+        raise CheckpointError("checkpoint is not signed by {name}", name=name)
 
 
 def _parse_signature_line(line: str) -> tuple[str, bytes]:
@@ -202,7 +231,9 @@ def _parse_signature_line(line: str) -> tuple[str, bytes]:
     if len(fields) != 3 or fields[0] != _DASH:
         raise CheckpointError("note has a malformed signature line")
     _check_key_name(fields[1])
-    stamp = _b64decode(fields[2], "signature")
+    stamp = _b64decode(fields[2])
+    if stamp is None:
+        raise CheckpointError("signature is not valid base64")
     if len(stamp) < 5:
         raise CheckpointError("note has a signature that is too short")
     return fields[1], stamp
@@ -216,22 +247,40 @@ def _parse_body(body: str) -> Checkpoint:
         raise CheckpointError("checkpoint text must be origin, size and root lines")
     origin, size_line, root_line = lines[:3]
     _check_origin(origin)
-    size = _parse_size(size_line, "tree size")
-    root = _b64decode(root_line, "root hash")
+    size = _parse_size(size_line)
+    if size is None:
+        raise CheckpointError(
+            "tree size {text} is not a plain decimal number", text=repr(size_line)
+        )
+    root = _b64decode(root_line)
+    if root is None:
+        raise CheckpointError("root hash is not valid base64")
     if len(root) != HASH_SIZE:
-        raise CheckpointError(f"root hash is {len(root)} bytes, not {HASH_SIZE}")
-    previous = None
-    if len(lines) == 4:
-        word, _, value = lines[3].partition(" ")
-        if word != PREVIOUS:
-            raise CheckpointError("checkpoint has an extension line Sou does not write")
-        previous = _parse_size(value, "previous tree size")
-        if previous >= size:
-            raise CheckpointError(f"previous tree size {previous} is not below {size}")
+        raise CheckpointError(
+            "root hash is {got} bytes, not {expected}", got=len(root), expected=HASH_SIZE
+        )
+    previous = _parse_previous(lines[3], size) if len(lines) == 4 else None
     return Checkpoint(origin=origin, size=size, root=root, previous=previous)
 
 
-def _parse_size(text: str, what: str) -> int:
-    if not _SIZE.fullmatch(text) or int(text) >= 2**64:
-        raise CheckpointError(f"{what} {text!r} is not a plain decimal number")
-    return int(text)
+def _parse_previous(line: str, size: int) -> int:
+    """The size Sou's `previous` line names, below the checkpoint's own."""
+    word, _, value = line.partition(" ")
+    if word != PREVIOUS:
+        raise CheckpointError("checkpoint has an extension line Sou does not write")
+    previous = _parse_size(value)
+    if previous is None:
+        raise CheckpointError(
+            "previous tree size {text} is not a plain decimal number", text=repr(value)
+        )
+    if previous >= size:
+        raise CheckpointError(
+            "previous tree size {previous} is not below {size}", previous=previous, size=size
+        )
+    return previous
+
+
+def _parse_size(text: str) -> int | None:
+    """A size as a note writes it (decimal, no sign, no leading zero, below 2**64); None
+    if it is not."""
+    return int(text) if _SIZE.fullmatch(text) and int(text) < 2**64 else None

@@ -333,3 +333,29 @@ def test_a_refused_order_keeps_the_ledgers_reason_and_its_code(
         "reason": reason,
         "reason_code": "invalid_reference",
     }
+
+
+def test_a_checkpoint_note_altered_keeps_why_it_does_not_hold_and_its_template(
+    book: Book, engine: Engine, db_url: str
+) -> None:
+    """A character of a stored checkpoint's signature changed: the finding quotes the
+    parser's reason, with the template and values the page says it by."""
+    _ledger(book)
+    Sealer(engine, NODE_KEY, ORIGIN).seal_all()
+    with engine.connect() as conn:
+        size, note = conn.execute(
+            text("SELECT tree_size, note FROM checkpoints ORDER BY tree_size LIMIT 1")
+        ).one()
+    body, stamp = note.rsplit(" ", 1)  # the signature line's last field: key ID and signature
+    changed = f"{body} {stamp[:10]}{'A' if stamp[10] != 'A' else 'B'}{stamp[11:]}"
+    _alter(db_url, f"UPDATE checkpoints SET note = '{changed}' WHERE tree_size = {size}")
+    (found,) = [f for f in _alone(engine).findings if f.check == "checkpoint"]
+    reason = f"signature by {ORIGIN} does not match the checkpoint"
+    assert found.message == f"checkpoint {size}: {reason}"
+    said = json.loads(json.dumps(found.as_dict()))  # as the run is stored
+    assert said["args"] == {
+        "size": size,
+        "reason": reason,
+        "reason_template": "signature by {name} does not match the checkpoint",
+        "reason_args": {"name": ORIGIN},
+    }

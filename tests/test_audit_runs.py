@@ -611,6 +611,67 @@ def test_the_ledgers_reason_in_a_finding_is_said_in_the_readers_language(
     )
 
 
+def test_why_a_checkpoint_is_refused_is_said_in_the_readers_language(site: Any, node: Any) -> None:
+    """A checkpoint note that does not hold: the finding quotes the parser's reason, which
+    the page says from the reason's own template (the English stays in the JSON report)."""
+    stored = [
+        _checkpoint_finding(
+            "checkpoint {size}: {reason}",
+            {"size": 512},
+            "checkpoint is not signed by {name}",
+            {"name": "sou.example/ledger"},
+        ),
+        _checkpoint_finding(
+            "a witnessed checkpoint: {reason}",
+            {},
+            "tree size {text} is not a plain decimal number",
+            {"text": "'08'"},
+        ),
+        _checkpoint_finding(  # not from the parser: the reason is shown as it was said
+            "checkpoint {size}: {reason}",
+            {"size": 640},
+            "{name.__class__} is odd",
+            {"name": "sou.example/ledger"},
+            reason="sou.example/ledger is odd",
+        ),
+    ]
+    _finished_run(node, stored)
+    treasurer = operator(site, "treasurer")
+    shown = unescape(treasurer.get("/treasurer/audit").text)
+    assert (
+        "point de contrôle à 512 entrées\u202f: le point de contrôle n’est pas signé par "
+        "sou.example/ledger"
+    ) in shown
+    assert (
+        "un point de contrôle témoin\u202f: la taille de l’arbre, '08', n’est pas un simple "
+        "nombre décimal"
+    ) in shown
+    assert "point de contrôle à 640 entrées\u202f: sou.example/ledger is odd" in shown
+    assert "not signed by" not in shown and "decimal number" not in shown and "<class" not in shown
+    english = unescape(treasurer.get("/treasurer/audit?lang=en").text)
+    assert "checkpoint 512: checkpoint is not signed by sou.example/ledger" in english
+    assert "a witnessed checkpoint: tree size '08' is not a plain decimal number" in english
+
+
+def _checkpoint_finding(
+    template: str,
+    args: dict[str, Any],
+    reason_template: str,
+    reason_args: dict[str, Any],
+    reason: str | None = None,
+) -> dict[str, Any]:
+    """A checkpoint finding as the audit stores it, quoting why the parser refused a note."""
+    reason = reason or reason_template.format(**reason_args)
+    return {
+        "check": "checkpoint",
+        "message": template.format(**args, reason=reason),
+        "severity": "error",
+        "template": template,
+        "args": {**args, "reason": reason, "reason_template": reason_template}
+        | {"reason_args": reason_args},
+    }
+
+
 def test_a_finding_kept_without_its_template_is_shown_as_it_was_said(site: Any, node: Any) -> None:
     older = "account member:x: stored balance 5, history gives 4"  # a run of an older node
     odd = {"template": "{code.__class__}", "args": {"code": "member:y"}}  # not from the audit
@@ -639,8 +700,9 @@ def test_the_ledgers_own_words_on_fee_rules_are_read_as_their_templates() -> Non
 
 
 def test_every_finding_of_the_audit_has_its_french() -> None:
-    """What pybabel extracts with babel.cfg's keywords from the audit's modules: every
-    finding's template, each with its French; no finding is made without one."""
+    """What pybabel extracts with babel.cfg's keywords from the audit's modules and from the
+    checkpoint parser, whose reasons findings quote: every finding's template and every
+    reason, each with its French; no finding is made without one."""
     import ast
 
     from babel.messages.extract import extract_from_file
@@ -651,9 +713,9 @@ def test_every_finding_of_the_audit_has_its_french() -> None:
     with (ROOT / "babel.cfg").open() as cfg:
         _, options = parse_mapping_cfg(cfg)
     keywords = options["**.py"]["keywords"]
-    assert set(keywords) == {"finding", "finding_template"}
+    assert set(keywords) == {"finding", "finding_template", "CheckpointError"}
     templates: set[str] = set()
-    for path in sorted((ROOT / "audits").glob("*.py")):
+    for path in [*sorted((ROOT / "audits").glob("*.py")), ROOT / "ledger/checkpoint.py"]:
         found = extract_from_file("python", str(path), keywords=keywords)
         templates |= {m[1] for m in found if isinstance(m[1], str)}
         for call in ast.walk(ast.parse(path.read_text())):

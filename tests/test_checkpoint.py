@@ -12,9 +12,18 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
+import pickle
+from collections.abc import Callable
+from pathlib import Path
+from string import Formatter
+from typing import Any
 
 import nacl.signing
 import pytest
+from babel.messages.extract import extract_from_file
+from babel.messages.frontend import parse_mapping_cfg
+from babel.messages.pofile import read_po
 
 from ledger.checkpoint import (
     Checkpoint,
@@ -331,3 +340,114 @@ def test_errors_are_value_errors_in_plain_words() -> None:
 
 def _peter() -> nacl.signing.SigningKey:
     return nacl.signing.SigningKey(base64.b64decode(PETER_SKEY.split("+", 4)[4])[1:])
+
+
+# -- the refusals as msgids ----------------------------------------------------------------
+
+SOURCE = Path(__file__).resolve().parent.parent
+NOTE = sign_checkpoint(ORIGIN, 8, ROOT, ORIGIN, KEY)
+BODY = checkpoint_body(ORIGIN, 8, ROOT)
+SHORT_STAMP = base64.b64encode(note_key_id(ORIGIN, PUBLIC) + bytes(10)).decode()
+
+
+def _opened(note: str, vkey: str = VKEY) -> Callable[[], Any]:
+    return lambda: open_checkpoint(note, vkey)
+
+
+# Every sentence the parser refuses with (its template), and something refused with it.
+REFUSALS: dict[str, Callable[[], Any]] = {
+    "tree size must be between 0 and 2**64 - 1, got {size}": lambda: checkpoint_body(
+        ORIGIN, -1, ROOT
+    ),
+    "a root hash is {expected} bytes, got {got}": lambda: checkpoint_body(ORIGIN, 8, ROOT[:31]),
+    "the previous checkpoint's size must be below {size}": lambda: checkpoint_body(
+        ORIGIN, 8, ROOT, previous=8
+    ),
+    "an Ed25519 public key is 32 bytes, got {got}": lambda: verifier_key(ORIGIN, PUBLIC[:31]),
+    "checkpoint is for log {origin}, expected {expected}": lambda: open_checkpoint(
+        sign_checkpoint("sou.example/elsewhere", 8, ROOT, ORIGIN, KEY), VKEY, origin=ORIGIN
+    ),
+    "key name {name} must be non-empty, without spaces or '+'": lambda: verifier_key(
+        "two words", PUBLIC
+    ),
+    "origin {origin} must be one non-empty line of text": lambda: checkpoint_body("", 8, ROOT),
+    "verifier key is not of the form name+keyid+key": _opened(NOTE, "PeterNeumann+c74f20a3"),
+    "verifier key has an invalid key name {name}": _opened(
+        NOTE, PETER_VKEY.replace("PeterNeumann", "Peter Neumann")
+    ),
+    "verifier key is not valid base64": _opened(NOTE, PETER_VKEY + "!"),
+    "verifier key is not an Ed25519 key": _opened(
+        NOTE, "PeterNeumann+173116ae+ZRpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW"
+    ),
+    "verifier key ID does not match its name and key": _opened(
+        NOTE, PETER_VKEY.replace("c74f20a3", "c74f20a4")
+    ),
+    "note contains control characters": _opened(NOTE.replace("\n", "\r\n")),
+    "note has no signature block": _opened(BODY),
+    "note has no signature lines, or too many": _opened(BODY + "\n"),
+    "signature by {name} has the wrong length": _opened(f"{BODY}\n{DASH} {ORIGIN} {SHORT_STAMP}\n"),
+    "signature by {name} does not match the checkpoint": _opened(
+        NOTE + signature_line(checkpoint_body(ORIGIN, 9, ROOT), ORIGIN, KEY)
+    ),
+    "checkpoint is not signed by {name}": _opened(
+        sign_checkpoint(ORIGIN, 8, ROOT, ORIGIN, OTHER_KEY)
+    ),
+    "note has a malformed signature line": _opened(NOTE.replace(DASH, "-")),
+    "signature is not valid base64": _opened(f"{BODY}\n{DASH} {ORIGIN} !!!!\n"),
+    "note has a signature that is too short": _opened(f"{BODY}\n{DASH} {ORIGIN} AAAA\n"),
+    "checkpoint text must be origin, size and root lines": _opened(hand_signed(f"{ORIGIN}\n8\n")),
+    "tree size {text} is not a plain decimal number": _opened(
+        hand_signed(BODY.replace("\n8\n", "\n08\n"))
+    ),
+    "root hash is not valid base64": _opened(hand_signed(f"{ORIGIN}\n8\n{URLSAFE_ROOT}\n")),
+    "root hash is {got} bytes, not {expected}": _opened(hand_signed(f"{ORIGIN}\n8\nAAAA\n")),
+    "checkpoint has an extension line Sou does not write": _opened(
+        hand_signed(BODY + "extension line\n")
+    ),
+    "previous tree size {text} is not a plain decimal number": _opened(
+        hand_signed(BODY + "previous 05\n")
+    ),
+    "previous tree size {previous} is not below {size}": _opened(
+        hand_signed(BODY + "previous 9\n")
+    ),
+}
+
+
+def fields(text: str) -> set[str]:
+    return {name for _, name, _, _ in Formatter().parse(text) if name is not None}
+
+
+def refusal_msgids() -> set[str]:
+    """What pybabel extracts from the parser with babel.cfg's keywords: its refusals."""
+    with (SOURCE / "babel.cfg").open() as cfg:
+        _, options = parse_mapping_cfg(cfg)  # type: ignore[no-untyped-call]
+    keywords = options["**.py"]["keywords"]
+    found = extract_from_file("python", str(SOURCE / "ledger/checkpoint.py"), keywords=keywords)
+    return {m[1] for m in found if isinstance(m[1], str)}
+
+
+@pytest.mark.parametrize("template", REFUSALS)
+def test_a_refusal_keeps_its_template_and_plain_values_that_say_it(template: str) -> None:
+    with pytest.raises(CheckpointError) as refused:
+        REFUSALS[template]()
+    error = refused.value
+    assert error.template == template
+    assert set(error.params) == fields(template)
+    assert all(type(value) in (str, int) for value in error.params.values())
+    assert json.loads(json.dumps(error.params)) == error.params  # as a stored run keeps them
+    assert template.format(**error.params) == str(error)
+    again = pickle.loads(pickle.dumps(error))  # as a worker process would send it
+    assert (again.template, again.params, str(again)) == (template, error.params, str(error))
+
+
+def test_the_refusals_above_are_every_one_the_parser_writes() -> None:
+    assert set(REFUSALS) == refusal_msgids()
+
+
+def test_every_refusal_has_its_french_in_the_audits_catalogue() -> None:
+    """The audit's page quotes them in its findings: their French is in audit.po."""
+    with (SOURCE / "web/locale/fr/LC_MESSAGES/audit.po").open("rb") as po:
+        french = {str(m.id): str(m.string) for m in read_po(po) if m.id}
+    for template in REFUSALS:
+        assert french.get(template), template
+        assert fields(french[template]) == fields(template), template
