@@ -222,17 +222,24 @@ def open_node(settings: Settings, plugins: Plugins | None = None) -> Node:
         raise
     ledger = Ledger(engine, max_amount=settings.max_amount, max_ttl_s=settings.order_max_ttl)
     ledger.ensure_accounts(SYSTEM_ACCOUNTS)  # accounts that later versions added to the chart
-    fee_rules.record(
-        engine,
-        node_key,
-        ledger.origin,
-        settings.reconversion_fee_bps,
-        settings.reconversion_cause_share,
-        int(time.time() * 1000),
-    )
     node = Node(settings, engine, ledger, node_key)
+    record_fee_rule(node, time.time)
     plug_in(node, plugins if plugins is not None else Plugins.discover(settings.disabled_plugins))
     return node
+
+
+def record_fee_rule(node: Node, clock: Callable[[], float]) -> None:
+    """Make the reconversion fee of the settings the rule in force, unless it already is:
+    the audit checks each reconversion's fee against the rule of its day."""
+    settings = node.settings
+    fee_rules.record(
+        node.engine,
+        node.node_key,
+        node.ledger.origin,
+        settings.reconversion_fee_bps,
+        settings.reconversion_cause_share,
+        int(clock() * 1000),
+    )
 
 
 def plug_in(node: Node, plugins: Plugins) -> None:
@@ -338,6 +345,7 @@ def init_node(settings: Settings, clock: Callable[[], float] = time.time) -> Nod
     )
     ledger.max_amount, ledger.max_ttl_s = settings.max_amount, settings.order_max_ttl
     node = Node(settings, engine, ledger, node_key)
+    record_fee_rule(node, clock)  # before any reconversion (the demo village's), for the audit
     add_operator(node, "role:treasurer")
     plug_in(node, Plugins.discover(settings.disabled_plugins))
     return node
