@@ -130,6 +130,25 @@ def _why_full(tr: Callable[[str], str], why: str) -> tuple[str, bool]:
     return why, True  # recorded by another version: as it is
 
 
+def _checked(request: Request, report: dict[str, Any]) -> str:
+    """What a run checked, each count in the reader's plural and digits ("1 point de
+    contrôle", "102 416 mouvements")."""
+    translations, lang = gettext_for(request), language_of(request)
+
+    def counted(one: str, many: str, key: str) -> str:
+        count = int(report.get(key) or 0)
+        return translations.ngettext(one, many, count).format(n=format_decimal(count, locale=lang))
+
+    counts = [
+        counted("{n} movement", "{n} movements", "transfers"),
+        counted("{n} key event", "{n} key events", "key_events"),
+        counted("{n} entry of the log", "{n} entries of the log", "leaves"),
+        counted("{n} checkpoint", "{n} checkpoints", "checkpoints"),
+        counted("{n} account", "{n} accounts", "accounts"),
+    ]
+    return translations.gettext("Checked: {counts}.").format(counts=", ".join(counts))
+
+
 def _grouped(
     report: dict[str, Any] | None, tr: Callable[[str], str], lang: str
 ) -> dict[str, list[dict[str, Any]]]:
@@ -156,6 +175,7 @@ def _audit_page(request: Request, status: int = 200, **extra: Any) -> Response:
         last=last,
         why_full=_why_full(tr, last.why_full) if last and last.why_full else None,
         report=report,
+        checked=_checked(request, report) if report else None,
         findings=_grouped(report, tr, language_of(request)),
         watch=watch,
         acpr_near=watch is not None and watch.acpr_share >= ACPR_WARNING_SHARE,

@@ -415,6 +415,39 @@ def test_the_treasurer_starts_a_run_from_the_page_and_sees_its_outcome(
     )
 
 
+FRENCH_COUNTED = {  # singular: plural
+    "mouvement": "mouvements",
+    "événement de clés": "événements de clés",
+    "entrée du journal": "entrées du journal",
+    "point de contrôle": "points de contrôle",
+    "compte": "comptes",
+}
+
+
+def test_what_a_run_checked_is_counted_in_the_readers_plural(site: Any, node: Any) -> None:
+    """French says "0 mouvement" and "1 point de contrôle"; English "0 movements"."""
+    _paid(site)
+    treasurer = operator(site, "treasurer")
+    for full in ("yes", ""):  # then nothing new: no movement checked
+        started = treasurer.post(
+            "/treasurer/audit", data={"csrf": treasurer.csrf, "full": full}, follow_redirects=False
+        )
+        _wait_finished(node, int(started.headers["location"].split("started=")[1]))
+    french = _checked_shown(treasurer.get("/treasurer/audit").text)
+    assert french.startswith("Vérifié\u202f: 0 mouvement, "), french
+    counted = [part.split(" ", 1) for part in french.split(": ", 1)[1].rstrip(".").split(", ")]
+    for (n, words), (one, many) in zip(counted, FRENCH_COUNTED.items(), strict=True):
+        assert words == (one if int(n) <= 1 else many), french
+    english = _checked_shown(treasurer.get("/treasurer/audit?lang=en").text)
+    assert english.startswith("Checked: 0 movements, "), english
+
+
+def _checked_shown(html: str) -> str:
+    found = re.search(r'<p class="muted" id="checked">(.*?)</p>', html, re.S)
+    assert found is not None, "no line of what was checked"
+    return unescape(found[1]).strip()
+
+
 def test_the_api_starts_reads_and_lists_runs(site: Any, node: Any) -> None:
     treasurer = operator(site, "treasurer")
     started = treasurer.post("/api/v1/audit/runs", json={"full": False})
