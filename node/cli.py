@@ -346,18 +346,24 @@ def _progress(*, enabled: bool) -> Progress:
 def _print_report(report: Report) -> None:
     since = "in full" if report.full else f"after transfer {report.resumed_from}"
     typer.echo(
-        f"Audited {report.transfers} transfers ({since}), {report.key_events} key events, "
-        f"{report.leaves} log leaves ({report.unsealed} waiting to be sealed), "
-        f"{report.checkpoints} checkpoints, {report.accounts} accounts "
-        f"in {report.seconds:.2f} s."
+        f"Audited {_count(report.transfers, 'transfer')} ({since}), "
+        f"{_count(report.key_events, 'key event')}, "
+        f"{_count(report.leaves, 'log leaf', 'log leaves')} ({report.unsealed} waiting to be "
+        f"sealed), {_count(report.checkpoints, 'checkpoint')}, "
+        f"{_count(report.accounts, 'account')} in {report.seconds:.2f} s."
     )
     if report.ok:
         typer.echo("All checks hold.")
     else:
-        typer.echo(f"{len(report.findings)} finding(s):")
+        typer.echo(f"{_count(len(report.findings), 'finding')}:")
     for finding in report.findings:
         severity = "" if finding.severity == "error" else f"{finding.severity.upper()}: "
         typer.echo(f"  [{finding.check}] {severity}{finding.message}")
+
+
+def _count(n: int, one: str, many: str | None = None) -> str:
+    """A count and its noun: "1 checkpoint", "1,024 transfers"."""
+    return f"{n:,} {one if n == 1 else many or one + 's'}"
 
 
 def build_cli(settings: Settings | None = None) -> typer.Typer:
