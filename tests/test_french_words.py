@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 
 from tests.people import fund, join
 from tests.test_pages import HTML, french, node_of
+from web.i18n import _parts, add_catalogue, translations
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCALE = ROOT / "web" / "locale" / "fr" / "LC_MESSAGES"
@@ -81,3 +82,23 @@ def test_a_receipt_is_titled_by_what_was_done_and_names_people(
     assert "member:" not in summary  # people by their names, not their account codes
     page = camille.client.get(f"/wallet/receipts/{topped}", headers=headers).text
     assert f"<h1>{top_up.format(id=topped)}</h1>" in page
+
+
+def test_every_count_is_said_in_french() -> None:
+    """French counts in three forms (one, the millions, other) where most catalogues give
+    two: no count may fall back to the English ("2 payments" on the counter's day)."""
+    for plugin_locale in sorted(ROOT.glob("plugins/*/locale")):
+        add_catalogue(plugin_locale)  # as each plugin does when it is plugged in
+    counted = []
+    for part in _parts("fr"):
+        with part.open("rb") as po:
+            counted += [m.id for m in read_po(po, locale="fr") if isinstance(m.id, tuple)]
+    assert len(counted) >= 8  # the counter's, the payouts', the audit's
+    french = translations("fr")
+    left_english = [
+        (one, n)
+        for one, many in counted
+        for n in (0, 1, 2, 5, 1_000_000)
+        if french.ngettext(one, many, n) in (one, many)
+    ]
+    assert not left_english, left_english

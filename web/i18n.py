@@ -17,7 +17,7 @@ from importlib.resources.abc import Traversable
 from io import BytesIO
 
 from babel.core import Locale, negotiate_locale
-from babel.messages.catalog import Catalog
+from babel.messages.catalog import Catalog, Message
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.numbers import format_decimal
@@ -61,11 +61,25 @@ def translations(lang: str) -> gettext.NullTranslations:
                 # The first translation of a message stands: the node's own, before any
                 # plugin's, so that no plugin rewords what the node's pages say.
                 if message.id and message.string and message.id not in catalog:
-                    catalog[message.id] = message
+                    catalog[message.id] = _all_forms(message, catalog.num_plurals)
     buffer = BytesIO()
     write_mo(buffer, catalog)
     buffer.seek(0)
     return gettext.GNUTranslations(buffer)
+
+
+def _all_forms(message: Message, forms: int) -> Message:
+    """A plural message with a form for each of the language's plurals. French has three
+    (one, the millions, other) where most catalogues give two (one, other): gettext would
+    answer the English for a count whose form is missing, so the last form given stands
+    for the missing ones."""
+    if isinstance(message.string, tuple | list):
+        given = list(message.string)
+        while given and not given[-1]:  # Babel leaves the forms a file lacks empty
+            given.pop()
+        if given:
+            message.string = (*given, *[given[-1]] * (forms - len(given)))
+    return message
 
 
 def language_of(request: Request) -> str:
