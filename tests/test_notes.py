@@ -528,6 +528,7 @@ def test_the_treasurer_and_the_office_work_from_their_pages(site: Any) -> None:
         follow_redirects=False,
     )
     assert sent.status_code == 303, sent.text
+    assert "4 billets envoyés au comptoir." in treasurer.client.get(sent.headers["location"]).text
     sold = office.client.post(
         "/notes/office",
         data={"csrf": office.csrf, "action": "sell", "series": "H", "first": "2", "last": ""},
@@ -536,6 +537,7 @@ def test_the_treasurer_and_the_office_work_from_their_pages(site: Any) -> None:
     assert sold.status_code == 303, sold.text
     shown = office.client.get(sold.headers["location"]).text
     assert "H-2" in shown and "20,00" in shown
+    assert "1 billet vendu (H-2)\u202f: encaissez 20,00" in shown, shown  # one, not "billet(s)"
     wrong = office.client.post(
         "/notes/office",
         data={"csrf": office.csrf, "action": "sell", "series": "H", "first": "7", "last": "7"},

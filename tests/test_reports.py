@@ -500,3 +500,33 @@ def test_the_pdf_writes_every_letter_of_the_village(tmp_path: Path) -> None:
     for shown in ("Rapport à l’assemblée", "Œuvres du lavoir", "Łódź", "Ελλάδα", "€", "Chez Œdipe"):
         assert shown in text, (shown, text)
     assert "1\u202f234,50" in text or "1 234,50" in text
+
+
+@pytest.mark.parametrize(
+    ("lang", "findings", "said"),
+    [
+        ("fr", 1, "Le dernier audit complet, le jeudi, a trouvé 1 problème."),
+        ("fr", 3, "Le dernier audit complet, le jeudi, a trouvé 3 problèmes."),
+        ("en", 1, "The latest full audit, on Thursday, found 1 problem."),
+        ("en", 3, "The latest full audit, on Thursday, found 3 problems."),
+    ],
+)
+def test_the_audits_findings_are_counted_in_the_readers_plural(
+    lang: str, findings: int, said: str
+) -> None:
+    from types import SimpleNamespace
+
+    from audits.reports import sections
+    from web.i18n import translations
+
+    catalogue = translations(lang)
+    writer = sections.Writer(
+        catalogue.gettext,
+        lang,
+        "SOU",
+        lambda ms: {"fr": "jeudi"}.get(lang, "Thursday"),
+        catalogue.ngettext,
+    )
+    run = service.AuditStatus(1, 2, ok=False, findings=findings, full=True)
+    section = sections._audit(SimpleNamespace(audit=run), writer)  # type: ignore[arg-type]
+    assert section.notes == [said]

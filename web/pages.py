@@ -300,6 +300,11 @@ def say(request: Request, message: str, **values: Any) -> str:
     return gettext_for(request).gettext(message).format(**values)
 
 
+def say_counted(request: Request, one: str, many: str, n: int, **values: Any) -> str:
+    """A message that counts `n` ({n} in it), in the reader's plural."""
+    return gettext_for(request).ngettext(one, many, n).format(n=n, **values)
+
+
 # Where the reader names no region for the page's language, the village's neighbours: an
 # English reader in France is more likely British or European than American.
 DEFAULT_REGIONS = {"en": "en_GB", "fr": "fr_FR"}

@@ -32,11 +32,13 @@ TREASURERS = ("treasurer",)  # as the other treasurer's pages: the admin has no 
 
 def _writer(request: Request) -> sections.Writer:
     node = node_of(request)
+    translations = gettext_for(request)
     return sections.Writer(
-        gettext_for(request).gettext,
+        translations.gettext,
         language_of(request),
         node.ledger.chart.local,
         lambda ms: when(request, ms),
+        translations.ngettext,
     )
 
 

@@ -76,13 +76,15 @@ def write_report(
     try:
         zone = ZoneInfo(settings.timezone)
         period = service.read_period(first, last, datetime.now(zone).date())
+        catalogue = translations(lang)
         writer = sections.Writer(
-            translations(lang).gettext,
+            catalogue.gettext,
             lang,
             node.ledger.chart.local,
             lambda ms: format_datetime(
                 datetime.fromtimestamp(ms / 1000, zone), "medium", locale=lang
             ),
+            catalogue.ngettext,
         )
         figures = service.report(node, period)
         text = sections.write(figures, writer, settings.village)

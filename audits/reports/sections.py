@@ -43,9 +43,14 @@ class Writer:
     lang: str
     currency: str
     when: Callable[[int], str]
+    ngettext: Callable[[str, str, int], str] = lambda one, many, n: one if n == 1 else many
 
     def _(self, message: str, **values: object) -> str:
         return self.gettext(message).format(**values)
+
+    def counted(self, one: str, many: str, n: int, **values: object) -> str:
+        """A message that counts `n`, in the reader's plural ({n} in it)."""
+        return self.ngettext(one, many, n).format(n=n, **values)
 
     def units(self, cents: int) -> str:
         return money(cents, self.lang, self.currency)
@@ -285,10 +290,11 @@ def _audit(report: Report, w: Writer) -> Section:
             moment=w.when(run.finished_ms),
         )
     else:
-        said = w._(
-            "The latest {scope}, on {moment}, found {findings} problem(s).",
+        said = w.counted(
+            "The latest {scope}, on {moment}, found {n} problem.",
+            "The latest {scope}, on {moment}, found {n} problems.",
+            run.findings,
             scope=scope,
             moment=w.when(run.finished_ms),
-            findings=run.findings,
         )
     return Section("audit", title, [said])

@@ -32,6 +32,7 @@ from web.pages import (
     page_money,
     public_origin,
     say,
+    say_counted,
     typed_euros,
     when,
 )
@@ -151,9 +152,11 @@ def treasury(
     if made:
         flash = say(request, "Series {series} printed: its notes are in the stock.", series=made)
     elif sent is not None:
-        flash = say(request, "{count} notes sent to the office.", count=sent)
+        flash = say_counted(
+            request, "{n} note sent to the office.", "{n} notes sent to the office.", sent
+        )
     elif voided is not None:
-        flash = say(request, "{count} notes voided.", count=voided)
+        flash = say_counted(request, "{n} note voided.", "{n} notes voided.", voided)
     return _treasury_page(request, flash=flash)
 
 
@@ -258,10 +261,11 @@ def office(
         return operator
     flash = None
     if sold is not None and amount is not None:
-        flash = say(
+        flash = say_counted(
             request,
-            "{count} notes sold ({notes}): take {amount} in cash.",
-            count=sold,
+            "{n} note sold ({notes}): take {amount} in cash.",
+            "{n} notes sold ({notes}): take {amount} in cash.",
+            sold,
             notes=notes or "",
             amount=page_money(request, amount, "EUR"),
         )
