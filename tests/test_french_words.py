@@ -29,8 +29,13 @@ def french_messages() -> list[tuple[str, str, str]]:
     for part in sorted(LOCALE.glob("*.po")):
         with part.open("rb") as po:
             for message in read_po(po):
-                if message.id:
-                    found.append((part.name, str(message.id), str(message.string)))
+                if not message.id:
+                    continue
+                ids, said = message.id, message.string
+                if isinstance(ids, tuple):  # a count's forms, each said apart
+                    found += [(part.name, str(ids[0]), str(form)) for form in said if form]
+                else:
+                    found.append((part.name, str(ids), str(said)))
     return found
 
 
