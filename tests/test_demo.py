@@ -6,13 +6,18 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import date
 from pathlib import Path
 
 from sqlalchemy import text
 from typer.testing import CliRunner
 
+from audits.reports import service as reports
 from node.cli import app as cli
+from node.demo import LISTED
 from runtime.database import make_engine
+from runtime.node import open_node
+from runtime.settings import Settings
 
 runner = CliRunner()
 WEEK_MS = 7 * 86_400_000
@@ -64,3 +69,10 @@ def test_the_demo_tells_weeks_of_life_that_the_audit_passes(
     report = json.loads(audited.output)
     # Nothing to say, not even a warning: the fee rule of the reconversion it tells is there.
     assert report["ok"] and report["findings"] == [], report["findings"]
+    # The treasurer's dashboard names the most active shops that agreed to it, and no other.
+    node = open_node(Settings(data_dir=tmp_path / "data", database_url=empty_db_url))
+    try:
+        figures = reports.report(node, reports.read_period(None, None, date.today()))
+    finally:
+        node.close()
+    assert {m.member_id for m in figures.merchants} == set(LISTED)
