@@ -254,6 +254,19 @@ def test_without_mail_the_office_makes_the_link_for_the_member_seen_in_person(
     assert me(camille) == 200  # nothing changed
 
 
+def test_a_nul_character_in_a_form_is_refused_in_plain_words(site: TestClient) -> None:
+    """PostgreSQL refuses a statement with a NUL in its text: the page says the field is not
+    valid (a 422), rather than failing."""
+    admin = operator(site, "admin")
+    refused = admin.client.post(
+        "/account/reset-links",
+        data={"member": "camille\x00", "csrf": admin.csrf},
+        headers={**HTML, "Accept-Language": "fr"},
+    )
+    assert refused.status_code == 422, refused.text
+    assert "n’est pas valide" in refused.text and 'id="reset-url"' not in refused.text
+
+
 def test_an_office_does_not_reset_an_operators_password_an_admin_does(site: TestClient) -> None:
     office, admin = operator(site, "office"), operator(site, "admin")
     treasurer = operator(site, "treasurer")

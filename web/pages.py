@@ -34,7 +34,7 @@ from ledger.errors import LedgerError
 from runtime.keystore import KeyFileError
 from web.i18n import LANG_COOKIE, LANGUAGES, gettext_for, language_of, money
 from web.refusals import Refusal, field_phrase, refusal_of, validation_reason
-from web.schemas import ONE_LINE
+from web.schemas import NO_NUL, ONE_LINE
 
 CSRF_COOKIE = "sou_csrf"
 # What people type in an amount's field, read exactly as the pages' script reads it
@@ -268,8 +268,8 @@ def page(request: Request, name: str, status: int = 200, **context: Any) -> HTML
 
 # -- what the pages' handlers share ----------------------------------------------------------
 
-# A field of a posted form, as typed.
-Text = Annotated[str, Form()]
+# A field of a posted form, as typed (a NUL character in it: a 422).
+Text = Annotated[str, Form(pattern=NO_NUL)]
 # The id a page is sent back with after a success, naming what was done (see `done`).
 DoneId = Annotated[int | None, Query(ge=1, le=2**53)]
 # The id a page's address names (a receipt's transfer...): out of the ids' range, a 422.

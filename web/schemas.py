@@ -9,6 +9,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 # Text people type: no control characters (PostgreSQL cannot even store a NUL byte).
 ONE_LINE = r"^[^\x00-\x1f\x7f]*$"
+# Any text, on several lines too, but no NUL character: PostgreSQL stores none, nor even
+# compares one, and refuses the whole statement.
+NO_NUL = r"^[^\x00]*$"
 
 
 class Strict(BaseModel):
