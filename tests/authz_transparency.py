@@ -1,6 +1,7 @@
 """The transparency page's rows of the authorisation matrix (tests/test_authz.py): what it
 shows is public. The page, as every page, is for people (signed in or not), not for a
-point-of-sale token or a paired counter; its JSON is for every caller."""
+point-of-sale token or a paired counter; its JSON and the verifier it hands out are for every
+caller."""
 
 from __future__ import annotations
 
@@ -14,4 +15,5 @@ def rules() -> dict[tuple[str, str], Any]:
     return {
         ("GET", "/transparence"): Rule(PEOPLE),
         ("GET", "/api/v1/transparency"): Rule(EVERYONE),
+        ("GET", "/transparence/sou_verify.py"): Rule(EVERYONE),
     }

@@ -3,12 +3,15 @@
 The page's figures must be the ledger's after top-ups, payments, note sales and
 reconversions; `python -m ledger.verify` must accept a real receipt from a live node (exit 0),
 refuse one with a byte changed anywhere that matters (exit 1, in plain words) and say it
-cannot read garbage (exit 2); two checkpoints must be consistent old → new."""
+cannot read garbage (exit 2); two checkpoints must be consistent old → new. The page hands
+out that same file, which runs on its own with PyNaCl and nothing of Sou."""
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
+import os
 import subprocess
 import sys
 import time
@@ -31,6 +34,7 @@ from tests.test_wallet_api import wait_sealed
 from web.i18n import money
 
 ROOT = Path(__file__).resolve().parent.parent
+VERIFIER = ROOT / "ledger" / "verify.py"
 
 
 @pytest.fixture
@@ -144,10 +148,34 @@ def test_the_page_shows_the_ledgers_figures_after_every_kind_of_movement(site: T
         assert money(cents, "fr", currency) in html
     assert "Transparence" in html and "Chaque unité en circulation est couverte" in html
     assert "\u202f%" in html  # the ratio, French typography
-    assert vkey(site) in html and "python -m ledger.verify" in html
+    assert vkey(site) in html and "python sou_verify.py receipt.json" in html
     assert "Aucun audit n’a encore été enregistré." not in html  # one ran: see below
     english = visitor.get("/transparence?lang=en").text
     assert "Every unit in circulation is backed" in english
+
+
+@pytest.mark.one_database  # the file and the page's words, whatever the database
+def test_the_page_hands_out_the_nodes_own_verifier(site: TestClient) -> None:
+    from tests.test_pages import assert_all_french, template_msgids
+
+    visitor = new_client(site)
+    download = visitor.get("/transparence/sou_verify.py")
+    assert download.status_code == 200
+    assert download.content == VERIFIER.read_bytes()
+    assert download.headers["content-type"] == "text/x-python; charset=utf-8"
+    assert download.headers["content-disposition"] == 'attachment; filename="sou_verify.py"'
+    assert download.headers["x-content-type-options"] == "nosniff"
+
+    html = visitor.get("/transparence", headers={"Accept": "text/html"}).text
+    assert 'href="/transparence/sou_verify.py"' in html
+    assert "Télécharger le vérificateur (sou_verify.py)" in html
+    assert "n’a besoin que de PyNaCl\u202f: lisez-le avant de le lancer" in html
+    assert hashlib.sha256(VERIFIER.read_bytes()).hexdigest() in html
+    assert "pip install pynacl\npython sou_verify.py receipt.json --key" in html
+    assert "pip install sou" not in html and "python -m ledger.verify" not in html
+    english = visitor.get("/transparence?lang=en").text
+    assert "Download the verifier (sou_verify.py)" in english
+    assert_all_french(template_msgids(ROOT / "web/templates/transparency/page.html"))
 
 
 def test_a_signed_in_readers_page_is_not_kept_by_caches(site: TestClient) -> None:
@@ -223,6 +251,55 @@ def test_a_receipt_with_one_byte_changed_is_not_valid(
     checked = verify(str(path), "--key", vkey(village))
     assert checked.returncode == 1, (checked.stdout, checked.stderr)
     assert checked.stderr.startswith("NOT VALID: ") and "Traceback" not in checked.stderr
+
+
+def pynacl_only(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """An environment whose only packages are PyNaCl and its C binding: with `python -S` the
+    node's own packages (installed in place, through a .pth file) cannot be imported."""
+    import _cffi_backend
+    import nacl
+
+    packages = tmp_path_factory.mktemp("pynacl-only")
+    for found in (Path(nacl.__file__).parent, Path(_cffi_backend.__file__)):
+        (packages / found.name).symlink_to(found)
+    return {**os.environ, "PYTHONPATH": str(packages)}
+
+
+@pytest.mark.one_database  # the receipts' checks run on both in the tests above
+def test_the_downloaded_verifier_checks_a_receipt_on_its_own(
+    village: TestClient,
+    paid: tuple[Path, dict[str, Any]],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    resident = tmp_path_factory.mktemp("resident")  # outside the repository
+    assert not resident.resolve().is_relative_to(ROOT)
+    script = resident / "sou_verify.py"
+    download = new_client(village).get("/transparence/sou_verify.py")
+    assert download.status_code == 200
+    script.write_bytes(download.content)
+    _, receipt = paid
+    (resident / "receipt.json").write_text(json.dumps(receipt))
+    (resident / "altered.json").write_text(json.dumps(altered(receipt, "transfer")))
+    env = pynacl_only(tmp_path_factory)
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-S", *args],
+            capture_output=True,
+            text=True,
+            cwd=resident,
+            env=env,
+            timeout=120,
+            check=False,
+        )
+
+    assert run("-c", "import ledger").returncode == 1  # nothing of Sou to lean on
+    valid = run(str(script), "receipt.json", "--key", vkey(village))
+    assert valid.returncode == 0, valid.stderr
+    assert valid.stdout.startswith("Valid: transfer")
+    refused = run(str(script), "altered.json", "--key", vkey(village))
+    assert refused.returncode == 1, (refused.stdout, refused.stderr)
+    assert refused.stderr.startswith("NOT VALID: ")
 
 
 @pytest.mark.parametrize(

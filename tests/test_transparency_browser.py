@@ -1,10 +1,11 @@
 """The transparency page in a real browser, as a visitor on a phone: French first, then
 English; nothing wider than the screen, nothing blocked by the Content-Security-Policy,
-no serious axe-core finding. And the resident's whole path: the receipt downloaded from the
-receipt page is one the verifier accepts."""
+no serious axe-core finding; its link hands out the node's own verifier. And the resident's
+whole path: the receipt downloaded from the receipt page is one the verifier accepts."""
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
 import sys
 from collections.abc import Callable
@@ -23,6 +24,7 @@ from tests.test_wallet_api import wait_sealed
 pytest_plugins = ["tests.browser"]  # fixtures: `chromium`, `open_browser`
 
 ROOT = Path(__file__).resolve().parent.parent
+VERIFIER = ROOT / "ledger" / "verify.py"
 
 
 def fits_the_phone(page: Page) -> bool:
@@ -53,9 +55,17 @@ def test_a_visitor_reads_the_page_on_a_phone_in_french_and_english(
         expect(page.locator("#backing-status")).to_contain_text(backed)
         expect(page.locator("#verifier-key")).to_have_text(key)
         expect(page.locator("#checkpoint")).to_contain_text(node.ledger.origin)
-        expect(page.locator("#verify-commands")).to_contain_text("python -m ledger.verify")
+        expect(page.locator("#verify-commands")).to_contain_text("pip install pynacl")
+        expect(page.locator("#verify-commands")).to_contain_text("python sou_verify.py")
+        expect(page.locator("#verifier-sha256")).to_have_text(
+            hashlib.sha256(VERIFIER.read_bytes()).hexdigest()
+        )
         assert fits_the_phone(page)
         assert not walk.problems, "\n".join(walk.problems)
+    with page.expect_download() as download:
+        page.click("#verifier-download")
+    assert download.value.suggested_filename == "sou_verify.py"
+    assert Path(download.value.path()).read_bytes() == VERIFIER.read_bytes()
 
 
 @pytest.mark.one_database

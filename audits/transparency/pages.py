@@ -1,5 +1,6 @@
-"""The public page /transparence: open to everyone, French first, kept a few seconds by the
-visitor's browser (never by a shared cache: a page holds its reader's menu and form token)."""
+"""The public page /transparence and the verifier it hands out, open to everyone. The page is
+French first, kept a few seconds by the visitor's browser (never by a shared cache: a page
+holds its reader's menu and form token)."""
 
 from __future__ import annotations
 
@@ -29,10 +30,22 @@ def transparency(request: Request, p: MaybeMember) -> Response:
         else when(request, figures.checkpoint.created_ms),
         audit_when=None if figures.audit is None else when(request, figures.audit.finished_ms),
         ratio=_percent(request, figures),
+        verifier_sha256=service.VERIFIER_SHA256,
     )
     if p is None:  # a signed-in reader's page is theirs alone: the middleware says no-store
         response.headers["Cache-Control"] = f"private, max-age={service.FRESH_FOR_S}"
     return response
+
+
+@router.get("/transparence/sou_verify.py")
+def verifier() -> Response:
+    """The node's own verifier (`ledger/verify.py`), one file a resident reads, then runs
+    with PyNaCl alone: no package to install from a name anyone could register."""
+    return Response(
+        service.VERIFIER,
+        media_type="text/x-python; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="sou_verify.py"'},
+    )
 
 
 def _percent(request: Request, figures: service.Figures) -> str | None:

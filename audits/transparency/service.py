@@ -7,8 +7,10 @@ notes outstanding are the notes service's (each series' notes in circulation at 
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from decimal import ROUND_FLOOR, Decimal
+from importlib.resources import files
 
 from sqlalchemy import Connection
 
@@ -21,6 +23,12 @@ from runtime.node import Node
 # The figures move with every payment: a few seconds old is still true, and a busy page
 # then costs the ledger one read per browser every few seconds.
 FRESH_FOR_S = 5
+
+# The verifier a resident downloads is the node's own `ledger/verify.py`, byte for byte, so
+# that what the page hands out is what the node's source holds; its SHA-256 lets a resident
+# compare it with a copy of that source got elsewhere.
+VERIFIER = (files("ledger") / "verify.py").read_bytes()
+VERIFIER_SHA256 = hashlib.sha256(VERIFIER).hexdigest()
 
 
 @dataclass(frozen=True)
