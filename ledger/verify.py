@@ -30,6 +30,7 @@ import argparse
 import base64
 import hashlib
 import json
+import os
 import sys
 import urllib.error
 import urllib.parse
@@ -400,12 +401,15 @@ def verify_checkpoint_files(args: argparse.Namespace) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
+    # Run as the module of the node's source, or as the file a resident downloaded.
+    ran = "python -m ledger.verify" if __spec__ and __spec__.name == "ledger.verify" else None
+    prog = ran or f"python {os.path.basename(sys.argv[0]) or 'sou_verify.py'}"
     tool = argparse.ArgumentParser(
-        prog="python -m ledger.verify",
+        prog=prog,
         description="Check a Sou receipt or signed checkpoint without trusting the node. "
         "Exit 0: valid; 1: does not check out; 2: could not read the input.",
-        epilog="  python -m ledger.verify receipt.json --key KEY\n"
-        "  python -m ledger.verify checkpoint kept.txt latest.txt --key KEY --node URL",
+        epilog=f"  {prog} receipt.json --key KEY\n"
+        f"  {prog} checkpoint kept.txt latest.txt --key KEY --node URL",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     tool.add_argument(

@@ -300,6 +300,8 @@ def test_the_downloaded_verifier_checks_a_receipt_on_its_own(
     refused = run(str(script), "altered.json", "--key", vkey(village))
     assert refused.returncode == 1, (refused.stdout, refused.stderr)
     assert refused.stderr.startswith("NOT VALID: ")
+    helped = run(str(script), "--help")  # in the words the resident typed
+    assert helped.returncode == 0 and "usage: python sou_verify.py " in helped.stdout
 
 
 @pytest.mark.parametrize(
@@ -320,7 +322,8 @@ def test_no_key_no_file_and_a_bad_key_cannot_be_checked(
     assert verify(str(path)).returncode == 2
     assert verify(str(tmp_path / "missing.json"), "--key", vkey(village)).returncode == 2
     assert verify(str(path), "--key", "not+a+key").returncode == 2
-    assert verify("--help").returncode == 0
+    helped = verify("--help")
+    assert helped.returncode == 0 and "usage: python -m ledger.verify " in helped.stdout
 
 
 def test_checkpoints_kept_and_newer_are_consistent(
