@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 
 from tests.people import fund, join
 from tests.test_pages import HTML, french, node_of
-from web.i18n import _parts, add_catalogue, translations
+from web.i18n import _parts, add_catalogue, first_day, translations
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCALE = ROOT / "web" / "locale" / "fr" / "LC_MESSAGES"
@@ -107,3 +107,17 @@ def test_every_count_is_said_in_french() -> None:
         if french.ngettext(one, many, n) in (one, many)
     ]
     assert not left_english, left_english
+
+
+def test_the_first_of_a_month_is_written_as_french_writes_it() -> None:
+    """« le 1er janvier », never « le 1 janvier »; any other day, and English, as Babel says."""
+    from datetime import date
+
+    from audits.reports.sections import Writer
+
+    french, english = Writer(str, "fr", "SOU", str), Writer(str, "en", "SOU", str)
+    assert french.day(date(2026, 1, 1)) == "1er janv. 2026"
+    assert french.short_day(date(2026, 3, 1)) == "1er mars"
+    assert french.day(date(2026, 1, 11)) == "11 janv. 2026"
+    assert english.day(date(2026, 1, 1)) == "1 Jan 2026"
+    assert first_day("jeudi 1 janvier 2026, 10:01", 1, "fr_FR") == "jeudi 1er janvier 2026, 10:01"

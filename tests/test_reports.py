@@ -333,12 +333,14 @@ def test_dashboard_shows_tables_and_charts(site: Any, monkeypatch: pytest.Monkey
     assert "Chez Un" in html and "Chez Deux" not in html
     assert "272,00\u00a0SOU" in html or "272,00 SOU" in html
     assert 'href="/treasurer/dashboard"' in html  # the menu entry
+    assert "Du 1er mars 2026 au 30 avr. 2026" in html  # the first of a month, as French writes it
     english = treasurer.get(
         "/treasurer/dashboard", params={"first": "2026-03-01", "last": "2026-04-30", "lang": "en"}
     )
     assert (
         "Units in circulation and euros in reserve" in english.text and "272.00 SOU" in english.text
     )
+    assert "From 1 Mar 2026 to 30 Apr 2026" in english.text
 
 
 def _pdf_text(body: bytes, tmp_path: Path) -> str:

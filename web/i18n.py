@@ -10,6 +10,7 @@ memory at start: there is no build step. `pybabel extract -F babel.cfg` lists th
 from __future__ import annotations
 
 import gettext
+import re
 from decimal import Decimal
 from functools import cache
 from importlib.resources import files
@@ -80,6 +81,18 @@ def _all_forms(message: Message, forms: int) -> Message:
         if given:
             message.string = (*given, *[given[-1]] * (forms - len(given)))
     return message
+
+
+# The day's figure in a written date: a 1 standing alone, before a space ("1 janv. 2026").
+_FIRST_DAY = re.compile(r"(?<!\d)1(?=\s)")
+
+
+def first_day(written: str, day: int, lang: str) -> str:
+    """French writes the first of a month as an ordinal, « le 1er janvier », which Babel's
+    patterns do not: in a French date of the first, the day's figure becomes « 1er »."""
+    if day != 1 or not lang.startswith("fr"):
+        return written
+    return _FIRST_DAY.sub("1er", written, count=1)
 
 
 def language_of(request: Request) -> str:

@@ -32,7 +32,7 @@ from starlette.routing import Match
 
 from ledger.errors import LedgerError
 from runtime.keystore import KeyFileError
-from web.i18n import LANG_COOKIE, LANGUAGES, gettext_for, language_of, money
+from web.i18n import LANG_COOKIE, LANGUAGES, first_day, gettext_for, language_of, money
 from web.refusals import Refusal, field_phrase, refusal_of, validation_reason
 from web.schemas import NO_NUL, ONE_LINE
 
@@ -330,7 +330,8 @@ def when(request: Request, ms: int) -> str:
     zone = get_timezone(request.app.state.node.settings.timezone)
     moment = datetime.fromtimestamp(ms / 1000, UTC)
     locale = reader_locale(request)
-    written_day = format_date(moment.astimezone(zone), "medium", locale=locale)
+    local = moment.astimezone(zone)
+    written_day = first_day(format_date(local, "medium", locale=locale), local.day, str(locale))
     written_time = format_time(moment, "short", tzinfo=zone, locale=locale)
     pattern = locale.datetime_formats["medium"]
     return str(pattern).replace("{1}", written_day).replace("{0}", written_time)
@@ -338,7 +339,8 @@ def when(request: Request, ms: int) -> str:
 
 def day(request: Request, moment: date) -> str:
     """A day as people of the page's language write it: 31 décembre 2026, 31 December 2026."""
-    return format_date(moment, "long", locale=reader_locale(request))
+    locale = reader_locale(request)
+    return first_day(format_date(moment, "long", locale=locale), moment.day, str(locale))
 
 
 def public_origin(request: Request) -> str:

@@ -81,9 +81,7 @@ def write_report(
             catalogue.gettext,
             lang,
             node.ledger.chart.local,
-            lambda ms: format_datetime(
-                datetime.fromtimestamp(ms / 1000, zone), "medium", locale=lang
-            ),
+            lambda ms: _moment(datetime.fromtimestamp(ms / 1000, zone), lang),
             catalogue.ngettext,
         )
         figures = service.report(node, period)
@@ -119,3 +117,9 @@ def _progress(*, enabled: bool) -> Progress:
         transient=True,
         disable=not enabled,
     )
+
+
+def _moment(moment: datetime, lang: str) -> str:
+    from web.i18n import first_day
+
+    return first_day(format_datetime(moment, "medium", locale=lang), moment.day, lang)

@@ -13,7 +13,7 @@ from babel.numbers import format_decimal
 
 from audits.reports import charts
 from audits.reports.service import DayFigures, Report
-from web.i18n import money
+from web.i18n import first_day, money
 
 DAILY_ROWS = 62  # up to two months, a row a day; past that, a row a month (its last day)
 
@@ -63,10 +63,10 @@ class Writer:
         return str(format_decimal(Decimal(cents).scaleb(-2), format="#,##0.##", locale=self.lang))
 
     def day(self, moment: date) -> str:
-        return str(format_date(moment, "d MMM yyyy", locale=self.lang))
+        return first_day(format_date(moment, "d MMM yyyy", locale=self.lang), moment.day, self.lang)
 
     def short_day(self, moment: date) -> str:
-        return str(format_date(moment, "d MMM", locale=self.lang))
+        return first_day(format_date(moment, "d MMM", locale=self.lang), moment.day, self.lang)
 
     def month(self, moment: date) -> str:
         return str(format_date(moment, "MMM yyyy", locale=self.lang))

@@ -91,6 +91,7 @@ from pos.notes.errors import (
 from pos.notes.sheet import PrintedNote, sheet_pdf
 from runtime.links import LinkRefused, check_link, sign_link
 from runtime.signing import post, posted_or_existing, sign_as
+from web.i18n import first_day
 from web.refusals import Money
 
 if TYPE_CHECKING:
@@ -727,7 +728,8 @@ def print_sheet(
     valid_until = None
     if series.valid_until is not None:
         day = datetime.fromtimestamp(series.valid_until, ZoneInfo(node.settings.timezone))
-        valid_until = format_date(day.date(), "long", locale="fr")  # printed in French
+        written = format_date(day.date(), "long", locale="fr")  # printed in French
+        valid_until = first_day(written, day.day, "fr")
     return sheet_pdf(
         notes,
         village=node.settings.village,
