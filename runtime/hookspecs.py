@@ -110,6 +110,17 @@ class Hooks:
         and names any account where they differ. Accounts holding nothing may be left out."""
 
     @hookspec
+    def sou_escrow_names(
+        self, conn: Connection, codes: Sequence[str], lang: str
+    ) -> Mapping[str, str]:
+        """For a plugin that holds members' units: a short name for each of these of its
+        escrow accounts, in words a member reads (a contract's, a campaign's title) and in
+        `lang` ("fr", "en") where the plugin adds words of its own, read on `conn` in one
+        query for all of them. Codes not its own, or that it knows nothing of, are left
+        out. The wallet names the other side of a member's movements and receipts so,
+        rather than by the account's code."""
+
+    @hookspec
     def sou_bank_confirmations(
         self, conn: Connection, transfer_ids: Sequence[int]
     ) -> Sequence[BankConfirmation]:

@@ -7,10 +7,12 @@ separate browsers would) and their device key, and signs their orders like a wal
 from __future__ import annotations
 
 import itertools
+import re
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from html import unescape
 from typing import Any
 
 from fastapi.testclient import TestClient
@@ -116,6 +118,17 @@ def join(
     if key:
         person.add_key()
     return person
+
+
+def words_of(html: str) -> str:
+    """The text a reader sees of (a part of) a page: tags out, spaces as one."""
+    return " ".join(unescape(re.sub(r"<[^>]+>", " ", html)).split())
+
+
+def movements_of(person: Person, lang: str) -> str:
+    """The movements of the person's wallet page, as they read them in `lang`."""
+    page = person.client.get(f"/wallet?lang={lang}", headers={"Accept": "text/html"}).text
+    return words_of(page[page.index('<table id="history">') : page.index("</table>")])
 
 
 def operator(site: TestClient, role: str) -> Person:

@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from plugins.crowdfunding import service
 from plugins.crowdfunding.models import campaigns, movements, payments
 from plugins.crowdfunding.settings import CrowdfundingSettings
-from tests.people import Person, at_once, fund, join, operator
+from tests.people import Person, at_once, fund, join, movements_of, operator
 
 DAY = service.DAY_MS
 
@@ -120,6 +120,12 @@ def test_a_funded_campaign_pays_its_beneficiary_the_pledges_and_the_matching(
     assert commune.balance() == before + 10_000 + 2_500
     assert node.ledger.balance(campaign["escrow"]) == 0
     assert node.ledger.balance(service.MATCHING) == 500
+    # The commune's wallet reads what it paid into and was paid from, not escrow codes.
+    seen = movements_of(commune, "fr")
+    assert "Mis de côté · à Fonds d’abondement de la commune" in seen
+    assert "Versé depuis une mise de côté · de Projet · Réparer le lavoir" in seen
+    assert "Versé depuis une mise de côté · de Fonds d’abondement de la commune" in seen
+    assert "escrow:" not in seen
     closed = progress(camille, campaign)
     assert closed["state"] == "funded" and closed["pledged"] == 10_000
     # Its trail: every pledge, refund and release, with its transfer id.
@@ -569,6 +575,7 @@ def test_every_message_of_the_plugin_has_its_french() -> None:
     }
     found |= {r.message for r in vars(errors).values() if isinstance(r, errors.NamedRefusal)}
     found |= set(service.STATES.values()) | {"Projects", "Campaigns to moderate"}
+    found |= set(service.ESCROW_NAMES.values())
     assert sorted(m for m in found if not french.get(m)) == []
     placeholders = re.compile(r"\{\w+\}|%\(\w+\)s")
     for msgid in found:

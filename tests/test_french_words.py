@@ -13,7 +13,10 @@ import pytest
 from babel.messages.pofile import read_po
 from fastapi.testclient import TestClient
 
-from tests.people import fund, join
+from tests.conftest import Clock
+from tests.people import Person, fund, join, movements_of, words_of
+from tests.test_amap import make_amap
+from tests.test_crowdfunding import opened, pledge
 from tests.test_pages import HTML, french, node_of
 from web.i18n import _parts, add_catalogue, first_day, translations
 
@@ -87,6 +90,106 @@ def test_a_receipt_is_titled_by_what_was_done_and_names_people(
     assert "member:" not in summary  # people by their names, not their account codes
     page = camille.client.get(f"/wallet/receipts/{topped}", headers=headers).text
     assert f"<h1>{top_up.format(id=topped)}</h1>" in page
+
+
+# What a raw account or kind would look like in a page's text: a code, an operation's name.
+RAW = re.compile(r"escrow:|member:|\b[a-z]+_[a-z_]+\b")
+
+
+def receipt_summary(person: Person, transfer_id: int, lang: str) -> str:
+    page = person.client.get(f"/wallet/receipts/{transfer_id}?lang={lang}", headers=HTML).text
+    return words_of(page[page.index('id="receipt-summary"') : page.index("</section>")])
+
+
+@pytest.mark.parametrize(
+    ("lang", "said"),
+    [
+        (
+            "fr",
+            {
+                "basket": "Mis de côté · à AMAP · Légumes de saison",
+                "pledge": "Mis de côté · à Projet · Réparer le lavoir",
+                "lowered": "Mise de côté rendue · de Projet · Réparer le lavoir",
+                "delivered": "Versé depuis une mise de côté · de AMAP · Légumes de saison",
+                "to": "À AMAP · Légumes de saison",
+            },
+        ),
+        (
+            "en",
+            {
+                "basket": "Put aside · to AMAP · Légumes de saison",
+                "pledge": "Put aside · to Project · Réparer le lavoir",
+                "lowered": "Money set aside given back · from Project · Réparer le lavoir",
+                "delivered": "Paid out of money set aside · from AMAP · Légumes de saison",
+                "to": "To AMAP · Légumes de saison",
+            },
+        ),
+    ],
+)
+def test_the_wallet_names_what_money_set_aside_is_for_never_its_escrow(
+    site: TestClient, clock: Clock, lang: str, said: dict[str, str]
+) -> None:
+    """A basket paid to the AMAP and a pledge to a village project read, in the wallet's
+    history and on the receipt, as what they are for: the contract, the campaign."""
+    amap = make_amap(site, clock)
+    deal = amap.contract("subscription", title="Légumes de saison")
+    distribution = amap.distribution(deal["id"])
+    camille = amap.member("Camille")
+    sub = amap.subscribe(camille, deal["id"])
+    campaign = opened(site, join(site, "Louis"), title="Réparer le lavoir")
+    assert pledge(camille, campaign, 3_000).status_code == 201
+    lower = camille.post(f"/api/v1/campaigns/{campaign['id']}/pledge/lower", json={"amount": 1})
+    assert lower.status_code == 200, lower.text
+    assert amap.deliver(distribution["id"]).status_code == 200
+    node_of(site).new_sealer().seal_all()
+
+    mine = movements_of(camille, lang)
+    for what in ("basket", "pledge", "lowered"):
+        assert said[what] in mine, mine
+    assert not RAW.search(mine), mine
+    farm = movements_of(amap.farm, lang)
+    assert said["delivered"] in farm and not RAW.search(farm), farm
+
+    items = camille.get(f"/api/v1/wallet/history?lang={lang}").json()
+    basket = next(i for i in items["items"] if i["counterparty"] == sub["escrow"])
+    assert basket["counterparty_name"] == "AMAP · Légumes de saison"  # the API says it too
+    summary = receipt_summary(camille, basket["transfer_id"], lang)
+    assert said["to"] in summary and said["basket"].split(" · ")[0] in summary, summary
+    assert not RAW.search(summary), summary
+
+
+# Every operation of the ledger that can post to a member's account (ledger/operations.py).
+MEMBER_KINDS = (
+    "payment",
+    "collection",
+    "refund",
+    "topup",
+    "redemption",
+    "correction",
+    "allowance_hold",
+    "allowance_release",
+    "escrow_payment",
+    "escrow_release",
+    "escrow_refund",
+    "note_deposit",
+    "card_hold",
+    "card_release",
+    "card_reversal",
+)
+
+
+def test_each_movement_of_a_wallet_is_said_in_words_and_a_new_kind_generically() -> None:
+    from ledger.operations import OPERATIONS
+    from wallet_api.pages import kind_label
+
+    assert set(MEMBER_KINDS) <= OPERATIONS.keys()
+    labels = {kind: kind_label(kind) for kind in MEMBER_KINDS}
+    assert all(label != "Movement" and french(label) for label in labels.values()), labels
+    assert french(kind_label("escrow_payment")) == "Mis de côté"
+    assert french(kind_label("collection")) == "Paiement en caisse"
+    # An operation the ledger gains later never shows its code to a resident.
+    assert french(kind_label("a_future_kind")) == "Mouvement"
+    assert french(kind_label(None)) == "Mouvement"
 
 
 def test_every_count_is_said_in_french() -> None:

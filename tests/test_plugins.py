@@ -23,13 +23,14 @@ from typer.testing import CliRunner
 from audits.audit import audit
 from node.app import create_app
 from node.cli import build_cli
+from runtime.hookspecs import hookimpl
 from runtime.jobs import job_states
 from runtime.models import job_runs
 from runtime.node import open_node
-from runtime.plugins import GROUP, Plugins
+from runtime.plugins import GROUP, Plugin, Plugins
 from runtime.settings import Settings
 from tests.live import free_port
-from tests.people import fund, join, operator
+from tests.people import fund, join, movements_of, operator
 from tests.stripe_server import wait_until
 from web.i18n import translations
 
@@ -74,9 +75,14 @@ def test_plugins_are_listed_with_their_version_and_hooks(tools: TestClient) -> N
     assert listed["tools"]["version"] == "0.3.0"
     assert listed["tools"]["distribution"] == "sou-tool-library"
     assert listed["tools"]["state"] == "active"
-    assert {"sou_routers", "sou_migrations", "sou_jobs", "sou_reactions", "sou_menu"} <= set(
-        listed["tools"]["hooks"]
-    )
+    assert {
+        "sou_routers",
+        "sou_migrations",
+        "sou_jobs",
+        "sou_reactions",
+        "sou_menu",
+        "sou_escrow_names",
+    } <= set(listed["tools"]["hooks"])
     assert listed["wallet"]["shipped"] is True and listed["tools"]["shipped"] is False
     page = tools.get("/plugins", headers={"Accept": "text/html"})
     assert page.status_code == 200 and "sou-tool-library" in page.text and "0.3.0" in page.text
@@ -168,6 +174,10 @@ def test_deposits_held_in_escrow_are_given_back_or_released_and_the_audit_agrees
     assert again.status_code == 409 and again.json()["error"] == "loan_not_out"
     assert camille.balance() == 5_000
     assert node.ledger.balance(loan["escrow"]) == 0
+    # Her wallet reads what the deposit was for, as the plugin names its escrow.
+    seen = movements_of(camille, "fr")
+    assert "Mis de côté · à Outilthèque · Tondeuse" in seen
+    assert "Mise de côté rendue · de Outilthèque · Tondeuse" in seen
 
     # A second tool is lost: its deposit is released to the library's keeper.
     keeper = join(tools, "Gardien")
@@ -180,6 +190,8 @@ def test_deposits_held_in_escrow_are_given_back_or_released_and_the_audit_agrees
     lost = admin.post(f"/api/v1/tools/loans/{second['id']}/lost")
     assert lost.status_code == 200, lost.text
     assert (camille.balance(), keeper.balance()) == (3_500, 1_500)
+    seen = movements_of(keeper, "fr")
+    assert "Versé depuis une mise de côté · de Outilthèque · Scie" in seen
     assert node.ledger.balance(second["escrow"]) == 0
     node.new_sealer().seal_all()
     report = audit(node.engine, node_public_key=node.node_key.public_key, workers=1)
@@ -209,6 +221,30 @@ def test_a_plugin_moves_no_units_but_out_of_its_own_escrows(tools: TestClient) -
         post(node, theft)
     assert refused.value.code == "wrong_signer"
     assert camille.balance() == 1_000
+
+
+class Impostor:
+    """A plugin that names every escrow it is asked about, its own or not."""
+
+    @hookimpl
+    def sou_escrow_names(self, codes: list[str]) -> dict[str, str]:
+        return {code: "Impostor" for code in codes}
+
+
+def test_a_plugin_names_its_own_escrows_only(tools: TestClient) -> None:
+    """The wallet asks every plugin at once for the escrows a page shows, and takes each
+    plugin's names for its own escrows only: another plugin cannot rename them."""
+    node = tools.app.state.node  # type: ignore[attr-defined]
+    node.plugins.manager.register(Impostor(), name="impostor")
+    node.plugins.found["impostor"] = Plugin("impostor", "impostor", "1.0")
+    camille = join(tools, "Camille")
+    fund(tools, camille, 5_000)
+    loan = camille.post("/api/v1/tools/loans", json={"tool": "Tondeuse", "deposit": 2_000}).json()
+    deposit = camille.order("escrow_payment", to=loan["escrow"], amount=2_000)
+    assert camille.post(f"/api/v1/tools/loans/{loan['id']}/deposit", json=deposit).is_success
+    assert "Put aside · to Tool library · Tondeuse" in movements_of(camille, "en")
+    assert "Mis de côté · à Outilthèque · Tondeuse" in movements_of(camille, "fr")
+    assert "Impostor" not in movements_of(camille, "fr")
 
 
 @pytest.mark.parametrize("disabled", ["tools", " tools , cards"])

@@ -12,7 +12,7 @@ from sqlalchemy import text
 from audits.audit import audit
 from ledger.operations import allowance_escrow
 from runtime.links import check_link
-from tests.people import Person, fund, join
+from tests.people import Person, fund, join, movements_of
 from tests.test_pos import _shop
 from tests.test_pos_codes import _auth
 
@@ -56,6 +56,12 @@ def test_a_certificate_lets_shops_offline_check_and_collect_later(site: Any) -> 
     assert zoe.balance() == 1200
     assert camille.get("/api/v1/pay/allowance").json()["balance"] == 1800
     assert audit(site.app.state.node.engine).ok
+    # Each wallet names the other side in words: her own allowance, the shop's customer.
+    assert "Mis de côté · à votre allocation hors ligne" in movements_of(camille, "fr")
+    assert "Put aside · to your offline allowance" in movements_of(camille, "en")
+    taken_by_zoe = movements_of(zoe, "fr")
+    assert "Paiement en caisse · de Camille" in taken_by_zoe, taken_by_zoe
+    assert "escrow:" not in taken_by_zoe
 
 
 def test_a_double_spend_across_two_shops_is_refused_and_attributable(site: Any) -> None:
@@ -82,6 +88,7 @@ def test_the_allowance_comes_back_once_no_certificate_is_live(site: Any) -> None
     back = camille.post("/api/v1/pay/allowance/release")
     assert back.status_code == 200, back.text
     assert (back.json()["balance"], camille.balance()) == (0, 5000)
+    assert "Repris · de votre allocation hors ligne" in movements_of(camille, "fr")
     assert audit(site.app.state.node.engine).ok
 
 

@@ -37,6 +37,7 @@ from wallet_api.schemas import (
     TransferFound,
     TransferOut,
 )
+from web.i18n import language_of
 from web.pages import problem
 from web.refusals import PROBLEM_JSON, REFUSALS, Refusal, refusal_of
 from web.schemas import SignedOrderIn
@@ -79,7 +80,8 @@ def history(
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> History:
     """Movements of your wallet, newest first; page with `before`."""
-    items = service.history(node_of(request), member, before=before, limit=limit)
+    lang = language_of(request)
+    items = service.history(node_of(request), member, before=before, limit=limit, lang=lang)
     return History(
         items=[MovementOut(**vars(m)) for m in items],
         next_before=items[-1].transfer_id if len(items) == limit else None,
@@ -236,7 +238,8 @@ def pos_payments(
     """For a point-of-sale device: the payments its merchant received, newest first."""
     # Filtered in the query, not after it: a page of the merchant's own spending must not
     # end the paging before older payments received.
-    items = service.history(node_of(request), merchant, before=before, limit=limit, incoming=True)
+    node, lang = node_of(request), language_of(request)
+    items = service.history(node, merchant, before=before, limit=limit, incoming=True, lang=lang)
     return History(
         items=[MovementOut(**vars(m)) for m in items],
         next_before=items[-1].transfer_id if len(items) == limit else None,

@@ -18,23 +18,38 @@ from members import service as members
 from members.access import MaybeMember, Member, node_of, wallet_holder
 from wallet_api import service
 from wallet_api.errors import NOT_SEALED_YET
+from web.i18n import language_of
 from web.pages import PathId, number_format, page, say, when
 from web.refusals import Refusal
 
 router = APIRouter(include_in_schema=False)
 
 HISTORY_PAGE = 20
-# How people read each kind of movement of their wallet (msgids, French in wallet.po).
+# How people read each kind of movement of their wallet: every operation of the ledger that
+# posts to a member's account (msgids, French in wallet.po; "Taken back" in cards.po).
 KIND_LABELS = {
     "payment": "Payment",
+    "collection": "Payment at the counter",  # a shop's till took it, by the customer's code
     "refund": "Refund",
     "topup": "Top-up",
     "redemption": "Reconversion",
     "correction": "Correction",
+    "allowance_hold": "Put aside",
+    "allowance_release": "Taken back",
+    "escrow_payment": "Put aside",
+    "escrow_release": "Paid out of money set aside",
+    "escrow_refund": "Money set aside given back",
+    "note_deposit": "Paper note deposited",
     "card_hold": "Held after a card dispute",
     "card_release": "Released after a card dispute",
     "card_reversal": "Card payment taken back",
 }
+# A kind the ledger gains later is still named in words, never by its code.
+SOME_KIND = "Movement"
+
+
+def kind_label(kind: object) -> str:
+    return KIND_LABELS.get(kind, SOME_KIND) if isinstance(kind, str) else SOME_KIND
 
 
 @router.get("/")
@@ -54,12 +69,13 @@ def wallet(
     if isinstance(member, Response):
         return member
     node = node_of(request)
-    movements = service.history(node, member, before=before, limit=HISTORY_PAGE)
+    lang = language_of(request)
+    movements = service.history(node, member, before=before, limit=HISTORY_PAGE, lang=lang)
     rows = [
         {
             "id": m.transfer_id,
-            "what": KIND_LABELS.get(m.kind, m.kind),
-            "who": m.counterparty_name or m.counterparty,
+            "what": kind_label(m.kind),
+            "who": m.counterparty_name,
             "memo": m.memo,
             "when": when(request, m.created_ms),
             "amount": m.amount,
@@ -130,22 +146,21 @@ def receipt(transfer_id: PathId, request: Request, p: MaybeMember) -> Response:
         pending=False,
         transfer_id=transfer_id,
         receipt=found,
-        what=KIND_LABELS.get(order.get("kind", ""), order.get("kind", "")),
+        what=kind_label(order.get("kind")),
         amount=mine,
         order=order,
-        parties=_parties(request, order),
+        parties=_parties(request, member, order),
         created=when(request, leaf["created"]),
         node_key=node_key,
     )
 
 
-def _parties(request: Request, order: dict[str, Any]) -> dict[str, str]:
-    """Who paid and who was paid: members by their name (a shop by its trade name), other
-    accounts (the reserve, an escrow...) by their code."""
+def _parties(request: Request, member: Member, order: dict[str, Any]) -> dict[str, str]:
+    """Who paid and who was paid, as the wallet names them (`service.account_names`): a
+    member by their name, an escrow by what it is for; a side it cannot name is left out."""
     codes = {side: order[side] for side in ("from", "to") if isinstance(order.get(side), str)}
-    ids = {c.removeprefix("member:"): c for c in codes.values() if c.startswith("member:")}
-    names = {ids[i]: name for i, name in members.names(node_of(request), set(ids)).items()}
-    return {side: names.get(code, code) for side, code in codes.items()}
+    names = service.account_names(node_of(request), member, codes.values(), language_of(request))
+    return {side: names[code] for side, code in codes.items() if code in names}
 
 
 @router.get("/send")

@@ -17,11 +17,14 @@ class MovementOut(BaseModel):
     transfer_id: int
     kind: str
     amount: int
-    counterparty: str | None = Field(description="The other member's id, if a member.")
+    counterparty: str | None = Field(
+        description="The other member's id, if a member; else the other account's code."
+    )
     memo: str | None
     created_ms: int
     counterparty_name: str | None = Field(
-        description="How people know the other member: a shop's trade name, else their name."
+        description="How people know the other side, in the request's language: a shop's "
+        "trade name, a member's name, what an escrow is for (a contract, a campaign)."
     )
 
 

@@ -11,13 +11,18 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass, replace
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Connection
 
 from ledger import proofs
 from ledger import repository as ledger_repo
 from ledger.canonical import b64
-from ledger.errors import UnknownTransfer
+from ledger.chart import Kind, kind_of
+from ledger.errors import InvalidOrder, UnknownTransfer
+from ledger.operations import allowance_escrow
 from ledger.posting import Posted
 from ledger.signing import SignedOrder
 from members.access import Member
@@ -37,6 +42,7 @@ from wallet_api.errors import (
     UNKNOWN_ORDER,
     UNKNOWN_TRANSFER,
 )
+from web.i18n import DEFAULT, translations
 from web.refusals import Refusal
 
 if TYPE_CHECKING:
@@ -65,32 +71,122 @@ class Movement:
     transfer_id: int
     kind: str
     amount: int  # signed: what it did to this wallet
-    counterparty: str | None
+    counterparty: str | None  # a member's id, else the other account's code
     memo: str | None
     created_ms: int
-    counterparty_name: str | None = None  # a shop's trade name, a member's name
+    # As people know the other side: a shop's trade name, a member's name, what an escrow
+    # is for ("AMAP · Légumes de saison"); None where it has no name a resident reads.
+    counterparty_name: str | None = None
 
 
 def history(
-    node: Node, member: Member, *, before: int | None, limit: int, incoming: bool = False
+    node: Node,
+    member: Member,
+    *,
+    before: int | None,
+    limit: int,
+    incoming: bool = False,
+    lang: str = DEFAULT,
 ) -> list[Movement]:
     """A page of the member's movements, newest first (`incoming`: only credits), each
-    naming the other party as people know them."""
+    naming the other party as people know them, in `lang`."""
     _wallet(member)
     with node.ledger.reading() as conn:
         rows = repo.history(conn, member.account, before=before, limit=limit, incoming=incoming)
-        movements = [_movement(row, member.account) for row in rows]
-        names = names_of(conn, {m.counterparty for m in movements if m.counterparty})
-    return [replace(m, counterparty_name=names.get(m.counterparty or "")) for m in movements]
+        found = [(row, json.loads(row["order_json"])) for row in rows]
+        others = [_other_party(order, member.account) for _, order in found]
+        names = _account_names(node, conn, member, {o for o in others if o}, lang)
+    return [
+        _movement(row, order, other, names.get(other or ""))
+        for (row, order), other in zip(found, others, strict=True)
+    ]
 
 
-def _movement(row: Any, account: str) -> Movement:
-    order = json.loads(row["order_json"])
+def _other_party(order: dict[str, Any], account: str) -> str | None:
     other = order.get("to") if order.get("from") == account else order.get("from")
-    counterparty = other.removeprefix("member:") if isinstance(other, str) else None
+    return other if isinstance(other, str) else None
+
+
+def _movement(row: Any, order: dict[str, Any], other: str | None, name: str | None) -> Movement:
+    counterparty = other.removeprefix("member:") if other else None
     return Movement(
-        row["id"], row["kind"], row["amount"], counterparty, order.get("memo"), row["created_ms"]
+        row["id"],
+        row["kind"],
+        row["amount"],
+        counterparty,
+        order.get("memo"),
+        row["created_ms"],
+        name,
     )
+
+
+# How a member reads the escrows of the node's own rules (`ledger.operations`: a member's
+# offline allowance, a disputed card top-up's hold): msgids, French in wallet.po.
+ESCROW_LABELS = {
+    "offline": "your offline allowance",
+    "card": "the card dispute's hold",
+}
+
+
+def account_names(
+    node: Node, member: Member, codes: Iterable[str], lang: str = DEFAULT
+) -> dict[str, str]:
+    """How `member` reads these accounts (a receipt's payer and payee), in `lang`; those
+    without a name a resident reads are left out."""
+    with node.ledger.reading() as conn:
+        return _account_names(node, conn, member, set(codes), lang)
+
+
+def _account_names(
+    node: Node, conn: Connection, member: Member, codes: set[str], lang: str
+) -> dict[str, str]:
+    """How `member` reads these accounts, in `lang`: a member by their name (a shop by its
+    trade name); the member's own offline allowance as such, another's (a customer's, for
+    a shop) by its owner's name; a card dispute's hold; a plugin's escrow by what the
+    plugin says it is for. Accounts left without a name are left out: a page shows a
+    resident no account code."""
+    holders = {code: holder for code in codes if (holder := _holder(code))}
+    people = names_of(conn, set(holders.values()))
+    names = {code: people[holder] for code, holder in holders.items() if holder in people}
+    said = translations(lang).gettext
+    for code in codes:
+        if code == allowance_escrow(member.account):
+            names[code] = said(ESCROW_LABELS["offline"])
+        elif _escrow_group(code) == "card":
+            names[code] = said(ESCROW_LABELS["card"])
+    plugins_own = sorted(c for c in codes if _escrow_group(c) not in (None, *ESCROW_LABELS))
+    return names | _escrow_names(node, conn, plugins_own, lang)
+
+
+def _holder(code: str) -> str | None:
+    """The member whose name names an account: a member's own, or their offline allowance."""
+    if code.startswith("member:"):
+        return code.removeprefix("member:")
+    if _escrow_group(code) == "offline":
+        return code.split(":")[2]
+    return None
+
+
+def _escrow_group(code: str) -> str | None:
+    """Whose escrow an account is (`escrow:<group>:...`: a plugin's name, or one of the
+    node's own rules); None for an account that is not an escrow."""
+    try:
+        return code.split(":")[1] if kind_of(code) is Kind.ESCROW else None
+    except InvalidOrder:
+        return None
+
+
+def _escrow_names(node: Node, conn: Connection, codes: list[str], lang: str) -> dict[str, str]:
+    """What the plugins holding these escrows say each is for (`sou_escrow_names`), all
+    asked at once; a plugin's name for another plugin's escrow is not taken."""
+    if not codes:
+        return {}
+    wanted = set(codes)
+    names: dict[str, str] = {}
+    for plugin, said in node.plugins.each("sou_escrow_names", conn=conn, codes=codes, lang=lang):
+        own = f"escrow:{plugin.name}:"
+        names |= {c: str(n) for c, n in said.items() if c in wanted and c.startswith(own)}
+    return names
 
 
 def send(node: Node, member: Member, envelope: SignedOrder) -> Posted:

@@ -147,6 +147,18 @@ def subscription_of(conn: Connection, contract: int, member: str) -> Row | None:
     return None if row is None else dict(row)
 
 
+def contract_titles(conn: Connection, subscriptions_: list[int]) -> dict[int, str]:
+    """The title of each of these subscriptions' contract (unknown ones left out)."""
+    if not subscriptions_:
+        return {}
+    query = (
+        select(subscriptions.c.id, contracts.c.title)
+        .join(contracts, contracts.c.id == subscriptions.c.contract)
+        .where(subscriptions.c.id.in_(subscriptions_))
+    )
+    return {int(sub): str(title) for sub, title in conn.execute(query)}
+
+
 def subscriptions_of_member(conn: Connection, member: str) -> list[Row]:
     query = select(subscriptions).where(subscriptions.c.member == member)
     return all_of(conn, query.order_by(subscriptions.c.id))

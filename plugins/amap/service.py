@@ -11,7 +11,8 @@ posted; posting again (a retry, a second process) moves nothing more.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -43,11 +44,15 @@ from plugins.amap.models import (
 from runtime.node import Node
 from runtime.reactions import LedgerEvent, TransferPosted
 from runtime.signing import post, posted_or_existing, sign_as
+from web.i18n import translations
 from web.refusals import Money
 
 NAME = "amap"
 KEY = f"plugin:{NAME}"
 ESCROW_PREFIX = f"escrow:{NAME}:sub-"
+SUBSCRIPTION_ESCROW = re.compile(rf"escrow:{NAME}:sub-([0-9]{{1,18}})")
+# How a member's wallet names a subscription's escrow (a msgid: French in amap.po).
+ESCROW_NAME = "AMAP · {contract}"
 STATES = {"planned": "planned", "delivered": "delivered", "cancelled": "cancelled"}
 NATURES = {
     "subscription": "subscription",
@@ -60,6 +65,17 @@ Row = dict[str, Any]
 
 def escrow(subscription: int) -> str:
     return plugin_escrow(NAME, f"sub-{subscription}")
+
+
+def escrow_names(conn: Connection, codes: Sequence[str], lang: str) -> dict[str, str]:
+    """The subscriptions' escrows among `codes`, each named by its contract's title, as the
+    member who pays into it reads it (and the producer paid from it)."""
+    wanted = {
+        int(found[1]): code for code in codes if (found := SUBSCRIPTION_ESCROW.fullmatch(code))
+    }
+    said = translations(lang).gettext(ESCROW_NAME)
+    titles = repo.contract_titles(conn, sorted(wanted))
+    return {wanted[sub]: said.format(contract=title) for sub, title in titles.items()}
 
 
 def account(member: str) -> str:

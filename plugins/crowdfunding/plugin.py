@@ -32,6 +32,11 @@ def sou_escrow_holdings(conn: Connection) -> Mapping[str, int]:
 
 
 @hookimpl
+def sou_escrow_names(conn: Connection, codes: Sequence[str], lang: str) -> Mapping[str, str]:
+    return service.escrow_names(conn, codes, lang)
+
+
+@hookimpl
 def sou_migrations() -> Traversable:
     return HERE / "migrations"
 

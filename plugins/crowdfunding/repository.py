@@ -172,6 +172,14 @@ def closed_with_units_left(conn: Connection) -> list[int]:
     return [int(i) for i in found.scalars()]
 
 
+def titles(conn: Connection, campaign_ids: list[int]) -> dict[int, str]:
+    """The title of each of these campaigns (unknown ones left out)."""
+    if not campaign_ids:
+        return {}
+    query = select(campaigns.c.id, campaigns.c.title).where(campaigns.c.id.in_(campaign_ids))
+    return {int(campaign): str(title) for campaign, title in conn.execute(query)}
+
+
 def escrow_holdings(conn: Connection) -> dict[str, int]:
     """What each escrow holds by these records: payments in, less refunds and releases."""
     held: dict[str, int] = {}

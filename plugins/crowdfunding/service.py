@@ -9,6 +9,7 @@ import io
 import logging
 import re
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from PIL import Image, UnidentifiedImageError
@@ -27,6 +28,7 @@ from plugins.crowdfunding.settings import CrowdfundingSettings
 from runtime.node import Node
 from runtime.reactions import LedgerEvent, TransferPosted
 from runtime.signing import post, posted_or_existing, sign_as
+from web.i18n import translations
 from web.refusals import Money
 
 log = logging.getLogger(__name__)
@@ -48,6 +50,8 @@ PUBLISHED = ("open", "funded", "missed")
 PICTURE_SIDE = 1600  # pixels: a larger picture is scaled down
 MOST_PIXELS = 40_000_000  # a small file may unpack to a huge image: refused before decoding
 CAMPAIGN_ESCROW = re.compile(rf"escrow:{NAME}:campaign-([0-9]+)")
+# How a member's wallet names the plugin's escrows (msgids: French in crowdfunding.po).
+ESCROW_NAMES = {"campaign": "Project · {title}", "matching": "Commune's matching fund"}
 MATCH_ID = re.compile(rf"{NAME}-c([0-9]+)-match-")
 
 
@@ -63,6 +67,22 @@ def now_ms() -> int:
 
 def escrow(campaign_id: int) -> str:
     return plugin_escrow(NAME, f"campaign-{campaign_id}")
+
+
+def escrow_names(conn: Connection, codes: Sequence[str], lang: str) -> dict[str, str]:
+    """The plugin's escrows among `codes`, as a member who pledges (or is paid) reads them:
+    a campaign's by its title, and the commune's matching fund."""
+    said = translations(lang).gettext
+    wanted = {
+        int(found[1]): code
+        for code in codes
+        if (found := CAMPAIGN_ESCROW.fullmatch(code)) and len(found[1]) <= 18  # a BIGINT
+    }
+    titles = repo.titles(conn, sorted(wanted))
+    named = {wanted[c]: said(ESCROW_NAMES["campaign"]).format(title=t) for c, t in titles.items()}
+    if MATCHING in codes:
+        named[MATCHING] = said(ESCROW_NAMES["matching"])
+    return named
 
 
 # -- proposing and moderating ---------------------------------------------------------------

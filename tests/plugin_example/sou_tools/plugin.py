@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from importlib.resources import files
 from importlib.resources.abc import Traversable
 
 import typer
 from fastapi import APIRouter
 from pydantic_settings import BaseSettings
-from sqlalchemy import func, select
+from sqlalchemy import Connection, func, select
 
 from runtime.hookspecs import Assets, MenuEntry, hookimpl
 from runtime.jobs import Job, JobRun
@@ -36,6 +36,11 @@ def sou_migrations() -> Traversable:
 @hookimpl
 def sou_escrows() -> Sequence[str]:
     return []  # one escrow per loan, opened with the loan; this hook gives the plugin its key
+
+
+@hookimpl
+def sou_escrow_names(conn: Connection, codes: Sequence[str], lang: str) -> Mapping[str, str]:
+    return service.escrow_names(conn, codes, lang)  # "Tool library · Lawnmower"
 
 
 @hookimpl

@@ -3,10 +3,12 @@ member's signed escrow payment in, and out again signed with the plugin's own ke
 
 from __future__ import annotations
 
+import re
 import time
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Connection, select, update
 
 from ledger.operations import plugin_escrow
 from ledger.posting import Posted
@@ -18,11 +20,15 @@ from runtime.signing import post, posted_or_existing, sign_as
 from sou_tools import errors
 from sou_tools.models import tool_loans
 from sou_tools.settings import ToolSettings
+from web.i18n import translations
 from web.refusals import Money
 
 NAME = "tools"
 KEY = f"plugin:{NAME}"
 DAY_MS = 86_400_000
+LOAN_ESCROW = re.compile(rf"escrow:{NAME}:loan-([0-9]{{1,18}})")
+# How a member's wallet names a loan's escrow (a msgid: French in tools.po).
+ESCROW_NAME = "Tool library · {tool}"
 STATES = {
     "waiting_deposit": "waiting for the deposit",
     "out": "borrowed",
@@ -39,6 +45,16 @@ def settings(node: Node) -> ToolSettings:
 
 def escrow(loan_id: int) -> str:
     return plugin_escrow(NAME, f"loan-{loan_id}")
+
+
+def escrow_names(conn: Connection, codes: Sequence[str], lang: str) -> dict[str, str]:
+    """The loans' escrows among `codes`, each named by the tool its deposit is for."""
+    wanted = {int(found[1]): code for code in codes if (found := LOAN_ESCROW.fullmatch(code))}
+    if not wanted:
+        return {}
+    query = select(tool_loans.c.id, tool_loans.c.tool).where(tool_loans.c.id.in_(sorted(wanted)))
+    said = translations(lang).gettext(ESCROW_NAME)
+    return {wanted[loan]: said.format(tool=tool) for loan, tool in conn.execute(query)}
 
 
 def lend(node: Node, member: Member, tool: str, deposit: int) -> dict[str, Any]:
