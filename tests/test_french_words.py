@@ -18,7 +18,7 @@ from tests.people import Person, fund, join, movements_of, words_of
 from tests.test_amap import make_amap
 from tests.test_crowdfunding import opened, pledge
 from tests.test_pages import HTML, french, node_of
-from web.i18n import _parts, add_catalogue, first_day, translations
+from web.i18n import _parts, add_catalogue, elided, first_day, translations
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCALE = ROOT / "web" / "locale" / "fr" / "LC_MESSAGES"
@@ -224,3 +224,18 @@ def test_the_first_of_a_month_is_written_as_french_writes_it() -> None:
     assert french.day(date(2026, 1, 11)) == "11 janv. 2026"
     assert english.day(date(2026, 1, 1)) == "1 Jan 2026"
     assert first_day("jeudi 1 janvier 2026, 10:01", 1, "fr_FR") == "jeudi 1er janvier 2026, 10:01"
+
+
+def test_de_is_elided_before_a_name_that_starts_with_a_vowel(site: TestClient) -> None:
+    """« d’Inès », never « de Inès »: in a sentence a template fills ({% trans %}), and in
+    one the page's code fills."""
+    ines, louis = join(site, "Inès"), join(site, "Louis")
+    fund(site, ines, 1_000)
+    assert ines.pay(louis, 250).status_code in (200, 201)
+    french = movements_of(louis, "fr")
+    assert "Paiement · d’Inès" in french and "de Inès" not in french, french
+    assert "Payment · from Inès" in movements_of(louis, "en")
+    assert elided("le portefeuille de Inès, de Hugo, de AMAP, de 12 €", "fr") == (
+        "le portefeuille d’Inès, de Hugo, de AMAP, de 12 €"
+    )
+    assert elided("de Inès", "en") == "de Inès"

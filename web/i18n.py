@@ -95,6 +95,26 @@ def first_day(written: str, day: int, lang: str) -> str:
     return _FIRST_DAY.sub("1er", written, count=1)
 
 
+# "de" before a name that starts with a vowel: a capital vowel, then a small letter ("de
+# Inès", "de Œufs"; not "de AMAP", an acronym, nor "de Hugo": an h may be aspirated).
+_DE_BEFORE_VOWEL = re.compile(r"\bde (?=[AEIOUÀÂÉÈÊËÎÏÔÛÙŒ][a-zàâçéèêëîïôûùœ])")
+
+
+def elided(text: str, lang: str) -> str:
+    """French elides « de » before a vowel, « d’Inès »: a message cannot do it itself for a
+    name filled in later, so the filled sentence is mended."""
+    return _DE_BEFORE_VOWEL.sub("d’", text) if lang.startswith("fr") else text
+
+
+class Elidable(str):
+    """A translated message whose `format` mends the filled sentence (`elided`)."""
+
+    lang = DEFAULT
+
+    def format(self, *args: object, **values: object) -> str:
+        return elided(super().format(*args, **values), self.lang)
+
+
 def language_of(request: Request) -> str:
     """The `?lang=` switch, then the cookie it sets, then Accept-Language, then French."""
     for choice in (request.query_params.get("lang"), request.cookies.get(LANG_COOKIE)):

@@ -25,14 +25,28 @@ from jinja2 import (
     Environment,
     FileSystemLoader,
     PackageLoader,
+    nodes,
+    pass_context,
     select_autoescape,
 )
+from jinja2.ext import InternationalizationExtension
+from jinja2.runtime import Context
+from markupsafe import Markup
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from ledger.errors import LedgerError
 from runtime.keystore import KeyFileError
-from web.i18n import LANG_COOKIE, LANGUAGES, first_day, gettext_for, language_of, money
+from web.i18n import (
+    LANG_COOKIE,
+    LANGUAGES,
+    Elidable,
+    elided,
+    first_day,
+    gettext_for,
+    language_of,
+    money,
+)
 from web.refusals import Refusal, field_phrase, refusal_of, validation_reason
 from web.schemas import NO_NUL, ONE_LINE
 
@@ -179,15 +193,33 @@ def _allowed(request: Request) -> list[str]:
     ]
 
 
+class _Translating(InternationalizationExtension):
+    """Jinja's {% trans %}, its filled sentence mended as the reader's language writes it
+    (`elided`: « d’Inès »)."""
+
+    def _make_node(self, *args: Any, **kwargs: Any) -> nodes.Output:
+        made = super()._make_node(*args, **kwargs)
+        return nodes.Output([nodes.Filter(made.nodes[0], "elided", [], [], None, None)])
+
+
+@pass_context
+def _elided(context: Context, text: Any) -> Any:
+    lang = str(context.get("lang", ""))
+    if isinstance(text, Markup):
+        return Markup(elided(str(text), lang))
+    return elided(str(text), lang)
+
+
 # The node's templates, then the plugins' (`add_templates`), found by name in that order.
 _LOADERS: list[BaseLoader] = [PackageLoader("web", "templates")]
 templates = Environment(
     loader=ChoiceLoader(_LOADERS),
     autoescape=select_autoescape(("html",)),
-    extensions=["jinja2.ext.i18n"],
+    extensions=[_Translating],
     trim_blocks=True,
     lstrip_blocks=True,
 )
+templates.filters["elided"] = _elided
 
 
 def add_templates(folder: Traversable) -> None:
@@ -231,13 +263,19 @@ def render(request: Request, name: str, **context: Any) -> str:
     tr = gettext_for(request)
     node = request.app.state.node
     me = getattr(request.state, "member", None)
+
+    def said(message: str) -> Elidable:  # `_("... {name}").format(name=...)` elides too
+        text = Elidable(tr.gettext(message))
+        text.lang = lang
+        return text
+
     return templates.get_template(name).render(
         request=request,
         lang=lang,
         languages=LANGUAGES,
-        gettext=tr.gettext,
+        gettext=said,
         ngettext=tr.ngettext,
-        _=tr.gettext,
+        _=said,
         csrf=csrf_token(request),
         village=node.settings.village,
         origin=node.ledger.origin,
@@ -297,12 +335,14 @@ def done(path: str, **what: int | str) -> RedirectResponse:
 
 def say(request: Request, message: str, **values: Any) -> str:
     """A message of the page in the reader's language, its `{name}`s filled."""
-    return gettext_for(request).gettext(message).format(**values)
+    lang = language_of(request)
+    return elided(gettext_for(request).gettext(message).format(**values), lang)
 
 
 def say_counted(request: Request, one: str, many: str, n: int, **values: Any) -> str:
     """A message that counts `n` ({n} in it), in the reader's plural."""
-    return gettext_for(request).ngettext(one, many, n).format(n=n, **values)
+    said = gettext_for(request).ngettext(one, many, n).format(n=n, **values)
+    return elided(said, language_of(request))
 
 
 # Where the reader names no region for the page's language, the village's neighbours: an
