@@ -363,6 +363,8 @@ def test_office_page_records_a_cash_in_in_euros_and_a_deposit(site) -> None:
     assert done.status_code == 200, done.text  # redirected to the page, which says it
     assert str(done.url).endswith(f"/office?cash_in={done_id(site, 'topup')}")
     assert f"Credited 20.50 SOU to Camille ({camille.id})." in done.text
+    cash_ins = done.text[done.text.index('<table id="cash-ins">') : done.text.index("</table>")]
+    assert f"<td>Camille <code>{camille.id}</code></td>" in cash_ins  # named, not an id alone
     assert camille.balance() == 2_050
     again = office.post("/office", data={**fields, "amount": "20,50"})  # a double click
     assert again.status_code == 200 and camille.balance() == 2_050

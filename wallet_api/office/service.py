@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection
@@ -42,6 +42,7 @@ from members.errors import (
     UNKNOWN_MEMBER,
 )
 from members.models import WALLET_ROLES
+from members.shops import names_of
 from runtime.hookspecs import BankConfirmation
 from runtime.signing import posted_or_existing, sign_as
 from wallet_api.office import repository as repo
@@ -361,6 +362,7 @@ class OfficeView:
     till: int
     cash_ins: list[CashIn]
     deposits: list[Deposit]
+    names: dict[str, str] = field(default_factory=dict)  # the cash-ins' members, as named
 
 
 def office_view(node: Node, operator: Member) -> OfficeView:
@@ -372,7 +374,9 @@ def office_view(node: Node, operator: Member) -> OfficeView:
         balance = ledger_repo.balances(conn, [till]).get(till, 0)
         moves = repo.till_movements(conn, till, "topup", limit=RECENT)
         deposits = _deposits_of(node, conn, repo.deposits(conn, office=office, limit=RECENT))
-    return OfficeView(office, balance, [_cash_in_of(office, m) for m in moves], deposits)
+        cash_ins = [_cash_in_of(office, m) for m in moves]
+        names = names_of(conn, {c.member for c in cash_ins})
+    return OfficeView(office, balance, cash_ins, deposits, names)
 
 
 def _cash_in_of(office: str, row: Any) -> CashIn:
