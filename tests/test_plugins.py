@@ -177,7 +177,7 @@ def test_deposits_held_in_escrow_are_given_back_or_released_and_the_audit_agrees
     # Her wallet reads what the deposit was for, as the plugin names its escrow.
     seen = movements_of(camille, "fr")
     assert "Mis de côté · à Outilthèque · Tondeuse" in seen
-    assert "Mise de côté rendue · de Outilthèque · Tondeuse" in seen
+    assert "Mise de côté rendue · d’Outilthèque · Tondeuse" in seen
 
     # A second tool is lost: its deposit is released to the library's keeper.
     keeper = join(tools, "Gardien")
@@ -191,7 +191,7 @@ def test_deposits_held_in_escrow_are_given_back_or_released_and_the_audit_agrees
     assert lost.status_code == 200, lost.text
     assert (camille.balance(), keeper.balance()) == (3_500, 1_500)
     seen = movements_of(keeper, "fr")
-    assert "Versé depuis une mise de côté · de Outilthèque · Scie" in seen
+    assert "Versé depuis une mise de côté · d’Outilthèque · Scie" in seen
     assert node.ledger.balance(second["escrow"]) == 0
     node.new_sealer().seal_all()
     report = audit(node.engine, node_public_key=node.node_key.public_key, workers=1)
