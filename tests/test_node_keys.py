@@ -345,6 +345,19 @@ def busy_client(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(psycopg.Cursor, "execute", after_a_moment)
 
 
+def _writes_first(other: Sealer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The next round to sign a checkpoint has read the queue and computed its leaves when
+    `other` (another process, the node's sealing thread) seals one leaf before it writes."""
+    signing = sealer_module.sign_checkpoint
+
+    def other_seals_first(*args: Any, **kwargs: Any) -> str:
+        monkeypatch.setattr(sealer_module, "sign_checkpoint", signing)
+        assert other.seal().leaves == 1
+        return signing(*args, **kwargs)
+
+    monkeypatch.setattr(sealer_module, "sign_checkpoint", other_seals_first)
+
+
 @pytest.mark.usefixtures("busy_client")
 def test_a_sealing_round_another_sealer_won_logs_nothing_above_debug(
     book: Book, engine: Engine, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
@@ -353,15 +366,7 @@ def test_a_sealing_round_another_sealer_won_logs_nothing_above_debug(
     first, other = Sealer(engine, NODE_KEY, ORIGIN), Sealer(engine, NODE_KEY, ORIGIN)
     first.seal_all()
     assert isinstance(book.post(book.payment(alice, bob, 300)), Posted)
-    signing = sealer_module.sign_checkpoint
-
-    def another_process_seals_first(*args: Any, **kwargs: Any) -> str:
-        # `first` has read the queue and computed its leaves; `other` writes before it.
-        monkeypatch.setattr(sealer_module, "sign_checkpoint", signing)
-        assert other.seal().leaves == 1
-        return signing(*args, **kwargs)
-
-    monkeypatch.setattr(sealer_module, "sign_checkpoint", another_process_seals_first)
+    _writes_first(other, monkeypatch)
     caplog.set_level(logging.DEBUG)
     lost = first.seal_in_background()
     assert lost is not None and lost.leaves == 0
@@ -381,15 +386,7 @@ def test_sealing_all_goes_on_past_a_round_another_sealer_won(
     first.seal_all()
     for amount in (100, 200):
         assert isinstance(book.post(book.payment(alice, bob, amount)), Posted)
-    signing = sealer_module.sign_checkpoint
-
-    def the_thread_seals_first(*args: Any, **kwargs: Any) -> str:
-        # `first` has read both payments; the thread, which had read only the first, writes.
-        monkeypatch.setattr(sealer_module, "sign_checkpoint", signing)
-        assert thread.seal().leaves == 1
-        return signing(*args, **kwargs)
-
-    monkeypatch.setattr(sealer_module, "sign_checkpoint", the_thread_seals_first)
+    _writes_first(thread, monkeypatch)  # `first` read both payments; the thread, only one
     assert first.seal_all() == 1
     with engine.connect() as conn:
         assert conn.scalar(select(func.count()).select_from(log_queue)) == 0
